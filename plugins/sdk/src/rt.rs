@@ -1,0 +1,38 @@
+//! Glue between the WIT exports and a [`Transform`]; used by `export!`.
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::bindings::sluice::plugin::types::{Batch, BatchResult, RecordError};
+use crate::{Config, Out, Record, Schemas, Transform};
+
+pub fn init<T: Transform>(slot: &RefCell<Option<T>>, config: Vec<(String, String)>) -> Result<(), String> {
+    let plugin = T::init(&Config::new(config)).map_err(|e| e.to_string())?;
+    *slot.borrow_mut() = Some(plugin);
+    Ok(())
+}
+
+pub fn transform<T: Transform>(slot: &RefCell<Option<T>>, batch: Batch) -> BatchResult {
+    let mut slot = slot.borrow_mut();
+    let Some(plugin) = slot.as_mut() else {
+        let error = RecordError { message: "plugin used before init".into() };
+        return BatchResult { schemas: vec![], outputs: batch.records.iter().map(|_| Err(error.clone())).collect() };
+    };
+    run(plugin, batch)
+}
+
+/// Runs `plugin` over a batch: also what [`crate::testing`] uses natively.
+pub fn run<T: Transform>(plugin: &mut T, batch: Batch) -> BatchResult {
+    let schemas = Rc::new(RefCell::new(Schemas::new(batch.schemas)));
+    let outputs = batch
+        .records
+        .into_iter()
+        .map(|raw| match plugin.transform(Record::new(raw, &schemas)) {
+            Ok(Out::Drop) => Ok(Vec::new()),
+            Ok(Out::One(r)) => Ok(vec![r.into_raw()]),
+            Ok(Out::Many(rs)) => Ok(rs.into_iter().map(Record::into_raw).collect()),
+            Err(e) => Err(RecordError { message: e.to_string() }),
+        })
+        .collect();
+    let schemas = schemas.borrow_mut().take_added();
+    BatchResult { schemas, outputs }
+}

@@ -1,0 +1,83 @@
+//! Misbehaves on purpose, for the host's sandbox tests. It implements the WIT
+//! export directly (not through `Transform`) so it can also break the ABI
+//! contract. A record's `action` column picks the fault:
+//! `loop` spins forever, `alloc` allocates without bound, `panic` panics,
+//! `fail` returns an error; anything else passes through.
+//! Config `output = short` returns one result too few for the batch,
+//! `output = bad-schema` points records at a schema that does not exist;
+//! `init = fail` refuses to start.
+// Only meaningful as a wasm component.
+#![cfg(target_arch = "wasm32")]
+
+use std::cell::Cell;
+
+use sluice_plugin::bindings::exports::sluice::plugin::transform::Guest;
+use sluice_plugin::bindings::sluice::plugin::types::{Batch, BatchResult, RecordError, Value};
+
+thread_local! {
+    static OUTPUT: Cell<&'static str> = const { Cell::new("ok") };
+}
+
+struct Faulty;
+
+impl Guest for Faulty {
+    fn init(config: Vec<(String, String)>) -> Result<(), String> {
+        for (k, v) in config {
+            match (k.as_str(), v.as_str()) {
+                ("init", "fail") => return Err("init refused on purpose".into()),
+                ("output", "short") => OUTPUT.set("short"),
+                ("output", "bad-schema") => OUTPUT.set("bad-schema"),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn transform(batch: Batch) -> BatchResult {
+        let action_index = batch.schemas.first().and_then(|s| s.columns.iter().position(|c| c.name == "action"));
+        let mut outputs = Vec::new();
+        for mut record in batch.records {
+            let action = match (action_index, &record.after) {
+                (Some(i), Some(row)) => match &row[i] {
+                    Value::Str(s) => s.clone(),
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            };
+            match action.as_str() {
+                "loop" => spin(),
+                "alloc" => hoard(),
+                "panic" => panic!("faulty plugin panicked on purpose"),
+                "fail" => outputs.push(Err(RecordError { message: "rejected on purpose".into() })),
+                _ => {
+                    if OUTPUT.get() == "bad-schema" {
+                        record.schema = Some(9999);
+                    }
+                    outputs.push(Ok(vec![record]));
+                }
+            }
+        }
+        if OUTPUT.get() == "short" {
+            outputs.pop();
+        }
+        BatchResult { schemas: vec![], outputs }
+    }
+}
+
+fn spin() -> ! {
+    let mut n = 0u64;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+fn hoard() {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+sluice_plugin::bindings::__export_plugin_world!(Faulty with_types_in sluice_plugin::bindings);

