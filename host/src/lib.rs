@@ -1,0 +1,7 @@
+//! Sluice: moves records between MySQL and Kafka through sandboxed
+//! WebAssembly plugins.
+pub mod bench;
+pub mod cli;
+pub mod pipeline;
+pub mod plugin;
+pub mod record;

@@ -1,1 +1,7 @@
-
+//! End-to-end suites: real plugins through the real host, a real MariaDB and
+//! a real Tansu broker. One binary keeps link time down.
+mod cli;
+mod example_plugins;
+mod hot_reload;
+mod sandbox;
+mod stack;

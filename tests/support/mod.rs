@@ -1,0 +1,115 @@
+//! Shared fixtures for the end-to-end suites: the built plugins and a private
+//! MariaDB + Tansu stack started by `scripts/stack.sh`.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+}
+
+/// Builds every plugin (examples and test guests) once per test run and
+/// returns the directory holding the `.wasm` files.
+pub fn plugins_dir() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let plugins = repo_root().join("plugins");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet"])
+            .current_dir(&plugins)
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTFLAGS")
+            .status()
+            .expect("run cargo to build the plugins");
+        assert!(status.success(), "building plugins/ failed");
+        plugins.join("target/wasm32-wasip2/release")
+    })
+}
+
+pub fn plugin_path(name: &str) -> PathBuf {
+    plugins_dir().join(format!("{name}.wasm"))
+}
+
+/// A private MariaDB and Tansu broker; stopped when dropped.
+pub struct Stack {
+    dir: tempfile::TempDir,
+    env: HashMap<String, String>,
+}
+
+impl Stack {
+    pub fn start() -> Stack {
+        let dir = tempfile::Builder::new().prefix("sluice-stack-").tempdir().expect("temp dir");
+        let script = repo_root().join("scripts/stack.sh");
+        let output = Command::new("bash").arg(&script).arg("start").arg(dir.path()).output().expect("run stack.sh");
+        assert!(
+            output.status.success(),
+            "stack.sh start failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = std::fs::read_to_string(dir.path().join("stack.env")).expect("stack.env");
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        Stack { dir, env }
+    }
+
+    pub fn mysql_url(&self) -> &str {
+        &self.env["SLUICE_MYSQL_URL"]
+    }
+
+    pub fn kafka_brokers(&self) -> &str {
+        &self.env["SLUICE_KAFKA_BROKERS"]
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let script = repo_root().join("scripts/stack.sh");
+        let _ = Command::new("bash").arg(&script).arg("stop").arg(self.dir.path()).status();
+    }
+}
+
+use std::sync::Arc;
+
+use sluice::plugin::{BatchOutput, PluginEngine, PluginHost, PluginLimits, PluginRunner};
+use sluice::record::{Batch, JsonBatchBuilder, Schema, Value};
+
+/// One engine per test process: its epoch ticker thread is shared.
+pub fn engine() -> Arc<PluginEngine> {
+    static ENGINE: OnceLock<Arc<PluginEngine>> = OnceLock::new();
+    ENGINE.get_or_init(|| Arc::new(PluginEngine::new().expect("plugin engine"))).clone()
+}
+
+/// A runner for the built plugin `name` with `config` pairs.
+pub fn runner(name: &str, config: &[(&str, &str)], limits: PluginLimits) -> PluginRunner {
+    let host = PluginHost::new(engine());
+    host.load_file(&plugin_path(name)).expect("load plugin");
+    let config = config.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    host.runner(name, config, limits).expect("start plugin")
+}
+
+/// A batch from JSON-line records (the `sluice plugin test` form).
+pub fn batch(lines: &[&str]) -> Batch {
+    let mut builder = JsonBatchBuilder::default();
+    for line in lines {
+        builder.push_line(line).unwrap_or_else(|e| panic!("bad test record {line}: {e}"));
+    }
+    builder.finish()
+}
+
+/// Value of `column` in the `after` row of output record `record` of input `input`.
+pub fn after(batch: &Batch, out: &BatchOutput, input: usize, record: usize, column: &str) -> Value {
+    let rec = &out.outputs[input].as_ref().unwrap_or_else(|e| panic!("record {input} failed: {e}"))[record];
+    let schema: &Schema = batch
+        .schemas
+        .iter()
+        .chain(&out.schemas)
+        .find(|s| Some(s.id) == rec.schema)
+        .expect("output schema");
+    let i = schema.columns.iter().position(|c| c.name == column).unwrap_or_else(|| panic!("no column {column}"));
+    rec.after.as_ref().expect("after row")[i].clone()
+}

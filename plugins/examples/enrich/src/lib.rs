@@ -42,7 +42,7 @@ impl Transform for Enrich {
     fn transform(&mut self, mut record: Record) -> Result<Out, Error> {
         if let Some((source, target)) = &self.domain_from {
             let domain = match record.get(source) {
-                Some(Value::Str(email)) => email.rsplit_once('@').map(|(_, d)| Value::Str(d.to_lowercase())),
+                Some(Value::Str(email)) => email.rsplit_once('@').map(|(_, d)| Value::Str(d.trim().to_lowercase())),
                 _ => None,
             };
             record.set(target, "varchar(255)", domain.unwrap_or(Value::Null));

@@ -1,0 +1,33 @@
+//! Benchmarks that print our figure beside the raw limit measured in the same run.
+pub mod plugin;
+mod rows;
+
+pub use plugin::PluginBenchArgs;
+
+/// A copy of a component with a custom section appended: same behaviour,
+/// different bytes (and so a different version hash). Reload tests and the
+/// reload benchmark use it to make as many distinct versions as they need.
+pub fn with_custom_section(component: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"sluice-variant";
+    let mut body = leb128(name.len() as u64);
+    body.extend_from_slice(name);
+    body.extend_from_slice(tag.as_bytes());
+    let mut out = component.to_vec();
+    out.push(0); // custom section id
+    out.extend(leb128(body.len() as u64));
+    out.extend(body);
+    out
+}
+
+fn leb128(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}

@@ -1,0 +1,127 @@
+//! The `sluice` command line: argument parsing and dispatch. Each command
+//! takes its input and output streams so tests can run it in-process.
+mod check;
+mod plugin_test;
+mod scaffold;
+mod watch;
+
+use std::ffi::OsString;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::plugin::PluginLimits;
+
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about = "Moves records between MySQL and Kafka through WebAssembly plugins")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// Validate a pipeline file and the plugins it uses; exit non-zero naming the problem.
+    Check { config: PathBuf },
+    /// Measure throughput beside the raw limits of the same machine.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Run JSON-line records from stdin through a plugin; outputs go to stdout,
+    /// per-record errors to stderr; exit 1 when any record failed.
+    Test(PluginTestArgs),
+    /// Stream JSON-line records from stdin through a plugin of DIR, reloading
+    /// it whenever its .wasm changes (the developer's hot-reload loop).
+    Watch(PluginWatchArgs),
+    /// Scaffold a new plugin crate.
+    New {
+        name: String,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        path: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PluginTestArgs {
+    pub plugin: PathBuf,
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Records per batch.
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct PluginWatchArgs {
+    /// Plugin directory to watch.
+    pub dir: PathBuf,
+    /// Plugin name (file stem of NAME.wasm).
+    pub name: String,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Plugin config entry, repeatable: --config mask=phone,ssn
+    #[arg(long = "config", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub config: Vec<(String, String)>,
+    /// Memory cap in MiB.
+    #[arg(long, default_value_t = PluginLimits::default().memory_mb)]
+    pub memory_mb: u32,
+    /// Time budget per batch in milliseconds.
+    #[arg(long, default_value_t = PluginLimits::default().batch_timeout_ms)]
+    pub timeout_ms: u64,
+}
+
+impl RunArgs {
+    fn limits(&self) -> PluginLimits {
+        PluginLimits { memory_mb: self.memory_mb, batch_timeout_ms: self.timeout_ms }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Rows/s through the plugin host (pass-through and clean) beside native Rust, and reload latency.
+    Plugin(crate::bench::PluginBenchArgs),
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = write!(err, "{}", e.render());
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    let result = match cli.command {
+        Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(&args, input, out, err),
+        Command::Plugin(PluginCommand::Watch(args)) => watch::run(&args, input, out),
+        Command::Plugin(PluginCommand::New { name, path }) => scaffold::run(&name, path, out),
+        Command::Check { config } => check::run(&config, out),
+        Command::Bench(BenchCommand::Plugin(args)) => crate::bench::plugin::run(&args, out),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e:#}");
+            1
+        }
+    }
+}

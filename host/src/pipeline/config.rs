@@ -1,0 +1,217 @@
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::ConfigError;
+use super::env::expand_env;
+use crate::plugin::PluginLimits;
+
+/// A pipeline file: a plugin directory and one or more pipelines.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// Directory of `NAME.wasm` plugins, relative to the pipeline file.
+    pub plugin_dir: PathBuf,
+    #[serde(rename = "pipeline")]
+    pub pipelines: Vec<PipelineConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    pub name: String,
+    pub source: SourceConfig,
+    /// Applied in order; each plugin's outputs feed the next.
+    #[serde(default)]
+    pub plugins: Vec<PluginStep>,
+    pub sink: SinkConfig,
+    pub dead_letter: DeadLetterConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginStep {
+    /// File stem in the plugin directory (`clean` for `clean.wasm`).
+    pub name: String,
+    #[serde(default)]
+    pub config: toml::Table,
+    #[serde(default)]
+    pub limits: PluginLimits,
+}
+
+impl PluginStep {
+    /// The config as the plugin receives it: text values, arrays comma-joined,
+    /// nested tables as dotted keys.
+    pub fn flat_config(&self) -> Vec<(String, String)> {
+        let mut out = BTreeMap::new();
+        flatten("", &self.config, &mut out);
+        out.into_iter().collect()
+    }
+}
+
+fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
+    for (key, value) in table {
+        let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match value {
+            toml::Value::Table(t) => flatten(&key, t, out),
+            toml::Value::Array(items) => {
+                out.insert(key, items.iter().map(scalar).collect::<Vec<_>>().join(","));
+            }
+            other => {
+                out.insert(key, scalar(other));
+            }
+        }
+    }
+}
+
+fn scalar(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Where records come from.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// MySQL/MariaDB change data capture from the binlog.
+    MysqlBinlog {
+        url: Secret,
+        /// `database.table` names or `database.*`.
+        tables: Vec<String>,
+        #[serde(default)]
+        exclude: Vec<String>,
+        server_id: u32,
+    },
+    /// A Kafka consumer group.
+    Kafka { brokers: String, topics: Vec<String>, group: String },
+}
+
+/// Where records go.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SinkConfig {
+    Kafka {
+        brokers: String,
+        /// Topic per record, e.g. `{database}.{table}`; a routing plugin may override it.
+        #[serde(default = "default_topic")]
+        topic: String,
+    },
+    Mysql {
+        url: Secret,
+        /// Table per record, e.g. `{topic}`; a routing plugin may override it.
+        table: String,
+    },
+}
+
+fn default_topic() -> String {
+    "{database}.{table}".into()
+}
+
+/// Where records that a plugin rejects (or that cannot be written) go, with the reason.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    pub topic: String,
+}
+
+/// A value that must never be printed (connection URLs carry passwords).
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl PipelineFile {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), source: e })?;
+        let mut file = Self::parse(&text, |name| std::env::var(name).ok())
+            .map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        file.plugin_dir = base.join(&file.plugin_dir);
+        Ok(file)
+    }
+
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let text = expand_env(text, env)?;
+        let file: PipelineFile = toml::from_str(&text).map_err(|e| e.to_string())?;
+        file.validate()?;
+        Ok(file)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.pipelines.is_empty() {
+            return Err("no pipelines: add at least one [[pipeline]] table".into());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.pipelines {
+            if !names.insert(&p.name) {
+                return Err(format!("pipeline.name: `{}` is used twice; names must be unique", p.name));
+            }
+            for step in &p.plugins {
+                if step.limits.memory_mb < 1 || step.limits.batch_timeout_ms < 1 {
+                    return Err(format!(
+                        "pipeline `{}`: plugins.limits of `{}`: memory_mb and batch_timeout_ms must be at least 1",
+                        p.name, step.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+plugin_dir = "plugins"
+
+[[pipeline]]
+name = "users"
+source = { type = "mysql-binlog", url = "mysql://u:${PW}@127.0.0.1/", tables = ["shop.users"], server_id = 7 }
+sink = { type = "kafka", brokers = "127.0.0.1:9092" }
+dead_letter = { topic = "sluice.dlq" }
+
+[[pipeline.plugins]]
+name = "clean"
+limits = { memory_mb = 32 }
+config = { mask = ["phone", "ssn"], lookup = { DE = "Germany" } }
+"#;
+
+    #[test]
+    fn parses_a_pipeline_and_flattens_plugin_config() {
+        let file = PipelineFile::parse(GOOD, |_| Some("pw".into())).unwrap();
+        let step = &file.pipelines[0].plugins[0];
+        assert_eq!(step.limits.memory_mb, 32);
+        assert_eq!(step.limits.batch_timeout_ms, PluginLimits::default().batch_timeout_ms);
+        assert_eq!(
+            step.flat_config(),
+            vec![("lookup.DE".into(), "Germany".into()), ("mask".into(), "phone,ssn".into())]
+        );
+        let SourceConfig::MysqlBinlog { url, .. } = &file.pipelines[0].source else { panic!("wrong source") };
+        assert!(!format!("{url:?}").contains("pw"));
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        let bad = GOOD.replace("server_id = 7", "server_id = 7, tabels = []");
+        let e = PipelineFile::parse(&bad, |_| Some("pw".into())).unwrap_err();
+        assert!(e.contains("tabels"), "{e}");
+    }
+}

@@ -1,0 +1,18 @@
+//! Pipeline files: what runs, with which plugins, from where to where.
+mod config;
+mod env;
+
+pub use config::{DeadLetterConfig, PipelineConfig, PipelineFile, PluginStep, SinkConfig, SourceConfig};
+pub use env::expand_env;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read pipeline file {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}

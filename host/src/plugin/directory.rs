@@ -1,0 +1,192 @@
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use super::engine::PluginEngine;
+use super::limits::PluginLimits;
+use super::runner::PluginRunner;
+use super::version::{PluginVersion, content_hash, plugin_name};
+use super::PluginError;
+
+/// The serving version of one named plugin; swapped atomically on reload.
+/// Runners read it between batches, so a batch never sees two versions.
+pub struct PluginSlot {
+    name: Arc<str>,
+    current: ArcSwap<PluginVersion>,
+}
+
+impl PluginSlot {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn current(&self) -> Arc<PluginVersion> {
+        self.current.load_full()
+    }
+}
+
+/// What a reload did, for logs, tests and the reload-latency benchmark.
+#[derive(Debug, Clone)]
+pub enum ReloadEvent {
+    Loaded { name: String, hash: String, previous: Option<String>, at: Instant },
+    Refused { name: String, reason: String, at: Instant },
+    Removed { name: String },
+    Unchanged { name: String },
+}
+
+/// Every plugin of a directory (or loaded one by one), by name.
+pub struct PluginHost {
+    engine: Arc<PluginEngine>,
+    dir: Option<PathBuf>,
+    slots: RwLock<BTreeMap<String, Arc<PluginSlot>>>,
+    /// Why a file present at start-up was not loaded, to explain `runner` errors.
+    refused: RwLock<BTreeMap<String, String>>,
+    subscribers: Mutex<Vec<mpsc::Sender<ReloadEvent>>>,
+}
+
+impl PluginHost {
+    pub fn new(engine: Arc<PluginEngine>) -> Arc<Self> {
+        Arc::new(PluginHost {
+            engine,
+            dir: None,
+            slots: RwLock::default(),
+            refused: RwLock::default(),
+            subscribers: Mutex::default(),
+        })
+    }
+
+    /// Loads every `*.wasm` in `dir`. A file that fails is logged and left out
+    /// (a pipeline naming it fails to start with the reason).
+    pub fn open(engine: Arc<PluginEngine>, dir: &Path) -> Result<Arc<Self>, PluginError> {
+        let dir = dir.canonicalize().map_err(|e| PluginError::Read { path: dir.to_owned(), source: e })?;
+        let host = Arc::new(PluginHost {
+            engine,
+            dir: Some(dir.clone()),
+            slots: RwLock::default(),
+            refused: RwLock::default(),
+            subscribers: Mutex::default(),
+        });
+        let entries = std::fs::read_dir(&dir).map_err(|e| PluginError::Read { path: dir.clone(), source: e })?;
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "wasm")) {
+            if let Err(e) = host.load_file(path) {
+                tracing::error!("{e}");
+            }
+        }
+        Ok(host)
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    pub fn engine(&self) -> &Arc<PluginEngine> {
+        &self.engine
+    }
+
+    /// Loads (or replaces) the plugin named after the file.
+    pub fn load_file(&self, path: &Path) -> Result<Arc<PluginVersion>, PluginError> {
+        let name = plugin_name(path)?.to_owned();
+        match PluginVersion::load(&self.engine, path) {
+            Ok(version) => Ok(self.install(version)),
+            Err(e) => {
+                self.refused.write().expect("refused lock").insert(name, e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.slots.read().expect("slots lock").keys().cloned().collect()
+    }
+
+    pub fn slot(&self, name: &str) -> Option<Arc<PluginSlot>> {
+        self.slots.read().expect("slots lock").get(name).cloned()
+    }
+
+    /// A runner of plugin `name` with this pipeline's config and limits; its
+    /// instance starts (and `init` runs) now, so a bad config fails here.
+    pub fn runner(&self, name: &str, config: Vec<(String, String)>, limits: PluginLimits) -> Result<PluginRunner, PluginError> {
+        let Some(slot) = self.slot(name) else {
+            if let Some(reason) = self.refused.read().expect("refused lock").get(name) {
+                return Err(PluginError::Refused { name: name.into(), reason: reason.clone() });
+            }
+            return Err(PluginError::Unknown {
+                name: name.into(),
+                dir: self.dir.as_ref().map_or("(no directory)".into(), |d| d.display().to_string()),
+                found: self.names().join(", "),
+            });
+        };
+        PluginRunner::new(self.engine.clone(), slot, config, limits)
+    }
+
+    /// Receives every reload outcome from now on.
+    pub fn subscribe(&self) -> mpsc::Receiver<ReloadEvent> {
+        let (tx, rx) = mpsc::channel();
+        self.subscribers.lock().expect("subscribers lock").push(tx);
+        rx
+    }
+
+    /// Re-reads `path` after a change: compiles and validates off the hot path,
+    /// then swaps; a broken file is refused and the serving version stays.
+    pub fn reload(&self, path: &Path) -> Option<ReloadEvent> {
+        let name = plugin_name(path).ok()?.to_owned();
+        let event = match std::fs::read(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.slots.write().expect("slots lock").remove(&name)?;
+                tracing::warn!(plugin = %name, "plugin file removed; running pipelines keep its last version");
+                ReloadEvent::Removed { name }
+            }
+            Err(e) => self.refuse(&name, format!("cannot read {}: {e}", path.display())),
+            Ok(bytes) => {
+                let previous = self.slot(&name).map(|s| s.current().hash.clone());
+                if previous.as_deref() == Some(content_hash(&bytes).as_str()) {
+                    return Some(ReloadEvent::Unchanged { name });
+                }
+                let started = Instant::now();
+                match PluginVersion::compile(&self.engine, &name, &bytes) {
+                    Err(e) => self.refuse(&name, e.to_string()),
+                    Ok(version) => {
+                        let hash = self.install(version).hash.clone();
+                        tracing::info!(plugin = %name, version = %hash, previous = previous.as_deref().unwrap_or("none"),
+                            compile_ms = started.elapsed().as_millis() as u64, "plugin loaded");
+                        ReloadEvent::Loaded { name, hash, previous, at: Instant::now() }
+                    }
+                }
+            }
+        };
+        self.publish(&event);
+        Some(event)
+    }
+
+    fn refuse(&self, name: &str, reason: String) -> ReloadEvent {
+        let serving = self.slot(name).map(|s| s.current().hash.clone());
+        match &serving {
+            Some(hash) => tracing::error!(plugin = %name, "{reason}; version {hash} keeps serving"),
+            None => tracing::error!(plugin = %name, "{reason}"),
+        }
+        ReloadEvent::Refused { name: name.into(), reason, at: Instant::now() }
+    }
+
+    fn install(&self, version: PluginVersion) -> Arc<PluginVersion> {
+        let version = Arc::new(version);
+        let name = version.name.to_string();
+        self.refused.write().expect("refused lock").remove(&name);
+        let mut slots = self.slots.write().expect("slots lock");
+        match slots.get(&name) {
+            Some(slot) => slot.current.store(version.clone()),
+            None => {
+                let slot = PluginSlot { name: version.name.clone(), current: ArcSwap::new(version.clone()) };
+                slots.insert(name, Arc::new(slot));
+            }
+        }
+        version
+    }
+
+    fn publish(&self, event: &ReloadEvent) {
+        self.subscribers.lock().expect("subscribers lock").retain(|tx| tx.send(event.clone()).is_ok());
+    }
+}

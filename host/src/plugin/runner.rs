@@ -1,0 +1,217 @@
+//! Runs batches through one plugin for one pipeline: a long-lived instance
+//! (plugin state survives between batches), replaced after any failure, and
+//! moved to a new version only between batches.
+use std::sync::Arc;
+
+use wasmtime::{Store, Trap};
+
+use super::PluginError;
+use super::bindings::{Batch, BatchResult, Plugin, Record, Schema};
+use super::directory::PluginSlot;
+use super::engine::{EPOCH_TICK, PluginEngine};
+use super::failure::{FailureKind, RecordFailure};
+use super::limits::PluginLimits;
+use super::output::{Part, assemble, whole_batch_error};
+use super::state::{Counters, HostState};
+use super::version::PluginVersion;
+
+/// Failed calls allowed while isolating the bad records of one batch; past
+/// that, the records still unresolved share the last failure (so a plugin
+/// that always times out cannot stall a pipeline for minutes).
+const ISOLATION_FAILURES: usize = 12;
+
+/// The plugin's answer for a batch, produced entirely by `version`.
+#[derive(Debug)]
+pub struct BatchOutput {
+    pub version: Arc<PluginVersion>,
+    /// Schemas the plugin added; output records may refer to them.
+    pub schemas: Vec<Schema>,
+    /// One entry per input record, in order.
+    pub outputs: Vec<Result<Vec<Record>, RecordFailure>>,
+}
+
+pub struct PluginRunner {
+    engine: Arc<PluginEngine>,
+    slot: Arc<PluginSlot>,
+    config: Vec<(String, String)>,
+    limits: PluginLimits,
+    counters: Counters,
+    live: Option<Live>,
+    /// The last version whose instance could not start, so it is not retried per batch.
+    refused: Option<String>,
+}
+
+impl std::fmt::Debug for PluginRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let version = self.live.as_ref().map(|l| l.version.hash.as_str());
+        f.debug_struct("PluginRunner").field("plugin", &self.slot.name()).field("version", &version).finish()
+    }
+}
+
+struct Live {
+    version: Arc<PluginVersion>,
+    store: Store<HostState>,
+    plugin: Plugin,
+}
+
+impl PluginRunner {
+    pub(crate) fn new(
+        engine: Arc<PluginEngine>,
+        slot: Arc<PluginSlot>,
+        config: Vec<(String, String)>,
+        limits: PluginLimits,
+    ) -> Result<Self, PluginError> {
+        let mut runner = PluginRunner { engine, slot, config, limits, counters: Counters::default(), live: None, refused: None };
+        let version = runner.slot.current();
+        runner.live = Some(runner.instantiate(&version).map_err(|reason| PluginError::Refused {
+            name: version.name.to_string(),
+            reason,
+        })?);
+        Ok(runner)
+    }
+
+    pub fn name(&self) -> &str {
+        self.slot.name()
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters.clone()
+    }
+
+    /// The version the next batch will run on.
+    pub fn version(&mut self) -> Arc<PluginVersion> {
+        self.ensure_live();
+        self.live.as_ref().map(|l| l.version.clone()).unwrap_or_else(|| self.slot.current())
+    }
+
+    /// Transforms a batch; never fails as a whole. Every input record gets its
+    /// outputs or its own failure, all from one plugin version.
+    pub fn transform(&mut self, batch: &Batch) -> BatchOutput {
+        let version = self.version();
+        let mut failures_left = ISOLATION_FAILURES;
+        let mut parts = Vec::new();
+        self.run_isolating(&version, batch, &mut failures_left, &mut parts);
+        let (schemas, outputs) = assemble(batch, parts);
+        BatchOutput { version, schemas, outputs }
+    }
+
+    /// Runs `batch`; when the call fails as a whole, splits it in halves to
+    /// find the records that cause it, so good records still get through.
+    fn run_isolating(
+        &mut self,
+        version: &Arc<PluginVersion>,
+        batch: &Batch,
+        failures_left: &mut usize,
+        parts: &mut Vec<Part>,
+    ) {
+        let n = batch.records.len();
+        if n == 0 {
+            return;
+        }
+        let failure = match self.call(version, batch) {
+            Ok(result) => match whole_batch_error(batch, &result) {
+                None => return parts.push(Part::Done(result)),
+                Some(message) => {
+                    self.live = None;
+                    RecordFailure::new(FailureKind::BadOutput, message)
+                }
+            },
+            Err(failure) => failure,
+        };
+        *failures_left = failures_left.saturating_sub(1);
+        if n == 1 || *failures_left == 0 {
+            tracing::warn!(plugin = %version.name, version = %version.hash, records = n, "{failure}");
+            return parts.push(Part::Failed(failure, n));
+        }
+        let (left, right) = split(batch, n / 2);
+        self.run_isolating(version, &left, failures_left, parts);
+        self.run_isolating(version, &right, failures_left, parts);
+    }
+
+    fn call(&mut self, version: &Arc<PluginVersion>, batch: &Batch) -> Result<BatchResult, RecordFailure> {
+        let mut live = match self.live.take() {
+            Some(live) => live,
+            None => self.instantiate(version).map_err(|reason| RecordFailure::new(FailureKind::Trap, reason))?,
+        };
+        live.store.data_mut().memory.hit = None;
+        live.store.set_epoch_deadline(self.budget_ticks());
+        match live.plugin.sluice_plugin_transform().call_transform(&mut live.store, batch) {
+            Ok(result) => {
+                self.live = Some(live);
+                Ok(result)
+            }
+            // The instance is poisoned after a trap: drop it; the next call
+            // starts a fresh one from the same version.
+            Err(e) => Err(self.classify(e, &live.store)),
+        }
+    }
+
+    /// Moves to the slot's current version if it changed and starts cleanly
+    /// with this runner's config; otherwise keeps the old one serving.
+    fn ensure_live(&mut self) {
+        let current = self.slot.current();
+        let up_to_date = self.live.as_ref().is_some_and(|l| Arc::ptr_eq(&l.version, &current));
+        if up_to_date || self.refused.as_deref() == Some(current.hash.as_str()) {
+            return;
+        }
+        match self.instantiate(&current) {
+            Ok(live) => {
+                self.live = Some(live);
+                self.refused = None;
+            }
+            Err(reason) => {
+                tracing::error!(plugin = %current.name, version = %current.hash,
+                    "new plugin version refused, the previous one keeps serving: {reason}");
+                self.refused = Some(current.hash.clone());
+            }
+        }
+    }
+
+    fn instantiate(&self, version: &Arc<PluginVersion>) -> Result<Live, String> {
+        let state = HostState::new(version.name.clone(), &self.limits, self.counters.clone());
+        let mut store = Store::new(&self.engine.engine, state);
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(self.budget_ticks());
+        let plugin = version.pre.instantiate(&mut store).map_err(|e| format!("cannot instantiate: {e:#}"))?;
+        match plugin.sluice_plugin_transform().call_init(&mut store, &self.config) {
+            Ok(Ok(())) => Ok(Live { version: version.clone(), store, plugin }),
+            Ok(Err(message)) => Err(format!("init refused its config: {message}")),
+            Err(e) => Err(format!("init failed: {}", self.classify(e, &store))),
+        }
+    }
+
+    fn budget_ticks(&self) -> u64 {
+        (self.limits.batch_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1)
+    }
+
+    fn classify(&self, error: wasmtime::Error, store: &Store<HostState>) -> RecordFailure {
+        if let Some(desired) = store.data().memory.hit {
+            return RecordFailure::new(
+                FailureKind::OutOfMemory,
+                format!(
+                    "tried to grow memory to {} MiB, over its cap of {} MiB (limits.memory_mb)",
+                    desired.div_ceil(1 << 20),
+                    self.limits.memory_mb
+                ),
+            );
+        }
+        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return RecordFailure::new(
+                FailureKind::Timeout,
+                format!("ran past its budget of {} ms (limits.batch_timeout_ms)", self.limits.batch_timeout_ms),
+            );
+        }
+        let stderr = store.data().stderr.tail();
+        let detail = stderr.lines().rev().find(|l| l.contains("panicked")).unwrap_or(&stderr);
+        if detail.is_empty() {
+            RecordFailure::new(FailureKind::Trap, format!("{error:#}"))
+        } else {
+            RecordFailure::new(FailureKind::Trap, format!("{detail} ({error})"))
+        }
+    }
+}
+
+fn split(batch: &Batch, at: usize) -> (Batch, Batch) {
+    let half = |records: &[Record]| Batch { schemas: batch.schemas.clone(), records: records.to_vec() };
+    (half(&batch.records[..at]), half(&batch.records[at..]))
+}

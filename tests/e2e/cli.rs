@@ -1,0 +1,124 @@
+//! The `sluice` command line, run in-process with captured streams.
+use std::io::Cursor;
+use std::path::Path;
+
+use sluice_tests::{plugin_path, plugins_dir, repo_root};
+
+struct Run {
+    code: i32,
+    out: String,
+    err: String,
+}
+
+fn sluice(args: &[&str], stdin: &str) -> Run {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let argv = std::iter::once("sluice").chain(args.iter().copied()).map(Into::into);
+    let code = sluice::cli::run(argv, &mut Cursor::new(stdin.as_bytes()), &mut out, &mut err);
+    Run { code, out: String::from_utf8(out).unwrap(), err: String::from_utf8(err).unwrap() }
+}
+
+const RECORDS: &str = r#"{"op":"insert","database":"shop","table":"users","primary_key":["id"],"after":{"id":1,"email":" A@B.IO ","phone":"12345678"}}
+{"op":"insert","database":"shop","table":"users","primary_key":["id"],"after":{"id":2,"email":"nope","phone":null}}
+{"op":"insert","database":"shop","table":"users","primary_key":["id"],"after":{"id":3,"email":"c@d.io","phone":"99"}}
+"#;
+
+#[test]
+fn plugin_test_prints_outputs_and_exits_zero_when_all_pass() {
+    let clean = plugin_path("clean");
+    let run = sluice(&["plugin", "test", clean.to_str().unwrap(), "--config", "mask=phone"], RECORDS);
+    assert_eq!(run.code, 0, "{}", run.err);
+    let lines: Vec<serde_json::Value> = run.out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2, "the invalid email is dropped: {}", run.out);
+    assert_eq!(lines[0]["after"]["email"], "a@b.io");
+    assert_eq!(lines[0]["after"]["phone"], "****");
+    assert_eq!(lines[0]["primary_key"], serde_json::json!(["id"]));
+    assert!(run.err.contains("3 records in, 2 out, 0 failed"), "{}", run.err);
+}
+
+#[test]
+fn plugin_test_reports_failed_records_by_line_and_exits_non_zero() {
+    let clean = plugin_path("clean");
+    let input = format!("{RECORDS}this is not json\n");
+    let run = sluice(&["plugin", "test", clean.to_str().unwrap(), "--config", "on_invalid=reject", "--batch-size", "2"], &input);
+    assert_eq!(run.code, 1);
+    assert!(run.err.contains("line 2: rejected: column `email` is not an email address"), "{}", run.err);
+    assert!(run.err.contains("line 4: invalid record: not JSON"), "{}", run.err);
+    assert_eq!(run.out.lines().count(), 2);
+}
+
+#[test]
+fn plugin_test_names_a_plugin_that_is_not_a_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.wasm");
+    std::fs::write(&path, wat::parse_str("(module)").unwrap()).unwrap();
+    let run = sluice(&["plugin", "test", path.to_str().unwrap()], "");
+    assert_eq!(run.code, 1);
+    assert!(run.err.contains("plugin `broken` refused: this is a core wasm module"), "{}", run.err);
+}
+
+fn pipeline_file(dir: &Path, plugins: &Path, extra: &str) -> std::path::PathBuf {
+    let text = format!(
+        r#"plugin_dir = "{}"
+
+[[pipeline]]
+name = "users"
+source = {{ type = "mysql-binlog", url = "mysql://sluice:${{SLUICE_TEST_PW}}@127.0.0.1:3306/", tables = ["shop.users"], server_id = 99 }}
+sink = {{ type = "kafka", brokers = "127.0.0.1:9092" }}
+dead_letter = {{ topic = "sluice.dlq" }}
+
+[[pipeline.plugins]]
+name = "clean"
+config = {{ mask = ["phone"] }}
+{extra}
+"#,
+        plugins.display()
+    );
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn check_accepts_a_good_pipeline_and_names_what_is_wrong_in_bad_ones() {
+    // SAFETY: no other test reads this variable.
+    unsafe { std::env::set_var("SLUICE_TEST_PW", "pw") };
+    let dir = tempfile::tempdir().unwrap();
+    let good = pipeline_file(dir.path(), plugins_dir(), "");
+    let run = sluice(&["check", good.to_str().unwrap()], "");
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert!(run.out.contains("pipeline users: plugin clean version"), "{}", run.out);
+
+    let cases = [
+        ("limits = { memory_mb = 0 }", "memory_mb and batch_timeout_ms must be at least 1"),
+        ("mask_styl = 1", "unknown field `mask_styl`"),
+        ("[[pipeline.plugins]]\nname = \"clean\"\nconfig = { mask_style = \"blur\" }", "mask_style must be `redact` or `last4`"),
+        ("[[pipeline.plugins]]\nname = \"nosuch\"", "no plugin `nosuch`"),
+    ];
+    for (extra, expected) in cases {
+        let bad = pipeline_file(dir.path(), plugins_dir(), extra);
+        let run = sluice(&["check", bad.to_str().unwrap()], "");
+        assert_eq!(run.code, 1, "{extra}");
+        assert!(run.err.contains(expected), "{extra}: {}", run.err);
+    }
+}
+
+#[test]
+fn plugin_new_scaffolds_a_crate_that_builds_and_passes_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("my-filter");
+    let run = sluice(&["plugin", "new", "my-filter", "--path", crate_dir.to_str().unwrap()], "");
+    assert_eq!(run.code, 0, "{}", run.err);
+    // Share the plugins' target directory so the SDK is not compiled again.
+    let target = repo_root().join("plugins/target");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let wasm = target.join("wasm32-wasip2/release/my_filter.wasm");
+    let run = sluice(&["plugin", "test", wasm.to_str().unwrap()], RECORDS);
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert_eq!(run.out.lines().count(), 3);
+}
