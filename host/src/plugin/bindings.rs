@@ -9,7 +9,7 @@ wasmtime::component::bindgen!({
 
 pub use sluice::plugin::host::{Host as HostImports, Level};
 pub use sluice::plugin::types::{
-    Batch, BatchResult, BinlogPosition, Column, Header, KafkaPosition, Op, Position, Record,
+    Batch, BatchResult, BinlogPosition, Column, Header, KafkaPosition, Op, Output, Position, Record,
     Schema, Value,
 };
 

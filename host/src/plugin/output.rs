@@ -2,12 +2,13 @@
 //! answers of one or more calls (after fault isolation) into one batch answer.
 use std::collections::HashMap;
 
-use super::bindings::{Batch, BatchResult, Record, Schema};
+use super::bindings::{Batch, BatchResult, Output, Record, Schema};
 use super::failure::{FailureKind, RecordFailure};
 
 /// The answer of one call covering consecutive input records.
 pub enum Part {
-    Done(BatchResult),
+    /// The call's result and the index of its first record in the whole batch.
+    Done(BatchResult, usize),
     /// The call failed as a whole for this many records.
     Failed(RecordFailure, usize),
 }
@@ -35,7 +36,7 @@ pub fn assemble(batch: &Batch, parts: Vec<Part>) -> (Vec<Schema>, Vec<Result<Vec
     for part in parts {
         match part {
             Part::Failed(failure, n) => outputs.extend((0..n).map(|_| Err(failure.clone()))),
-            Part::Done(result) => {
+            Part::Done(result, offset) => {
                 let mut renumber = HashMap::new();
                 for mut schema in result.schemas {
                     renumber.insert(schema.id, next_id);
@@ -44,19 +45,26 @@ pub fn assemble(batch: &Batch, parts: Vec<Part>) -> (Vec<Schema>, Vec<Result<Vec
                     next_id += 1;
                     added.push(schema);
                 }
-                for output in result.outputs {
+                for (i, output) in result.outputs.into_iter().enumerate() {
+                    let input = &batch.records[offset + i];
                     outputs.push(match output {
                         Err(e) => Err(RecordFailure::new(FailureKind::Rejected, e.message)),
-                        Ok(mut records) => records
-                            .iter_mut()
-                            .try_for_each(|r| check_record(r, &renumber, &columns))
-                            .map(|()| records),
+                        Ok(outs) => outs.into_iter().map(|o| resolve(o, input, &renumber, &columns)).collect(),
                     });
                 }
             }
         }
     }
     (added, outputs)
+}
+
+/// `keep` reuses the host's copy of the input; an emitted record is checked.
+fn resolve(output: Output, input: &Record, renumber: &HashMap<u32, u32>, columns: &HashMap<u32, usize>) -> Result<Record, RecordFailure> {
+    match output {
+        Output::Keep => Ok(input.clone()),
+        Output::KeepTo(destination) => Ok(Record { destination: Some(destination), ..input.clone() }),
+        Output::Emit(mut record) => check_record(&mut record, renumber, columns).map(|()| record),
+    }
 }
 
 fn check_record(record: &mut Record, renumber: &HashMap<u32, u32>, columns: &HashMap<u32, usize>) -> Result<(), RecordFailure> {

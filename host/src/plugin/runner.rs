@@ -90,7 +90,7 @@ impl PluginRunner {
         let version = self.version();
         let mut failures_left = ISOLATION_FAILURES;
         let mut parts = Vec::new();
-        self.run_isolating(&version, batch, &mut failures_left, &mut parts);
+        self.run_isolating(&version, batch, 0, &mut failures_left, &mut parts);
         let (schemas, outputs) = assemble(batch, parts);
         BatchOutput { version, schemas, outputs }
     }
@@ -101,6 +101,7 @@ impl PluginRunner {
         &mut self,
         version: &Arc<PluginVersion>,
         batch: &Batch,
+        offset: usize,
         failures_left: &mut usize,
         parts: &mut Vec<Part>,
     ) {
@@ -110,7 +111,7 @@ impl PluginRunner {
         }
         let failure = match self.call(version, batch) {
             Ok(result) => match whole_batch_error(batch, &result) {
-                None => return parts.push(Part::Done(result)),
+                None => return parts.push(Part::Done(result, offset)),
                 Some(message) => {
                     self.live = None;
                     RecordFailure::new(FailureKind::BadOutput, message)
@@ -124,8 +125,8 @@ impl PluginRunner {
             return parts.push(Part::Failed(failure, n));
         }
         let (left, right) = split(batch, n / 2);
-        self.run_isolating(version, &left, failures_left, parts);
-        self.run_isolating(version, &right, failures_left, parts);
+        self.run_isolating(version, &left, offset, failures_left, parts);
+        self.run_isolating(version, &right, offset + n / 2, failures_left, parts);
     }
 
     fn call(&mut self, version: &Arc<PluginVersion>, batch: &Batch) -> Result<BatchResult, RecordFailure> {

@@ -47,7 +47,7 @@ pub mod bindings {
 }
 
 pub use bindings::sluice::plugin::types::{
-    BinlogPosition, Column, Header, KafkaPosition, Op, Position, Value,
+    BinlogPosition, Column, Header, KafkaPosition, Op, Output, Position, Value,
 };
 
 /// A plugin's error for one record; any `std::error::Error`, `String` or

@@ -1,7 +1,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::bindings::sluice::plugin::types::{Header, Op, Position, Record as RawRecord, Value};
+use crate::bindings::sluice::plugin::types::{Header, Op, Output, Position, Record as RawRecord, Value};
 use crate::schema::{Schemas, TableSchema};
 
 /// One record as a plugin sees it: its operation, where it came from, its
@@ -11,7 +11,16 @@ pub struct Record {
     raw: RawRecord,
     schema: Option<Rc<TableSchema>>,
     schemas: Rc<RefCell<Schemas>>,
+    /// Which input this is, so an unchanged record goes back as `keep`
+    /// (the host reuses its copy) instead of being copied out whole.
+    origin: Origin,
+    changed: bool,
+    destination_changed: bool,
 }
+
+/// (batch sequence number, index in that batch)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin(pub u64, pub u32);
 
 /// A plugin's answer for one record.
 #[derive(Debug)]
@@ -30,13 +39,18 @@ impl From<Record> for Out {
 }
 
 impl Record {
-    pub(crate) fn new(raw: RawRecord, schemas: &Rc<RefCell<Schemas>>) -> Self {
+    pub(crate) fn new(raw: RawRecord, schemas: &Rc<RefCell<Schemas>>, origin: Origin) -> Self {
         let schema = raw.schema.and_then(|id| schemas.borrow().get(id).cloned());
-        Record { raw, schema, schemas: schemas.clone() }
+        Record { raw, schema, schemas: schemas.clone(), origin, changed: false, destination_changed: false }
     }
 
-    pub(crate) fn into_raw(self) -> RawRecord {
-        self.raw
+    /// The output for this record when answering input `here`.
+    pub(crate) fn into_output(self, here: Origin) -> Output {
+        match (self.changed || self.origin != here, self.destination_changed) {
+            (false, false) => Output::Keep,
+            (false, true) => Output::KeepTo(self.raw.destination.unwrap_or_default()),
+            (true, _) => Output::Emit(self.raw),
+        }
     }
 
     pub fn op(&self) -> Op {
@@ -81,9 +95,11 @@ impl Record {
     /// Sends this record to `topic_or_table` instead of the sink's default.
     pub fn set_destination(&mut self, topic_or_table: impl Into<String>) {
         self.raw.destination = Some(topic_or_table.into());
+        self.destination_changed = true;
     }
 
     pub fn add_header(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
+        self.changed = true;
         self.raw.headers.push(Header { key: key.into(), value: value.into() });
     }
 
@@ -96,6 +112,7 @@ impl Record {
     /// Mutable access to the column in the newest row image.
     pub fn get_mut(&mut self, column: &str) -> Option<&mut Value> {
         let i = self.schema.as_ref()?.index_of(column)?;
+        self.changed = true;
         let raw = &mut self.raw;
         match raw.after.as_mut() {
             Some(after) => after.get_mut(i),
@@ -109,6 +126,7 @@ impl Record {
         let Some(i) = self.schema.as_ref().and_then(|s| s.index_of(column)) else {
             return false;
         };
+        self.changed = true;
         for row in [self.raw.before.as_mut(), self.raw.after.as_mut()].into_iter().flatten() {
             if let Some(v) = row.get_mut(i) {
                 f(v);
@@ -120,6 +138,7 @@ impl Record {
     /// Applies `f(column name, value)` to every value of both row images.
     pub fn update_all(&mut self, mut f: impl FnMut(&str, &mut Value)) {
         let Some(schema) = self.schema.as_ref() else { return };
+        self.changed = true;
         for row in [self.raw.before.as_mut(), self.raw.after.as_mut()].into_iter().flatten() {
             for (column, v) in schema.columns().iter().zip(row.iter_mut()) {
                 f(&column.name, v);
@@ -134,6 +153,7 @@ impl Record {
     pub fn set(&mut self, column: &str, sql_type: &str, value: Value) -> bool {
         let Some(schema) = self.schema.clone() else { return false };
         let Some(after) = self.raw.after.as_mut() else { return false };
+        self.changed = true;
         if let Some(i) = schema.index_of(column) {
             after[i] = value;
             return true;

@@ -1,8 +1,9 @@
 //! Glue between the WIT exports and a [`Transform`]; used by `export!`.
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::bindings::sluice::plugin::types::{Batch, BatchResult, RecordError};
+use crate::record::Origin;
 use crate::{Config, Out, Record, Schemas, Transform};
 
 pub fn init<T: Transform>(slot: &RefCell<Option<T>>, config: Vec<(String, String)>) -> Result<(), String> {
@@ -20,17 +21,26 @@ pub fn transform<T: Transform>(slot: &RefCell<Option<T>>, batch: Batch) -> Batch
     run(plugin, batch)
 }
 
+thread_local! {
+    static BATCHES: Cell<u64> = const { Cell::new(0) };
+}
+
 /// Runs `plugin` over a batch: also what [`crate::testing`] uses natively.
 pub fn run<T: Transform>(plugin: &mut T, batch: Batch) -> BatchResult {
+    let seq = BATCHES.replace(BATCHES.get() + 1);
     let schemas = Rc::new(RefCell::new(Schemas::new(batch.schemas)));
     let outputs = batch
         .records
         .into_iter()
-        .map(|raw| match plugin.transform(Record::new(raw, &schemas)) {
-            Ok(Out::Drop) => Ok(Vec::new()),
-            Ok(Out::One(r)) => Ok(vec![r.into_raw()]),
-            Ok(Out::Many(rs)) => Ok(rs.into_iter().map(Record::into_raw).collect()),
-            Err(e) => Err(RecordError { message: e.to_string() }),
+        .enumerate()
+        .map(|(i, raw)| {
+            let here = Origin(seq, i as u32);
+            match plugin.transform(Record::new(raw, &schemas, here)) {
+                Ok(Out::Drop) => Ok(Vec::new()),
+                Ok(Out::One(r)) => Ok(vec![r.into_output(here)]),
+                Ok(Out::Many(rs)) => Ok(rs.into_iter().map(|r| r.into_output(here)).collect()),
+                Err(e) => Err(RecordError { message: e.to_string() }),
+            }
         })
         .collect();
     let schemas = schemas.borrow_mut().take_added();

@@ -1,3 +1,4 @@
+use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -9,13 +10,13 @@ use crate::bindings::sluice::plugin::types::Schema;
 #[derive(Debug)]
 pub struct TableSchema {
     schema: Schema,
-    index: HashMap<String, usize>,
+    /// Built on the first lookup by name: a pass-through plugin never pays for it.
+    index: OnceCell<HashMap<String, usize>>,
 }
 
 impl TableSchema {
     fn new(schema: Schema) -> Self {
-        let index = schema.columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
-        TableSchema { schema, index }
+        TableSchema { schema, index: OnceCell::new() }
     }
 
     pub fn id(&self) -> u32 {
@@ -35,7 +36,10 @@ impl TableSchema {
         &self.schema.key
     }
     pub fn index_of(&self, column: &str) -> Option<usize> {
-        self.index.get(column).copied()
+        let index = self
+            .index
+            .get_or_init(|| self.schema.columns.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect());
+        index.get(column).copied()
     }
 }
 

@@ -1,5 +1,5 @@
 //! Native unit tests for plugin logic, without a host or wasm build.
-use crate::bindings::sluice::plugin::types::{Batch, BatchResult, Column, Op, Position, Record as RawRecord, Schema};
+use crate::bindings::sluice::plugin::types::{Batch, Column, Op, Output, Position, Record as RawRecord, Schema};
 use crate::{Config, Transform, Value};
 
 /// A one-table batch builder: `rows(&["id", "email"], vec![vec![...]])`.
@@ -30,9 +30,34 @@ pub fn batch(database: &str, table: &str, columns: &[&str], rows: Vec<Vec<Value>
     Batch { schemas: vec![schema], records }
 }
 
+/// What a plugin made of a batch, with `keep` outputs resolved to records.
+#[derive(Debug)]
+pub struct Outcome {
+    pub schemas: Vec<Schema>,
+    pub outputs: Vec<Result<Vec<RawRecord>, String>>,
+}
+
 /// Initialises `T` with `config` pairs and runs it over `batch`.
-pub fn run<T: Transform>(config: &[(&str, &str)], batch: Batch) -> BatchResult {
+pub fn run<T: Transform>(config: &[(&str, &str)], batch: Batch) -> Outcome {
     let config = Config::new(config.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let mut plugin = T::init(&config).unwrap_or_else(|e| panic!("init failed: {e}"));
-    crate::rt::run(&mut plugin, batch)
+    let inputs = batch.records.clone();
+    let result = crate::rt::run(&mut plugin, batch);
+    let outputs = result
+        .outputs
+        .into_iter()
+        .zip(inputs)
+        .map(|(output, input)| match output {
+            Err(e) => Err(e.message),
+            Ok(outs) => Ok(outs
+                .into_iter()
+                .map(|o| match o {
+                    Output::Keep => input.clone(),
+                    Output::KeepTo(destination) => RawRecord { destination: Some(destination), ..input.clone() },
+                    Output::Emit(record) => record,
+                })
+                .collect()),
+        })
+        .collect();
+    Outcome { schemas: result.schemas, outputs }
 }

@@ -12,7 +12,7 @@
 use std::cell::Cell;
 
 use sluice_plugin::bindings::exports::sluice::plugin::transform::Guest;
-use sluice_plugin::bindings::sluice::plugin::types::{Batch, BatchResult, RecordError, Value};
+use sluice_plugin::bindings::sluice::plugin::types::{Batch, BatchResult, Output, RecordError, Value};
 
 thread_local! {
     static OUTPUT: Cell<&'static str> = const { Cell::new("ok") };
@@ -53,7 +53,7 @@ impl Guest for Faulty {
                     if OUTPUT.get() == "bad-schema" {
                         record.schema = Some(9999);
                     }
-                    outputs.push(Ok(vec![record]));
+                    outputs.push(Ok(vec![Output::Emit(record)]));
                 }
             }
         }
