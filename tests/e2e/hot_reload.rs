@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use sluice::bench::with_custom_section;
 use sluice::plugin::{PluginHost, PluginLimits, PluginRunner, PluginWatcher, ReloadEvent, content_hash};
-use sluice::record::{Batch, Value};
+use sluice::record::{Record, Value};
 use sluice_tests::{batch, engine, plugin_path};
 
-fn numbered(from: usize, n: usize) -> Batch {
+fn numbered(from: usize, n: usize) -> Vec<Record> {
     let lines: Vec<String> =
         (from..from + n).map(|i| format!(r#"{{"op":"insert","database":"d","table":"t","after":{{"id":{i}}}}}"#)).collect();
     batch(&lines.iter().map(String::as_str).collect::<Vec<_>>())
@@ -83,7 +83,7 @@ fn twenty_reloads_under_load_process_every_record_once_by_one_version() {
             assert_eq!(records.len(), 1);
             let record = &records[0];
             let Value::Int(id) = record.after.as_ref().unwrap()[0] else { panic!("id column") };
-            assert_eq!(record.after, input.records[i].after, "record {id} unchanged");
+            assert_eq!(record.after, input[i].after, "record {id} unchanged");
             *seen.entry(id).or_default() += 1;
             let has_marker = record.headers.iter().any(|h| h.key == "marker");
             assert_eq!(has_marker, marked, "record {id} half-processed: version {} marked={marked}", out.version.hash);

@@ -2,10 +2,10 @@
 use std::time::{Duration, Instant};
 
 use sluice::plugin::{FailureKind, PluginEngine, PluginHost, PluginLimits, PluginVersion};
-use sluice::record::Batch;
+use sluice::record::Record;
 use sluice_tests::{batch, engine, runner};
 
-fn actions(actions: &[&str]) -> Batch {
+fn actions(actions: &[&str]) -> Vec<Record> {
     let lines: Vec<String> = actions
         .iter()
         .enumerate()

@@ -76,7 +76,7 @@ impl Drop for Stack {
 use std::sync::Arc;
 
 use sluice::plugin::{BatchOutput, PluginEngine, PluginHost, PluginLimits, PluginRunner};
-use sluice::record::{Batch, JsonBatchBuilder, Schema, Value};
+use sluice::record::{JsonRecordReader, Record, Value};
 
 /// One engine per test process: its epoch ticker thread is shared.
 pub fn engine() -> Arc<PluginEngine> {
@@ -92,24 +92,17 @@ pub fn runner(name: &str, config: &[(&str, &str)], limits: PluginLimits) -> Plug
     host.runner(name, config, limits).expect("start plugin")
 }
 
-/// A batch from JSON-line records (the `sluice plugin test` form).
-pub fn batch(lines: &[&str]) -> Batch {
-    let mut builder = JsonBatchBuilder::default();
-    for line in lines {
-        builder.push_line(line).unwrap_or_else(|e| panic!("bad test record {line}: {e}"));
-    }
-    builder.finish()
+/// Records from JSON lines (the `sluice plugin test` form).
+pub fn batch(lines: &[&str]) -> Vec<Record> {
+    let mut reader = JsonRecordReader::default();
+    lines
+        .iter()
+        .map(|line| reader.read_line(line).unwrap_or_else(|e| panic!("bad test record {line}: {e}")))
+        .collect()
 }
 
-/// Value of `column` in the `after` row of output record `record` of input `input`.
-pub fn after(batch: &Batch, out: &BatchOutput, input: usize, record: usize, column: &str) -> Value {
+/// Value of `column` in output record `record` of input `input`.
+pub fn after(out: &BatchOutput, input: usize, record: usize, column: &str) -> Value {
     let rec = &out.outputs[input].as_ref().unwrap_or_else(|e| panic!("record {input} failed: {e}"))[record];
-    let schema: &Schema = batch
-        .schemas
-        .iter()
-        .chain(&out.schemas)
-        .find(|s| Some(s.id) == rec.schema)
-        .expect("output schema");
-    let i = schema.columns.iter().position(|c| c.name == column).unwrap_or_else(|| panic!("no column {column}"));
-    rec.after.as_ref().expect("after row")[i].clone()
+    rec.get(column).unwrap_or_else(|| panic!("no column {column} in {rec:?}")).clone()
 }

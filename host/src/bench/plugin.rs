@@ -76,7 +76,7 @@ fn rate(rows: usize, took: Duration) -> f64 {
 }
 
 /// The same plugin source compiled for this machine, over the same rows.
-fn native_rate(name: &str, config: &[(String, String)], batches: &[crate::record::Batch], rows: usize) -> f64 {
+fn native_rate(name: &str, config: &[(String, String)], batches: &[Vec<crate::record::Record>], rows: usize) -> f64 {
     let guest = guest_batches(batches);
     let config = sluice_plugin::Config::new(config.iter().cloned());
     let started = Instant::now();

@@ -1,8 +1,8 @@
-//! The benchmark's 5-column rows, built identically as host records (for the
-//! wasm path) and as guest records (for the native path).
-use sluice_plugin::bindings::sluice::plugin::types as guest;
+//! The benchmark's 5-column rows: as pipeline records (for the wasm path)
+//! and as an SDK batch (for the same plugin code run natively).
+use std::sync::Arc;
 
-use crate::record::{Batch, BinlogPosition, Column, Op, Position, Record, Schema, Value};
+use crate::record::{Column, Op, Position, Record, Schema, Value};
 
 pub const COLUMNS: [(&str, &str); 5] = [
     ("id", "bigint"),
@@ -22,89 +22,49 @@ fn row(i: usize) -> Vec<Value> {
     ]
 }
 
-pub fn host_batches(rows: usize, batch: usize) -> Vec<Batch> {
-    let schema = Schema {
-        id: 0,
+pub fn host_batches(rows: usize, batch: usize) -> Vec<Vec<Record>> {
+    let schema = Arc::new(Schema {
         database: "bench".into(),
         table: "users".into(),
         columns: COLUMNS.iter().map(|(n, t)| Column { name: (*n).into(), sql_type: (*t).into() }).collect(),
         key: vec![0],
-    };
-    (0..rows)
-        .collect::<Vec<_>>()
-        .chunks(batch)
-        .map(|ids| Batch {
-            schemas: vec![schema.clone()],
-            records: ids
-                .iter()
-                .map(|&i| Record {
-                    op: Op::Insert,
-                    position: Position::Binlog(BinlogPosition { file: "binlog.000001".into(), pos: 4 + i as u64, gtid: None, row: 0 }),
-                    ts_ms: 1_764_000_000_000,
-                    schema: Some(0),
-                    before: None,
-                    after: Some(row(i)),
-                    key: None,
-                    payload: None,
-                    headers: vec![],
-                    destination: None,
-                })
-                .collect(),
+    });
+    let records: Vec<Record> = (0..rows)
+        .map(|i| Record {
+            op: Op::Insert,
+            position: Position::Binlog { file: "binlog.000001".into(), pos: 4 + i as u64, gtid: None, row: 0 },
+            ts_ms: 1_764_000_000_000,
+            schema: Some(schema.clone()),
+            before: None,
+            after: Some(row(i)),
+            key: None,
+            payload: None,
+            headers: vec![],
+            destination: None,
+        })
+        .collect();
+    records.chunks(batch).map(<[Record]>::to_vec).collect()
+}
+
+/// The same rows as SDK batches, for running plugin code natively.
+pub fn guest_batches(batches: &[Vec<Record>]) -> Vec<sluice_plugin::bindings::sluice::plugin::types::Batch> {
+    let names: Vec<&str> = COLUMNS.iter().map(|(n, _)| *n).collect();
+    batches
+        .iter()
+        .map(|records| {
+            let rows = records.iter().map(|r| r.after.iter().flatten().map(to_sdk_value).collect()).collect();
+            sluice_plugin::testing::batch("bench", "users", &names, rows)
         })
         .collect()
 }
 
-/// The same batches in the guest SDK's types, for running plugin code natively.
-pub fn guest_batches(batches: &[Batch]) -> Vec<guest::Batch> {
-    batches.iter().map(to_guest_batch).collect()
-}
-
-fn to_guest_batch(b: &Batch) -> guest::Batch {
-    guest::Batch {
-        schemas: b
-            .schemas
-            .iter()
-            .map(|s| guest::Schema {
-                id: s.id,
-                database: s.database.clone(),
-                table: s.table.clone(),
-                columns: s.columns.iter().map(|c| guest::Column { name: c.name.clone(), sql_type: c.sql_type.clone() }).collect(),
-                key: s.key.clone(),
-            })
-            .collect(),
-        records: b
-            .records
-            .iter()
-            .map(|r| guest::Record {
-                op: guest::Op::Insert,
-                position: match &r.position {
-                    Position::Binlog(p) => guest::Position::Binlog(guest::BinlogPosition {
-                        file: p.file.clone(),
-                        pos: p.pos,
-                        gtid: p.gtid.clone(),
-                        row: p.row,
-                    }),
-                    _ => guest::Position::Other(String::new()),
-                },
-                ts_ms: r.ts_ms,
-                schema: r.schema,
-                before: None,
-                after: r.after.as_ref().map(|row| row.iter().map(to_guest_value).collect()),
-                key: None,
-                payload: None,
-                headers: vec![],
-                destination: None,
-            })
-            .collect(),
-    }
-}
-
-fn to_guest_value(v: &Value) -> guest::Value {
+fn to_sdk_value(v: &Value) -> sluice_plugin::Value {
+    use sluice_plugin::Value as V;
     match v {
-        Value::Int(i) => guest::Value::Int(*i),
-        Value::Str(s) => guest::Value::Str(s.clone()),
-        Value::Decimal(s) => guest::Value::Decimal(s.clone()),
-        Value::Datetime(s) => guest::Value::Datetime(s.clone()),
+        Value::Int(i) => V::Int(*i),
+        Value::Str(s) => V::Str(s.clone()),
+        Value::Decimal(s) => V::Decimal(s.clone()),
+        Value::Datetime(s) => V::Datetime(s.clone()),
         _ => unreachable!("the benchmark rows use only int, str, decimal and datetime"),
     }
 }

@@ -1,11 +1,11 @@
 //! The plugin host: loads WebAssembly components from a directory, runs them
 //! sandboxed under per-plugin limits, and swaps in new builds while running.
 mod bindings;
+mod codec;
 mod directory;
 mod engine;
 mod failure;
 mod limits;
-mod output;
 mod reload;
 mod runner;
 mod state;
@@ -14,9 +14,7 @@ mod version;
 
 use std::path::PathBuf;
 
-pub use bindings::{
-    Batch, BinlogPosition, Column, Header, KafkaPosition, Op, Position, Record, Schema, Value, WORLD,
-};
+pub use bindings::WORLD;
 pub use directory::{PluginHost, PluginSlot, ReloadEvent};
 pub use engine::PluginEngine;
 pub use failure::{FailureKind, RecordFailure};

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use wasmtime::{Store, Trap};
 
 use super::PluginError;
-use super::bindings::{Batch, BatchResult, Plugin, Record, Schema};
+use super::bindings::Plugin;
+use super::codec::{Decoded, decode, encode};
 use super::directory::PluginSlot;
 use super::engine::{EPOCH_TICK, PluginEngine};
 use super::failure::{FailureKind, RecordFailure};
 use super::limits::PluginLimits;
-use super::output::{Part, assemble, whole_batch_error};
 use super::state::{Counters, HostState};
 use super::version::PluginVersion;
+use crate::record::Record;
 
 /// Failed calls allowed while isolating the bad records of one batch; past
 /// that, the records still unresolved share the last failure (so a plugin
@@ -24,8 +25,6 @@ const ISOLATION_FAILURES: usize = 12;
 #[derive(Debug)]
 pub struct BatchOutput {
     pub version: Arc<PluginVersion>,
-    /// Schemas the plugin added; output records may refer to them.
-    pub schemas: Vec<Schema>,
     /// One entry per input record, in order.
     pub outputs: Vec<Result<Vec<Record>, RecordFailure>>,
 }
@@ -86,13 +85,12 @@ impl PluginRunner {
 
     /// Transforms a batch; never fails as a whole. Every input record gets its
     /// outputs or its own failure, all from one plugin version.
-    pub fn transform(&mut self, batch: &Batch) -> BatchOutput {
+    pub fn transform(&mut self, records: &[Record]) -> BatchOutput {
         let version = self.version();
         let mut failures_left = ISOLATION_FAILURES;
-        let mut parts = Vec::new();
-        self.run_isolating(&version, batch, 0, &mut failures_left, &mut parts);
-        let (schemas, outputs) = assemble(batch, parts);
-        BatchOutput { version, schemas, outputs }
+        let mut outputs = Vec::with_capacity(records.len());
+        self.run_isolating(&version, records, &mut failures_left, &mut outputs);
+        BatchOutput { version, outputs }
     }
 
     /// Runs `batch`; when the call fails as a whole, splits it in halves to
@@ -100,46 +98,44 @@ impl PluginRunner {
     fn run_isolating(
         &mut self,
         version: &Arc<PluginVersion>,
-        batch: &Batch,
-        offset: usize,
+        records: &[Record],
         failures_left: &mut usize,
-        parts: &mut Vec<Part>,
+        outputs: &mut Decoded,
     ) {
-        let n = batch.records.len();
+        let n = records.len();
         if n == 0 {
             return;
         }
-        let failure = match self.call(version, batch) {
-            Ok(result) => match whole_batch_error(batch, &result) {
-                None => return parts.push(Part::Done(result, offset)),
-                Some(message) => {
-                    self.live = None;
-                    RecordFailure::new(FailureKind::BadOutput, message)
-                }
-            },
+        let failure = match self.call(version, records) {
+            Ok(decoded) => return outputs.extend(decoded),
             Err(failure) => failure,
         };
         *failures_left = failures_left.saturating_sub(1);
         if n == 1 || *failures_left == 0 {
             tracing::warn!(plugin = %version.name, version = %version.hash, records = n, "{failure}");
-            return parts.push(Part::Failed(failure, n));
+            return outputs.extend((0..n).map(|_| Err(failure.clone())));
         }
-        let (left, right) = split(batch, n / 2);
-        self.run_isolating(version, &left, offset, failures_left, parts);
-        self.run_isolating(version, &right, offset + n / 2, failures_left, parts);
+        let (left, right) = records.split_at(n / 2);
+        self.run_isolating(version, left, failures_left, outputs);
+        self.run_isolating(version, right, failures_left, outputs);
     }
 
-    fn call(&mut self, version: &Arc<PluginVersion>, batch: &Batch) -> Result<BatchResult, RecordFailure> {
+    /// One call into the plugin and the checked reading of its answer. A
+    /// trap, or an answer that breaks the contract as a whole, fails the call.
+    fn call(&mut self, version: &Arc<PluginVersion>, records: &[Record]) -> Result<Decoded, RecordFailure> {
         let mut live = match self.live.take() {
             Some(live) => live,
             None => self.instantiate(version).map_err(|reason| RecordFailure::new(FailureKind::Trap, reason))?,
         };
         live.store.data_mut().memory.hit = None;
         live.store.set_epoch_deadline(self.budget_ticks());
-        match live.plugin.sluice_plugin_transform().call_transform(&mut live.store, batch) {
+        let encoded = encode(records);
+        match live.plugin.sluice_plugin_transform().call_transform(&mut live.store, &encoded.batch) {
             Ok(result) => {
+                let decoded = decode(result, records, &encoded.schemas)
+                    .map_err(|message| RecordFailure::new(FailureKind::BadOutput, message))?;
                 self.live = Some(live);
-                Ok(result)
+                Ok(decoded)
             }
             // The instance is poisoned after a trap: drop it; the next call
             // starts a fresh one from the same version.
@@ -210,9 +206,4 @@ impl PluginRunner {
             RecordFailure::new(FailureKind::Trap, format!("{detail} ({error})"))
         }
     }
-}
-
-fn split(batch: &Batch, at: usize) -> (Batch, Batch) {
-    let half = |records: &[Record]| Batch { schemas: batch.schemas.clone(), records: records.to_vec() };
-    (half(&batch.records[..at]), half(&batch.records[at..]))
 }

@@ -19,13 +19,13 @@
 //!   or any string. Optional, as are `ts_ms`, `headers`, `destination`,
 //!   `primary_key`, and raw message `key` / `payload` (string or `{"$bytes":…}`).
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value as Json, json};
 
-use super::{BinlogPosition, Column, Header, KafkaPosition, Op, Position, Record, Schema, Value};
-use crate::plugin::Batch;
+use super::{Column, Header, Op, Position, Record, Schema, Value};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -35,34 +35,18 @@ fn err<T>(message: impl Into<String>) -> Result<T, JsonRecordError> {
     Err(JsonRecordError(message.into()))
 }
 
-/// Collects JSON records into one batch, sending each distinct table shape once.
+/// Reads JSON-line records, sharing one schema between records of the same
+/// table shape.
 #[derive(Default)]
-pub struct JsonBatchBuilder {
-    schemas: Vec<Schema>,
-    ids: HashMap<(String, String, Vec<String>, Vec<u32>), u32>,
-    records: Vec<Record>,
+pub struct JsonRecordReader {
+    schemas: HashMap<(String, String, Vec<String>, Vec<u32>), Arc<Schema>>,
 }
 
-impl JsonBatchBuilder {
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
-    }
-
-    pub fn push_line(&mut self, line: &str) -> Result<(), JsonRecordError> {
+impl JsonRecordReader {
+    pub fn read_line(&mut self, line: &str) -> Result<Record, JsonRecordError> {
         let json: Json = serde_json::from_str(line).or_else(|e| err(format!("not JSON: {e}")))?;
         let Json::Object(obj) = json else { return err("a record is a JSON object") };
-        let record = self.record(&obj)?;
-        self.records.push(record);
-        Ok(())
-    }
-
-    pub fn finish(&mut self) -> Batch {
-        self.ids.clear();
-        Batch { schemas: std::mem::take(&mut self.schemas), records: std::mem::take(&mut self.records) }
+        self.record(&obj)
     }
 
     fn record(&mut self, obj: &Map<String, Json>) -> Result<Record, JsonRecordError> {
@@ -80,9 +64,9 @@ impl JsonBatchBuilder {
             None => (None, None, None),
             Some(shape) => {
                 let columns: Vec<String> = shape.keys().cloned().collect();
-                let id = self.schema_id(obj, &columns)?;
+                let schema = self.schema(obj, &columns)?;
                 let row = |r: Option<&Map<String, Json>>| r.map(|r| ordered_row(r, &columns)).transpose();
-                (Some(id), row(before)?, row(after)?)
+                (Some(schema), row(before)?, row(after)?)
             }
         };
         Ok(Record {
@@ -99,7 +83,7 @@ impl JsonBatchBuilder {
         })
     }
 
-    fn schema_id(&mut self, obj: &Map<String, Json>, columns: &[String]) -> Result<u32, JsonRecordError> {
+    fn schema(&mut self, obj: &Map<String, Json>, columns: &[String]) -> Result<Arc<Schema>, JsonRecordError> {
         let text = |k: &str| obj.get(k).and_then(Json::as_str).unwrap_or_default().to_owned();
         let (database, table) = (text("database"), text("table"));
         let mut key = Vec::new();
@@ -111,15 +95,15 @@ impl JsonBatchBuilder {
             }
         }
         let shape = (database, table, columns.to_vec(), key);
-        if let Some(&id) = self.ids.get(&shape) {
-            return Ok(id);
-        }
-        let id = self.schemas.len() as u32;
-        let (database, table, names, key) = shape.clone();
-        let columns = names.into_iter().map(|name| Column { name, sql_type: String::new() }).collect();
-        self.schemas.push(Schema { id, database, table, columns, key });
-        self.ids.insert(shape, id);
-        Ok(id)
+        let schema = self.schemas.entry(shape).or_insert_with_key(|(database, table, names, key)| {
+            Arc::new(Schema {
+                database: database.clone(),
+                table: table.clone(),
+                columns: names.iter().map(|name| Column { name: name.clone(), sql_type: String::new() }).collect(),
+                key: key.clone(),
+            })
+        });
+        Ok(schema.clone())
     }
 }
 
@@ -221,17 +205,17 @@ fn position(v: Option<&Json>) -> Result<Position, JsonRecordError> {
         None | Some(Json::Null) => Position::Other(String::new()),
         Some(Json::String(s)) => Position::Other(s.clone()),
         Some(Json::Object(o)) => match (o.get("binlog"), o.get("kafka")) {
-            (Some(b), _) => Position::Binlog(BinlogPosition {
+            (Some(b), _) => Position::Binlog {
                 file: b.get("file").and_then(Json::as_str).ok_or_else(bad)?.to_owned(),
                 pos: b.get("pos").and_then(Json::as_u64).ok_or_else(bad)?,
                 gtid: b.get("gtid").and_then(Json::as_str).map(str::to_owned),
                 row: b.get("row").and_then(Json::as_u64).unwrap_or(0) as u32,
-            }),
-            (_, Some(k)) => Position::Kafka(KafkaPosition {
+            },
+            (_, Some(k)) => Position::Kafka {
                 topic: k.get("topic").and_then(Json::as_str).ok_or_else(bad)?.to_owned(),
                 partition: k.get("partition").and_then(Json::as_i64).ok_or_else(bad)? as i32,
                 offset: k.get("offset").and_then(Json::as_i64).ok_or_else(bad)?,
-            }),
+            },
             _ => return Err(bad()),
         },
         Some(_) => return Err(bad()),
@@ -240,8 +224,8 @@ fn position(v: Option<&Json>) -> Result<Position, JsonRecordError> {
 
 fn position_to_json(p: &Position) -> Json {
     match p {
-        Position::Binlog(b) => json!({ "binlog": { "file": b.file, "pos": b.pos, "gtid": b.gtid, "row": b.row } }),
-        Position::Kafka(k) => json!({ "kafka": { "topic": k.topic, "partition": k.partition, "offset": k.offset } }),
+        Position::Binlog { file, pos, gtid, row } => json!({ "binlog": { "file": file, "pos": pos, "gtid": gtid, "row": row } }),
+        Position::Kafka { topic, partition, offset } => json!({ "kafka": { "topic": topic, "partition": partition, "offset": offset } }),
         Position::Other(s) => json!(s),
     }
 }
@@ -267,9 +251,9 @@ fn op_name(op: Op) -> &'static str {
     }
 }
 
-/// The JSON form of `record`, whose schema is looked up in `schemas`.
-pub fn record_to_json(record: &Record, schemas: &[&Schema]) -> Json {
-    let schema = record.schema.and_then(|id| schemas.iter().find(|s| s.id == id));
+/// The JSON form of `record`.
+pub fn record_to_json(record: &Record) -> Json {
+    let schema = record.schema.as_deref();
     let row = |r: &Option<Vec<Value>>| match (r, schema) {
         (Some(values), Some(schema)) => {
             let obj: Map<String, Json> =
@@ -312,16 +296,13 @@ mod tests {
             "before":{"id":1,"big":{"$uint":18446744073709551615},"price":{"$decimal":"1.10"},"at":{"$datetime":"2024-01-31 12:00:00.000001"},"raw":{"$bytes":"AP8="},"doc":{"$json":"{\"a\":1}"}},
             "after":{"id":1,"big":{"$uint":1},"price":{"$decimal":"2.00"},"at":null,"raw":{"$bytes":""},"doc":[1,2]},
             "position":{"binlog":{"file":"b.000001","pos":99,"gtid":"0-1-2","row":3}},"headers":{"h":"v"}}"#;
-        let mut builder = JsonBatchBuilder::default();
-        builder.push_line(&line.replace('\n', "")).unwrap();
-        let batch = builder.finish();
-        let record = &batch.records[0];
+        let record = &JsonRecordReader::default().read_line(&line.replace('\n', "")).unwrap();
         let before = record.before.as_ref().unwrap();
         assert_eq!(before[1], Value::Uint(u64::MAX));
         assert_eq!(before[2], Value::Decimal("1.10".into()));
         assert_eq!(before[4], Value::Bytes(vec![0, 255]));
         assert_eq!(record.after.as_ref().unwrap()[5], Value::Json("[1,2]".into()));
-        let back = record_to_json(record, &batch.schemas.iter().collect::<Vec<_>>());
+        let back = record_to_json(record);
         assert_eq!(back["before"]["big"], json!({"$uint": u64::MAX}));
         assert_eq!(back["before"]["price"], json!({"$decimal": "1.10"}));
         assert_eq!(back["position"]["binlog"]["row"], json!(3));
@@ -330,8 +311,7 @@ mod tests {
 
     #[test]
     fn mismatched_images_are_refused() {
-        let mut builder = JsonBatchBuilder::default();
-        let e = builder.push_line(r#"{"op":"update","before":{"a":1},"after":{"b":1}}"#).unwrap_err();
+        let e = JsonRecordReader::default().read_line(r#"{"op":"update","before":{"a":1},"after":{"b":1}}"#).unwrap_err();
         assert!(e.to_string().contains("same columns"), "{e}");
     }
 }

@@ -1,6 +1,99 @@
-//! Records as the pipeline carries them: the WIT types themselves, so a batch
-//! enters a plugin without conversion; plus their JSON-lines form.
+//! Records as the pipeline carries them, and their JSON-lines form.
+//!
+//! A record's schema is shared (`Arc`) by every record of its table, so
+//! column names travel once per table, in the pipeline as across the plugin
+//! boundary.
 mod json;
 
-pub use crate::plugin::{Batch, BinlogPosition, Column, Header, KafkaPosition, Op, Position, Record, Schema, Value};
-pub use json::{JsonBatchBuilder, JsonRecordError, record_to_json};
+use std::sync::Arc;
+
+pub use json::{JsonRecordError, JsonRecordReader, record_to_json};
+
+/// One column value; exact where MySQL is exact (see `wit/plugin.wit`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Decimal(String),
+    Str(String),
+    Bytes(Vec<u8>),
+    Date(String),
+    Time(String),
+    Datetime(String),
+    /// Microseconds since 1970-01-01 UTC.
+    Timestamp(i64),
+    Json(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    /// As declared at the source, e.g. "decimal(10,2)".
+    pub sql_type: String,
+}
+
+/// The shape of one table's rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schema {
+    pub database: String,
+    pub table: String,
+    pub columns: Vec<Column>,
+    /// Positions in `columns` of the primary key, in key order.
+    pub key: Vec<u32>,
+}
+
+impl Schema {
+    pub fn index_of(&self, column: &str) -> Option<usize> {
+        self.columns.iter().position(|c| c.name == column)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Insert,
+    Update,
+    Delete,
+    Message,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    Binlog { file: String, pos: u64, gtid: Option<String>, row: u32 },
+    Kafka { topic: String, partition: i32, offset: i64 },
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub key: String,
+    pub value: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub op: Op,
+    pub position: Position,
+    /// Commit or message time, ms since 1970-01-01 UTC.
+    pub ts_ms: i64,
+    /// Absent for raw messages.
+    pub schema: Option<Arc<Schema>>,
+    pub before: Option<Vec<Value>>,
+    pub after: Option<Vec<Value>>,
+    /// Raw message key and value (records from Kafka not decoded into rows).
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: Vec<Header>,
+    /// Topic or table chosen by a routing plugin.
+    pub destination: Option<String>,
+}
+
+impl Record {
+    /// The column's value in the newest row image (after, or before for deletes).
+    pub fn get(&self, column: &str) -> Option<&Value> {
+        let i = self.schema.as_ref()?.index_of(column)?;
+        self.after.as_ref().or(self.before.as_ref())?.get(i)
+    }
+}

@@ -23,16 +23,19 @@
 //! handled here. The same code builds natively, so a plugin's logic can be
 //! unit-tested with plain `cargo test` (see [`testing`]).
 
+mod arena;
 mod config;
 mod record;
 #[doc(hidden)]
 pub mod rt;
 mod schema;
 pub mod testing;
+mod value;
 
 pub use config::Config;
 pub use record::{Out, Record};
-pub use schema::Schemas;
+pub use schema::{Schemas, TableSchema};
+pub use value::{Header, Position, Value};
 
 #[doc(hidden)]
 pub mod bindings {
@@ -46,9 +49,7 @@ pub mod bindings {
     });
 }
 
-pub use bindings::sluice::plugin::types::{
-    BinlogPosition, Column, Header, KafkaPosition, Op, Output, Position, Value,
-};
+pub use bindings::sluice::plugin::types::{Column, Op};
 
 /// A plugin's error for one record; any `std::error::Error`, `String` or
 /// `&str` converts into it with `?` or `.into()`.

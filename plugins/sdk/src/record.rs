@@ -1,29 +1,48 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::bindings::sluice::plugin::types::{Header, Op, Output, Position, Record as RawRecord, Value};
+use crate::arena::{Reader, RecordParts, Writer};
+use crate::bindings::sluice::plugin::types::{self as wit, Op, Output};
 use crate::schema::{Schemas, TableSchema};
+use crate::{Header, Position, Value};
+
+/// The batch a record arrived in, kept while any of its records lives.
+pub(crate) struct Input {
+    pub batch: wit::Batch,
+    /// Sequence number of the batch within this instance.
+    pub seq: u64,
+}
+
+impl Input {
+    fn reader(&self) -> Reader<'_> {
+        Reader { text: &self.batch.text, values: &self.batch.values, headers: &self.batch.headers }
+    }
+}
 
 /// One record as a plugin sees it: its operation, where it came from, its
 /// rows addressed by column name, headers and an optional destination.
-#[derive(Debug, Clone)]
+///
+/// Reading decodes from the batch; the first change takes an owned copy. A
+/// record returned unchanged goes back to the host as `keep`, without being
+/// copied out of the plugin.
+#[derive(Clone)]
 pub struct Record {
-    raw: RawRecord,
+    input: Rc<Input>,
+    index: u32,
     schema: Option<Rc<TableSchema>>,
     schemas: Rc<RefCell<Schemas>>,
-    /// Which input this is, so an unchanged record goes back as `keep`
-    /// (the host reuses its copy) instead of being copied out whole.
-    origin: Origin,
-    changed: bool,
-    destination_changed: bool,
+    edit: Option<Box<Edit>>,
+    destination: Option<Option<String>>,
 }
 
-/// (batch sequence number, index in that batch)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Origin(pub u64, pub u32);
+#[derive(Clone)]
+struct Edit {
+    before: Option<Vec<Value>>,
+    after: Option<Vec<Value>>,
+    headers: Vec<Header>,
+}
 
 /// A plugin's answer for one record.
-#[derive(Debug)]
 pub enum Out {
     /// Filter the record out.
     Drop,
@@ -38,29 +57,67 @@ impl From<Record> for Out {
     }
 }
 
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("op", &self.op())
+            .field("table", &self.table())
+            .field("before", &self.before())
+            .field("after", &self.after())
+            .field("destination", &self.destination())
+            .finish()
+    }
+}
+
 impl Record {
-    pub(crate) fn new(raw: RawRecord, schemas: &Rc<RefCell<Schemas>>, origin: Origin) -> Self {
-        let schema = raw.schema.and_then(|id| schemas.borrow().get(id).cloned());
-        Record { raw, schema, schemas: schemas.clone(), origin, changed: false, destination_changed: false }
+    pub(crate) fn new(input: &Rc<Input>, index: u32, schemas: &Rc<RefCell<Schemas>>) -> Self {
+        let schema = input.batch.records[index as usize].schema.and_then(|id| schemas.borrow().get(id).cloned());
+        Record { input: input.clone(), index, schema, schemas: schemas.clone(), edit: None, destination: None }
     }
 
-    /// The output for this record when answering input `here`.
-    pub(crate) fn into_output(self, here: Origin) -> Output {
-        match (self.changed || self.origin != here, self.destination_changed) {
-            (false, false) => Output::Keep,
-            (false, true) => Output::KeepTo(self.raw.destination.unwrap_or_default()),
-            (true, _) => Output::Emit(self.raw),
+    fn raw(&self) -> &wit::Record {
+        &self.input.batch.records[self.index as usize]
+    }
+
+    fn width(&self) -> usize {
+        self.schema.as_ref().map_or(0, |s| s.columns().len())
+    }
+
+    /// The output for this record when answering input `index` of batch `seq`.
+    pub(crate) fn into_output(self, seq: u64, index: u32, out: &mut Writer) -> Output {
+        let same_input = self.input.seq == seq && self.index == index;
+        if same_input && self.edit.is_none() {
+            return match self.destination {
+                None => Output::Keep,
+                Some(d) => Output::KeepTo(d.unwrap_or_default()),
+            };
         }
+        let (before, after, headers) = (self.before(), self.after(), self.headers());
+        let destination = self.destination();
+        let (key, payload) = (self.key(), self.payload());
+        let raw = self.raw();
+        Output::Emit(out.push(RecordParts {
+            op: raw.op,
+            position: &self.position(),
+            ts_ms: raw.ts_ms,
+            schema: self.schema.as_ref().map(|s| s.id()),
+            before: before.as_deref(),
+            after: after.as_deref(),
+            key: key.as_deref(),
+            payload: payload.as_deref(),
+            headers: &headers,
+            destination: destination.as_deref(),
+        }))
     }
 
     pub fn op(&self) -> Op {
-        self.raw.op
-    }
-    pub fn position(&self) -> &Position {
-        &self.raw.position
+        self.raw().op
     }
     pub fn ts_ms(&self) -> i64 {
-        self.raw.ts_ms
+        self.raw().ts_ms
+    }
+    pub fn position(&self) -> Position {
+        self.input.reader().position(&self.raw().position)
     }
     /// The table schema of the rows, absent for raw messages.
     pub fn schema(&self) -> Option<&TableSchema> {
@@ -72,51 +129,65 @@ impl Record {
     pub fn table(&self) -> Option<&str> {
         self.schema().map(TableSchema::table)
     }
-    pub fn before(&self) -> Option<&[Value]> {
-        self.raw.before.as_deref()
+    pub fn before(&self) -> Option<Vec<Value>> {
+        match &self.edit {
+            Some(edit) => edit.before.clone(),
+            None => self.raw().before.map(|start| self.input.reader().row(start, self.width())),
+        }
     }
-    pub fn after(&self) -> Option<&[Value]> {
-        self.raw.after.as_deref()
+    pub fn after(&self) -> Option<Vec<Value>> {
+        match &self.edit {
+            Some(edit) => edit.after.clone(),
+            None => self.raw().after.map(|start| self.input.reader().row(start, self.width())),
+        }
     }
     /// Raw message key and value, for records that came from Kafka undecoded.
-    pub fn key(&self) -> Option<&[u8]> {
-        self.raw.key.as_deref()
+    pub fn key(&self) -> Option<Vec<u8>> {
+        self.raw().key.map(|s| self.input.reader().bytes(s))
     }
-    pub fn payload(&self) -> Option<&[u8]> {
-        self.raw.payload.as_deref()
+    pub fn payload(&self) -> Option<Vec<u8>> {
+        self.raw().payload.map(|s| self.input.reader().bytes(s))
     }
-    pub fn headers(&self) -> &[Header] {
-        &self.raw.headers
+    pub fn headers(&self) -> Vec<Header> {
+        match &self.edit {
+            Some(edit) => edit.headers.clone(),
+            None => self.input.reader().headers(self.raw().headers),
+        }
     }
-    pub fn destination(&self) -> Option<&str> {
-        self.raw.destination.as_deref()
+    pub fn destination(&self) -> Option<String> {
+        match &self.destination {
+            Some(d) => d.clone(),
+            None => self.raw().destination.map(|s| self.input.reader().str(s)),
+        }
     }
 
     /// Sends this record to `topic_or_table` instead of the sink's default.
     pub fn set_destination(&mut self, topic_or_table: impl Into<String>) {
-        self.raw.destination = Some(topic_or_table.into());
-        self.destination_changed = true;
+        self.destination = Some(Some(topic_or_table.into()));
     }
 
     pub fn add_header(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
-        self.changed = true;
-        self.raw.headers.push(Header { key: key.into(), value: value.into() });
+        self.edit().headers.push(Header { key: key.into(), value: value.into() });
     }
 
     /// The column's value in the newest row image (after, or before for deletes).
-    pub fn get(&self, column: &str) -> Option<&Value> {
+    pub fn get(&self, column: &str) -> Option<Value> {
         let i = self.schema()?.index_of(column)?;
-        self.raw.after.as_ref().or(self.raw.before.as_ref())?.get(i)
+        if let Some(edit) = &self.edit {
+            return edit.after.as_ref().or(edit.before.as_ref())?.get(i).cloned();
+        }
+        let raw = self.raw();
+        let start = raw.after.or(raw.before)?;
+        Some(self.input.reader().value(self.input.batch.values[start as usize + i]))
     }
 
     /// Mutable access to the column in the newest row image.
     pub fn get_mut(&mut self, column: &str) -> Option<&mut Value> {
         let i = self.schema.as_ref()?.index_of(column)?;
-        self.changed = true;
-        let raw = &mut self.raw;
-        match raw.after.as_mut() {
+        let edit = self.edit();
+        match edit.after.as_mut() {
             Some(after) => after.get_mut(i),
-            None => raw.before.as_mut()?.get_mut(i),
+            None => edit.before.as_mut()?.get_mut(i),
         }
     }
 
@@ -126,8 +197,8 @@ impl Record {
         let Some(i) = self.schema.as_ref().and_then(|s| s.index_of(column)) else {
             return false;
         };
-        self.changed = true;
-        for row in [self.raw.before.as_mut(), self.raw.after.as_mut()].into_iter().flatten() {
+        let edit = self.edit();
+        for row in [edit.before.as_mut(), edit.after.as_mut()].into_iter().flatten() {
             if let Some(v) = row.get_mut(i) {
                 f(v);
             }
@@ -137,9 +208,9 @@ impl Record {
 
     /// Applies `f(column name, value)` to every value of both row images.
     pub fn update_all(&mut self, mut f: impl FnMut(&str, &mut Value)) {
-        let Some(schema) = self.schema.as_ref() else { return };
-        self.changed = true;
-        for row in [self.raw.before.as_mut(), self.raw.after.as_mut()].into_iter().flatten() {
+        let Some(schema) = self.schema.clone() else { return };
+        let edit = self.edit();
+        for row in [edit.before.as_mut(), edit.after.as_mut()].into_iter().flatten() {
             for (column, v) in schema.columns().iter().zip(row.iter_mut()) {
                 f(&column.name, v);
             }
@@ -152,41 +223,29 @@ impl Record {
     /// and false is returned.
     pub fn set(&mut self, column: &str, sql_type: &str, value: Value) -> bool {
         let Some(schema) = self.schema.clone() else { return false };
-        let Some(after) = self.raw.after.as_mut() else { return false };
-        self.changed = true;
+        if self.raw().after.is_none() && self.edit.as_ref().is_none_or(|e| e.after.is_none()) {
+            return false;
+        }
         if let Some(i) = schema.index_of(column) {
-            after[i] = value;
+            self.edit().after.as_mut().expect("after row")[i] = value;
             return true;
         }
         let derived = self.schemas.borrow_mut().with_column(&schema, column, sql_type);
-        after.push(value);
-        if let Some(before) = self.raw.before.as_mut() {
+        let edit = self.edit();
+        edit.after.as_mut().expect("after row").push(value);
+        if let Some(before) = edit.before.as_mut() {
             before.push(Value::Null);
         }
-        self.raw.schema = Some(derived.id());
         self.schema = Some(derived);
         true
     }
-}
 
-impl Value {
-    /// The text of string-like values (str, decimal, date, time, datetime, json).
-    pub fn as_str(&self) -> Option<&str> {
-        match self {
-            Value::Str(s) | Value::Decimal(s) | Value::Date(s) | Value::Time(s) | Value::Datetime(s) | Value::Json(s) => Some(s),
-            _ => None,
+    /// The owned copy to change, taken on first use.
+    fn edit(&mut self) -> &mut Edit {
+        if self.edit.is_none() {
+            let edit = Edit { before: self.before(), after: self.after(), headers: self.headers() };
+            self.edit = Some(Box::new(edit));
         }
-    }
-
-    pub fn as_i64(&self) -> Option<i64> {
-        match *self {
-            Value::Int(v) => Some(v),
-            Value::Uint(v) => i64::try_from(v).ok(),
-            _ => None,
-        }
-    }
-
-    pub fn is_null(&self) -> bool {
-        matches!(self, Value::Null)
+        self.edit.as_mut().expect("edit taken")
     }
 }

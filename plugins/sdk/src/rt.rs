@@ -2,8 +2,9 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use crate::arena::Writer;
 use crate::bindings::sluice::plugin::types::{Batch, BatchResult, RecordError};
-use crate::record::Origin;
+use crate::record::Input;
 use crate::{Config, Out, Record, Schemas, Transform};
 
 pub fn init<T: Transform>(slot: &RefCell<Option<T>>, config: Vec<(String, String)>) -> Result<(), String> {
@@ -16,7 +17,8 @@ pub fn transform<T: Transform>(slot: &RefCell<Option<T>>, batch: Batch) -> Batch
     let mut slot = slot.borrow_mut();
     let Some(plugin) = slot.as_mut() else {
         let error = RecordError { message: "plugin used before init".into() };
-        return BatchResult { schemas: vec![], outputs: batch.records.iter().map(|_| Err(error.clone())).collect() };
+        let outputs = batch.records.iter().map(|_| Err(error.clone())).collect();
+        return BatchResult { emitted: Batch::default(), outputs };
     };
     run(plugin, batch)
 }
@@ -26,23 +28,20 @@ thread_local! {
 }
 
 /// Runs `plugin` over a batch: also what [`crate::testing`] uses natively.
-pub fn run<T: Transform>(plugin: &mut T, batch: Batch) -> BatchResult {
+pub fn run<T: Transform>(plugin: &mut T, mut batch: Batch) -> BatchResult {
     let seq = BATCHES.replace(BATCHES.get() + 1);
-    let schemas = Rc::new(RefCell::new(Schemas::new(batch.schemas)));
-    let outputs = batch
-        .records
-        .into_iter()
-        .enumerate()
-        .map(|(i, raw)| {
-            let here = Origin(seq, i as u32);
-            match plugin.transform(Record::new(raw, &schemas, here)) {
-                Ok(Out::Drop) => Ok(Vec::new()),
-                Ok(Out::One(r)) => Ok(vec![r.into_output(here)]),
-                Ok(Out::Many(rs)) => Ok(rs.into_iter().map(|r| r.into_output(here)).collect()),
-                Err(e) => Err(RecordError { message: e.to_string() }),
-            }
+    let schemas = Rc::new(RefCell::new(Schemas::new(std::mem::take(&mut batch.schemas))));
+    let n = batch.records.len() as u32;
+    let input = Rc::new(Input { batch, seq });
+    let mut emitted = Writer::default();
+    let outputs = (0..n)
+        .map(|i| match plugin.transform(Record::new(&input, i, &schemas)) {
+            Ok(Out::Drop) => Ok(Vec::new()),
+            Ok(Out::One(r)) => Ok(vec![r.into_output(seq, i, &mut emitted)]),
+            Ok(Out::Many(rs)) => Ok(rs.into_iter().map(|r| r.into_output(seq, i, &mut emitted)).collect()),
+            Err(e) => Err(RecordError { message: e.to_string() }),
         })
         .collect();
-    let schemas = schemas.borrow_mut().take_added();
-    BatchResult { schemas, outputs }
+    emitted.batch.schemas = schemas.borrow_mut().take_added();
+    BatchResult { emitted: emitted.batch, outputs }
 }

@@ -1,63 +1,76 @@
 //! Native unit tests for plugin logic, without a host or wasm build.
-use crate::bindings::sluice::plugin::types::{Batch, Column, Op, Output, Position, Record as RawRecord, Schema};
-use crate::{Config, Transform, Value};
+use std::cell::RefCell;
+use std::rc::Rc;
 
-/// A one-table batch builder: `rows(&["id", "email"], vec![vec![...]])`.
+use crate::arena::{RecordParts, Writer};
+use crate::bindings::sluice::plugin::types::{Batch, Column, Op, Output, Schema};
+use crate::record::Input;
+use crate::{Config, Position, Record, Schemas, Transform, Value};
+
+/// A one-table batch of inserts: `batch("db", "users", &["id", "email"], vec![vec![...]])`.
 pub fn batch(database: &str, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Batch {
-    let schema = Schema {
+    let mut writer = Writer::default();
+    writer.batch.schemas.push(Schema {
         id: 0,
         database: database.into(),
         table: table.into(),
         columns: columns.iter().map(|c| Column { name: (*c).into(), sql_type: String::new() }).collect(),
         key: vec![0],
-    };
-    let records = rows
-        .into_iter()
-        .enumerate()
-        .map(|(i, after)| RawRecord {
+    });
+    for (i, after) in rows.iter().enumerate() {
+        writer.push(RecordParts {
             op: Op::Insert,
-            position: Position::Other(i.to_string()),
+            position: &Position::Other(i.to_string()),
             ts_ms: 0,
             schema: Some(0),
             before: None,
             after: Some(after),
             key: None,
             payload: None,
-            headers: vec![],
+            headers: &[],
             destination: None,
-        })
-        .collect();
-    Batch { schemas: vec![schema], records }
+        });
+    }
+    writer.batch
 }
 
-/// What a plugin made of a batch, with `keep` outputs resolved to records.
+/// What a plugin made of a batch, each output readable as a [`Record`].
 #[derive(Debug)]
 pub struct Outcome {
-    pub schemas: Vec<Schema>,
-    pub outputs: Vec<Result<Vec<RawRecord>, String>>,
+    pub outputs: Vec<Result<Vec<Record>, String>>,
 }
 
 /// Initialises `T` with `config` pairs and runs it over `batch`.
 pub fn run<T: Transform>(config: &[(&str, &str)], batch: Batch) -> Outcome {
     let config = Config::new(config.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let mut plugin = T::init(&config).unwrap_or_else(|e| panic!("init failed: {e}"));
-    let inputs = batch.records.clone();
+    let input_schemas = batch.schemas.clone();
+    let input = Rc::new(Input { batch: batch.clone(), seq: u64::MAX });
     let result = crate::rt::run(&mut plugin, batch);
+    let mut all_schemas = input_schemas.clone();
+    all_schemas.extend(result.emitted.schemas.iter().cloned());
+    let emitted_schemas = Rc::new(RefCell::new(Schemas::new(all_schemas)));
+    let input_schemas = Rc::new(RefCell::new(Schemas::new(input_schemas)));
+    let emitted = Rc::new(Input { batch: result.emitted, seq: u64::MAX });
     let outputs = result
         .outputs
         .into_iter()
-        .zip(inputs)
-        .map(|(output, input)| match output {
+        .enumerate()
+        .map(|(i, output)| match output {
             Err(e) => Err(e.message),
             Ok(outs) => Ok(outs
                 .into_iter()
                 .map(|o| match o {
-                    Output::Keep => input.clone(),
-                    Output::KeepTo(destination) => RawRecord { destination: Some(destination), ..input.clone() },
-                    Output::Emit(record) => record,
+                    Output::Keep => Record::new(&input, i as u32, &input_schemas),
+                    Output::KeepTo(destination) => {
+                        let mut r = Record::new(&input, i as u32, &input_schemas);
+                        r.set_destination(destination);
+                        r
+                    }
+                    Output::Emit(at) => Record::new(&emitted, at, &emitted_schemas),
                 })
                 .collect()),
         })
         .collect();
-    Outcome { schemas: result.schemas, outputs }
+    Outcome { outputs }
 }

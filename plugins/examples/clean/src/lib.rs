@@ -86,7 +86,7 @@ impl Clean {
         }
         for column in &self.email_columns {
             if let Some(Value::Str(s)) = record.get(column) {
-                if !looks_like_email(s) {
+                if !looks_like_email(&s) {
                     return Some(format!("column `{column}` is not an email address: {s:?}"));
                 }
             }
@@ -143,7 +143,7 @@ mod tests {
             Value::Str("+49 170 1234567".into()),
         ]]);
         let out = run::<Clean>(&[("mask", "phone"), ("mask_style", "last4")], input);
-        let row = out.outputs[0].as_ref().unwrap()[0].after.clone().unwrap();
+        let row = out.outputs[0].as_ref().unwrap()[0].after().unwrap();
         assert_eq!(row[1], Value::Str("ann@example.com".into()));
         assert_eq!(row[2], Value::Str("****4567".into()));
     }

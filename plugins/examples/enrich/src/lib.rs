@@ -48,7 +48,7 @@ impl Transform for Enrich {
             record.set(target, "varchar(255)", domain.unwrap_or(Value::Null));
         }
         if let Some(lookup) = &self.lookup {
-            let key = record.get(&lookup.column).and_then(text_of);
+            let key = record.get(&lookup.column).as_ref().and_then(text_of);
             let found = key.and_then(|k| lookup.table.get(&k)).or(lookup.default.as_ref());
             let value = found.map_or(Value::Null, |v| Value::Str(v.clone()));
             record.set(&lookup.into, "varchar(255)", value);

@@ -4,7 +4,7 @@
 //! `loop` spins forever, `alloc` allocates without bound, `panic` panics,
 //! `fail` returns an error; anything else passes through.
 //! Config `output = short` returns one result too few for the batch,
-//! `output = bad-schema` points records at a schema that does not exist;
+//! `output = bad-schema` emits records of a schema that does not exist;
 //! `init = fail` refuses to start.
 // Only meaningful as a wasm component.
 #![cfg(target_arch = "wasm32")]
@@ -12,7 +12,7 @@
 use std::cell::Cell;
 
 use sluice_plugin::bindings::exports::sluice::plugin::transform::Guest;
-use sluice_plugin::bindings::sluice::plugin::types::{Batch, BatchResult, Output, RecordError, Value};
+use sluice_plugin::bindings::sluice::plugin::types::{Batch, BatchResult, Output, Position, Range, Record, RecordError, Span, Value};
 
 thread_local! {
     static OUTPUT: Cell<&'static str> = const { Cell::new("ok") };
@@ -35,32 +35,42 @@ impl Guest for Faulty {
 
     fn transform(batch: Batch) -> BatchResult {
         let action_index = batch.schemas.first().and_then(|s| s.columns.iter().position(|c| c.name == "action"));
+        let mut emitted = Batch { schemas: vec![], text: vec![], values: vec![], headers: vec![], records: vec![] };
         let mut outputs = Vec::new();
-        for mut record in batch.records {
-            let action = match (action_index, &record.after) {
-                (Some(i), Some(row)) => match &row[i] {
-                    Value::Str(s) => s.clone(),
-                    _ => String::new(),
+        for record in &batch.records {
+            let action = match (action_index, record.after) {
+                (Some(i), Some(start)) => match batch.values[start as usize + i] {
+                    Value::Str(s) => std::str::from_utf8(&batch.text[s.start as usize..(s.start + s.len) as usize]).unwrap_or(""),
+                    _ => "",
                 },
-                _ => String::new(),
+                _ => "",
             };
-            match action.as_str() {
+            match action {
                 "loop" => spin(),
                 "alloc" => hoard(),
                 "panic" => panic!("faulty plugin panicked on purpose"),
                 "fail" => outputs.push(Err(RecordError { message: "rejected on purpose".into() })),
-                _ => {
-                    if OUTPUT.get() == "bad-schema" {
-                        record.schema = Some(9999);
-                    }
-                    outputs.push(Ok(vec![Output::Emit(record)]));
+                _ if OUTPUT.get() == "bad-schema" => {
+                    emitted.records.push(Record {
+                        schema: Some(9999),
+                        before: None,
+                        after: None,
+                        key: None,
+                        payload: None,
+                        headers: Range { start: 0, count: 0 },
+                        destination: None,
+                        position: Position::Other(Span { start: 0, len: 0 }),
+                        ..*record
+                    });
+                    outputs.push(Ok(vec![Output::Emit(emitted.records.len() as u32 - 1)]));
                 }
+                _ => outputs.push(Ok(vec![Output::Keep])),
             }
         }
         if OUTPUT.get() == "short" {
             outputs.pop();
         }
-        BatchResult { schemas: vec![], outputs }
+        BatchResult { emitted, outputs }
     }
 }
 
@@ -79,5 +89,4 @@ fn hoard() {
     }
 }
 
-#[cfg(target_arch = "wasm32")]
 sluice_plugin::bindings::__export_plugin_world!(Faulty with_types_in sluice_plugin::bindings);
