@@ -3,6 +3,11 @@ use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
 
+// Records are many small allocations (values, strings) made and freed at high
+// rates; mimalloc measured clearly faster than glibc malloc on that pattern.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))

@@ -18,7 +18,7 @@ fn clean_trims_lowercases_and_masks_both_row_images() {
             "after":{"id":2,"email":"B@X.IO","name":"B","phone":"555-9999","country":"US"}}"#,
     ]);
     let mut clean = runner("clean", &[("mask", "phone"), ("mask_style", "last4")], PluginLimits::default());
-    let out = clean.transform(&input);
+    let out = clean.transform(input);
     assert_eq!(after(&out, 0, 0, "email"), str("ann@example.com"));
     assert_eq!(after(&out, 0, 0, "name"), str("Ann Lee"));
     assert_eq!(after(&out, 0, 0, "phone"), str("****4567"));
@@ -36,13 +36,13 @@ fn clean_drops_or_rejects_rows_that_fail_its_rules() {
         r#"{"op":"delete","database":"shop","table":"users","before":{"id":5,"email":"broken","name":"","phone":null,"country":"FR"}}"#,
     ]);
     let mut dropping = runner("clean", &[("require", "name")], PluginLimits::default());
-    let out = dropping.transform(&input);
+    let out = dropping.transform(input.clone());
     let counts: Vec<usize> = out.outputs.iter().map(|o| o.as_ref().unwrap().len()).collect();
     assert_eq!(counts, [1, 0, 0, 1], "invalid rows dropped, deletes always kept");
     assert_eq!(dropping.counters().lock().unwrap()["clean.invalid"], 2);
 
     let mut rejecting = runner("clean", &[("require", "name"), ("on_invalid", "reject")], PluginLimits::default());
-    let out = rejecting.transform(&input);
+    let out = rejecting.transform(input);
     let failure = out.outputs[1].as_ref().unwrap_err();
     assert_eq!(failure.kind, FailureKind::Rejected);
     assert!(failure.message.contains("not an email address"), "{failure}");
@@ -72,7 +72,7 @@ fn enrich_adds_derived_and_looked_up_columns() {
         ("lookup_default", "unknown"),
     ];
     let mut enrich = runner("enrich", &config, PluginLimits::default());
-    let out = enrich.transform(&input);
+    let out = enrich.transform(input);
     assert_eq!(after(&out, 0, 0, "email_domain"), str("example.com"));
     assert_eq!(after(&out, 0, 0, "country_name"), str("Germany"));
     assert_eq!(after(&out, 1, 0, "country_name"), str("unknown"));
@@ -94,7 +94,7 @@ fn route_picks_fans_out_and_drops_by_column_value() {
     let input = batch(&lines.iter().map(String::as_str).collect::<Vec<_>>());
     let config = [("column", "country"), ("routes.DE", "orders.eu"), ("routes.US", "orders.us,orders.audit"), ("drop", "test")];
     let mut route = runner("route", &config, PluginLimits::default());
-    let out = route.transform(&input);
+    let out = route.transform(input);
     let destinations: Vec<Vec<Option<String>>> = out
         .outputs
         .iter()

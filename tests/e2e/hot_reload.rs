@@ -75,7 +75,7 @@ fn twenty_reloads_under_load_process_every_record_once_by_one_version() {
         assert!(Instant::now() < deadline, "the last version never served");
         let input = numbered(next_id, 50);
         next_id += 50;
-        let out = runner.transform(&input);
+        let out = runner.transform(input.clone());
         let marked = *marks.get(&out.version.hash).expect("a known version served");
         served.insert(out.version.hash.clone());
         for (i, output) in out.outputs.iter().enumerate() {
@@ -111,7 +111,7 @@ fn a_half_written_file_is_refused_and_the_old_version_keeps_serving() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    let out = runner.transform(&numbered(0, 3));
+    let out = runner.transform(numbered(0, 3));
     assert_eq!(out.version.hash, old);
     assert!(out.outputs.iter().all(|o| o.as_ref().unwrap()[0].headers.is_empty()));
 
@@ -124,7 +124,7 @@ fn a_half_written_file_is_refused_and_the_old_version_keeps_serving() {
         }
         other => panic!("expected a load, got {other:?}"),
     }
-    let out = runner.transform(&numbered(3, 1));
+    let out = runner.transform(numbered(3, 1));
     assert_eq!(out.outputs[0].as_ref().unwrap()[0].headers[0].key, "marker");
 }
 
@@ -140,10 +140,10 @@ fn a_build_of_the_wrong_world_is_refused_and_removal_keeps_pipelines_running() {
         ReloadEvent::Refused { reason, .. } => assert!(reason.contains("does not implement the world"), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert_eq!(runner.transform(&numbered(0, 1)).version.hash, old);
+    assert_eq!(runner.transform(numbered(0, 1)).version.hash, old);
 
     std::fs::remove_file(dir.path().join("live.wasm")).unwrap();
     assert!(matches!(next_event(&events), ReloadEvent::Removed { .. }));
     assert!(host.slot("live").is_none(), "new pipelines can no longer use it");
-    assert!(runner.transform(&numbered(1, 1)).outputs[0].is_ok(), "a running pipeline keeps its version");
+    assert!(runner.transform(numbered(1, 1)).outputs[0].is_ok(), "a running pipeline keeps its version");
 }

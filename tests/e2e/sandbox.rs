@@ -20,7 +20,7 @@ fn limits(memory_mb: u32, batch_timeout_ms: u64) -> PluginLimits {
 
 /// Runs `input`, then checks the instance was replaced and serves normally.
 fn assert_recovers(runner: &mut sluice::plugin::PluginRunner) {
-    let out = runner.transform(&actions(&["ok", "ok"]));
+    let out = runner.transform(actions(&["ok", "ok"]));
     assert!(out.outputs.iter().all(|o| o.as_ref().is_ok_and(|r| r.len() == 1)), "next batch runs normally: {:?}", out.outputs);
 }
 
@@ -28,7 +28,7 @@ fn assert_recovers(runner: &mut sluice::plugin::PluginRunner) {
 fn an_endless_loop_is_stopped_by_the_time_budget() {
     let mut faulty = runner("faulty", &[], limits(64, 100));
     let started = Instant::now();
-    let out = faulty.transform(&actions(&["ok", "loop", "ok"]));
+    let out = faulty.transform(actions(&["ok", "loop", "ok"]));
     let took = started.elapsed();
     let failure = out.outputs[1].as_ref().unwrap_err();
     assert_eq!(failure.kind, FailureKind::Timeout, "{failure}");
@@ -43,7 +43,7 @@ fn an_endless_loop_is_stopped_by_the_time_budget() {
 #[test]
 fn allocating_past_the_memory_cap_is_stopped() {
     let mut faulty = runner("faulty", &[], limits(16, 5_000));
-    let out = faulty.transform(&actions(&["alloc"]));
+    let out = faulty.transform(actions(&["alloc"]));
     let failure = out.outputs[0].as_ref().unwrap_err();
     assert_eq!(failure.kind, FailureKind::OutOfMemory, "{failure}");
     assert!(failure.message.contains("cap of 16 MiB"), "{failure}");
@@ -53,7 +53,7 @@ fn allocating_past_the_memory_cap_is_stopped() {
 #[test]
 fn a_panic_fails_only_its_record_with_the_panic_message() {
     let mut faulty = runner("faulty", &[], PluginLimits::default());
-    let out = faulty.transform(&actions(&["ok", "ok", "panic", "ok", "fail"]));
+    let out = faulty.transform(actions(&["ok", "ok", "panic", "ok", "fail"]));
     let failure = out.outputs[2].as_ref().unwrap_err();
     assert_eq!(failure.kind, FailureKind::Trap, "{failure}");
     assert!(failure.message.contains("panicked on purpose"), "{failure}");
@@ -67,14 +67,14 @@ fn a_panic_fails_only_its_record_with_the_panic_message() {
 #[test]
 fn output_that_breaks_the_contract_is_a_failure_not_a_crash() {
     let mut short = runner("faulty", &[("output", "short")], PluginLimits::default());
-    let out = short.transform(&actions(&["ok", "ok", "ok"]));
+    let out = short.transform(actions(&["ok", "ok", "ok"]));
     for o in &out.outputs {
         let failure = o.as_ref().unwrap_err();
         assert_eq!(failure.kind, FailureKind::BadOutput);
         assert!(failure.message.contains("results for"), "{failure}");
     }
     let mut bad_schema = runner("faulty", &[("output", "bad-schema")], PluginLimits::default());
-    let out = bad_schema.transform(&actions(&["ok"]));
+    let out = bad_schema.transform(actions(&["ok"]));
     let failure = out.outputs[0].as_ref().unwrap_err();
     assert_eq!(failure.kind, FailureKind::BadOutput);
     assert!(failure.message.contains("schema 9999"), "{failure}");

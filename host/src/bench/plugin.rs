@@ -48,17 +48,17 @@ pub fn run(args: &PluginBenchArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
             let batches = host_batches(args.rows, batch_size);
             let mut runner = host.runner(name, config.clone(), PluginLimits::default())?;
             // One warm-up pass so allocator growth inside the guest is not measured.
-            runner.transform(&batches[0]);
+            runner.transform(batches[0].clone());
+            let native_rate = native_rate(name, &config, &batches, args.rows);
             let started = Instant::now();
             let mut failed = 0;
-            for batch in &batches {
+            for batch in batches {
                 failed += runner.transform(batch).outputs.iter().filter(|o| o.is_err()).count();
             }
             let host_rate = rate(args.rows, started.elapsed());
             if failed > 0 {
                 bail!("{failed} records failed in the {name} benchmark");
             }
-            let native_rate = native_rate(name, &config, &batches, args.rows);
             writeln!(
                 out,
                 "{name:<12} {batch_size:>6} {host_rate:>14.0} {native_rate:>16.0} {:>12.2} {:>12.3}",

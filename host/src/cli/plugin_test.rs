@@ -19,7 +19,7 @@ pub fn run(args: &PluginTestArgs, input: &mut dyn BufRead, out: &mut dyn Write, 
     let mut lines = Vec::new();
     let (mut records, mut failed, mut outputs) = (0usize, 0usize, 0usize);
     let flush = |batch: &mut Vec<Record>, lines: &mut Vec<usize>, runner: &mut PluginRunner, out: &mut dyn Write, err: &mut dyn Write| {
-        let result = runner.transform(batch);
+        let result = runner.transform(std::mem::take(batch));
         let counts = report(result, lines, out, err);
         batch.clear();
         lines.clear();

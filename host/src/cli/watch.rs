@@ -27,7 +27,7 @@ pub fn run(args: &PluginWatchArgs, input: &mut dyn BufRead, out: &mut dyn Write)
                 continue;
             }
         };
-        let result = runner.transform(&[record]);
+        let result = runner.transform(vec![record]);
         if result.version.hash != serving {
             serving = result.version.hash.clone();
             tracing::info!(plugin = %args.name, version = %serving, "serving");

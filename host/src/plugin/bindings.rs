@@ -4,8 +4,8 @@ wasmtime::component::bindgen!({
     world: "plugin",
 });
 
-pub use sluice::plugin::host::{Host as HostImports, Level};
-pub use sluice::plugin::types as wit;
+pub use self::sluice::plugin::host::{Host as HostImports, Level};
+pub use self::sluice::plugin::types as wit;
 
 /// The WIT world a plugin must implement, as named in errors.
 pub const WORLD: &str = "sluice:plugin/plugin@0.1.0";

@@ -130,21 +130,28 @@ impl Encoder {
     }
 }
 
-/// Per-input outputs, or (Err) a breach that voids the whole answer.
+/// Per-input outputs.
 pub(crate) type Decoded = Vec<Result<Vec<Record>, RecordFailure>>;
 
-pub(crate) fn decode(result: wit::BatchResult, input: &[Record], schemas: &[Arc<Schema>]) -> Result<Decoded, String> {
-    if result.outputs.len() != input.len() {
-        return Err(format!(
+/// Reads a plugin's answer for `input`, moving kept records into the output.
+/// A breach that voids the whole answer gives the input back with the reason.
+pub(crate) fn decode(
+    result: wit::BatchResult,
+    input: Vec<Record>,
+    schemas: &[Arc<Schema>],
+) -> Result<Decoded, (String, Vec<Record>)> {
+    if result.results.len() != input.len() {
+        let message = format!(
             "returned {} results for {} records (exactly one per record is required)",
-            result.outputs.len(),
+            result.results.len(),
             input.len()
-        ));
+        );
+        return Err((message, input));
     }
     let mut by_id: HashMap<u32, Arc<Schema>> = schemas.iter().enumerate().map(|(i, s)| (i as u32, s.clone())).collect();
     for s in &result.emitted.schemas {
         if by_id.contains_key(&s.id) {
-            return Err(format!("added schema id {} clashes with another schema of the batch", s.id));
+            return Err((format!("added schema id {} clashes with another schema of the batch", s.id), input));
         }
         let schema = Schema {
             database: s.database.clone(),
@@ -155,23 +162,41 @@ pub(crate) fn decode(result: wit::BatchResult, input: &[Record], schemas: &[Arc<
         by_id.insert(s.id, Arc::new(schema));
     }
     let reader = Reader { batch: &result.emitted, schemas: &by_id };
-    let bad = |message: String| RecordFailure::new(FailureKind::BadOutput, message);
     Ok(result
-        .outputs
+        .results
         .into_iter()
         .zip(input)
-        .map(|(output, input)| match output {
+        .map(|(result_of, input)| match result_of {
             Err(e) => Err(RecordFailure::new(FailureKind::Rejected, e.message)),
-            Ok(outputs) => outputs
-                .into_iter()
-                .map(|o| match o {
-                    wit::Output::Keep => Ok(input.clone()),
-                    wit::Output::KeepTo(destination) => Ok(Record { destination: Some(destination), ..input.clone() }),
-                    wit::Output::Emit(i) => reader.record(i).map_err(bad),
-                })
-                .collect(),
+            Ok(range) => {
+                let (start, count) = (range.start as usize, range.count as usize);
+                let outputs = result.outputs.get(start..start.saturating_add(count)).ok_or_else(|| {
+                    let n = result.outputs.len();
+                    RecordFailure::new(FailureKind::BadOutput, format!("outputs {start}+{count} lie outside the {n} returned"))
+                })?;
+                resolve(outputs, input, &reader)
+            }
         })
         .collect())
+}
+
+/// Turns one record's outputs into records: a kept input is moved into its
+/// last use and cloned only for earlier ones (fan-out).
+fn resolve(outputs: &[wit::Output], input: Record, reader: &Reader<'_>) -> Result<Vec<Record>, RecordFailure> {
+    let mut keeps = outputs.iter().filter(|o| !matches!(o, wit::Output::Emit(_))).count();
+    let mut input = Some(input);
+    let mut take = || {
+        keeps -= 1;
+        if keeps == 0 { input.take().expect("input used once more") } else { input.clone().expect("input present") }
+    };
+    outputs
+        .iter()
+        .map(|o| match o {
+            wit::Output::Keep => Ok(take()),
+            wit::Output::KeepTo(destination) => Ok(Record { destination: Some(destination.clone()), ..take() }),
+            wit::Output::Emit(i) => reader.record(*i).map_err(|m| RecordFailure::new(FailureKind::BadOutput, m)),
+        })
+        .collect()
 }
 
 struct Reader<'a> {

@@ -85,7 +85,7 @@ impl PluginRunner {
 
     /// Transforms a batch; never fails as a whole. Every input record gets its
     /// outputs or its own failure, all from one plugin version.
-    pub fn transform(&mut self, records: &[Record]) -> BatchOutput {
+    pub fn transform(&mut self, records: Vec<Record>) -> BatchOutput {
         let version = self.version();
         let mut failures_left = ISOLATION_FAILURES;
         let mut outputs = Vec::with_capacity(records.len());
@@ -98,7 +98,7 @@ impl PluginRunner {
     fn run_isolating(
         &mut self,
         version: &Arc<PluginVersion>,
-        records: &[Record],
+        mut records: Vec<Record>,
         failures_left: &mut usize,
         outputs: &mut Decoded,
     ) {
@@ -108,38 +108,44 @@ impl PluginRunner {
         }
         let failure = match self.call(version, records) {
             Ok(decoded) => return outputs.extend(decoded),
-            Err(failure) => failure,
+            Err((failure, back)) => {
+                records = back;
+                failure
+            }
         };
         *failures_left = failures_left.saturating_sub(1);
         if n == 1 || *failures_left == 0 {
             tracing::warn!(plugin = %version.name, version = %version.hash, records = n, "{failure}");
             return outputs.extend((0..n).map(|_| Err(failure.clone())));
         }
-        let (left, right) = records.split_at(n / 2);
-        self.run_isolating(version, left, failures_left, outputs);
+        let right = records.split_off(n / 2);
+        self.run_isolating(version, records, failures_left, outputs);
         self.run_isolating(version, right, failures_left, outputs);
     }
 
     /// One call into the plugin and the checked reading of its answer. A
     /// trap, or an answer that breaks the contract as a whole, fails the call.
-    fn call(&mut self, version: &Arc<PluginVersion>, records: &[Record]) -> Result<Decoded, RecordFailure> {
+    fn call(&mut self, version: &Arc<PluginVersion>, records: Vec<Record>) -> Result<Decoded, (RecordFailure, Vec<Record>)> {
         let mut live = match self.live.take() {
             Some(live) => live,
-            None => self.instantiate(version).map_err(|reason| RecordFailure::new(FailureKind::Trap, reason))?,
+            None => match self.instantiate(version) {
+                Ok(live) => live,
+                Err(reason) => return Err((RecordFailure::new(FailureKind::Trap, reason), records)),
+            },
         };
         live.store.data_mut().memory.hit = None;
         live.store.set_epoch_deadline(self.budget_ticks());
-        let encoded = encode(records);
+        let encoded = encode(&records);
         match live.plugin.sluice_plugin_transform().call_transform(&mut live.store, &encoded.batch) {
             Ok(result) => {
                 let decoded = decode(result, records, &encoded.schemas)
-                    .map_err(|message| RecordFailure::new(FailureKind::BadOutput, message))?;
+                    .map_err(|(message, records)| (RecordFailure::new(FailureKind::BadOutput, message), records))?;
                 self.live = Some(live);
                 Ok(decoded)
             }
             // The instance is poisoned after a trap: drop it; the next call
             // starts a fresh one from the same version.
-            Err(e) => Err(self.classify(e, &live.store)),
+            Err(e) => Err((self.classify(e, &live.store), records)),
         }
     }
 

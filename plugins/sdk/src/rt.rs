@@ -3,7 +3,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::arena::Writer;
-use crate::bindings::sluice::plugin::types::{Batch, BatchResult, RecordError};
+use crate::bindings::sluice::plugin::types::{Batch, BatchResult, Range, RecordError};
 use crate::record::Input;
 use crate::{Config, Out, Record, Schemas, Transform};
 
@@ -17,8 +17,8 @@ pub fn transform<T: Transform>(slot: &RefCell<Option<T>>, batch: Batch) -> Batch
     let mut slot = slot.borrow_mut();
     let Some(plugin) = slot.as_mut() else {
         let error = RecordError { message: "plugin used before init".into() };
-        let outputs = batch.records.iter().map(|_| Err(error.clone())).collect();
-        return BatchResult { emitted: Batch::default(), outputs };
+        let results = batch.records.iter().map(|_| Err(error.clone())).collect();
+        return BatchResult { emitted: Batch::default(), outputs: vec![], results };
     };
     run(plugin, batch)
 }
@@ -34,14 +34,19 @@ pub fn run<T: Transform>(plugin: &mut T, mut batch: Batch) -> BatchResult {
     let n = batch.records.len() as u32;
     let input = Rc::new(Input { batch, seq });
     let mut emitted = Writer::default();
-    let outputs = (0..n)
-        .map(|i| match plugin.transform(Record::new(&input, i, &schemas)) {
-            Ok(Out::Drop) => Ok(Vec::new()),
-            Ok(Out::One(r)) => Ok(vec![r.into_output(seq, i, &mut emitted)]),
-            Ok(Out::Many(rs)) => Ok(rs.into_iter().map(|r| r.into_output(seq, i, &mut emitted)).collect()),
-            Err(e) => Err(RecordError { message: e.to_string() }),
+    let mut outputs = Vec::with_capacity(n as usize);
+    let results = (0..n)
+        .map(|i| {
+            let start = outputs.len() as u32;
+            match plugin.transform(Record::new(&input, i, &schemas)) {
+                Ok(Out::Drop) => {}
+                Ok(Out::One(r)) => outputs.push(r.into_output(seq, i, &mut emitted)),
+                Ok(Out::Many(rs)) => outputs.extend(rs.into_iter().map(|r| r.into_output(seq, i, &mut emitted))),
+                Err(e) => return Err(RecordError { message: e.to_string() }),
+            }
+            Ok(Range { start, count: outputs.len() as u32 - start })
         })
         .collect();
     emitted.batch.schemas = schemas.borrow_mut().take_added();
-    BatchResult { emitted: emitted.batch, outputs }
+    BatchResult { emitted: emitted.batch, outputs, results }
 }

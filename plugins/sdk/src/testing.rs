@@ -53,14 +53,14 @@ pub fn run<T: Transform>(config: &[(&str, &str)], batch: Batch) -> Outcome {
     let input_schemas = Rc::new(RefCell::new(Schemas::new(input_schemas)));
     let emitted = Rc::new(Input { batch: result.emitted, seq: u64::MAX });
     let outputs = result
-        .outputs
+        .results
         .into_iter()
         .enumerate()
         .map(|(i, output)| match output {
             Err(e) => Err(e.message),
-            Ok(outs) => Ok(outs
-                .into_iter()
-                .map(|o| match o {
+            Ok(range) => Ok(result.outputs[range.start as usize..(range.start + range.count) as usize]
+                .iter()
+                .map(|o| match o.clone() {
                     Output::Keep => Record::new(&input, i as u32, &input_schemas),
                     Output::KeepTo(destination) => {
                         let mut r = Record::new(&input, i as u32, &input_schemas);

@@ -37,6 +37,7 @@ impl Guest for Faulty {
         let action_index = batch.schemas.first().and_then(|s| s.columns.iter().position(|c| c.name == "action"));
         let mut emitted = Batch { schemas: vec![], text: vec![], values: vec![], headers: vec![], records: vec![] };
         let mut outputs = Vec::new();
+        let mut results = Vec::new();
         for record in &batch.records {
             let action = match (action_index, record.after) {
                 (Some(i), Some(start)) => match batch.values[start as usize + i] {
@@ -49,7 +50,7 @@ impl Guest for Faulty {
                 "loop" => spin(),
                 "alloc" => hoard(),
                 "panic" => panic!("faulty plugin panicked on purpose"),
-                "fail" => outputs.push(Err(RecordError { message: "rejected on purpose".into() })),
+                "fail" => results.push(Err(RecordError { message: "rejected on purpose".into() })),
                 _ if OUTPUT.get() == "bad-schema" => {
                     emitted.records.push(Record {
                         schema: Some(9999),
@@ -62,15 +63,19 @@ impl Guest for Faulty {
                         position: Position::Other(Span { start: 0, len: 0 }),
                         ..*record
                     });
-                    outputs.push(Ok(vec![Output::Emit(emitted.records.len() as u32 - 1)]));
+                    outputs.push(Output::Emit(emitted.records.len() as u32 - 1));
+                    results.push(Ok(Range { start: outputs.len() as u32 - 1, count: 1 }));
                 }
-                _ => outputs.push(Ok(vec![Output::Keep])),
+                _ => {
+                    outputs.push(Output::Keep);
+                    results.push(Ok(Range { start: outputs.len() as u32 - 1, count: 1 }));
+                }
             }
         }
         if OUTPUT.get() == "short" {
-            outputs.pop();
+            results.pop();
         }
-        BatchResult { emitted, outputs }
+        BatchResult { emitted, outputs, results }
     }
 }
 
