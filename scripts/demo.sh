@@ -54,7 +54,12 @@ cp "$wasm/passthrough.wasm" "$live/live.wasm"
             cp "$wasm/clean.wasm" "$live/.live.wasm.tmp" && mv "$live/.live.wasm.tmp" "$live/live.wasm"
             echo "   >>> replaced live.wasm with the clean plugin" >&2
         fi
+        if [ "$i" = 9 ]; then
+            head -c 4096 "$wasm/route.wasm" > "$live/live.wasm"
+            echo "   >>> overwrote live.wasm with a truncated file: refused, clean keeps serving" >&2
+        fi
     done
 } | "$sluice" plugin watch "$live" live
 echo
-echo "Records 1-5 passed through unchanged; from the reload on, 'clean' trimmed and lowercased them."
+echo "Records before the first reload passed through unchanged; after it, 'clean' trimmed and"
+echo "lowercased them, and the truncated file was refused while clean kept serving."
