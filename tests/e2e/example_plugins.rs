@@ -43,10 +43,12 @@ fn clean_drops_or_rejects_rows_that_fail_its_rules() {
 
     let mut rejecting = runner("clean", &[("require", "name"), ("on_invalid", "reject")], PluginLimits::default());
     let out = rejecting.transform(input);
-    let failure = out.outputs[1].as_ref().unwrap_err();
+    let failure = &out.outputs[1].as_ref().unwrap_err().failure;
+    assert_eq!(failure.kind, FailureKind::Rejected);
+    assert_eq!(out.outputs[1].as_ref().unwrap_err().record.get("id"), Some(&Value::Int(3)), "the failed record comes back whole");
     assert_eq!(failure.kind, FailureKind::Rejected);
     assert!(failure.message.contains("not an email address"), "{failure}");
-    assert!(out.outputs[2].as_ref().unwrap_err().message.contains("`name` is empty"));
+    assert!(out.outputs[2].as_ref().unwrap_err().failure.message.contains("`name` is empty"));
     assert!(out.outputs[0].is_ok() && out.outputs[3].is_ok());
 }
 

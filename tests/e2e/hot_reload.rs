@@ -79,7 +79,7 @@ fn twenty_reloads_under_load_process_every_record_once_by_one_version() {
         let marked = *marks.get(&out.version.hash).expect("a known version served");
         served.insert(out.version.hash.clone());
         for (i, output) in out.outputs.iter().enumerate() {
-            let records = output.as_ref().unwrap_or_else(|e| panic!("record failed during reload: {e}"));
+            let records = output.as_ref().unwrap_or_else(|e| panic!("record failed during reload: {}", e.failure));
             assert_eq!(records.len(), 1);
             let record = &records[0];
             let Value::Int(id) = record.after.as_ref().unwrap()[0] else { panic!("id column") };
@@ -126,6 +126,21 @@ fn a_half_written_file_is_refused_and_the_old_version_keeps_serving() {
     }
     let out = runner.transform(numbered(3, 1));
     assert_eq!(out.outputs[0].as_ref().unwrap()[0].headers[0].key, "marker");
+}
+
+#[test]
+fn a_plugin_added_to_the_directory_becomes_available() {
+    let passthrough = std::fs::read(plugin_path("passthrough")).unwrap();
+    let (dir, host, _watcher, _runner) = watched(&passthrough);
+    let events = host.subscribe();
+    std::fs::copy(plugin_path("route"), dir.path().join("router.wasm")).unwrap();
+    match next_event(&events) {
+        ReloadEvent::Loaded { name, previous, .. } => assert_eq!((name.as_str(), previous), ("router", None)),
+        other => panic!("expected a load, got {other:?}"),
+    }
+    let mut router = host.runner("router", vec![("column".into(), "id".into()), ("routes.7".into(), "seven".into())], PluginLimits::default()).unwrap();
+    let out = router.transform(numbered(7, 1));
+    assert_eq!(out.outputs[0].as_ref().unwrap()[0].destination.as_deref(), Some("seven"));
 }
 
 #[test]

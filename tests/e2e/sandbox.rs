@@ -30,7 +30,7 @@ fn an_endless_loop_is_stopped_by_the_time_budget() {
     let started = Instant::now();
     let out = faulty.transform(actions(&["ok", "loop", "ok"]));
     let took = started.elapsed();
-    let failure = out.outputs[1].as_ref().unwrap_err();
+    let failure = &out.outputs[1].as_ref().unwrap_err().failure;
     assert_eq!(failure.kind, FailureKind::Timeout, "{failure}");
     assert!(failure.message.contains("100 ms"), "{failure}");
     assert!(out.outputs[0].is_ok() && out.outputs[2].is_ok(), "the good records of the batch still pass");
@@ -44,7 +44,7 @@ fn an_endless_loop_is_stopped_by_the_time_budget() {
 fn allocating_past_the_memory_cap_is_stopped() {
     let mut faulty = runner("faulty", &[], limits(16, 5_000));
     let out = faulty.transform(actions(&["alloc"]));
-    let failure = out.outputs[0].as_ref().unwrap_err();
+    let failure = &out.outputs[0].as_ref().unwrap_err().failure;
     assert_eq!(failure.kind, FailureKind::OutOfMemory, "{failure}");
     assert!(failure.message.contains("cap of 16 MiB"), "{failure}");
     assert_recovers(&mut faulty);
@@ -54,10 +54,10 @@ fn allocating_past_the_memory_cap_is_stopped() {
 fn a_panic_fails_only_its_record_with_the_panic_message() {
     let mut faulty = runner("faulty", &[], PluginLimits::default());
     let out = faulty.transform(actions(&["ok", "ok", "panic", "ok", "fail"]));
-    let failure = out.outputs[2].as_ref().unwrap_err();
+    let failure = &out.outputs[2].as_ref().unwrap_err().failure;
     assert_eq!(failure.kind, FailureKind::Trap, "{failure}");
     assert!(failure.message.contains("panicked on purpose"), "{failure}");
-    assert_eq!(out.outputs[4].as_ref().unwrap_err().kind, FailureKind::Rejected);
+    assert_eq!(out.outputs[4].as_ref().unwrap_err().failure.kind, FailureKind::Rejected);
     for i in [0, 1, 3] {
         assert_eq!(out.outputs[i].as_ref().unwrap().len(), 1, "record {i}");
     }
@@ -69,13 +69,13 @@ fn output_that_breaks_the_contract_is_a_failure_not_a_crash() {
     let mut short = runner("faulty", &[("output", "short")], PluginLimits::default());
     let out = short.transform(actions(&["ok", "ok", "ok"]));
     for o in &out.outputs {
-        let failure = o.as_ref().unwrap_err();
+        let failure = &o.as_ref().unwrap_err().failure;
         assert_eq!(failure.kind, FailureKind::BadOutput);
         assert!(failure.message.contains("results for"), "{failure}");
     }
     let mut bad_schema = runner("faulty", &[("output", "bad-schema")], PluginLimits::default());
     let out = bad_schema.transform(actions(&["ok"]));
-    let failure = out.outputs[0].as_ref().unwrap_err();
+    let failure = &out.outputs[0].as_ref().unwrap_err().failure;
     assert_eq!(failure.kind, FailureKind::BadOutput);
     assert!(failure.message.contains("schema 9999"), "{failure}");
 }

@@ -103,6 +103,6 @@ pub fn batch(lines: &[&str]) -> Vec<Record> {
 
 /// Value of `column` in output record `record` of input `input`.
 pub fn after(out: &BatchOutput, input: usize, record: usize, column: &str) -> Value {
-    let rec = &out.outputs[input].as_ref().unwrap_or_else(|e| panic!("record {input} failed: {e}"))[record];
+    let rec = &out.outputs[input].as_ref().unwrap_or_else(|e| panic!("record {input} failed: {}", e.failure))[record];
     rec.get(column).unwrap_or_else(|| panic!("no column {column} in {rec:?}")).clone()
 }

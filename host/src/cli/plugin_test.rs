@@ -67,9 +67,9 @@ fn report(result: BatchOutput, lines: &[usize], out: &mut dyn Write, err: &mut d
                 }
                 outputs += records.len();
             }
-            Err(failure) => {
+            Err(failed_record) => {
                 failed += 1;
-                writeln!(err, "line {}: {failure}", lines[i])?;
+                writeln!(err, "line {}: {}", lines[i], failed_record.failure)?;
             }
         }
     }

@@ -39,9 +39,9 @@ pub fn run(args: &PluginWatchArgs, input: &mut dyn BufRead, out: &mut dyn Write)
                         writeln!(out, "{}", record_to_json(record))?;
                     }
                 }
-                Err(failure) => {
+                Err(failed_record) => {
                     failed += 1;
-                    tracing::error!(plugin = %args.name, version = %serving, "{failure}");
+                    tracing::error!(plugin = %args.name, version = %serving, "{}", failed_record.failure);
                 }
             }
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::bindings::wit;
-use super::failure::{FailureKind, RecordFailure};
+use super::failure::{Failed, FailureKind, RecordFailure};
 use crate::record::{Column, Header, Op, Position, Record, Schema, Value};
 
 /// A batch ready to send, with the schema behind each id it uses.
@@ -131,7 +131,7 @@ impl Encoder {
 }
 
 /// Per-input outputs.
-pub(crate) type Decoded = Vec<Result<Vec<Record>, RecordFailure>>;
+pub(crate) type Decoded = Vec<Result<Vec<Record>, Failed>>;
 
 /// Reads a plugin's answer for `input`, moving kept records into the output.
 /// A breach that voids the whole answer gives the input back with the reason.
@@ -167,14 +167,17 @@ pub(crate) fn decode(
         .into_iter()
         .zip(input)
         .map(|(result_of, input)| match result_of {
-            Err(e) => Err(RecordFailure::new(FailureKind::Rejected, e.message)),
+            Err(e) => Err(Failed { record: input, failure: RecordFailure::new(FailureKind::Rejected, e.message) }),
             Ok(range) => {
                 let (start, count) = (range.start as usize, range.count as usize);
-                let outputs = result.outputs.get(start..start.saturating_add(count)).ok_or_else(|| {
-                    let n = result.outputs.len();
-                    RecordFailure::new(FailureKind::BadOutput, format!("outputs {start}+{count} lie outside the {n} returned"))
-                })?;
-                resolve(outputs, input, &reader)
+                match result.outputs.get(start..start.saturating_add(count)) {
+                    Some(outputs) => resolve(outputs, input, &reader),
+                    None => {
+                        let n = result.outputs.len();
+                        let message = format!("outputs {start}+{count} lie outside the {n} returned");
+                        Err(Failed { record: input, failure: RecordFailure::new(FailureKind::BadOutput, message) })
+                    }
+                }
             }
         })
         .collect())
@@ -182,21 +185,34 @@ pub(crate) fn decode(
 
 /// Turns one record's outputs into records: a kept input is moved into its
 /// last use and cloned only for earlier ones (fan-out).
-fn resolve(outputs: &[wit::Output], input: Record, reader: &Reader<'_>) -> Result<Vec<Record>, RecordFailure> {
+fn resolve(outputs: &[wit::Output], input: Record, reader: &Reader<'_>) -> Result<Vec<Record>, Failed> {
+    // Emitted records are read first: a bad one fails the input, which must still be at hand.
+    let emitted: Vec<Result<Record, String>> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            wit::Output::Emit(i) => Some(reader.record(*i)),
+            _ => None,
+        })
+        .collect();
+    if let Some(Err(message)) = emitted.iter().find(|e| e.is_err()) {
+        let failure = RecordFailure::new(FailureKind::BadOutput, message.clone());
+        return Err(Failed { record: input, failure });
+    }
+    let mut emitted = emitted.into_iter().map(|e| e.expect("checked above"));
     let mut keeps = outputs.iter().filter(|o| !matches!(o, wit::Output::Emit(_))).count();
     let mut input = Some(input);
     let mut take = || {
         keeps -= 1;
         if keeps == 0 { input.take().expect("input used once more") } else { input.clone().expect("input present") }
     };
-    outputs
+    Ok(outputs
         .iter()
         .map(|o| match o {
-            wit::Output::Keep => Ok(take()),
-            wit::Output::KeepTo(destination) => Ok(Record { destination: Some(destination.clone()), ..take() }),
-            wit::Output::Emit(i) => reader.record(*i).map_err(|m| RecordFailure::new(FailureKind::BadOutput, m)),
+            wit::Output::Keep => take(),
+            wit::Output::KeepTo(destination) => Record { destination: Some(destination.clone()), ..take() },
+            wit::Output::Emit(_) => emitted.next().expect("one emitted record per emit"),
         })
-        .collect()
+        .collect())
 }
 
 struct Reader<'a> {

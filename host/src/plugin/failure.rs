@@ -45,3 +45,11 @@ impl fmt::Display for RecordFailure {
         write!(f, "{}: {}", self.kind.as_str(), self.message)
     }
 }
+
+/// A record a plugin failed on, returned with the failure so nothing is lost:
+/// it goes to the dead-letter queue as it entered the plugin.
+#[derive(Debug, Clone)]
+pub struct Failed {
+    pub record: crate::record::Record,
+    pub failure: RecordFailure,
+}

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 pub use bindings::WORLD;
 pub use directory::{PluginHost, PluginSlot, ReloadEvent};
 pub use engine::PluginEngine;
-pub use failure::{FailureKind, RecordFailure};
+pub use failure::{Failed, FailureKind, RecordFailure};
 pub use limits::PluginLimits;
 pub use reload::PluginWatcher;
 pub use runner::{BatchOutput, PluginRunner};

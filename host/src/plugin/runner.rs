@@ -10,7 +10,7 @@ use super::bindings::Plugin;
 use super::codec::{Decoded, decode, encode};
 use super::directory::PluginSlot;
 use super::engine::{EPOCH_TICK, PluginEngine};
-use super::failure::{FailureKind, RecordFailure};
+use super::failure::{Failed, FailureKind, RecordFailure};
 use super::limits::PluginLimits;
 use super::state::{Counters, HostState};
 use super::version::PluginVersion;
@@ -25,8 +25,9 @@ const ISOLATION_FAILURES: usize = 12;
 #[derive(Debug)]
 pub struct BatchOutput {
     pub version: Arc<PluginVersion>,
-    /// One entry per input record, in order.
-    pub outputs: Vec<Result<Vec<Record>, RecordFailure>>,
+    /// One entry per input record, in order: its outputs, or the record
+    /// itself with the reason it failed.
+    pub outputs: Vec<Result<Vec<Record>, Failed>>,
 }
 
 pub struct PluginRunner {
@@ -116,7 +117,7 @@ impl PluginRunner {
         *failures_left = failures_left.saturating_sub(1);
         if n == 1 || *failures_left == 0 {
             tracing::warn!(plugin = %version.name, version = %version.hash, records = n, "{failure}");
-            return outputs.extend((0..n).map(|_| Err(failure.clone())));
+            return outputs.extend(records.into_iter().map(|record| Err(Failed { record, failure: failure.clone() })));
         }
         let right = records.split_off(n / 2);
         self.run_isolating(version, records, failures_left, outputs);
