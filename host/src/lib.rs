@@ -5,3 +5,5 @@ pub mod cli;
 pub mod pipeline;
 pub mod plugin;
 pub mod record;
+pub mod sinks;
+pub mod transforms;

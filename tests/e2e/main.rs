@@ -3,5 +3,6 @@
 mod cli;
 mod example_plugins;
 mod hot_reload;
+mod kafka_sink;
 mod sandbox;
 mod stack;

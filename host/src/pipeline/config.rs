@@ -7,6 +7,8 @@ use serde::Deserialize;
 use super::ConfigError;
 use super::env::expand_env;
 use crate::plugin::PluginLimits;
+use crate::sinks::dead_letter::DeadLetterConfig;
+use crate::sinks::kafka::KafkaSinkConfig;
 
 /// A pipeline file: a plugin directory and one or more pipelines.
 #[derive(Debug, Deserialize)]
@@ -94,12 +96,7 @@ pub enum SourceConfig {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SinkConfig {
-    Kafka {
-        brokers: String,
-        /// Topic per record, e.g. `{database}.{table}`; a routing plugin may override it.
-        #[serde(default = "default_topic")]
-        topic: String,
-    },
+    Kafka(KafkaSinkConfig),
     Mysql {
         url: Secret,
         /// Table per record, e.g. `{topic}`; a routing plugin may override it.
@@ -107,16 +104,6 @@ pub enum SinkConfig {
     },
 }
 
-fn default_topic() -> String {
-    "{database}.{table}".into()
-}
-
-/// Where records that a plugin rejects (or that cannot be written) go, with the reason.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeadLetterConfig {
-    pub topic: String,
-}
 
 /// A value that must never be printed (connection URLs carry passwords).
 #[derive(Clone, Deserialize)]

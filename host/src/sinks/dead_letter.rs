@@ -1,0 +1,67 @@
+//! The dead-letter queue: records a plugin rejected (or that could not be
+//! written) go to a Kafka topic, as their JSON-lines form, with headers that
+//! say which pipeline, plugin and version failed, why, and where the record
+//! came from. `sluice plugin test` replays such a record as it is.
+use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
+use rdkafka::producer::FutureProducer;
+use serde::Deserialize;
+
+use super::SinkError;
+use super::kafka::delivery::{Outgoing, deliver_all};
+use super::kafka::encode::{key, position_text};
+use super::kafka::{ClientProperties, producer};
+use crate::record::record_to_json;
+use crate::transforms::Rejected;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterConfig {
+    pub topic: String,
+    /// Defaults to the brokers of the pipeline's Kafka side.
+    pub brokers: Option<String>,
+    #[serde(default)]
+    pub properties: ClientProperties,
+}
+
+pub struct DeadLetterQueue {
+    producer: FutureProducer,
+    topic: String,
+    pipeline: String,
+}
+
+impl DeadLetterQueue {
+    pub fn new(config: &DeadLetterConfig, default_brokers: &str, pipeline: &str) -> Result<Self, SinkError> {
+        let brokers = config.brokers.as_deref().unwrap_or(default_brokers);
+        Ok(DeadLetterQueue { producer: producer(brokers, &config.properties)?, topic: config.topic.clone(), pipeline: pipeline.into() })
+    }
+
+    pub async fn send(&self, rejected: &[Rejected]) -> Result<(), SinkError> {
+        let messages = rejected
+            .iter()
+            .map(|r| {
+                let kind = r.failure.kind.as_str();
+                let position = position_text(&r.record.position);
+                let fields = [
+                    ("sluice.pipeline", self.pipeline.as_str()),
+                    ("sluice.plugin", r.plugin.as_str()),
+                    ("sluice.plugin-version", r.version.as_str()),
+                    ("sluice.error-kind", kind),
+                    ("sluice.error", r.failure.message.as_str()),
+                    ("sluice.position", position.as_str()),
+                ];
+                let headers = fields
+                    .iter()
+                    .fold(OwnedHeaders::new_with_capacity(fields.len()), |h, (k, v)| {
+                        h.insert(KafkaHeader { key: k, value: Some(v.as_bytes()) })
+                    });
+                Outgoing {
+                    topic: self.topic.clone(),
+                    key: key(&r.record),
+                    payload: Some(record_to_json(&r.record).to_string().into_bytes()),
+                    headers,
+                }
+            })
+            .collect();
+        deliver_all(&self.producer, messages).await
+    }
+}

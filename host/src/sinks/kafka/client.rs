@@ -1,0 +1,47 @@
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rdkafka::ClientConfig;
+use rdkafka::producer::FutureProducer;
+use serde::Deserialize;
+
+use crate::sinks::SinkError;
+
+/// librdkafka client properties passed through from the pipeline file
+/// (`security.protocol`, `sasl.*`, `ssl.*`, `compression.type`, …), so a
+/// secured cluster needs nothing Sluice-specific. Values of credential-like
+/// keys never print.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct ClientProperties(BTreeMap<String, String>);
+
+impl ClientProperties {
+    fn is_secret(key: &str) -> bool {
+        ["password", "secret", "key", "token", "jaas"].iter().any(|s| key.contains(s))
+    }
+}
+
+impl fmt::Debug for ClientProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, v)| (k, if Self::is_secret(k) { "***" } else { v.as_str() })))
+            .finish()
+    }
+}
+
+/// A producer tuned for throughput with idempotence on (no duplicates from
+/// retries); any property set in the pipeline file wins.
+pub fn producer(brokers: &str, properties: &ClientProperties) -> Result<FutureProducer, SinkError> {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("enable.idempotence", "true")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("batch.num.messages", "10000")
+        .set("queue.buffering.max.messages", "1000000");
+    for (key, value) in &properties.0 {
+        config.set(key, value);
+    }
+    config.create().map_err(|source| SinkError::Client { brokers: brokers.to_owned(), source })
+}

@@ -1,0 +1,80 @@
+//! The Kafka sink: one message per record, acknowledged before the source
+//! position may advance.
+mod client;
+pub mod encode;
+pub(crate) mod delivery;
+
+use rdkafka::producer::FutureProducer;
+use serde::Deserialize;
+
+pub use client::ClientProperties;
+pub(crate) use client::producer;
+use delivery::{Outgoing, deliver_all};
+pub use encode::ValueFormat;
+
+use crate::record::{Op, Record};
+use crate::sinks::SinkError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSinkConfig {
+    /// `host:port[,host:port…]`
+    pub brokers: String,
+    /// Topic per record: `{database}`, `{table}`, `{topic}`, `{pipeline}`;
+    /// a routing plugin's destination overrides it.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    #[serde(default)]
+    pub format: ValueFormat,
+    /// After each delete, also send a tombstone (null value) for its key,
+    /// so log compaction can drop the row.
+    #[serde(default)]
+    pub tombstones: bool,
+    /// librdkafka producer properties, passed through.
+    #[serde(default)]
+    pub properties: ClientProperties,
+}
+
+fn default_topic() -> String {
+    "{database}.{table}".into()
+}
+
+pub struct KafkaSink {
+    producer: FutureProducer,
+    topic: String,
+    format: ValueFormat,
+    tombstones: bool,
+    pipeline: String,
+}
+
+impl KafkaSink {
+    pub fn new(config: &KafkaSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
+        Ok(KafkaSink {
+            producer: producer(&config.brokers, &config.properties)?,
+            topic: config.topic.clone(),
+            format: config.format,
+            tombstones: config.tombstones,
+            pipeline: pipeline.to_owned(),
+        })
+    }
+
+    /// Produces every record and returns once Kafka acknowledged all of them.
+    pub async fn deliver(&self, records: &[Record]) -> Result<(), SinkError> {
+        let mut messages = Vec::with_capacity(records.len());
+        for record in records {
+            let topic = encode::topic_for(&self.topic, record, &self.pipeline);
+            let key = encode::key(record);
+            let tombstone = self.tombstones && record.op == Op::Delete && key.is_some();
+            messages.push(Outgoing {
+                topic: topic.clone(),
+                key: key.clone(),
+                payload: encode::value(record, self.format, &self.pipeline),
+                headers: encode::headers(record),
+            });
+            if tombstone {
+                messages.push(Outgoing { topic, key, payload: None, headers: encode::headers(record) });
+            }
+        }
+        deliver_all(&self.producer, messages).await
+    }
+}

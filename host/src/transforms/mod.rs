@@ -1,0 +1,55 @@
+//! The plugin chain of a pipeline: each plugin's outputs feed the next; a
+//! record a plugin fails on leaves the chain with the plugin's name, version
+//! and reason, bound for the dead-letter queue.
+use crate::pipeline::PluginStep;
+use crate::plugin::{PluginError, PluginHost, PluginRunner, RecordFailure};
+use crate::record::Record;
+
+pub struct PluginChain {
+    steps: Vec<PluginRunner>,
+}
+
+/// A record that a plugin of the chain failed on, as it entered that plugin.
+#[derive(Debug)]
+pub struct Rejected {
+    pub record: Record,
+    pub plugin: String,
+    pub version: String,
+    pub failure: RecordFailure,
+}
+
+#[derive(Debug, Default)]
+pub struct ChainOutput {
+    pub records: Vec<Record>,
+    pub rejected: Vec<Rejected>,
+}
+
+impl PluginChain {
+    /// Starts every plugin with its config and limits: a bad one fails here.
+    pub fn build(host: &PluginHost, steps: &[PluginStep]) -> Result<Self, PluginError> {
+        let steps = steps
+            .iter()
+            .map(|step| host.runner(&step.name, step.flat_config(), step.limits))
+            .collect::<Result<_, _>>()?;
+        Ok(PluginChain { steps })
+    }
+
+    pub fn run(&mut self, records: Vec<Record>) -> ChainOutput {
+        let mut out = ChainOutput { records, rejected: Vec::new() };
+        for step in &mut self.steps {
+            let result = step.transform(std::mem::take(&mut out.records));
+            for output in result.outputs {
+                match output {
+                    Ok(records) => out.records.extend(records),
+                    Err(failed) => out.rejected.push(Rejected {
+                        record: failed.record,
+                        plugin: step.name().to_owned(),
+                        version: result.version.hash.clone(),
+                        failure: failed.failure,
+                    }),
+                }
+            }
+        }
+        out
+    }
+}
