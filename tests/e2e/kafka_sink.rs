@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde_json::Value as Json;
 use sluice::pipeline::PluginStep;
 use sluice::plugin::{PluginHost, PluginLimits};
@@ -15,11 +16,11 @@ use sluice::sinks::kafka::{KafkaSink, KafkaSinkConfig};
 use sluice::transforms::PluginChain;
 use sluice_tests::{Stack, batch, engine, plugins_dir, repo_root};
 
-struct Received {
-    topic: String,
-    key: Option<String>,
-    value: Json,
-    headers: HashMap<String, String>,
+pub struct Received {
+    pub topic: String,
+    pub key: Option<String>,
+    pub value: Json,
+    pub headers: HashMap<String, String>,
 }
 
 fn step(name: &str, config: &str) -> PluginStep {
@@ -27,10 +28,12 @@ fn step(name: &str, config: &str) -> PluginStep {
     PluginStep { name: name.into(), config, limits: PluginLimits::default() }
 }
 
-fn consume(brokers: &str, topics: &[&str], expected: usize) -> Vec<Received> {
+/// Reads `topics` from the start until `expected` messages arrived, then
+/// checks for two more seconds that nothing else comes.
+pub fn consume(brokers: &str, group: &str, topics: &[&str], expected: usize) -> Vec<Received> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "kafka-sink-test")
+        .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .create()
         .unwrap();
@@ -52,6 +55,8 @@ fn consume(brokers: &str, topics: &[&str], expected: usize) -> Vec<Received> {
                     })
                     .unwrap_or_default(),
             }),
+            // Topics appear with their first message; until then the broker says so.
+            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) => {}
             Some(Err(e)) => panic!("consume: {e}"),
             None => {}
         }
@@ -94,7 +99,7 @@ drop = ["XX"]"#),
     let dlq = DeadLetterQueue::new(&dlq_config, stack.kafka_brokers(), "users").unwrap();
     dlq.send(&out.rejected).await.unwrap();
 
-    let got = consume(stack.kafka_brokers(), &["users.eu", "users.us", "users.audit", "sluice.dlq"], 7);
+    let got = consume(stack.kafka_brokers(), "kafka-sink-test", &["users.eu", "users.us", "users.audit", "sluice.dlq"], 7);
     let by_topic = |t: &str| got.iter().filter(|r| r.topic == t).collect::<Vec<_>>();
 
     for r in &got {

@@ -1,8 +1,9 @@
 //! End-to-end suites: real plugins through the real host, a real MariaDB and
 //! a real Tansu broker. One binary keeps link time down.
+mod binlog_to_kafka;
 mod cli;
 mod example_plugins;
 mod hot_reload;
-mod kafka_sink;
+pub mod kafka_sink;
 mod sandbox;
 mod stack;

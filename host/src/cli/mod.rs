@@ -2,6 +2,7 @@
 //! takes its input and output streams so tests can run it in-process.
 mod check;
 mod plugin_test;
+mod run;
 mod scaffold;
 mod watch;
 
@@ -27,6 +28,8 @@ pub enum Command {
     Plugin(PluginCommand),
     /// Validate a pipeline file and the plugins it uses; exit non-zero naming the problem.
     Check { config: PathBuf },
+    /// Run the pipelines of a file until Ctrl-C.
+    Run { config: PathBuf },
     /// Measure throughput beside the raw limits of the same machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -115,6 +118,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRead, ou
         Command::Plugin(PluginCommand::Watch(args)) => watch::run(&args, input, out),
         Command::Plugin(PluginCommand::New { name, path }) => scaffold::run(&name, path, out),
         Command::Check { config } => check::run(&config, out),
+        Command::Run { config } => run::run(&config, err),
         Command::Bench(BenchCommand::Plugin(args)) => crate::bench::plugin::run(&args, out),
     };
     match result {

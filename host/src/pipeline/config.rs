@@ -9,6 +9,7 @@ use super::env::expand_env;
 use crate::plugin::PluginLimits;
 use crate::sinks::dead_letter::DeadLetterConfig;
 use crate::sinks::kafka::KafkaSinkConfig;
+use crate::sources::binlog::BinlogSourceConfig;
 
 /// A pipeline file: a plugin directory and one or more pipelines.
 #[derive(Debug, Deserialize)]
@@ -16,6 +17,9 @@ use crate::sinks::kafka::KafkaSinkConfig;
 pub struct PipelineFile {
     /// Directory of `NAME.wasm` plugins, relative to the pipeline file.
     pub plugin_dir: PathBuf,
+    /// Where source positions are kept, relative to the pipeline file.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
     #[serde(rename = "pipeline")]
     pub pipelines: Vec<PipelineConfig>,
 }
@@ -53,6 +57,10 @@ impl PluginStep {
     }
 }
 
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
+}
+
 fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
     for (key, value) in table {
         let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
@@ -80,14 +88,7 @@ fn scalar(v: &toml::Value) -> String {
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SourceConfig {
     /// MySQL/MariaDB change data capture from the binlog.
-    MysqlBinlog {
-        url: Secret,
-        /// `database.table` names or `database.*`.
-        tables: Vec<String>,
-        #[serde(default)]
-        exclude: Vec<String>,
-        server_id: u32,
-    },
+    MysqlBinlog(BinlogSourceConfig),
     /// A Kafka consumer group.
     Kafka { brokers: String, topics: Vec<String>, group: String },
 }
@@ -130,6 +131,7 @@ impl PipelineFile {
             .map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })?;
         let base = path.parent().unwrap_or(Path::new("."));
         file.plugin_dir = base.join(&file.plugin_dir);
+        file.state_dir = base.join(&file.state_dir);
         Ok(file)
     }
 
@@ -191,8 +193,8 @@ config = { mask = ["phone", "ssn"], lookup = { DE = "Germany" } }
             step.flat_config(),
             vec![("lookup.DE".into(), "Germany".into()), ("mask".into(), "phone,ssn".into())]
         );
-        let SourceConfig::MysqlBinlog { url, .. } = &file.pipelines[0].source else { panic!("wrong source") };
-        assert!(!format!("{url:?}").contains("pw"));
+        let SourceConfig::MysqlBinlog(source) = &file.pipelines[0].source else { panic!("wrong source") };
+        assert!(!format!("{source:?}").contains("pw"));
     }
 
     #[test]

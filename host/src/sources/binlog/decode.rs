@@ -1,0 +1,150 @@
+//! Binlog column values into exact record values. The binlog gives the
+//! physical type, signedness (with binlog_row_metadata=FULL), charset and
+//! fractional-second digits; the value is rendered as MySQL shows it.
+use mysql_async::binlog::value::BinlogValue;
+use mysql_async::consts::{ColumnFlags, ColumnType};
+use mysql_async::{Column as WireColumn, Value as Wire};
+
+use crate::record::{Column, Value};
+
+/// Charset number of `binary`: such strings are bytes, not text.
+const BINARY_CHARSET: u16 = 63;
+
+/// How to read one column of a table.
+#[derive(Debug, Clone)]
+pub struct ColumnDecoder {
+    ty: ColumnType,
+    unsigned: bool,
+    binary: bool,
+    /// Fractional-second digits of DATETIME/TIME/TIMESTAMP.
+    fsp: u8,
+}
+
+impl ColumnDecoder {
+    pub fn new(column: &WireColumn, meta: &[u8]) -> Self {
+        let ty = column.column_type();
+        let temporal = matches!(ty, ColumnType::MYSQL_TYPE_DATETIME2 | ColumnType::MYSQL_TYPE_TIME2 | ColumnType::MYSQL_TYPE_TIMESTAMP2);
+        ColumnDecoder {
+            ty,
+            unsigned: column.flags().contains(ColumnFlags::UNSIGNED_FLAG),
+            binary: column.character_set() == BINARY_CHARSET,
+            fsp: if temporal { meta.first().copied().unwrap_or(0).min(6) } else { 0 },
+        }
+    }
+
+    pub fn describe(&self, column: &WireColumn) -> Column {
+        Column { name: column.name_str().into_owned(), sql_type: self.sql_type() }
+    }
+
+    fn sql_type(&self) -> String {
+        use ColumnType::*;
+        let base = match self.ty {
+            MYSQL_TYPE_TINY => "tinyint",
+            MYSQL_TYPE_SHORT => "smallint",
+            MYSQL_TYPE_INT24 => "mediumint",
+            MYSQL_TYPE_LONG => "int",
+            MYSQL_TYPE_LONGLONG => "bigint",
+            MYSQL_TYPE_FLOAT => "float",
+            MYSQL_TYPE_DOUBLE => "double",
+            MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL => "decimal",
+            MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE => "date",
+            MYSQL_TYPE_DATETIME | MYSQL_TYPE_DATETIME2 => "datetime",
+            MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2 => "timestamp",
+            MYSQL_TYPE_TIME | MYSQL_TYPE_TIME2 => "time",
+            MYSQL_TYPE_YEAR => "year",
+            MYSQL_TYPE_BIT => "bit",
+            MYSQL_TYPE_JSON => "json",
+            MYSQL_TYPE_ENUM => "enum",
+            MYSQL_TYPE_SET => "set",
+            MYSQL_TYPE_GEOMETRY => "geometry",
+            MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB if self.binary => "blob",
+            MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB => "text",
+            _ if self.binary => "varbinary",
+            _ => "varchar",
+        };
+        if self.unsigned { format!("{base} unsigned") } else { base.to_owned() }
+    }
+
+    pub fn decode(&self, value: Option<&BinlogValue<'_>>) -> Result<Value, String> {
+        let wire = match value {
+            None => return Ok(Value::Null),
+            Some(BinlogValue::Value(v)) => v,
+            Some(BinlogValue::Jsonb(j)) => {
+                let json = serde_json::Value::try_from(j.clone()).map_err(|e| format!("JSON column: {e}"))?;
+                return Ok(Value::Json(json.to_string()));
+            }
+            Some(BinlogValue::JsonDiff(_)) => {
+                return Err("partial JSON update (set binlog_row_value_options='' on the server)".into());
+            }
+        };
+        use ColumnType::*;
+        Ok(match (wire, self.ty) {
+            (Wire::NULL, _) => Value::Null,
+            (Wire::Int(i), _) if self.unsigned => Value::Uint(self.as_unsigned(*i)),
+            (Wire::Int(i), _) => Value::Int(*i),
+            (Wire::UInt(u), _) => Value::Uint(*u),
+            (Wire::Float(f), _) => Value::Float(f64::from(*f)),
+            (Wire::Double(d), _) => Value::Float(*d),
+            (Wire::Bytes(b), MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL) => Value::Decimal(text(b)?),
+            (Wire::Bytes(b), MYSQL_TYPE_YEAR) => Value::Int(text(b)?.parse().map_err(|e| format!("YEAR: {e}"))?),
+            (Wire::Bytes(b), MYSQL_TYPE_TIMESTAMP2 | MYSQL_TYPE_TIMESTAMP) => Value::Timestamp(timestamp_micros(&text(b)?)?),
+            (Wire::Bytes(b), MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY) => Value::Bytes(b.clone()),
+            (Wire::Bytes(b), MYSQL_TYPE_JSON) => Value::Json(text(b)?),
+            (Wire::Bytes(b), _) if self.binary => Value::Bytes(b.clone()),
+            (Wire::Bytes(b), _) => Value::Str(text(b)?),
+            (Wire::Date(y, m, d, 0, 0, 0, 0), MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE) => Value::Date(format!("{y:04}-{m:02}-{d:02}")),
+            (Wire::Date(y, mo, d, h, mi, s, us), _) => {
+                Value::Datetime(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}{}", self.fraction(*us)))
+            }
+            (Wire::Time(neg, days, h, m, s, us), _) => {
+                let hours = u64::from(*days) * 24 + u64::from(*h);
+                Value::Time(format!("{}{hours:02}:{m:02}:{s:02}{}", if *neg { "-" } else { "" }, self.fraction(*us)))
+            }
+        })
+    }
+
+    /// The binlog stores unsigned integers in the column's width; a value
+    /// read as signed is reinterpreted in that width.
+    fn as_unsigned(&self, i: i64) -> u64 {
+        let bits = match self.ty {
+            ColumnType::MYSQL_TYPE_TINY => 8,
+            ColumnType::MYSQL_TYPE_SHORT => 16,
+            ColumnType::MYSQL_TYPE_INT24 => 24,
+            ColumnType::MYSQL_TYPE_LONG => 32,
+            _ => 64,
+        };
+        if bits == 64 { i as u64 } else { (i as u64) & ((1u64 << bits) - 1) }
+    }
+
+    fn fraction(&self, micros: u32) -> String {
+        if self.fsp == 0 {
+            return String::new();
+        }
+        let digits = format!("{micros:06}");
+        format!(".{}", &digits[..self.fsp as usize])
+    }
+}
+
+fn text(bytes: &[u8]) -> Result<String, String> {
+    String::from_utf8(bytes.to_vec()).map_err(|e| format!("text column is not UTF-8: {e}"))
+}
+
+/// TIMESTAMP arrives as "seconds[.fraction]" since the epoch, in UTC.
+fn timestamp_micros(text: &str) -> Result<i64, String> {
+    let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
+    let secs: i64 = secs.parse().map_err(|e| format!("TIMESTAMP {text:?}: {e}"))?;
+    let micros: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}")[..6].parse().map_err(|e| format!("TIMESTAMP {text:?}: {e}"))? };
+    Ok(secs * 1_000_000 + micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_keep_their_fraction() {
+        assert_eq!(timestamp_micros("1700000000").unwrap(), 1_700_000_000_000_000);
+        assert_eq!(timestamp_micros("1700000000.5").unwrap(), 1_700_000_000_500_000);
+        assert_eq!(timestamp_micros("1700000000.000001").unwrap(), 1_700_000_000_000_001);
+    }
+}
