@@ -70,7 +70,7 @@ async fn binlog_changes_reach_kafka_exactly_and_resume_after_restart() {
          CREATE TABLE users (
             id BIGINT UNSIGNED PRIMARY KEY, name VARCHAR(50) CHARACTER SET utf8mb4, phone VARCHAR(30),
             balance DECIMAL(12,4), tiny TINYINT UNSIGNED, born DATE, seen DATETIME(6), stamp TIMESTAMP(3) NULL,
-            took TIME(6), photo BLOB, ratio DOUBLE);
+            took TIME(6), photo BLOB, ratio DOUBLE, tier ENUM('gold','silver'), tags SET('a','b','c'), flags BIT(10));
          CREATE TABLE audit (id INT PRIMARY KEY, note TEXT);
          SET time_zone = '+00:00';",
     )
@@ -81,7 +81,8 @@ async fn binlog_changes_reach_kafka_exactly_and_resume_after_restart() {
     db.query_drop(
         "INSERT INTO users VALUES
             (18446744073709551615, 'Zoë 🚀', '+49 170 1234567', -12.3400, 255, '2024-02-29',
-             '2024-02-29 23:59:59.000001', '2024-03-01 00:00:00.125', '-838:59:58.999999', x'00ff', 0.5);
+             '2024-02-29 23:59:59.000001', '2024-03-01 00:00:00.125', '-838:59:58.999999', x'00ff', 0.5,
+             'silver', 'a,c', b'1000000001');
          INSERT INTO audit VALUES (1, 'not captured');
          BEGIN; INSERT INTO users (id, name) VALUES (2, 'Two'); UPDATE users SET name = 'Deux' WHERE id = 2; COMMIT;
          DELETE FROM users WHERE id = 2;",
@@ -102,7 +103,8 @@ async fn binlog_changes_reach_kafka_exactly_and_resume_after_restart() {
         json!({
             "id": 18446744073709551615u64, "name": "Zoë 🚀", "phone": "****", "balance": "-12.3400", "tiny": 255,
             "born": "2024-02-29", "seen": "2024-02-29 23:59:59.000001", "stamp": "2024-03-01T00:00:00.125000Z",
-            "took": "-838:59:58.999999", "photo": "AP8=", "ratio": 0.5
+            "took": "-838:59:58.999999", "photo": "AP8=", "ratio": 0.5,
+            "tier": "silver", "tags": "a,c", "flags": "AgE="
         })
     );
     assert_eq!(two[1].value["before"]["name"], "Two");
@@ -111,15 +113,30 @@ async fn binlog_changes_reach_kafka_exactly_and_resume_after_restart() {
     assert_eq!(big[0].value["source"]["db"], "shop");
     assert_eq!(big[0].value["source"]["file"], "binlog.000001");
 
+    // The table changes shape mid-stream: rows decode with the new columns.
+    db.query_drop(
+        "ALTER TABLE shop.users ADD COLUMN note VARCHAR(10) AFTER id;
+         INSERT INTO shop.users (id, note, name) VALUES (10, 'added', 'Ten');
+         ALTER TABLE shop.users DROP COLUMN ratio, RENAME COLUMN name TO full_name;
+         INSERT INTO shop.users (id, full_name) VALUES (11, 'Eleven');",
+    )
+    .await
+    .unwrap();
+    let got = consume(stack.kafka_brokers(), "binlog-2", &["shop.users"], 6);
+    let after = |id: u64| &got.iter().find(|r| r.value["after"]["id"] == id).expect("row").value["after"];
+    assert_eq!((&after(10)["note"], &after(10)["name"]), (&json!("added"), &json!("Ten")));
+    assert_eq!(after(11)["full_name"], "Eleven");
+    assert!(after(11).get("ratio").is_none() && after(11).get("name").is_none(), "{}", after(11));
+
     // Stop, change more while stopped, start again: only the new change comes.
     stop.send(true).unwrap();
     task.await.unwrap();
-    db.query_drop("INSERT INTO shop.users (id, name) VALUES (3, 'while stopped')").await.unwrap();
+    db.query_drop("INSERT INTO shop.users (id, full_name) VALUES (3, 'while stopped')").await.unwrap();
     let (stop, task) = start(&stack, state.path()).await;
-    let all = consume(stack.kafka_brokers(), "binlog-2", &["shop.users"], 5);
-    assert_eq!(all.iter().filter(|r| r.value["after"]["name"] == "while stopped").count(), 1);
+    let all = consume(stack.kafka_brokers(), "binlog-3", &["shop.users"], 7);
+    assert_eq!(all.iter().filter(|r| r.value["after"]["full_name"] == "while stopped").count(), 1);
     let ids: HashSet<&String> = all.iter().map(|r| &r.headers["sluice.dedup-id"]).collect();
-    assert_eq!(ids.len(), 5, "no change delivered twice");
+    assert_eq!(ids.len(), 7, "no change delivered twice");
     stop.send(true).unwrap();
     task.await.unwrap();
 }

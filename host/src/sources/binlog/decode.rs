@@ -1,6 +1,9 @@
 //! Binlog column values into exact record values. The binlog gives the
 //! physical type, signedness (with binlog_row_metadata=FULL), charset and
 //! fractional-second digits; the value is rendered as MySQL shows it.
+use std::collections::VecDeque;
+
+use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::{Column as WireColumn, Value as Wire};
@@ -18,17 +21,50 @@ pub struct ColumnDecoder {
     binary: bool,
     /// Fractional-second digits of DATETIME/TIME/TIMESTAMP.
     fsp: u8,
+    /// Member names of an ENUM or SET column, in declaration order.
+    members: Vec<String>,
+}
+
+/// Member names of the table's ENUM and SET columns, each list in column
+/// order (from binlog_row_metadata=FULL).
+pub struct Members {
+    enums: VecDeque<Vec<String>>,
+    sets: VecDeque<Vec<String>>,
+}
+
+impl Members {
+    pub fn of(map: &TableMapEvent<'_>) -> Self {
+        let mut members = Members { enums: VecDeque::new(), sets: VecDeque::new() };
+        for field in map.iter_optional_meta().flatten() {
+            match field {
+                OptionalMetadataField::EnumStrValue(values) => members.enums.extend(
+                    values.iter_values().flatten().map(|v| v.values().iter().map(|m| m.value().into_owned()).collect()),
+                ),
+                OptionalMetadataField::SetStrValue(values) => members.sets.extend(
+                    values.iter_values().flatten().map(|v| v.values().iter().map(|m| m.value().into_owned()).collect()),
+                ),
+                _ => {}
+            }
+        }
+        members
+    }
 }
 
 impl ColumnDecoder {
-    pub fn new(column: &WireColumn, meta: &[u8]) -> Self {
+    pub fn new(column: &WireColumn, meta: &[u8], members: &mut Members) -> Self {
         let ty = column.column_type();
         let temporal = matches!(ty, ColumnType::MYSQL_TYPE_DATETIME2 | ColumnType::MYSQL_TYPE_TIME2 | ColumnType::MYSQL_TYPE_TIMESTAMP2);
+        let members = match ty {
+            ColumnType::MYSQL_TYPE_ENUM => members.enums.pop_front().unwrap_or_default(),
+            ColumnType::MYSQL_TYPE_SET => members.sets.pop_front().unwrap_or_default(),
+            _ => Vec::new(),
+        };
         ColumnDecoder {
             ty,
             unsigned: column.flags().contains(ColumnFlags::UNSIGNED_FLAG),
             binary: column.character_set() == BINARY_CHARSET,
             fsp: if temporal { meta.first().copied().unwrap_or(0).min(6) } else { 0 },
+            members,
         }
     }
 
@@ -80,6 +116,21 @@ impl ColumnDecoder {
         use ColumnType::*;
         Ok(match (wire, self.ty) {
             (Wire::NULL, _) => Value::Null,
+            // ENUM is stored as its 1-based member number (0: the invalid '').
+            (Wire::Int(i), MYSQL_TYPE_ENUM) => Value::Str(match usize::try_from(*i - 1).ok().and_then(|m| self.members.get(m)) {
+                Some(name) => name.clone(),
+                None => String::new(),
+            }),
+            // SET is a little-endian bitmask of members.
+            (Wire::Bytes(mask), MYSQL_TYPE_SET) => Value::Str(
+                self.members
+                    .iter()
+                    .enumerate()
+                    .filter(|(bit, _)| mask.get(bit / 8).is_some_and(|byte| byte & (1 << (bit % 8)) != 0))
+                    .map(|(_, name)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             (Wire::Int(i), _) if self.unsigned => Value::Uint(self.as_unsigned(*i)),
             (Wire::Int(i), _) => Value::Int(*i),
             (Wire::UInt(u), _) => Value::Uint(*u),

@@ -13,7 +13,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts};
 use serde::{Deserialize, Serialize};
 
-use self::decode::ColumnDecoder;
+use self::decode::{ColumnDecoder, Members};
 use super::SourceError;
 use crate::pipeline::Secret;
 use crate::record::{Op, Position, Record, Schema};
@@ -169,8 +169,12 @@ impl BinlogSource {
             let shape_row = after.as_ref().or(before.as_ref()).expect("a row image");
             let shape = self.shapes.entry(table_id).or_insert_with(|| {
                 let columns = shape_row.columns_ref();
-                let decoders: Vec<ColumnDecoder> =
-                    columns.iter().enumerate().map(|(c, col)| ColumnDecoder::new(col, map.get_column_metadata(c).unwrap_or(&[]))).collect();
+                let mut members = Members::of(map);
+                let decoders: Vec<ColumnDecoder> = columns
+                    .iter()
+                    .enumerate()
+                    .map(|(c, col)| ColumnDecoder::new(col, map.get_column_metadata(c).unwrap_or(&[]), &mut members))
+                    .collect();
                 let key = columns
                     .iter()
                     .enumerate()
