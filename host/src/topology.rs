@@ -24,9 +24,9 @@ const BATCH_WAIT: Duration = Duration::from_millis(50);
 pub enum PipelineError {
     #[error("pipeline `{pipeline}`: {message}")]
     Unsupported { pipeline: String, message: String },
-    #[error(transparent)]
+    #[error("pipeline source: {0}")]
     Source(#[from] crate::sources::SourceError),
-    #[error(transparent)]
+    #[error("pipeline sink: {0}")]
     Sink(#[from] crate::sinks::SinkError),
     #[error(transparent)]
     Plugin(#[from] crate::plugin::PluginError),
@@ -50,6 +50,7 @@ pub async fn run_pipeline(
     let positions = PositionStore::new(state_dir, &config.name);
     let mut chain = PluginChain::build(&host, &config.plugins)?;
     let sink = KafkaSink::new(sink_config, &config.name)?;
+    sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &config.name)?;
     let mut source = BinlogSource::connect(source_config, positions.load::<BinlogCheckpoint>()?).await?;
     tracing::info!(pipeline = %config.name, "running");

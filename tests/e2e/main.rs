@@ -1,5 +1,6 @@
 //! End-to-end suites: real plugins through the real host, a real MariaDB and
 //! a real Tansu broker. One binary keeps link time down.
+mod bad_input;
 mod binlog_to_kafka;
 mod cli;
 mod example_plugins;

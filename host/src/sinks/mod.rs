@@ -10,6 +10,12 @@ pub enum SinkError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    #[error("no Kafka broker answers at {brokers}: {source} (check `brokers`, the network and the client properties)")]
+    Unreachable {
+        brokers: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
     #[error("Kafka did not accept a record for topic `{topic}`: {source}")]
     Delivery {
         topic: String,

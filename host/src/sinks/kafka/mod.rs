@@ -4,7 +4,7 @@ mod client;
 pub mod encode;
 pub(crate) mod delivery;
 
-use rdkafka::producer::FutureProducer;
+use rdkafka::producer::{FutureProducer, Producer};
 use serde::Deserialize;
 
 pub use client::ClientProperties;
@@ -56,6 +56,14 @@ impl KafkaSink {
             tombstones: config.tombstones,
             pipeline: pipeline.to_owned(),
         })
+    }
+
+    /// Fails fast, naming the brokers, when none of them answers.
+    pub async fn check_brokers(&self, brokers: &str) -> Result<(), SinkError> {
+        let client = self.producer.client();
+        tokio::task::block_in_place(|| client.fetch_metadata(None, std::time::Duration::from_secs(10)))
+            .map(|_| ())
+            .map_err(|source| SinkError::Unreachable { brokers: brokers.to_owned(), source })
     }
 
     /// Produces every record and returns once Kafka acknowledged all of them.

@@ -87,14 +87,15 @@ impl BinlogSource {
         let opts = Opts::from_url(url).map_err(|e| SourceError::Connect { url: redacted.clone(), source: e.into() })?;
         let mut conn = Conn::new(opts.clone()).await.map_err(|e| SourceError::Connect { url: redacted.clone(), source: e })?;
         check_server(&mut conn).await?;
+        check_tables(&mut conn, config).await?;
         let start = match resume {
             Some(checkpoint) => checkpoint,
-            None => current_position(&mut conn).await?,
+            None => current_position(&mut conn).await.map_err(privilege_hint)?,
         };
         // A heartbeat each second carries the position while the server is idle.
         conn.query_drop("SET @master_heartbeat_period = 1000000000").await?;
         let request = BinlogStreamRequest::new(config.server_id).with_filename(start.file.as_bytes()).with_pos(start.pos);
-        let stream = conn.get_binlog_stream(request).await?;
+        let stream = conn.get_binlog_stream(request).await.map_err(|e| privilege_hint(e.into()))?;
         tracing::info!(file = %start.file, pos = start.pos, "binlog stream started");
         Ok(BinlogSource { stream, filter: TableFilter::new(config), shapes: HashMap::new(), file: start.file, open: Vec::new() })
     }
@@ -241,6 +242,39 @@ async fn check_server(conn: &mut Conn) -> Result<(), SourceError> {
         ));
     }
     Ok(())
+}
+
+/// Every named table (and every database of a `db.*`) must exist: a typo
+/// would otherwise capture nothing, silently.
+async fn check_tables(conn: &mut Conn, config: &BinlogSourceConfig) -> Result<(), SourceError> {
+    for entry in &config.tables {
+        let (database, table) = entry.split_once('.').unwrap_or((entry.as_str(), "*"));
+        let found: Option<u8> = if table == "*" {
+            conn.exec_first("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,)).await?
+        } else {
+            conn.exec_first("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (database, table))
+                .await?
+        };
+        if found.is_none() {
+            return Err(SourceError::ServerSetup(format!(
+                "`{entry}` in source.tables does not exist on the server (or this user cannot see it); fix the name or create it"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Access errors on binlog statements name the grant that fixes them.
+fn privilege_hint(e: SourceError) -> SourceError {
+    match e {
+        SourceError::Mysql(mysql_async::Error::Server(server)) if matches!(server.code, 1045 | 1142 | 1227 | 1044) => {
+            SourceError::ServerSetup(format!(
+                "{} — grant the capture user: GRANT SELECT, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '<user>'@'<host>'                  (MariaDB 10.5+: BINLOG MONITOR, REPLICATION SLAVE)",
+                server.message
+            ))
+        }
+        other => other,
+    }
 }
 
 async fn current_position(conn: &mut Conn) -> Result<BinlogCheckpoint, SourceError> {
