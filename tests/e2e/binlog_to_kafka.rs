@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use serde_json::json;
+use serde_json::{Value as Json, json};
 use sluice::pipeline::PipelineFile;
 use sluice::plugin::PluginHost;
 use sluice::topology::run_pipeline;
@@ -72,6 +72,7 @@ async fn binlog_changes_reach_kafka_exactly_and_resume_after_restart() {
             balance DECIMAL(12,4), tiny TINYINT UNSIGNED, born DATE, seen DATETIME(6), stamp TIMESTAMP(3) NULL,
             took TIME(6), photo BLOB, ratio DOUBLE, tier ENUM('gold','silver'), tags SET('a','b','c'), flags BIT(10));
          CREATE TABLE audit (id INT PRIMARY KEY, note TEXT);
+         CREATE TABLE bulk (id INT PRIMARY KEY);
          SET time_zone = '+00:00';",
     )
     .await
@@ -112,6 +113,12 @@ async fn binlog_changes_reach_kafka_exactly_and_resume_after_restart() {
     assert_eq!(two[2].value["after"], serde_json::Value::Null);
     assert_eq!(big[0].value["source"]["db"], "shop");
     assert_eq!(big[0].value["source"]["file"], "binlog.000001");
+
+    // One transaction larger than a batch goes out in several batches.
+    db.query_drop("INSERT INTO shop.bulk SELECT seq FROM seq_1_to_2500").await.unwrap();
+    let bulk = consume(stack.kafka_brokers(), "binlog-bulk", &["shop.bulk"], 2500);
+    let distinct: HashSet<&Json> = bulk.iter().map(|r| &r.value["after"]["id"]).collect();
+    assert_eq!(distinct.len(), 2500);
 
     // The table changes shape mid-stream: rows decode with the new columns.
     db.query_drop(

@@ -35,6 +35,8 @@ pub fn consume(brokers: &str, group: &str, topics: &[&str], expected: usize) -> 
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("auto.offset.reset", "earliest")
+        // A topic created after subscribing is noticed within a second.
+        .set("topic.metadata.refresh.interval.ms", "1000")
         .create()
         .unwrap();
     consumer.subscribe(topics).unwrap();

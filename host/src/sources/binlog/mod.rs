@@ -74,8 +74,10 @@ pub struct BinlogSource {
     /// Per table id; a new table map (e.g. after ALTER TABLE) replaces it.
     shapes: HashMap<u64, TableShape>,
     file: String,
-    /// Records of the transaction being read.
+    /// Records of the transaction being read, not yet handed on.
     open: Vec<Record>,
+    /// Between BEGIN and its commit: no checkpoint may fall there.
+    in_transaction: bool,
 }
 
 impl BinlogSource {
@@ -97,7 +99,7 @@ impl BinlogSource {
         let request = BinlogStreamRequest::new(config.server_id).with_filename(start.file.as_bytes()).with_pos(start.pos);
         let stream = conn.get_binlog_stream(request).await.map_err(|e| privilege_hint(e.into()))?;
         tracing::info!(file = %start.file, pos = start.pos, "binlog stream started");
-        Ok(BinlogSource { stream, filter: TableFilter::new(config), shapes: HashMap::new(), file: start.file, open: Vec::new() })
+        Ok(BinlogSource { stream, filter: TableFilter::new(config), shapes: HashMap::new(), file: start.file, open: Vec::new(), in_transaction: false })
     }
 
     /// Up to about `max` records of complete transactions, waiting at most
@@ -129,14 +131,23 @@ impl BinlogSource {
                 Some(EventData::TableMapEvent(map)) => {
                     self.shapes.remove(&map.table_id());
                 }
-                Some(EventData::RowsEvent(rows)) => self.read_rows(&rows, end, ts_ms)?,
+                Some(EventData::RowsEvent(rows)) => {
+                    self.read_rows(&rows, end, ts_ms)?;
+                    // A large transaction streams through in batches rather than being
+                    // held whole; the checkpoint still moves only at its commit, so a
+                    // restart repeats its delivered part (same dedup ids), never skips it.
+                    if self.open.len() + batch.records.len() >= max {
+                        batch.records.append(&mut self.open);
+                    }
+                }
                 Some(EventData::XidEvent(_)) => self.commit(&mut batch, end),
                 Some(EventData::QueryEvent(query)) if query.query().eq_ignore_ascii_case("COMMIT") => self.commit(&mut batch, end),
-                Some(EventData::QueryEvent(query)) if !query.query().eq_ignore_ascii_case("BEGIN") && self.open.is_empty() => {
+                Some(EventData::QueryEvent(query)) if query.query().eq_ignore_ascii_case("BEGIN") => self.in_transaction = true,
+                Some(EventData::QueryEvent(_)) if !self.in_transaction => {
                     // DDL outside a transaction: later table maps carry the new shape.
                     batch.checkpoint = Some(BinlogCheckpoint { file: self.file.clone(), pos: end });
                 }
-                Some(EventData::HeartbeatEvent) if self.open.is_empty() && end > 0 => {
+                Some(EventData::HeartbeatEvent) if !self.in_transaction && end > 0 => {
                     batch.checkpoint = Some(BinlogCheckpoint { file: self.file.clone(), pos: end });
                 }
                 _ => {}
@@ -146,6 +157,7 @@ impl BinlogSource {
     }
 
     fn commit(&mut self, batch: &mut SourceBatch, end: u64) {
+        self.in_transaction = false;
         batch.records.append(&mut self.open);
         batch.checkpoint = Some(BinlogCheckpoint { file: self.file.clone(), pos: end });
     }
