@@ -63,3 +63,44 @@ cp "$wasm/passthrough.wasm" "$live/live.wasm"
 echo
 echo "Records before the first reload passed through unchanged; after it, 'clean' trimmed and"
 echo "lowercased them, and the truncated file was refused while clean kept serving."
+
+step "a live pipeline: MariaDB binlog -> clean, enrich, route -> Kafka (Tansu)"
+sql() { mariadb --no-defaults --socket="$SLUICE_MYSQL_SOCKET" -uroot -e "$1"; }
+sql "CREATE DATABASE shop; CREATE TABLE shop.users (id INT PRIMARY KEY, email VARCHAR(100),
+     phone VARCHAR(30), country CHAR(2), balance DECIMAL(10,2))"
+cat > "$stack/pipeline.toml" <<TOML
+plugin_dir = "$wasm"
+state_dir = "$stack/state"
+
+[[pipeline]]
+name = "users"
+source = { type = "mysql-binlog", url = "$SLUICE_MYSQL_URL", tables = ["shop.users"], server_id = 4101 }
+sink = { type = "kafka", brokers = "$SLUICE_KAFKA_BROKERS" }
+dead_letter = { topic = "sluice.dead-letter" }
+
+[[pipeline.plugins]]
+name = "clean"
+config = { mask = ["phone"], mask_style = "last4", on_invalid = "reject" }
+
+[[pipeline.plugins]]
+name = "enrich"
+config = { domain_from = "email" }
+
+[[pipeline.plugins]]
+name = "route"
+config = { column = "country", routes = { DE = "users.eu", US = "users.us" } }
+TOML
+"$sluice" run "$stack/pipeline.toml" 2> "$stack/run.log" &
+run_pid=$!
+for _ in $(seq 1 300); do [ -f "$stack/state/users.position.json" ] && break; sleep 0.1; done
+sql "INSERT INTO shop.users VALUES (1, ' Ann@Example.COM ', '+49 170 1234567', 'DE', 120.50);
+     INSERT INTO shop.users VALUES (2, 'bob@example.org', '+1 555 0100', 'US', 0);
+     UPDATE shop.users SET balance = 19.99 WHERE id = 2;
+     INSERT INTO shop.users VALUES (3, 'not-an-email', NULL, 'FR', 5);
+     DELETE FROM shop.users WHERE id = 1;"
+echo "-- users.eu and users.us (Debezium envelopes; phone masked, email_domain added):"
+"$sluice" tail --brokers "$SLUICE_KAFKA_BROKERS" users.eu users.us --max 4 --timeout-s 30
+echo "-- sluice.dead-letter (the invalid email, with the plugin, version and reason in headers):"
+"$sluice" tail --brokers "$SLUICE_KAFKA_BROKERS" sluice.dead-letter --max 1 --timeout-s 30
+kill -INT "$run_pid"; wait "$run_pid" || true
+echo "-- stored position: $(cat "$stack/state/users.position.json")"

@@ -4,6 +4,7 @@ mod check;
 mod plugin_test;
 mod run;
 mod scaffold;
+mod tail;
 mod watch;
 
 use std::ffi::OsString;
@@ -30,6 +31,8 @@ pub enum Command {
     Check { config: PathBuf },
     /// Run the pipelines of a file until Ctrl-C.
     Run { config: PathBuf },
+    /// Print messages of Kafka topics from the beginning, as JSON lines.
+    Tail(TailArgs),
     /// Measure throughput beside the raw limits of the same machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -91,6 +94,21 @@ impl RunArgs {
     }
 }
 
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// `host:port[,host:port…]`
+    #[arg(long)]
+    pub brokers: String,
+    #[arg(required = true)]
+    pub topics: Vec<String>,
+    /// Stop after this many messages.
+    #[arg(long, default_value_t = usize::MAX)]
+    pub max: usize,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 10)]
+    pub timeout_s: u64,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Rows/s through the plugin host (pass-through and clean) beside native Rust, and reload latency.
@@ -119,6 +137,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRead, ou
         Command::Plugin(PluginCommand::New { name, path }) => scaffold::run(&name, path, out),
         Command::Check { config } => check::run(&config, out),
         Command::Run { config } => run::run(&config, err),
+        Command::Tail(args) => tail::run(&args, out),
         Command::Bench(BenchCommand::Plugin(args)) => crate::bench::plugin::run(&args, out),
     };
     match result {
