@@ -3,6 +3,7 @@
 mod bad_input;
 mod binlog_to_kafka;
 mod cli;
+mod crash_resume;
 mod example_plugins;
 mod hot_reload;
 pub mod kafka_sink;
