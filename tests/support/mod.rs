@@ -1,6 +1,5 @@
 //! Shared fixtures for the end-to-end suites: the built plugins and a private
 //! MariaDB + Tansu stack started by `scripts/stack.sh`.
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -32,46 +31,7 @@ pub fn plugin_path(name: &str) -> PathBuf {
 }
 
 /// A private MariaDB and Tansu broker; stopped when dropped.
-pub struct Stack {
-    dir: tempfile::TempDir,
-    env: HashMap<String, String>,
-}
-
-impl Stack {
-    pub fn start() -> Stack {
-        let dir = tempfile::Builder::new().prefix("sluice-stack-").tempdir().expect("temp dir");
-        let script = repo_root().join("scripts/stack.sh");
-        let output = Command::new("bash").arg(&script).arg("start").arg(dir.path()).output().expect("run stack.sh");
-        assert!(
-            output.status.success(),
-            "stack.sh start failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let text = std::fs::read_to_string(dir.path().join("stack.env")).expect("stack.env");
-        let env = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        Stack { dir, env }
-    }
-
-    pub fn mysql_url(&self) -> &str {
-        &self.env["SLUICE_MYSQL_URL"]
-    }
-
-    pub fn kafka_brokers(&self) -> &str {
-        &self.env["SLUICE_KAFKA_BROKERS"]
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        let script = repo_root().join("scripts/stack.sh");
-        let _ = Command::new("bash").arg(&script).arg("stop").arg(self.dir.path()).status();
-    }
-}
+pub use sluice::bench::LocalStack as Stack;
 
 use std::sync::Arc;
 

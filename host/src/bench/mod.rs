@@ -1,6 +1,10 @@
 //! Benchmarks that print our figure beside the raw limit measured in the same run.
+pub mod cdc;
 pub mod plugin;
 mod rows;
+mod stack;
+
+pub use stack::LocalStack;
 
 pub use plugin::PluginBenchArgs;
 

@@ -113,6 +113,8 @@ pub struct TailArgs {
 pub enum BenchCommand {
     /// Rows/s through the plugin host (pass-through and clean) beside native Rust, and reload latency.
     Plugin(crate::bench::PluginBenchArgs),
+    /// MySQL binlog -> pass-through plugin -> Kafka, beside bare binlog decode and bare produce rates.
+    Cdc(crate::bench::cdc::CdcBenchArgs),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -139,6 +141,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRead, ou
         Command::Run { config } => run::run(&config, err),
         Command::Tail(args) => tail::run(&args, out),
         Command::Bench(BenchCommand::Plugin(args)) => crate::bench::plugin::run(&args, out),
+        Command::Bench(BenchCommand::Cdc(args)) => crate::bench::cdc::run(&args, out),
     };
     match result {
         Ok(code) => code,

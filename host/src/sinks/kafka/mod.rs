@@ -2,13 +2,13 @@
 //! position may advance.
 mod client;
 pub mod encode;
-pub(crate) mod delivery;
+pub mod delivery;
 
 use rdkafka::producer::{FutureProducer, Producer};
 use serde::Deserialize;
 
 pub use client::ClientProperties;
-pub(crate) use client::producer;
+pub use client::producer;
 use delivery::{Outgoing, deliver_all};
 pub use encode::ValueFormat;
 

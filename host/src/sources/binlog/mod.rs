@@ -289,7 +289,7 @@ fn privilege_hint(e: SourceError) -> SourceError {
     }
 }
 
-async fn current_position(conn: &mut Conn) -> Result<BinlogCheckpoint, SourceError> {
+pub async fn current_position(conn: &mut Conn) -> Result<BinlogCheckpoint, SourceError> {
     let row: Option<mysql_async::Row> = match conn.query_first("SHOW BINARY LOG STATUS").await {
         Ok(row) => row,
         // MariaDB and MySQL before 8.2 only know the older statement.

@@ -1,0 +1,143 @@
+//! `sluice bench cdc`: MySQL binlog -> pass-through plugin -> Kafka, beside
+//! the two raw limits measured in the same run on the same servers: reading
+//! and decoding the binlog with mysql_async alone, and producing to the
+//! broker with rdkafka alone.
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use futures::StreamExt;
+use mysql_async::binlog::events::EventData;
+use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStreamRequest, Conn};
+
+use super::LocalStack;
+use super::rows::host_batches;
+use crate::pipeline::PluginStep;
+use crate::plugin::{PluginEngine, PluginHost, PluginLimits};
+use crate::sinks::kafka::delivery::{Outgoing, deliver_all};
+use crate::sinks::kafka::{KafkaSink, KafkaSinkConfig, encode, producer};
+use crate::sources::binlog::{BinlogCheckpoint, BinlogSource, BinlogSourceConfig, current_position};
+use crate::transforms::PluginChain;
+
+#[derive(Debug, Args)]
+pub struct CdcBenchArgs {
+    /// Rows written to the binlog and streamed.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rows: usize,
+    /// Directory holding passthrough.wasm.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/target/wasm32-wasip2/release"))]
+    pub plugins: PathBuf,
+}
+
+pub fn run(args: &CdcBenchArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let stack = LocalStack::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(bench(args, &stack, out))
+}
+
+async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> anyhow::Result<i32> {
+    let rows = args.rows;
+    let mut db = Conn::from_url(stack.mysql_url()).await?;
+    db.query_drop(
+        "CREATE DATABASE bench; USE bench;
+         CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(64), name VARCHAR(64), amount DECIMAL(12,2), created_at DATETIME(6))",
+    )
+    .await?;
+    let start = current_position(&mut db).await?;
+    let started = Instant::now();
+    for from in (1..=rows).step_by(10_000) {
+        let to = (from + 9_999).min(rows);
+        db.query_drop(format!(
+            "INSERT INTO users SELECT seq, CONCAT('  User', seq, '@Example.COM '), CONCAT('user  number ', seq), \
+             (seq % 10000) + 0.25, '2026-11-26 12:34:56.000001' FROM seq_{from}_to_{to}"
+        ))
+        .await?;
+    }
+    let insert_rate = rows as f64 / started.elapsed().as_secs_f64();
+    let end = current_position(&mut db).await?;
+    writeln!(out, "MySQL -> Kafka, {rows} rows of 5 columns (MariaDB 10.11 private, Tansu memory storage), one pipeline")?;
+    writeln!(out, "{:<52} {:>12}", "(setup) MariaDB multi-row INSERT … SELECT", format!("{insert_rate:.0} rows/s"))?;
+
+    let binlog_rate = bare_binlog(stack.mysql_url(), &start, &end, rows).await?;
+    let (produce_rate, message_bytes) = bare_produce(stack.kafka_brokers(), rows).await?;
+    let sluice_rate = sluice_stream(args, stack, &start, rows).await?;
+
+    let limit = binlog_rate.min(produce_rate);
+    writeln!(out, "{:<52} {:>12.0} rows/s", "bare binlog read + row decode (mysql_async)", binlog_rate)?;
+    writeln!(out, "{:<52} {:>12.0} msg/s", format!("bare produce, {message_bytes}-byte messages (rdkafka)"), produce_rate)?;
+    writeln!(out, "{:<52} {:>12.0} rows/s", "sluice: binlog -> passthrough.wasm -> Kafka, acked", sluice_rate)?;
+    writeln!(out, "sluice / slower raw limit = {:.2} (target >= 0.70)", sluice_rate / limit)?;
+    Ok(0)
+}
+
+/// Reads the binlog between two positions and decodes every row value.
+async fn bare_binlog(url: &str, start: &BinlogCheckpoint, end: &BinlogCheckpoint, rows: usize) -> anyhow::Result<f64> {
+    let conn = Conn::from_url(url).await?;
+    let request = BinlogStreamRequest::new(9001).with_filename(start.file.as_bytes()).with_pos(start.pos);
+    let mut stream = conn.get_binlog_stream(request).await?;
+    let started = Instant::now();
+    let mut decoded = 0;
+    while decoded < rows {
+        let event = stream.next().await.context("binlog ended early")??;
+        if let Some(EventData::RowsEvent(rows_event)) = event.read_data()? {
+            let map = stream.get_tme(rows_event.table_id()).context("table map")?;
+            for row in rows_event.rows(map) {
+                let (_, after) = row?;
+                let after = after.context("after image")?;
+                std::hint::black_box((0..after.len()).map(|i| after.as_ref(i).is_some()).count());
+                decoded += 1;
+            }
+        }
+        if event.header().log_pos() as u64 >= end.pos {
+            break;
+        }
+    }
+    Ok(decoded as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Produces as many messages as rows, each the size of a pipeline message.
+async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(f64, usize)> {
+    let sample = &host_batches(1, 1)[0][0];
+    let payload = encode::value(sample, encode::ValueFormat::Debezium, "bench").unwrap_or_default();
+    let producer = producer(brokers, &Default::default())?;
+    let started = Instant::now();
+    for chunk in (0..rows).collect::<Vec<_>>().chunks(10_000) {
+        let messages = chunk
+            .iter()
+            .map(|i| Outgoing {
+                topic: "bench.bare".into(),
+                key: Some(format!("{{\"id\":{i}}}").into_bytes()),
+                payload: Some(payload.clone()),
+                headers: encode::headers(sample),
+            })
+            .collect();
+        deliver_all(&producer, messages).await?;
+    }
+    Ok((rows as f64 / started.elapsed().as_secs_f64(), payload.len()))
+}
+
+async fn sluice_stream(args: &CdcBenchArgs, stack: &LocalStack, start: &BinlogCheckpoint, rows: usize) -> anyhow::Result<f64> {
+    let source: BinlogSourceConfig = toml::from_str(&format!(
+        "url = \"{}\"\ntables = [\"bench.users\"]\nserver_id = 9002",
+        stack.mysql_url()
+    ))?;
+    let sink: KafkaSinkConfig = toml::from_str(&format!("brokers = \"{}\"", stack.kafka_brokers()))?;
+    let host = PluginHost::open(std::sync::Arc::new(PluginEngine::new()?), &args.plugins)?;
+    let step = PluginStep { name: "passthrough".into(), config: Default::default(), limits: PluginLimits::default() };
+    let mut chain = PluginChain::build(&host, &[step])?;
+    let sink = KafkaSink::new(&sink, "bench")?;
+    let mut source = BinlogSource::connect(&source, Some(start.clone())).await?;
+    let started = Instant::now();
+    let mut delivered = 0;
+    while delivered < rows {
+        let batch = source.next_batch(1000, Duration::from_millis(50)).await?;
+        let out = tokio::task::block_in_place(|| chain.run(batch.records));
+        anyhow::ensure!(out.rejected.is_empty(), "passthrough rejected {} records", out.rejected.len());
+        sink.deliver(&out.records).await?;
+        delivered += out.records.len();
+    }
+    Ok(delivered as f64 / started.elapsed().as_secs_f64())
+}

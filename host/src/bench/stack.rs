@@ -1,0 +1,45 @@
+//! A private MariaDB + Tansu started by `scripts/stack.sh`, stopped on drop:
+//! used by benchmarks here and by the end-to-end tests.
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub struct LocalStack {
+    dir: tempfile::TempDir,
+    env: HashMap<String, String>,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/stack.sh")
+}
+
+impl LocalStack {
+    /// Panics with the script's output when the servers do not come up.
+    pub fn start() -> LocalStack {
+        let dir = tempfile::Builder::new().prefix("sluice-stack-").tempdir().expect("temp dir");
+        let output = Command::new("bash").arg(script()).arg("start").arg(dir.path()).output().expect("run stack.sh");
+        assert!(
+            output.status.success(),
+            "stack.sh start failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let text = std::fs::read_to_string(dir.path().join("stack.env")).expect("stack.env");
+        let env = text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        LocalStack { dir, env }
+    }
+
+    pub fn mysql_url(&self) -> &str {
+        &self.env["SLUICE_MYSQL_URL"]
+    }
+
+    pub fn kafka_brokers(&self) -> &str {
+        &self.env["SLUICE_KAFKA_BROKERS"]
+    }
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        let _ = Command::new("bash").arg(script()).arg("stop").arg(self.dir.path()).status();
+    }
+}
