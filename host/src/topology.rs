@@ -1,11 +1,13 @@
 //! Runs a pipeline: source → plugin chain → sink, with rejected records to
 //! the dead-letter queue, and the source position stored only after both
 //! have acknowledged everything up to it (at-least-once).
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::pipeline::{PipelineConfig, SinkConfig, SourceConfig};
 use crate::plugin::PluginHost;
@@ -19,6 +21,12 @@ use crate::transforms::PluginChain;
 const BATCH_RECORDS: usize = 1000;
 /// How long a batch waits to fill before it goes out anyway.
 const BATCH_WAIT: Duration = Duration::from_millis(50);
+/// Batches handed to Kafka whose acknowledgements are still awaited: the
+/// source reads on meanwhile instead of idling for a round trip per batch.
+const MAX_IN_FLIGHT: usize = 16;
+
+/// A batch's pending acknowledgements and the position its completion allows.
+type InFlight = (JoinHandle<Result<(), crate::sinks::SinkError>>, Option<BinlogCheckpoint>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -39,7 +47,7 @@ pub async fn run_pipeline(
     config: &PipelineConfig,
     host: Arc<PluginHost>,
     state_dir: &Path,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
     let (SourceConfig::MysqlBinlog(source_config), SinkConfig::Kafka(sink_config)) = (&config.source, &config.sink) else {
         return Err(PipelineError::Unsupported {
@@ -54,21 +62,46 @@ pub async fn run_pipeline(
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &config.name)?;
     let mut source = BinlogSource::connect(source_config, positions.load::<BinlogCheckpoint>()?).await?;
     tracing::info!(pipeline = %config.name, "running");
-    while !*stop.borrow() {
-        let batch = tokio::select! {
-            batch = source.next_batch(BATCH_RECORDS, BATCH_WAIT) => batch?,
-            _ = stop.changed() => break,
-        };
-        if !batch.records.is_empty() {
-            // Plugins run synchronously on this worker; other pipelines keep their threads.
-            let out = tokio::task::block_in_place(|| chain.run(batch.records));
-            sink.deliver(&out.records).await?;
-            dead_letters.send(&out.rejected).await?;
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let result = async {
+        while !*stop.borrow() {
+            // Positions are stored in batch order, each once all before it are acked.
+            while in_flight.front().is_some_and(|(acks, _)| acks.is_finished()) || in_flight.len() >= MAX_IN_FLIGHT {
+                settle(in_flight.pop_front().expect("non-empty"), &positions).await?;
+            }
+            let batch = source.next_batch(BATCH_RECORDS, BATCH_WAIT).await?;
+            let acks = if batch.records.is_empty() {
+                None
+            } else {
+                // Plugins run synchronously on this worker; other pipelines keep their threads.
+                let out = tokio::task::block_in_place(|| chain.run(batch.records));
+                Some((sink.enqueue(&out.records).await?, dead_letters.enqueue(&out.rejected).await?))
+            };
+            let waiting = tokio::spawn(async move {
+                if let Some((records, dead)) = acks {
+                    records.wait().await?;
+                    dead.wait().await?;
+                }
+                Ok(())
+            });
+            in_flight.push_back((waiting, batch.checkpoint));
         }
-        if let Some(checkpoint) = batch.checkpoint {
-            positions.save(&checkpoint)?;
-        }
+        Ok::<_, PipelineError>(())
     }
+    .await;
+    // Whatever was handed over still gets its acks and its position stored.
+    while let Some(entry) = in_flight.pop_front() {
+        settle(entry, &positions).await?;
+    }
+    result?;
     tracing::info!(pipeline = %config.name, "stopped");
+    Ok(())
+}
+
+async fn settle((acks, checkpoint): InFlight, positions: &PositionStore) -> Result<(), PipelineError> {
+    acks.await.expect("acknowledgement task")?;
+    if let Some(checkpoint) = checkpoint {
+        positions.save(&checkpoint)?;
+    }
     Ok(())
 }

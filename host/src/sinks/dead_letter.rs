@@ -7,7 +7,7 @@ use rdkafka::producer::FutureProducer;
 use serde::Deserialize;
 
 use super::SinkError;
-use super::kafka::delivery::{Outgoing, deliver_all};
+use super::kafka::delivery::{Acks, Outgoing, enqueue_all};
 use super::kafka::encode::{key, position_text};
 use super::kafka::{ClientProperties, producer};
 use crate::record::record_to_json;
@@ -36,6 +36,11 @@ impl DeadLetterQueue {
     }
 
     pub async fn send(&self, rejected: &[Rejected]) -> Result<(), SinkError> {
+        self.enqueue(rejected).await?.wait().await
+    }
+
+    /// Hands the dead letters to the producer; the acks come later.
+    pub async fn enqueue(&self, rejected: &[Rejected]) -> Result<Acks, SinkError> {
         let messages = rejected
             .iter()
             .map(|r| {
@@ -62,6 +67,6 @@ impl DeadLetterQueue {
                 }
             })
             .collect();
-        deliver_all(&self.producer, messages).await
+        enqueue_all(&self.producer, messages).await
     }
 }

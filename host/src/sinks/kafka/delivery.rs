@@ -1,4 +1,3 @@
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -16,10 +15,24 @@ pub struct Outgoing {
     pub headers: OwnedHeaders,
 }
 
-/// Sends every message and waits until Kafka has acknowledged all of them:
-/// only then may a source position up to them be stored.
-pub async fn deliver_all(producer: &FutureProducer, messages: Vec<Outgoing>) -> Result<(), SinkError> {
-    let mut pending: VecDeque<(String, DeliveryFuture)> = VecDeque::with_capacity(messages.len());
+/// Acknowledgements still to come for messages already handed to the producer.
+pub struct Acks(Vec<(String, DeliveryFuture)>);
+
+impl Acks {
+    /// Waits for every acknowledgement; the first failure is returned.
+    pub async fn wait(self) -> Result<(), SinkError> {
+        for (topic, future) in self.0 {
+            settle(topic, future).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Hands every message to the producer, in order, and returns their pending
+/// acknowledgements. Order of hand-over is order per partition, so a
+/// pipeline enqueues batch after batch and may wait for acks concurrently.
+pub async fn enqueue_all(producer: &FutureProducer, messages: Vec<Outgoing>) -> Result<Acks, SinkError> {
+    let mut pending = Vec::with_capacity(messages.len());
     for message in messages {
         loop {
             let mut record = FutureRecord::to(&message.topic).headers(message.headers.clone());
@@ -31,22 +44,23 @@ pub async fn deliver_all(producer: &FutureProducer, messages: Vec<Outgoing>) -> 
             }
             match producer.send_result(record) {
                 Ok(future) => {
-                    pending.push_back((message.topic.clone(), future));
+                    pending.push((message.topic.clone(), future));
                     break;
                 }
-                // The local queue is full: wait for the oldest delivery, then retry.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => match pending.pop_front() {
-                    Some((topic, future)) => settle(topic, future).await?,
-                    None => tokio::time::sleep(Duration::from_millis(10)).await,
-                },
+                // The local queue is full: the producer's thread drains it.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 Err((source, _)) => return Err(SinkError::Delivery { topic: message.topic, source }),
             }
         }
     }
-    for (topic, future) in pending {
-        settle(topic, future).await?;
-    }
-    Ok(())
+    Ok(Acks(pending))
+}
+
+/// Sends every message and waits until Kafka has acknowledged all of them.
+pub async fn deliver_all(producer: &FutureProducer, messages: Vec<Outgoing>) -> Result<(), SinkError> {
+    enqueue_all(producer, messages).await?.wait().await
 }
 
 async fn settle(topic: String, future: DeliveryFuture) -> Result<(), SinkError> {

@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 pub use client::ClientProperties;
 pub use client::producer;
-use delivery::{Outgoing, deliver_all};
+pub use delivery::Acks;
+use delivery::{Outgoing, enqueue_all};
 pub use encode::ValueFormat;
 
 use crate::record::{Op, Record};
@@ -68,6 +69,11 @@ impl KafkaSink {
 
     /// Produces every record and returns once Kafka acknowledged all of them.
     pub async fn deliver(&self, records: &[Record]) -> Result<(), SinkError> {
+        self.enqueue(records).await?.wait().await
+    }
+
+    /// Hands every record to the producer, in order; the acks come later.
+    pub async fn enqueue(&self, records: &[Record]) -> Result<Acks, SinkError> {
         let mut messages = Vec::with_capacity(records.len());
         for record in records {
             let topic = encode::topic_for(&self.topic, record, &self.pipeline);
@@ -83,6 +89,6 @@ impl KafkaSink {
                 messages.push(Outgoing { topic, key, payload: None, headers: encode::headers(record) });
             }
         }
-        deliver_all(&self.producer, messages).await
+        enqueue_all(&self.producer, messages).await
     }
 }
