@@ -35,8 +35,12 @@ start() {
     local server_id="${SLUICE_SERVER_ID:-$((RANDOM % 1000 + 1))}"
 
     mkdir -p "$dir/mysql"
-    mariadb-install-db --no-defaults --user=root --datadir="$dir/mysql/data" \
-        --auth-root-authentication-method=normal >"$dir/mysql/install.log" 2>&1
+    if ! mariadb-install-db --no-defaults --user=root --datadir="$dir/mysql/data" \
+        --auth-root-authentication-method=normal >"$dir/mysql/install.log" 2>&1; then
+        echo "stack: mariadb-install-db failed; its log:" >&2
+        cat "$dir/mysql/install.log" >&2
+        exit 1
+    fi
     "$mysqld" --no-defaults --user=root --datadir="$dir/mysql/data" \
         --socket="$dir/mysql/sock" --pid-file="$dir/mysql/pid" \
         --port="$mport" --bind-address=127.0.0.1 --skip-name-resolve \

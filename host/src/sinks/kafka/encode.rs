@@ -4,8 +4,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use serde::Deserialize;
-use serde_json::{Map, Value as Json, json};
+use serde::ser::{SerializeMap, Serializer};
+use serde::{Deserialize, Serialize};
 
 use crate::record::{Op, Position, Record, Schema, Value};
 
@@ -47,77 +47,120 @@ pub fn key(record: &Record) -> Option<Vec<u8>> {
     if schema.key.is_empty() {
         return None;
     }
-    let key: Map<String, Json> = schema
-        .key
-        .iter()
-        .filter_map(|&i| Some((schema.columns.get(i as usize)?.name.clone(), json_value(row.get(i as usize)?))))
-        .collect();
-    Some(Json::Object(key).to_string().into_bytes())
+    serde_json::to_vec(&RowJson { schema, row, only: Some(&schema.key) }).ok()
 }
 
-/// The message value; None for a tombstone.
+/// The message value; None for a tombstone. Written straight from the record
+/// (no intermediate JSON tree): this is per-record work on the hot path.
 pub fn value(record: &Record, format: ValueFormat, pipeline: &str) -> Option<Vec<u8>> {
     let Some(schema) = record.schema.as_deref() else { return record.payload.clone() };
-    let row = |r: &Option<Vec<Value>>| r.as_ref().map_or(Json::Null, |r| row_json(schema, r));
     match format {
-        ValueFormat::Flat => record.after.as_ref().map(|r| row_json(schema, r).to_string().into_bytes()),
+        ValueFormat::Flat => record.after.as_deref().and_then(|row| serde_json::to_vec(&RowJson { schema, row, only: None }).ok()),
         ValueFormat::Debezium => {
-            let envelope = json!({
-                "before": row(&record.before),
-                "after": row(&record.after),
-                "source": source(record, schema, pipeline),
-                "op": match record.op {
+            let (file, pos, row_index, gtid) = match &record.position {
+                Position::Binlog { file, pos, gtid, row } => (Some(file.as_str()), Some(*pos), Some(*row), gtid.as_deref()),
+                _ => (None, None, None, None),
+            };
+            let envelope = Envelope {
+                before: record.before.as_deref().map(|row| RowJson { schema, row, only: None }),
+                after: record.after.as_deref().map(|row| RowJson { schema, row, only: None }),
+                source: Source {
+                    version: concat!("sluice-", env!("CARGO_PKG_VERSION")),
+                    connector: "mysql",
+                    name: pipeline,
+                    ts_ms: record.ts_ms,
+                    db: &schema.database,
+                    table: &schema.table,
+                    snapshot: record.op == Op::Read,
+                    file,
+                    pos,
+                    row: row_index,
+                    gtid,
+                },
+                op: match record.op {
                     Op::Read => "r",
                     Op::Insert => "c",
                     Op::Update => "u",
                     Op::Delete => "d",
                     Op::Message => "m",
                 },
-                "ts_ms": chrono::Utc::now().timestamp_millis(),
-            });
-            Some(envelope.to_string().into_bytes())
+                ts_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            serde_json::to_vec(&envelope).ok()
         }
     }
 }
 
-fn source(record: &Record, schema: &Schema, pipeline: &str) -> Json {
-    let mut source = json!({
-        "version": concat!("sluice-", env!("CARGO_PKG_VERSION")),
-        "connector": "mysql",
-        "name": pipeline,
-        "ts_ms": record.ts_ms,
-        "db": schema.database,
-        "table": schema.table,
-        "snapshot": record.op == Op::Read,
-    });
-    if let Position::Binlog { file, pos, gtid, row } = &record.position {
-        source["file"] = json!(file);
-        source["pos"] = json!(pos);
-        source["row"] = json!(row);
-        source["gtid"] = json!(gtid);
+#[derive(Serialize)]
+struct Envelope<'a> {
+    before: Option<RowJson<'a>>,
+    after: Option<RowJson<'a>>,
+    source: Source<'a>,
+    op: &'static str,
+    ts_ms: i64,
+}
+
+#[derive(Serialize)]
+struct Source<'a> {
+    version: &'static str,
+    connector: &'static str,
+    name: &'a str,
+    ts_ms: i64,
+    db: &'a str,
+    table: &'a str,
+    snapshot: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pos: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    row: Option<u32>,
+    gtid: Option<&'a str>,
+}
+
+/// A row as a JSON object of column: value (or only the listed columns).
+struct RowJson<'a> {
+    schema: &'a Schema,
+    row: &'a [Value],
+    only: Option<&'a [u32]>,
+}
+
+impl Serialize for RowJson<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let columns: Box<dyn Iterator<Item = usize>> = match self.only {
+            Some(only) => Box::new(only.iter().map(|&i| i as usize)),
+            None => Box::new(0..self.schema.columns.len()),
+        };
+        let mut map = serializer.serialize_map(None)?;
+        for i in columns {
+            if let (Some(column), Some(value)) = (self.schema.columns.get(i), self.row.get(i)) {
+                map.serialize_entry(&column.name, &ValueJson(value))?;
+            }
+        }
+        map.end()
     }
-    source
 }
 
-fn row_json(schema: &Schema, row: &[Value]) -> Json {
-    Json::Object(schema.columns.iter().zip(row).map(|(c, v)| (c.name.clone(), json_value(v))).collect())
-}
-
-/// Column values as Debezium renders them by default-friendly settings:
+/// Column values as Debezium renders them with string-friendly settings:
 /// DECIMAL and temporal types as exact strings, TIMESTAMP as ISO-8601 UTC,
 /// bytes as base64, JSON as its text.
-pub fn json_value(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Int(i) => json!(i),
-        Value::Uint(u) => json!(u),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-        Value::Decimal(s) | Value::Str(s) | Value::Date(s) | Value::Time(s) | Value::Datetime(s) | Value::Json(s) => json!(s),
-        Value::Bytes(b) => json!(BASE64.encode(b)),
-        Value::Timestamp(micros) => match chrono::DateTime::from_timestamp_micros(*micros) {
-            Some(t) => json!(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-            None => json!(micros),
-        },
+struct ValueJson<'a>(&'a Value);
+
+impl Serialize for ValueJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => s.serialize_none(),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Uint(u) => s.serialize_u64(*u),
+            Value::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            Value::Float(_) => s.serialize_none(),
+            Value::Decimal(t) | Value::Str(t) | Value::Date(t) | Value::Time(t) | Value::Datetime(t) | Value::Json(t) => s.serialize_str(t),
+            Value::Bytes(b) => s.serialize_str(&BASE64.encode(b)),
+            Value::Timestamp(micros) => match chrono::DateTime::from_timestamp_micros(*micros) {
+                Some(t) => s.serialize_str(&t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+                None => s.serialize_i64(*micros),
+            },
+        }
     }
 }
 
