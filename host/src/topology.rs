@@ -89,11 +89,13 @@ pub async fn run_pipeline(
         Ok::<_, PipelineError>(())
     }
     .await;
-    // Whatever was handed over still gets its acks and its position stored.
+    // After a failure no later position may be stored: the failed batch would
+    // be skipped on restart. After a clean stop, what was handed over still
+    // gets its acks and its position.
+    result?;
     while let Some(entry) = in_flight.pop_front() {
         settle(entry, &positions).await?;
     }
-    result?;
     tracing::info!(pipeline = %config.name, "stopped");
     Ok(())
 }
