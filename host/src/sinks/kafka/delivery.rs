@@ -33,27 +33,27 @@ impl Acks {
 /// pipeline enqueues batch after batch and may wait for acks concurrently.
 pub async fn enqueue_all(producer: &FutureProducer, messages: Vec<Outgoing>) -> Result<Acks, SinkError> {
     let mut pending = Vec::with_capacity(messages.len());
-    for message in messages {
-        loop {
-            let mut record = FutureRecord::to(&message.topic).headers(message.headers.clone());
-            if let Some(key) = &message.key {
-                record = record.key(key);
-            }
-            if let Some(payload) = &message.payload {
-                record = record.payload(payload);
-            }
+    for Outgoing { topic, key, payload, headers } in messages {
+        let mut record = FutureRecord::to(&topic).headers(headers);
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
+        if let Some(payload) = &payload {
+            record = record.payload(payload);
+        }
+        let future = loop {
             match producer.send_result(record) {
-                Ok(future) => {
-                    pending.push((message.topic.clone(), future));
-                    break;
-                }
-                // The local queue is full: the producer's thread drains it.
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                Ok(future) => break future,
+                // The local queue is full: the producer's thread drains it; the
+                // record comes back untouched for the retry.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    record = returned;
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                Err((source, _)) => return Err(SinkError::Delivery { topic: message.topic, source }),
+                Err((source, _)) => return Err(SinkError::Delivery { topic, source }),
             }
-        }
+        };
+        pending.push((topic, future));
     }
     Ok(Acks(pending))
 }

@@ -175,14 +175,16 @@ pub fn position_text(position: &Position) -> String {
 
 /// Stable across re-deliveries of the same source change, so a consumer can
 /// drop duplicates after a restart: table plus source position.
-pub fn dedup_id(record: &Record) -> String {
-    let table = record.schema.as_deref().map_or(String::new(), |s| format!("{}.{}@", s.database, s.table));
-    format!("{table}{}", position_text(&record.position))
+fn dedup_id(record: &Record, position: &str) -> String {
+    match record.schema.as_deref() {
+        Some(s) => format!("{}.{}@{position}", s.database, s.table),
+        None => position.to_owned(),
+    }
 }
 
 pub fn headers(record: &Record) -> OwnedHeaders {
     let position = position_text(&record.position);
-    let dedup = dedup_id(record);
+    let dedup = dedup_id(record, &position);
     let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 2)
         .insert(KafkaHeader { key: POSITION_HEADER, value: Some(position.as_bytes()) })
         .insert(KafkaHeader { key: DEDUP_HEADER, value: Some(dedup.as_bytes()) });

@@ -145,10 +145,10 @@ impl BinlogSource {
                 Some(EventData::QueryEvent(query)) if query.query().eq_ignore_ascii_case("BEGIN") => self.in_transaction = true,
                 Some(EventData::QueryEvent(_)) if !self.in_transaction => {
                     // DDL outside a transaction: later table maps carry the new shape.
-                    batch.checkpoint = Some(BinlogCheckpoint { file: self.file.clone(), pos: end });
+                    batch.checkpoint = self.checkpoint(end);
                 }
                 Some(EventData::HeartbeatEvent) if !self.in_transaction && end > 0 => {
-                    batch.checkpoint = Some(BinlogCheckpoint { file: self.file.clone(), pos: end });
+                    batch.checkpoint = self.checkpoint(end);
                 }
                 _ => {}
             }
@@ -156,10 +156,15 @@ impl BinlogSource {
         Ok(batch)
     }
 
+    /// The position just after the event that ends at `end`.
+    fn checkpoint(&self, end: u64) -> Option<BinlogCheckpoint> {
+        Some(BinlogCheckpoint { file: self.file.clone(), pos: end })
+    }
+
     fn commit(&mut self, batch: &mut SourceBatch, end: u64) {
         self.in_transaction = false;
         batch.records.append(&mut self.open);
-        batch.checkpoint = Some(BinlogCheckpoint { file: self.file.clone(), pos: end });
+        batch.checkpoint = self.checkpoint(end);
     }
 
     fn read_rows(&mut self, rows: &RowsEventData<'_>, end: u64, ts_ms: i64) -> Result<(), SourceError> {
