@@ -34,19 +34,30 @@ start() {
     local mport kport; mport="$(free_port)"; kport="$(free_port)"
     local server_id="${SLUICE_SERVER_ID:-$((RANDOM % 1000 + 1))}"
 
-    mkdir -p "$dir/mysql"
-    if ! mariadb-install-db --no-defaults --user=root --datadir="$dir/mysql/data" \
-        --auth-root-authentication-method=normal >"$dir/mysql/install.log" 2>&1; then
-        echo "stack: mariadb-install-db failed; its log:" >&2
-        cat "$dir/mysql/install.log" >&2
-        exit 1
-    fi
+    mkdir -p "$dir/mysql/tmp"
+    # Seen once in a while when several stacks start at the same moment: the
+    # bootstrap fails and succeeds when run again on a clean directory.
+    local attempt
+    for attempt in 1 2 3; do
+        rm -rf "$dir/mysql/data"
+        if mariadb-install-db --no-defaults --user=root --datadir="$dir/mysql/data" \
+            --tmpdir="$dir/mysql/tmp" --auth-root-authentication-method=normal \
+            >"$dir/mysql/install.log" 2>&1; then
+            break
+        fi
+        if [ "$attempt" = 3 ]; then
+            echo "stack: mariadb-install-db failed 3 times; its last log:" >&2
+            cat "$dir/mysql/install.log" >&2
+            exit 1
+        fi
+        sleep 1
+    done
     "$mysqld" --no-defaults --user=root --datadir="$dir/mysql/data" \
         --socket="$dir/mysql/sock" --pid-file="$dir/mysql/pid" \
         --port="$mport" --bind-address=127.0.0.1 --skip-name-resolve \
         --log-bin="$dir/mysql/binlog" --binlog-format=ROW --binlog-row-image=FULL \
         --binlog-row-metadata=FULL --server-id="$server_id" \
-        --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 \
+        --tmpdir="$dir/mysql/tmp" --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 \
         --log-error="$dir/mysql/error.log" >/dev/null 2>&1 &
     local mpid=$!
 

@@ -14,7 +14,7 @@ use crate::plugin::PluginHost;
 use crate::positions::PositionStore;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::kafka::KafkaSink;
-use crate::sources::binlog::{BinlogCheckpoint, BinlogSource};
+use crate::sources::{MysqlCapture, PollingSource, SourceBatch, SourceError, SourcePosition};
 use crate::transforms::PluginChain;
 
 /// Records per batch through the plugins and to the sink.
@@ -26,7 +26,30 @@ const BATCH_WAIT: Duration = Duration::from_millis(50);
 const MAX_IN_FLIGHT: usize = 16;
 
 /// A batch's pending acknowledgements and the position its completion allows.
-type InFlight = (JoinHandle<Result<(), crate::sinks::SinkError>>, Option<BinlogCheckpoint>);
+type InFlight = (JoinHandle<Result<(), crate::sinks::SinkError>>, Option<SourcePosition>);
+
+/// The configured source.
+enum Source {
+    Capture(MysqlCapture),
+    Polling(PollingSource),
+}
+
+impl Source {
+    async fn connect(config: &SourceConfig, stored: Option<SourcePosition>) -> Result<Option<Self>, SourceError> {
+        Ok(match config {
+            SourceConfig::MysqlBinlog(c) => Some(Source::Capture(MysqlCapture::connect(c, stored).await?)),
+            SourceConfig::MysqlPoll(c) => Some(Source::Polling(PollingSource::connect(c, stored).await?)),
+            SourceConfig::Kafka { .. } => None,
+        })
+    }
+
+    async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<SourceBatch, SourceError> {
+        match self {
+            Source::Capture(source) => source.next_batch(max, wait).await,
+            Source::Polling(source) => source.next_batch(max, wait).await,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -49,18 +72,17 @@ pub async fn run_pipeline(
     state_dir: &Path,
     stop: watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
-    let (SourceConfig::MysqlBinlog(source_config), SinkConfig::Kafka(sink_config)) = (&config.source, &config.sink) else {
-        return Err(PipelineError::Unsupported {
-            pipeline: config.name.clone(),
-            message: "only mysql-binlog -> kafka runs in this version".into(),
-        });
+    let unsupported = || PipelineError::Unsupported {
+        pipeline: config.name.clone(),
+        message: "only mysql-binlog and mysql-poll sources into a kafka sink run in this version".into(),
     };
+    let SinkConfig::Kafka(sink_config) = &config.sink else { return Err(unsupported()) };
     let positions = PositionStore::new(state_dir, &config.name);
     let mut chain = PluginChain::build(&host, &config.plugins)?;
     let sink = KafkaSink::new(sink_config, &config.name)?;
     sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &config.name)?;
-    let mut source = BinlogSource::connect(source_config, positions.load::<BinlogCheckpoint>()?).await?;
+    let mut source = Source::connect(&config.source, positions.load()?).await?.ok_or_else(unsupported)?;
     tracing::info!(pipeline = %config.name, "running");
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let result = async {
@@ -70,6 +92,10 @@ pub async fn run_pipeline(
                 settle(in_flight.pop_front().expect("non-empty"), &positions).await?;
             }
             let batch = source.next_batch(BATCH_RECORDS, BATCH_WAIT).await?;
+            if batch.finished {
+                tracing::info!(pipeline = %config.name, "source finished");
+                break;
+            }
             let acks = if batch.records.is_empty() {
                 None
             } else {

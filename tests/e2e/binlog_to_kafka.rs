@@ -42,12 +42,17 @@ config = {{ mask = ["phone"], trim = false, lowercase = [], email_columns = [] }
 /// Starts the pipeline; waits until it has stored a position, so changes
 /// made after this are certainly captured.
 async fn start(stack: &Stack, state: &Path) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
-    let mut file = pipeline_file(stack, state);
-    let position = state.join("shop.position.json");
+    start_pipeline(pipeline_file(stack, state)).await
+}
+
+/// Runs the file's first pipeline until told to stop; returns once it has
+/// stored a (new) position.
+pub async fn start_pipeline(mut file: PipelineFile) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let pipeline = file.pipelines.remove(0);
+    let position = file.state_dir.join(format!("{}.position.json", pipeline.name));
     let before = std::fs::read(&position).ok();
     let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
     let (stop_tx, stop) = watch::channel(false);
-    let pipeline = file.pipelines.remove(0);
     let state_dir = file.state_dir.clone();
     let task = tokio::spawn(async move { run_pipeline(&pipeline, host, &state_dir, stop).await.expect("pipeline failed") });
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -41,7 +41,7 @@ pub fn consume(brokers: &str, group: &str, topics: &[&str], expected: usize) -> 
         .unwrap();
     consumer.subscribe(topics).unwrap();
     let mut received = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(60 + expected as u64 / 1000);
     while received.len() < expected && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => received.push(Received {

@@ -1,11 +1,14 @@
 //! End-to-end suites: real plugins through the real host, a real MariaDB and
 //! a real Tansu broker. One binary keeps link time down.
 mod bad_input;
-mod binlog_to_kafka;
+pub mod binlog_to_kafka;
 mod cli;
 mod crash_resume;
 mod example_plugins;
+mod gtid;
 mod hot_reload;
 pub mod kafka_sink;
+mod polling;
 mod sandbox;
+mod snapshot;
 mod stack;

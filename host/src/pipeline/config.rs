@@ -10,6 +10,7 @@ use crate::plugin::PluginLimits;
 use crate::sinks::dead_letter::DeadLetterConfig;
 use crate::sinks::kafka::KafkaSinkConfig;
 use crate::sources::binlog::BinlogSourceConfig;
+use crate::sources::polling::PollingSourceConfig;
 
 /// A pipeline file: a plugin directory and one or more pipelines.
 #[derive(Debug, Deserialize)]
@@ -87,8 +88,10 @@ fn scalar(v: &toml::Value) -> String {
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SourceConfig {
-    /// MySQL/MariaDB change data capture from the binlog.
+    /// MySQL/MariaDB change data capture: a snapshot, then the binlog.
     MysqlBinlog(BinlogSourceConfig),
+    /// MySQL/MariaDB tables polled by timestamp and/or id column.
+    MysqlPoll(PollingSourceConfig),
     /// A Kafka consumer group.
     Kafka { brokers: String, topics: Vec<String>, group: String },
 }

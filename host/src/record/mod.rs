@@ -10,7 +10,7 @@ use std::sync::Arc;
 pub use json::{JsonRecordError, JsonRecordReader, record_to_json};
 
 /// One column value; exact where MySQL is exact (see `wit/plugin.wit`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     Null,
     Int(i64),

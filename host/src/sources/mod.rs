@@ -1,5 +1,21 @@
-//! Where records come from.
+//! Where records come from: MySQL change data capture (a consistent snapshot
+//! handing over to the binlog) and MySQL polling for servers without binlog
+//! access.
 pub mod binlog;
+pub mod capture;
+mod catalog;
+mod decode;
+mod flavor;
+pub mod polling;
+mod query_rows;
+pub mod snapshot;
+
+use serde::{Deserialize, Serialize};
+
+pub use self::binlog::BinlogCheckpoint;
+pub use self::capture::MysqlCapture;
+pub use self::polling::{PollingMarks, PollingSource};
+pub use self::snapshot::SnapshotProgress;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -15,4 +31,73 @@ pub enum SourceError {
     Mysql(#[from] mysql_async::Error),
     #[error("binlog: cannot decode {what}: {message}")]
     Decode { what: String, message: String },
+}
+
+/// What a source stores to resume exactly where delivery stopped.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourcePosition {
+    Snapshot(SnapshotProgress),
+    Binlog(BinlogCheckpoint),
+    Polling(PollingMarks),
+}
+
+/// Records, and the position to store once they (and all before) are delivered.
+pub struct SourceBatch {
+    pub records: Vec<crate::record::Record>,
+    pub checkpoint: Option<SourcePosition>,
+    /// The source has nothing more to give (a snapshot-only run is complete).
+    pub finished: bool,
+}
+
+impl SourceBatch {
+    fn empty() -> Self {
+        SourceBatch { records: Vec::new(), checkpoint: None, finished: false }
+    }
+}
+
+/// `database.table` and `database.*` include and exclude lists.
+#[derive(Debug, Clone)]
+pub struct TableFilter {
+    include: Vec<(String, String)>,
+    exclude: Vec<(String, String)>,
+}
+
+impl TableFilter {
+    pub fn new(include: &[String], exclude: &[String]) -> Self {
+        let split = |names: &[String]| {
+            names.iter().map(|n| n.split_once('.').map_or((n.clone(), "*".into()), |(d, t)| (d.into(), t.into()))).collect()
+        };
+        TableFilter { include: split(include), exclude: split(exclude) }
+    }
+
+    pub fn captures(&self, database: &str, table: &str) -> bool {
+        let hit = |list: &[(String, String)]| list.iter().any(|(d, t)| d == database && (t == "*" || t == table));
+        hit(&self.include) && !hit(&self.exclude)
+    }
+
+    /// Databases named in the include list, for catalog look-ups.
+    fn databases(&self) -> impl Iterator<Item = &str> {
+        self.include.iter().map(|(d, _)| d.as_str())
+    }
+}
+
+/// The URL without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A connection to the server named by `url`; the error names the server
+/// without its password.
+pub(crate) async fn connect(url: &crate::pipeline::Secret) -> Result<mysql_async::Conn, SourceError> {
+    let redacted = redact(url.expose());
+    let opts = mysql_async::Opts::from_url(url.expose()).map_err(|e| SourceError::Connect { url: redacted.clone(), source: e.into() })?;
+    mysql_async::Conn::new(opts).await.map_err(|e| SourceError::Connect { url: redacted, source: e })
 }

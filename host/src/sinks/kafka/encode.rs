@@ -71,7 +71,7 @@ pub fn value(record: &Record, format: ValueFormat, pipeline: &str) -> Option<Vec
                     ts_ms: record.ts_ms,
                     db: &schema.database,
                     table: &schema.table,
-                    snapshot: record.op == Op::Read,
+                    snapshot: matches!(&record.position, Position::Other(p) if p.starts_with("snapshot:")),
                     file,
                     pos,
                     row: row_index,

@@ -1,8 +1,6 @@
 //! Change data capture from the MySQL/MariaDB binlog: row events of the
 //! captured tables become records; a transaction's records are handed on
 //! only once its commit is read, with the position to resume after it.
-mod decode;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,15 +8,16 @@ use std::time::Duration;
 use futures::StreamExt;
 use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn, Opts};
+use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use serde::{Deserialize, Serialize};
 
-use self::decode::{ColumnDecoder, Members};
-use super::SourceError;
+use super::decode::{ColumnDecoder, Members};
+use super::flavor::{GtidState, MariaGtid, ServerFlavor};
+use super::{SourceBatch, SourceError, SourcePosition, TableFilter};
 use crate::pipeline::Secret;
 use crate::record::{Op, Position, Record, Schema};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BinlogSourceConfig {
     /// `mysql://user:password@host:port/`; use `${ENV}` for the password.
@@ -29,6 +28,24 @@ pub struct BinlogSourceConfig {
     pub exclude: Vec<String>,
     /// Replica server id; unique among the server's replicas.
     pub server_id: u32,
+    /// `initial` (snapshot, then the binlog), `never` (the binlog from now)
+    /// or `snapshot-only`.
+    #[serde(default)]
+    pub snapshot: SnapshotMode,
+    /// Resume by the stored GTID state rather than file and position, so a
+    /// restart against another server of the topology (after a fail-over)
+    /// finds its place. MariaDB only.
+    #[serde(default)]
+    pub gtid: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SnapshotMode {
+    #[default]
+    Initial,
+    Never,
+    SnapshotOnly,
 }
 
 /// Where to resume: the end of the last transaction fully delivered.
@@ -36,31 +53,9 @@ pub struct BinlogSourceConfig {
 pub struct BinlogCheckpoint {
     pub file: String,
     pub pos: u64,
-}
-
-/// Records of whole transactions, and the position after the last of them.
-pub struct SourceBatch {
-    pub records: Vec<Record>,
-    pub checkpoint: Option<BinlogCheckpoint>,
-}
-
-struct TableFilter {
-    include: Vec<(String, String)>,
-    exclude: Vec<(String, String)>,
-}
-
-impl TableFilter {
-    fn new(config: &BinlogSourceConfig) -> Self {
-        let split = |names: &[String]| {
-            names.iter().map(|n| n.split_once('.').map_or((n.clone(), "*".into()), |(d, t)| (d.into(), t.into()))).collect()
-        };
-        TableFilter { include: split(&config.tables), exclude: split(&config.exclude) }
-    }
-
-    fn captures(&self, database: &str, table: &str) -> bool {
-        let hit = |list: &[(String, String)]| list.iter().any(|(d, t)| d == database && (t == "*" || t == table));
-        hit(&self.include) && !hit(&self.exclude)
-    }
+    /// The server's GTID state at this point, where it keeps one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid: Option<String>,
 }
 
 struct TableShape {
@@ -78,35 +73,59 @@ pub struct BinlogSource {
     open: Vec<Record>,
     /// Between BEGIN and its commit: no checkpoint may fall there.
     in_transaction: bool,
+    /// MariaDB: the GTID state after the last commit read, and the GTID of
+    /// the group being read.
+    gtid_state: Option<GtidState>,
+    gtid: Option<MariaGtid>,
+    /// Checksum bytes the opening ROTATE's name carries when the stream
+    /// starts from a GTID and the file name is learnt from it.
+    checksum_len: usize,
 }
 
 impl BinlogSource {
-    /// Checks the server, then streams from `resume`, or from the server's
-    /// current position when there is none.
-    pub async fn connect(config: &BinlogSourceConfig, resume: Option<BinlogCheckpoint>) -> Result<Self, SourceError> {
-        let url = config.url.expose();
-        let redacted = redact(url);
-        let opts = Opts::from_url(url).map_err(|e| SourceError::Connect { url: redacted.clone(), source: e.into() })?;
-        let mut conn = Conn::new(opts.clone()).await.map_err(|e| SourceError::Connect { url: redacted.clone(), source: e })?;
-        check_server(&mut conn).await?;
-        check_tables(&mut conn, config).await?;
-        let start = match resume {
-            Some(checkpoint) => checkpoint,
-            None => current_position(&mut conn).await.map_err(privilege_hint)?,
-        };
+    /// Streams from `start` on `conn`, a connection that passed `check`.
+    pub async fn start(
+        mut conn: Conn,
+        flavor: ServerFlavor,
+        config: &BinlogSourceConfig,
+        start: BinlogCheckpoint,
+    ) -> Result<Self, SourceError> {
+        let gtid_state = flavor.gtid_at(&mut conn, &start).await?;
+        // A stored GTID state exists once a transaction was delivered; before,
+        // file and position are all there is.
+        let by_gtid = config.gtid && start.gtid.is_some();
+        flavor.prepare_stream(&mut conn, config.gtid, gtid_state.as_ref().filter(|_| by_gtid)).await?;
+        let checksum: Option<String> = conn.query_first("SELECT @@global.binlog_checksum").await?;
         // A heartbeat each second carries the position while the server is idle.
         conn.query_drop("SET @master_heartbeat_period = 1000000000").await?;
-        let request = BinlogStreamRequest::new(config.server_id).with_filename(start.file.as_bytes()).with_pos(start.pos);
-        let stream = conn.get_binlog_stream(request).await.map_err(|e| privilege_hint(e.into()))?;
-        tracing::info!(file = %start.file, pos = start.pos, "binlog stream started");
-        Ok(BinlogSource { stream, filter: TableFilter::new(config), shapes: HashMap::new(), file: start.file, open: Vec::new(), in_transaction: false })
+        let request = BinlogStreamRequest::new(config.server_id);
+        let stream = if by_gtid {
+            tracing::info!(gtid = %start.gtid.as_deref().unwrap_or(""), "binlog stream starting from GTID state");
+            conn.get_binlog_stream(request).await
+        } else {
+            tracing::info!(file = %start.file, pos = start.pos, "binlog stream starting");
+            conn.get_binlog_stream(request.with_filename(start.file.as_bytes()).with_pos(start.pos)).await
+        };
+        let stream = stream.map_err(|e| privilege_hint(e.into()))?;
+        let file = if by_gtid { String::new() } else { start.file };
+        Ok(BinlogSource {
+            stream,
+            filter: TableFilter::new(&config.tables, &config.exclude),
+            shapes: HashMap::new(),
+            file,
+            open: Vec::new(),
+            in_transaction: false,
+            gtid_state,
+            gtid: None,
+            checksum_len: if checksum.is_some_and(|c| c.eq_ignore_ascii_case("NONE")) { 0 } else { 4 },
+        })
     }
 
     /// Up to about `max` records of complete transactions, waiting at most
     /// `wait` for the first; the checkpoint also moves on heartbeats and on
     /// transactions of tables not captured, so an idle pipeline keeps up.
     pub async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<SourceBatch, SourceError> {
-        let mut batch = SourceBatch { records: Vec::new(), checkpoint: None };
+        let mut batch = SourceBatch::empty();
         let deadline = tokio::time::Instant::now() + wait;
         while batch.records.len() < max {
             let event = match tokio::time::timeout_at(deadline, self.stream.next()).await {
@@ -116,6 +135,12 @@ impl BinlogSource {
             };
             let end = u64::from(event.header().log_pos());
             let ts_ms = i64::from(event.header().timestamp()) * 1000;
+            if let Some(gtid) = MariaGtid::from_event(&event) {
+                // With GTIDs declared, MariaDB sends this in place of BEGIN.
+                self.in_transaction = !gtid.standalone;
+                self.gtid = Some(gtid);
+                continue;
+            }
             let data = event.read_data().map_err(|e| SourceError::Decode { what: "event".into(), message: e.to_string() })?;
             match data {
                 Some(EventData::RotateEvent(rotate)) => {
@@ -124,7 +149,11 @@ impl BinlogSource {
                     // description, so its name still carries 4 checksum bytes (which
                     // may well be printable): it names the file we asked for.
                     let artificial = end == 0 && name.starts_with(self.file.as_str());
-                    if !artificial {
+                    if artificial && self.file.is_empty() {
+                        // Started from a GTID: this names the file the server chose.
+                        let name = rotate.name_raw();
+                        self.file = String::from_utf8_lossy(&name[..name.len().saturating_sub(self.checksum_len)]).into_owned();
+                    } else if !artificial {
                         self.file = name.into_owned();
                     }
                 }
@@ -156,9 +185,14 @@ impl BinlogSource {
         Ok(batch)
     }
 
-    /// The position just after the event that ends at `end`.
-    fn checkpoint(&self, end: u64) -> Option<BinlogCheckpoint> {
-        Some(BinlogCheckpoint { file: self.file.clone(), pos: end })
+    /// The position just after the event that ends at `end`, which closes
+    /// the current GTID group if any.
+    fn checkpoint(&mut self, end: u64) -> Option<SourcePosition> {
+        if let (Some(state), Some(gtid)) = (&mut self.gtid_state, self.gtid.take()) {
+            state.apply(gtid);
+        }
+        let gtid = self.gtid_state.as_ref().map(|s| s.to_string());
+        Some(SourcePosition::Binlog(BinlogCheckpoint { file: self.file.clone(), pos: end, gtid }))
     }
 
     fn commit(&mut self, batch: &mut SourceBatch, end: u64) {
@@ -221,7 +255,7 @@ impl BinlogSource {
             };
             let record = Record {
                 op,
-                position: Position::Binlog { file: self.file.clone(), pos: end, gtid: None, row: i as u32 },
+                position: Position::Binlog { file: self.file.clone(), pos: end, gtid: self.gtid.map(|g| g.to_string()), row: i as u32 },
                 ts_ms,
                 schema: Some(shape.schema.clone()),
                 before: decode(before)?,
@@ -235,6 +269,15 @@ impl BinlogSource {
         }
         Ok(())
     }
+}
+
+/// Connects and checks that the server can be captured from: binlog
+/// settings, and every named table.
+pub async fn check(config: &BinlogSourceConfig) -> Result<Conn, SourceError> {
+    let mut conn = super::connect(&config.url).await?;
+    check_server(&mut conn).await?;
+    check_tables(&mut conn, config).await?;
+    Ok(conn)
 }
 
 async fn check_server(conn: &mut Conn) -> Result<(), SourceError> {
@@ -282,7 +325,7 @@ async fn check_tables(conn: &mut Conn, config: &BinlogSourceConfig) -> Result<()
 }
 
 /// Access errors on binlog statements name the grant that fixes them.
-fn privilege_hint(e: SourceError) -> SourceError {
+pub(super) fn privilege_hint(e: SourceError) -> SourceError {
     match e {
         SourceError::Mysql(mysql_async::Error::Server(server)) if matches!(server.code, 1045 | 1142 | 1227 | 1044) => {
             SourceError::ServerSetup(format!(
@@ -303,17 +346,5 @@ pub async fn current_position(conn: &mut Conn) -> Result<BinlogCheckpoint, Sourc
     let empty = || SourceError::ServerSetup("SHOW MASTER STATUS is empty: is log_bin on?".into());
     let row = row.ok_or_else(empty)?;
     let (file, pos): (Option<String>, Option<u64>) = (row.get(0), row.get(1));
-    Ok(BinlogCheckpoint { file: file.ok_or_else(empty)?, pos: pos.ok_or_else(empty)? })
-}
-
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
+    Ok(BinlogCheckpoint { file: file.ok_or_else(empty)?, pos: pos.ok_or_else(empty)?, gtid: None })
 }

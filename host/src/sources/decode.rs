@@ -1,6 +1,8 @@
-//! Binlog column values into exact record values. The binlog gives the
-//! physical type, signedness (with binlog_row_metadata=FULL), charset and
-//! fractional-second digits; the value is rendered as MySQL shows it.
+//! MySQL column values into exact record values, from binlog row images and
+//! from query results alike, so a snapshot row and the same row changed later
+//! in the binlog carry identical values. The binlog gives the physical type,
+//! signedness (with binlog_row_metadata=FULL), charset and fractional-second
+//! digits; a result set gives the same in its column definitions.
 use std::collections::VecDeque;
 
 use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
@@ -23,6 +25,12 @@ pub struct ColumnDecoder {
     fsp: u8,
     /// Member names of an ENUM or SET column, in declaration order.
     members: Vec<String>,
+    /// Query results carry ENUM and SET values as their names, the binlog as
+    /// member numbers and bitmasks.
+    members_as_text: bool,
+    /// MariaDB's JSON is LONGTEXT with a json_valid() check: only the
+    /// catalog tells it apart from text.
+    json: bool,
 }
 
 /// Member names of the table's ENUM and SET columns, each list in column
@@ -65,6 +73,40 @@ impl ColumnDecoder {
             binary: column.character_set() == BINARY_CHARSET,
             fsp: if temporal { meta.first().copied().unwrap_or(0).min(6) } else { 0 },
             members,
+            members_as_text: false,
+            json: false,
+        }
+    }
+
+    /// For a column of a (binary protocol) query result.
+    pub fn for_query(column: &WireColumn) -> Self {
+        let flags = column.flags();
+        let ty = if flags.contains(ColumnFlags::ENUM_FLAG) {
+            ColumnType::MYSQL_TYPE_ENUM
+        } else if flags.contains(ColumnFlags::SET_FLAG) {
+            ColumnType::MYSQL_TYPE_SET
+        } else {
+            column.column_type()
+        };
+        let temporal = matches!(
+            ty,
+            ColumnType::MYSQL_TYPE_DATETIME | ColumnType::MYSQL_TYPE_TIME | ColumnType::MYSQL_TYPE_TIMESTAMP
+        );
+        ColumnDecoder {
+            ty,
+            unsigned: flags.contains(ColumnFlags::UNSIGNED_FLAG) && ty != ColumnType::MYSQL_TYPE_YEAR,
+            binary: column.character_set() == BINARY_CHARSET,
+            fsp: if temporal { column.decimals().min(6) } else { 0 },
+            members: Vec::new(),
+            members_as_text: true,
+            json: false,
+        }
+    }
+
+    /// Marks a text column as JSON (MariaDB's JSON alias, found in the catalog).
+    pub fn treat_as_json(&mut self) {
+        if !self.binary && matches!(self.ty, ColumnType::MYSQL_TYPE_BLOB | ColumnType::MYSQL_TYPE_LONG_BLOB) {
+            self.json = true;
         }
     }
 
@@ -75,6 +117,7 @@ impl ColumnDecoder {
     fn sql_type(&self) -> String {
         use ColumnType::*;
         let base = match self.ty {
+            _ if self.json => "json",
             MYSQL_TYPE_TINY => "tinyint",
             MYSQL_TYPE_SHORT => "smallint",
             MYSQL_TYPE_INT24 => "mediumint",
@@ -102,20 +145,23 @@ impl ColumnDecoder {
     }
 
     pub fn decode(&self, value: Option<&BinlogValue<'_>>) -> Result<Value, String> {
-        let wire = match value {
-            None => return Ok(Value::Null),
-            Some(BinlogValue::Value(v)) => v,
+        match value {
+            None => Ok(Value::Null),
+            Some(BinlogValue::Value(v)) => self.decode_value(v),
             Some(BinlogValue::Jsonb(j)) => {
                 let json = serde_json::Value::try_from(j.clone()).map_err(|e| format!("JSON column: {e}"))?;
-                return Ok(Value::Json(json.to_string()));
+                Ok(Value::Json(json.to_string()))
             }
-            Some(BinlogValue::JsonDiff(_)) => {
-                return Err("partial JSON update (set binlog_row_value_options='' on the server)".into());
-            }
-        };
+            Some(BinlogValue::JsonDiff(_)) => Err("partial JSON update (set binlog_row_value_options='' on the server)".into()),
+        }
+    }
+
+    pub fn decode_value(&self, wire: &Wire) -> Result<Value, String> {
         use ColumnType::*;
         Ok(match (wire, self.ty) {
             (Wire::NULL, _) => Value::Null,
+            (Wire::Bytes(b), _) if self.json => Value::Json(text(b)?),
+            (Wire::Bytes(name), MYSQL_TYPE_ENUM | MYSQL_TYPE_SET) if self.members_as_text => Value::Str(text(name)?),
             // ENUM is stored as its 1-based member number (0: the invalid '').
             (Wire::Int(i), MYSQL_TYPE_ENUM) => Value::Str(match usize::try_from(*i - 1).ok().and_then(|m| self.members.get(m)) {
                 Some(name) => name.clone(),
@@ -131,6 +177,9 @@ impl ColumnDecoder {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
+            (Wire::Int(i), MYSQL_TYPE_YEAR) => Value::Int(*i),
+            // mysql_common reads a binlog MEDIUMINT as 24 unsigned bits.
+            (Wire::Int(i), MYSQL_TYPE_INT24) if !self.unsigned => Value::Int((*i << 40) >> 40),
             (Wire::Int(i), _) if self.unsigned => Value::Uint(self.as_unsigned(*i)),
             (Wire::Int(i), _) => Value::Int(*i),
             (Wire::UInt(u), _) => Value::Uint(*u),
@@ -143,6 +192,11 @@ impl ColumnDecoder {
             (Wire::Bytes(b), MYSQL_TYPE_JSON) => Value::Json(text(b)?),
             (Wire::Bytes(b), _) if self.binary => Value::Bytes(b.clone()),
             (Wire::Bytes(b), _) => Value::Str(text(b)?),
+            // A query result's TIMESTAMP is in the session time zone, which the
+            // readers set to UTC.
+            (Wire::Date(y, mo, d, h, mi, s, us), MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2) => {
+                Value::Timestamp(utc_micros(*y, *mo, *d, *h, *mi, *s, *us)?)
+            }
             (Wire::Date(y, m, d, 0, 0, 0, 0), MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE) => Value::Date(format!("{y:04}-{m:02}-{d:02}")),
             (Wire::Date(y, mo, d, h, mi, s, us), _) => {
                 Value::Datetime(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}{}", self.fraction(*us)))
@@ -180,6 +234,17 @@ fn text(bytes: &[u8]) -> Result<String, String> {
     String::from_utf8(bytes.to_vec()).map_err(|e| format!("text column is not UTF-8: {e}"))
 }
 
+fn utc_micros(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, us: u32) -> Result<i64, String> {
+    // MySQL's zero TIMESTAMP is the epoch, as the binlog stores it.
+    if y == 0 {
+        return Ok(0);
+    }
+    chrono::NaiveDate::from_ymd_opt(y.into(), mo.into(), d.into())
+        .and_then(|date| date.and_hms_micro_opt(h.into(), mi.into(), s.into(), us))
+        .map(|t| t.and_utc().timestamp_micros())
+        .ok_or_else(|| format!("TIMESTAMP {y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06} is not a valid time"))
+}
+
 /// TIMESTAMP arrives as "seconds[.fraction]" since the epoch, in UTC.
 fn timestamp_micros(text: &str) -> Result<i64, String> {
     let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
@@ -191,6 +256,15 @@ fn timestamp_micros(text: &str) -> Result<i64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn signed_mediumint_is_sign_extended() {
+        let column = WireColumn::new(ColumnType::MYSQL_TYPE_INT24);
+        let decoder = ColumnDecoder::for_query(&column);
+        assert_eq!(decoder.decode_value(&Wire::Int(16727217)), Ok(Value::Int(-49999)));
+        assert_eq!(decoder.decode_value(&Wire::Int(-49999)), Ok(Value::Int(-49999)));
+        assert_eq!(decoder.decode_value(&Wire::Int(8388607)), Ok(Value::Int(8388607)));
+    }
 
     #[test]
     fn timestamps_keep_their_fraction() {

@@ -1,0 +1,74 @@
+//! MySQL change data capture as one source: the initial snapshot (as the
+//! mode asks), handing over to the binlog stream at the snapshot's position,
+//! so the topic holds every row once and then every change after it.
+use std::time::Duration;
+
+use super::binlog::{BinlogSource, BinlogSourceConfig, SnapshotMode, check, current_position, privilege_hint};
+use super::flavor::ServerFlavor;
+use super::snapshot::SnapshotReader;
+use super::{SourceBatch, SourceError, SourcePosition, TableFilter};
+
+enum Phase {
+    Snapshot(SnapshotReader),
+    Stream(BinlogSource),
+    Finished,
+}
+
+pub struct MysqlCapture {
+    config: BinlogSourceConfig,
+    flavor: ServerFlavor,
+    phase: Phase,
+}
+
+impl MysqlCapture {
+    /// Checks the server, then resumes from `stored` or starts as the
+    /// snapshot mode says.
+    pub async fn connect(config: &BinlogSourceConfig, stored: Option<SourcePosition>) -> Result<Self, SourceError> {
+        let mut conn = check(config).await?;
+        let flavor = ServerFlavor::detect(&mut conn).await?;
+        let filter = TableFilter::new(&config.tables, &config.exclude);
+        let phase = match (stored, config.snapshot) {
+            (Some(SourcePosition::Binlog(_)), SnapshotMode::SnapshotOnly) => Phase::Finished,
+            (Some(SourcePosition::Binlog(at)), _) => Phase::Stream(BinlogSource::start(conn, flavor, config, at).await?),
+            (Some(SourcePosition::Snapshot(progress)), _) => {
+                Phase::Snapshot(SnapshotReader::open(conn, flavor, &filter, Some(progress)).await?)
+            }
+            (Some(SourcePosition::Polling(_)), _) => {
+                return Err(SourceError::ServerSetup(
+                    "the stored position belongs to a polling source; delete the pipeline's position file to start over".into(),
+                ));
+            }
+            (None, SnapshotMode::Never) => {
+                let at = current_position(&mut conn).await.map_err(privilege_hint)?;
+                Phase::Stream(BinlogSource::start(conn, flavor, config, at).await?)
+            }
+            (None, _) => Phase::Snapshot(SnapshotReader::open(conn, flavor, &filter, None).await?),
+        };
+        Ok(MysqlCapture { config: config.clone(), flavor, phase })
+    }
+
+    pub async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<SourceBatch, SourceError> {
+        match &mut self.phase {
+            Phase::Stream(stream) => stream.next_batch(max, wait).await,
+            Phase::Finished => Ok(SourceBatch { finished: true, ..SourceBatch::empty() }),
+            Phase::Snapshot(reader) => match reader.next_chunk(max).await? {
+                Some((records, progress)) => {
+                    Ok(SourceBatch { records, checkpoint: progress.map(SourcePosition::Snapshot), finished: false })
+                }
+                None => {
+                    // Every table read: the binlog position of the snapshot is
+                    // where the stream starts, with no gap and no overlap.
+                    let handover = reader.handover().clone();
+                    tracing::info!(file = %handover.file, pos = handover.pos, "snapshot complete");
+                    let checkpoint = Some(SourcePosition::Binlog(handover.clone()));
+                    self.phase = if self.config.snapshot == SnapshotMode::SnapshotOnly {
+                        Phase::Finished
+                    } else {
+                        Phase::Stream(BinlogSource::start(check(&self.config).await?, self.flavor, &self.config, handover).await?)
+                    };
+                    Ok(SourceBatch { records: Vec::new(), checkpoint, finished: false })
+                }
+            },
+        }
+    }
+}

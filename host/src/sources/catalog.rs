@@ -1,0 +1,113 @@
+//! What `information_schema` says about captured tables: which tables a
+//! pattern names, their primary keys, row estimates, and the JSON columns
+//! MariaDB stores as checked LONGTEXT.
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+
+use super::{SourceError, TableFilter};
+
+#[derive(Debug, Clone)]
+pub struct TableInfo {
+    pub database: String,
+    pub table: String,
+    /// Primary key column names, in key order; empty for a table without one.
+    pub key: Vec<String>,
+    /// Columns declared JSON (MariaDB: a `json_valid()` check on a text column).
+    pub json_columns: Vec<String>,
+    /// The server's estimate, for progress display.
+    pub estimated_rows: u64,
+}
+
+impl TableInfo {
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", self.database, self.table)
+    }
+
+    /// `db`.`table`, quoted for SQL.
+    pub fn sql_name(&self) -> String {
+        format!("{}.{}", quote(&self.database), quote(&self.table))
+    }
+}
+
+pub fn quote(identifier: &str) -> String {
+    format!("`{}`", identifier.replace('`', "``"))
+}
+
+/// The base tables the filter captures, sorted by name.
+pub async fn captured_tables(conn: &mut Conn, filter: &TableFilter) -> Result<Vec<TableInfo>, SourceError> {
+    let mut tables = Vec::new();
+    let mut databases: Vec<&str> = filter.databases().collect();
+    databases.sort_unstable();
+    databases.dedup();
+    for database in databases {
+        let names: Vec<(String, Option<u64>)> = conn
+            .exec(
+                "SELECT TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES
+                 WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
+                (database,),
+            )
+            .await?;
+        for (table, estimated) in names {
+            if filter.captures(database, &table) {
+                let mut info = table_info(conn, database, &table).await?;
+                info.estimated_rows = estimated.unwrap_or(0);
+                tables.push(info);
+            }
+        }
+    }
+    Ok(tables)
+}
+
+pub async fn table_info(conn: &mut Conn, database: &str, table: &str) -> Result<TableInfo, SourceError> {
+    let key: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+            (database, table),
+        )
+        .await?;
+    Ok(TableInfo {
+        database: database.to_owned(),
+        table: table.to_owned(),
+        key,
+        json_columns: json_columns(conn, database, table).await,
+        estimated_rows: 0,
+    })
+}
+
+/// MariaDB declares JSON as LONGTEXT with CHECK (json_valid(`col`)). MySQL's
+/// CHECK_CONSTRAINTS has no TABLE_NAME (and MySQL has a real JSON type), so a
+/// failing query simply means none.
+async fn json_columns(conn: &mut Conn, database: &str, table: &str) -> Vec<String> {
+    let clauses: Vec<String> = conn
+        .exec(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+            (database, table),
+        )
+        .await
+        .unwrap_or_default();
+    clauses.iter().filter_map(|clause| json_valid_column(clause)).collect()
+}
+
+/// `json_valid(`doc`)` → `doc`.
+fn json_valid_column(clause: &str) -> Option<String> {
+    let inner = clause.trim().strip_prefix("json_valid(")?.strip_suffix(')')?.trim();
+    Some(inner.strip_prefix('`')?.strip_suffix('`')?.replace("``", "`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_check_clauses_name_their_column() {
+        assert_eq!(json_valid_column("json_valid(`doc`)").as_deref(), Some("doc"));
+        assert_eq!(json_valid_column("json_valid(`we``ird`)").as_deref(), Some("we`ird"));
+        assert_eq!(json_valid_column("`price` > 0"), None);
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote("a`b"), "`a``b`");
+    }
+}

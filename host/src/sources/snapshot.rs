@@ -1,0 +1,192 @@
+//! The initial snapshot: every captured table read inside one consistent
+//! read-only transaction, in primary-key chunks (no locks held, bounded
+//! memory), with its hand-over binlog position. Progress is stored per chunk,
+//! so a restart resumes after the last delivered key of the table it was in.
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use mysql_async::Conn;
+use mysql_async::prelude::Queryable;
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{TableInfo, captured_tables, quote};
+use super::flavor::ServerFlavor;
+use super::query_rows::{QueryShape, key_text, keyset_after};
+use super::{BinlogCheckpoint, SourceError, TableFilter};
+use crate::record::{Op, Position, Record, Value};
+
+/// How often progress is logged while a table is read.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotProgress {
+    /// Where the binlog stream takes over once every table is read.
+    pub handover: BinlogCheckpoint,
+    /// Tables (`db.table`) fully delivered.
+    pub completed: Vec<String>,
+    /// The table being read and the last key delivered from it.
+    pub cursor: Option<TableCursor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableCursor {
+    pub table: String,
+    pub after: Vec<Value>,
+}
+
+struct TableScan {
+    info: TableInfo,
+    shape: Option<QueryShape>,
+    /// Last key read (tables with a primary key) …
+    after: Option<Vec<Value>>,
+    /// … or rows read so far (tables without one, paged by offset).
+    offset: u64,
+    started: Instant,
+    logged: Instant,
+}
+
+pub struct SnapshotReader {
+    conn: Conn,
+    progress: SnapshotProgress,
+    pending: VecDeque<TableInfo>,
+    scan: Option<TableScan>,
+    ts_ms: i64,
+}
+
+impl SnapshotReader {
+    /// Opens the snapshot transaction on `conn`. With `resume`, tables already
+    /// delivered are skipped, and the hand-over position stays the original
+    /// one: changes since then replay from the binlog, so a row read again at
+    /// a newer state converges to the same final state.
+    pub async fn open(
+        mut conn: Conn,
+        flavor: ServerFlavor,
+        filter: &TableFilter,
+        resume: Option<SnapshotProgress>,
+    ) -> Result<Self, SourceError> {
+        conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
+        let at = flavor.begin_snapshot(&mut conn).await?;
+        let progress = resume.unwrap_or(SnapshotProgress { handover: at, completed: Vec::new(), cursor: None });
+        let tables = captured_tables(&mut conn, filter).await?;
+        let total: u64 = tables.iter().map(|t| t.estimated_rows).sum();
+        let pending: VecDeque<TableInfo> = tables.into_iter().filter(|t| !progress.completed.contains(&t.qualified())).collect();
+        tracing::info!(
+            tables = pending.len(),
+            estimated_rows = total,
+            handover = %format!("{}:{}", progress.handover.file, progress.handover.pos),
+            "snapshot started"
+        );
+        Ok(SnapshotReader { conn, progress, pending, scan: None, ts_ms: chrono::Utc::now().timestamp_millis() })
+    }
+
+    pub fn handover(&self) -> &BinlogCheckpoint {
+        &self.progress.handover
+    }
+
+    /// Up to `max` rows of the current table and the progress once they are
+    /// delivered; None when every table has been read.
+    pub async fn next_chunk(&mut self, max: usize) -> Result<Option<(Vec<Record>, Option<SnapshotProgress>)>, SourceError> {
+        loop {
+            if self.scan.is_none() {
+                let Some(info) = self.pending.pop_front() else { return Ok(None) };
+                self.scan = Some(self.start_table(info));
+            }
+            let scan = self.scan.as_mut().expect("a table scan");
+            let rows = read_chunk(&mut self.conn, scan, max).await?;
+            let shape = scan.shape.as_ref();
+            let mut records = Vec::with_capacity(rows.len());
+            for row in rows {
+                let shape = shape.expect("a shape once rows are read");
+                let key = shape.pick(&row, &scan.info.key);
+                let handover = &self.progress.handover;
+                let place = if scan.info.key.is_empty() { format!("#{}", scan.offset + records.len() as u64) } else { key_text(&key) };
+                records.push(Record {
+                    op: Op::Read,
+                    position: Position::Other(format!("snapshot:{}:{}:{place}", handover.file, handover.pos)),
+                    ts_ms: self.ts_ms,
+                    schema: Some(shape.schema.clone()),
+                    before: None,
+                    after: Some(row),
+                    key: None,
+                    payload: None,
+                    headers: Vec::new(),
+                    destination: None,
+                });
+                if !scan.info.key.is_empty() {
+                    scan.after = Some(key);
+                }
+            }
+            scan.offset += records.len() as u64;
+            let done = records.len() < max;
+            if done || scan.logged.elapsed() >= PROGRESS_EVERY {
+                log_progress(scan, done);
+            }
+            let checkpoint = if done {
+                self.progress.completed.push(scan.info.qualified());
+                self.progress.cursor = None;
+                self.scan = None;
+                Some(self.progress.clone())
+            } else if let Some(after) = &scan.after {
+                self.progress.cursor = Some(TableCursor { table: scan.info.qualified(), after: after.clone() });
+                Some(self.progress.clone())
+            } else {
+                // Offsets mean nothing in another snapshot: a keyless table
+                // is stored only once complete.
+                None
+            };
+            if !records.is_empty() || checkpoint.is_some() {
+                return Ok(Some((records, checkpoint)));
+            }
+        }
+    }
+
+    fn start_table(&self, info: TableInfo) -> TableScan {
+        let after = match &self.progress.cursor {
+            Some(cursor) if cursor.table == info.qualified() && !info.key.is_empty() => Some(cursor.after.clone()),
+            _ => None,
+        };
+        if info.key.is_empty() {
+            tracing::warn!(table = %info.qualified(), "no primary key: read by offset, and restarted from its first row after a crash");
+        }
+        let now = Instant::now();
+        TableScan { info, shape: None, after, offset: 0, started: now, logged: now }
+    }
+}
+
+async fn read_chunk(conn: &mut Conn, scan: &mut TableScan, max: usize) -> Result<Vec<Vec<Value>>, SourceError> {
+    let table = scan.info.sql_name();
+    let order: Vec<String> = scan.info.key.iter().map(|k| quote(k)).collect();
+    let (sql, params) = match (&scan.after, scan.info.key.is_empty()) {
+        (_, true) => (format!("SELECT * FROM {table} LIMIT {max} OFFSET {}", scan.offset), Vec::new()),
+        (None, false) => (format!("SELECT * FROM {table} ORDER BY {} LIMIT {max}", order.join(", ")), Vec::new()),
+        (Some(after), false) => {
+            let (condition, params) = keyset_after(&scan.info.key, after);
+            (format!("SELECT * FROM {table} WHERE {condition} ORDER BY {} LIMIT {max}", order.join(", ")), params)
+        }
+    };
+    let mut result = conn.exec_iter(sql, params).await?;
+    if scan.shape.is_none() {
+        scan.shape = result.columns().map(|columns| QueryShape::new(&scan.info, &columns));
+    }
+    let shape = scan.shape.as_ref();
+    let mut rows = Vec::with_capacity(max);
+    while let Some(row) = result.next().await? {
+        rows.push(shape.expect("columns come before rows").decode(row)?);
+    }
+    Ok(rows)
+}
+
+fn log_progress(scan: &mut TableScan, done: bool) {
+    let secs = scan.started.elapsed().as_secs_f64().max(0.001);
+    let estimated = scan.info.estimated_rows.max(scan.offset);
+    tracing::info!(
+        table = %scan.info.qualified(),
+        rows = scan.offset,
+        estimated,
+        percent = format!("{:.0}", 100.0 * scan.offset as f64 / estimated.max(1) as f64),
+        rows_per_sec = format!("{:.0}", scan.offset as f64 / secs),
+        "{}",
+        if done { "snapshot table done" } else { "snapshot progress" }
+    );
+    scan.logged = Instant::now();
+}

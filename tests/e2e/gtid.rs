@@ -1,0 +1,67 @@
+//! MariaDB GTIDs: records carry the GTID of their transaction, positions
+//! store the GTID state, and with `gtid = true` a restart finds its place by
+//! that state alone (as after a fail-over, where files and offsets differ).
+use mysql_async::prelude::Queryable;
+use serde_json::Value as Json;
+use sluice::pipeline::PipelineFile;
+use sluice_tests::{Stack, plugins_dir};
+
+use crate::binlog_to_kafka::start_pipeline;
+use crate::kafka_sink::consume;
+
+fn pipeline_file(stack: &Stack, state: &std::path::Path) -> PipelineFile {
+    let text = format!(
+        r#"
+plugin_dir = "{plugins}"
+state_dir = "{state}"
+
+[[pipeline]]
+name = "gtid"
+source = {{ type = "mysql-binlog", url = "{url}", tables = ["shop.t"], server_id = 4545, snapshot = "never", gtid = true }}
+sink = {{ type = "kafka", brokers = "{brokers}" }}
+dead_letter = {{ topic = "gtid.dlq" }}
+"#,
+        plugins = plugins_dir().display(),
+        state = state.display(),
+        url = stack.mysql_url(),
+        brokers = stack.kafka_brokers(),
+    );
+    PipelineFile::parse(&text, |_| None).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restart_resumes_from_the_gtid_state_alone() {
+    let stack = Stack::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)").await.unwrap();
+    let (stop, task) = start_pipeline(pipeline_file(&stack, state.path())).await;
+    db.query_drop("INSERT INTO shop.t VALUES (1); INSERT INTO shop.t VALUES (2), (3)").await.unwrap();
+    let got = consume(stack.kafka_brokers(), "gtid-1", &["shop.t"], 3);
+    let server_gtid: String = db.query_first("SELECT @@gtid_binlog_pos").await.unwrap().unwrap();
+    let gtids: Vec<&str> = got.iter().map(|r| r.value["source"]["gtid"].as_str().expect("a gtid")).collect();
+    assert!(gtids.contains(&server_gtid.as_str()), "{gtids:?} lacks the server's last GTID {server_gtid}");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+
+    // Only the GTID state is right in the stored position now.
+    let path = state.path().join("gtid.position.json");
+    let mut stored: Json = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(stored["binlog"]["gtid"], server_gtid.as_str());
+    stored["binlog"]["file"] = "binlog.999999".into();
+    stored["binlog"]["pos"] = 4.into();
+    std::fs::write(&path, serde_json::to_vec(&stored).unwrap()).unwrap();
+
+    db.query_drop("INSERT INTO shop.t VALUES (4)").await.unwrap();
+    let (stop, task) = start_pipeline(pipeline_file(&stack, state.path())).await;
+    let all = consume(stack.kafka_brokers(), "gtid-2", &["shop.t"], 4);
+    let mut ids: Vec<u64> = all.iter().map(|r| r.value["after"]["id"].as_u64().unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3, 4], "the change made while stopped, once");
+    db.query_drop("INSERT INTO shop.t VALUES (5)").await.unwrap();
+    consume(stack.kafka_brokers(), "gtid-3", &["shop.t"], 5);
+    stop.send(true).unwrap();
+    task.await.unwrap();
+    let stored: Json = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(stored["binlog"]["file"], "binlog.000001", "the file name is learnt from the stream: {stored}");
+}
