@@ -33,6 +33,10 @@ start() {
     [ -x "$tansu" ] || { echo "stack: $tansu missing; run scripts/install.sh" >&2; exit 1; }
     local mport kport; mport="$(free_port)"; kport="$(free_port)"
     local server_id="${SLUICE_SERVER_ID:-$((RANDOM % 1000 + 1))}"
+    # SLUICE_STACK_BINLOG=off: a server without binary logging (for the
+    # polling source and the start-up check that names it).
+    local binlog=(--log-bin="$dir/mysql/binlog" --binlog-format=ROW --binlog-row-image=FULL --binlog-row-metadata=FULL)
+    [ "${SLUICE_STACK_BINLOG:-on}" = off ] && binlog=(--skip-log-bin)
 
     mkdir -p "$dir/mysql/tmp"
     # Seen once in a while when several stacks start at the same moment: the
@@ -55,8 +59,7 @@ start() {
     "$mysqld" --no-defaults --user=root --datadir="$dir/mysql/data" \
         --socket="$dir/mysql/sock" --pid-file="$dir/mysql/pid" \
         --port="$mport" --bind-address=127.0.0.1 --skip-name-resolve \
-        --log-bin="$dir/mysql/binlog" --binlog-format=ROW --binlog-row-image=FULL \
-        --binlog-row-metadata=FULL --server-id="$server_id" \
+        "${binlog[@]}" --server-id="$server_id" \
         --tmpdir="$dir/mysql/tmp" --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 \
         --log-error="$dir/mysql/error.log" >/dev/null 2>&1 &
     local mpid=$!
@@ -75,7 +78,7 @@ SLUICE_STACK_TANSU_PID=$kpid
 ENV
     wait_for "MariaDB on 127.0.0.1:$mport" 60 mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot ping
     wait_for "Tansu on 127.0.0.1:$kport" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$kport"
-    echo "MariaDB: mysql://root@127.0.0.1:$mport/ (binlog ROW, row metadata FULL, server-id $server_id)"
+    echo "MariaDB: mysql://root@127.0.0.1:$mport/ (${binlog[*]}, server-id $server_id)"
     echo "Kafka:   127.0.0.1:$kport (Tansu, memory storage)"
 }
 

@@ -69,3 +69,35 @@ async fn bad_settings_fail_at_start_naming_the_fix() {
     let e = start_error(&url, &brokers, r#""shop.users""#).await;
     assert_names(&e, &["binlog_format must be ROW"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_binlog_is_named_and_can_be_polled_instead() {
+    let stack = Stack::start_without_binlog();
+    let url = stack.mysql_url().to_owned();
+    let mut db = mysql_async::Conn::from_url(&url).await.unwrap();
+    db.query_drop(
+        "CREATE DATABASE shop; CREATE TABLE shop.users (id INT PRIMARY KEY, seen TIMESTAMP(6));
+         INSERT INTO shop.users VALUES (1, '2026-01-01'), (2, '2026-01-01');",
+    )
+    .await
+    .unwrap();
+    let e = start_error(&url, stack.kafka_brokers(), r#""shop.users""#).await;
+    assert_names(&e, &["binary logging is off", "--log-bin"]);
+
+    let config: sluice::sources::polling::PollingSourceConfig = toml::from_str(&format!(
+        r#"url = "{url}"
+tables = [{{ table = "shop.users", timestamp = "seen" }}]"#
+    ))
+    .unwrap();
+    let mut source = sluice::sources::PollingSource::connect(&config, None).await.unwrap();
+    let batch = source.next_batch(100, std::time::Duration::from_millis(10)).await.unwrap();
+    assert_eq!(batch.records.len(), 2);
+
+    let bad: sluice::sources::polling::PollingSourceConfig = toml::from_str(&format!(
+        r#"url = "{url}"
+tables = [{{ table = "shop.users", timestamp = "updated" }}]"#
+    ))
+    .unwrap();
+    let e = sluice::sources::PollingSource::connect(&bad, None).await.err().expect("an unknown column").to_string();
+    assert_names(&e, &["timestamp column `updated` does not exist", "id, seen"]);
+}

@@ -16,8 +16,23 @@ fn script() -> PathBuf {
 impl LocalStack {
     /// Panics with the script's output when the servers do not come up.
     pub fn start() -> LocalStack {
+        Self::start_with(true)
+    }
+
+    /// A stack whose MariaDB has binary logging off.
+    pub fn start_without_binlog() -> LocalStack {
+        Self::start_with(false)
+    }
+
+    fn start_with(binlog: bool) -> LocalStack {
         let dir = tempfile::Builder::new().prefix("sluice-stack-").tempdir().expect("temp dir");
-        let output = Command::new("bash").arg(script()).arg("start").arg(dir.path()).output().expect("run stack.sh");
+        let output = Command::new("bash")
+            .arg(script())
+            .arg("start")
+            .arg(dir.path())
+            .env("SLUICE_STACK_BINLOG", if binlog { "on" } else { "off" })
+            .output()
+            .expect("run stack.sh");
         assert!(
             output.status.success(),
             "stack.sh start failed:\n{}{}",

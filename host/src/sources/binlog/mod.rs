@@ -277,6 +277,8 @@ pub async fn check(config: &BinlogSourceConfig) -> Result<Conn, SourceError> {
     let mut conn = super::connect(&config.url).await?;
     check_server(&mut conn).await?;
     check_tables(&mut conn, config).await?;
+    // Before any snapshot work: the stream will need these grants.
+    current_position(&mut conn).await.map_err(privilege_hint)?;
     Ok(conn)
 }
 
