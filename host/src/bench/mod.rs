@@ -1,6 +1,8 @@
 //! Benchmarks that print our figure beside the raw limit measured in the same run.
 pub mod cdc;
+mod latency;
 pub mod plugin;
+mod python;
 mod rows;
 mod stack;
 
