@@ -7,6 +7,7 @@ mod crash_resume;
 mod example_plugins;
 mod gtid;
 mod hot_reload;
+mod metadata;
 pub mod kafka_sink;
 mod polling;
 mod sandbox;

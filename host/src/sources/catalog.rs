@@ -75,6 +75,63 @@ pub async fn table_info(conn: &mut Conn, database: &str, table: &str) -> Result<
     })
 }
 
+/// What the binlog may leave out of a table's columns (names, keys and
+/// signedness with binlog_row_metadata below FULL; JSON-ness on MariaDB),
+/// in column order.
+#[derive(Debug, Clone)]
+pub struct CatalogColumns {
+    pub names: Vec<String>,
+    pub unsigned: Vec<bool>,
+    /// ENUM or SET member names per column (empty for other types).
+    pub members: Vec<Vec<String>>,
+    pub key: Vec<String>,
+    pub json: Vec<String>,
+}
+
+pub async fn catalog_columns(conn: &mut Conn, database: &str, table: &str) -> Result<CatalogColumns, SourceError> {
+    let rows: Vec<(String, String)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (database, table),
+        )
+        .await?;
+    let info = table_info(conn, database, table).await?;
+    Ok(CatalogColumns {
+        unsigned: rows.iter().map(|(_, ty)| ty.contains("unsigned")).collect(),
+        members: rows.iter().map(|(_, ty)| members(ty)).collect(),
+        names: rows.into_iter().map(|(name, _)| name).collect(),
+        key: info.key,
+        json: info.json_columns,
+    })
+}
+
+/// `enum('a','b''c')` → [a, b'c]; nothing for other types.
+fn members(column_type: &str) -> Vec<String> {
+    let Some(list) = column_type.strip_prefix("enum(").or_else(|| column_type.strip_prefix("set(")) else { return Vec::new() };
+    let list = list.strip_suffix(')').unwrap_or(list);
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut chars = list.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('\'', false) => quoted = true,
+            ('\'', true) if chars.peek() == Some(&'\'') => {
+                current.push('\'');
+                chars.next();
+            }
+            ('\'', true) => {
+                quoted = false;
+                out.push(std::mem::take(&mut current));
+            }
+            (c, true) => current.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// MariaDB declares JSON as LONGTEXT with CHECK (json_valid(`col`)). MySQL's
 /// CHECK_CONSTRAINTS has no TABLE_NAME (and MySQL has a real JSON type), so a
 /// failing query simply means none.
@@ -104,6 +161,13 @@ mod tests {
         assert_eq!(json_valid_column("json_valid(`doc`)").as_deref(), Some("doc"));
         assert_eq!(json_valid_column("json_valid(`we``ird`)").as_deref(), Some("we`ird"));
         assert_eq!(json_valid_column("`price` > 0"), None);
+    }
+
+    #[test]
+    fn enum_and_set_members_are_read_from_the_column_type() {
+        assert_eq!(members("enum('gold','it''s')"), ["gold", "it's"]);
+        assert_eq!(members("set('a','b,c')"), ["a", "b,c"]);
+        assert!(members("varchar(10)").is_empty());
     }
 
     #[test]

@@ -103,6 +103,14 @@ impl ColumnDecoder {
         }
     }
 
+    /// Fills in what a table map without full metadata leaves out.
+    pub fn complete_from_catalog(&mut self, unsigned: bool, members: &[String]) {
+        self.unsigned |= unsigned;
+        if self.members.is_empty() {
+            self.members = members.to_vec();
+        }
+    }
+
     /// Marks a text column as JSON (MariaDB's JSON alias, found in the catalog).
     pub fn treat_as_json(&mut self) {
         if !self.binary && matches!(self.ty, ColumnType::MYSQL_TYPE_BLOB | ColumnType::MYSQL_TYPE_LONG_BLOB) {
@@ -110,8 +118,8 @@ impl ColumnDecoder {
         }
     }
 
-    pub fn describe(&self, column: &WireColumn) -> Column {
-        Column { name: column.name_str().into_owned(), sql_type: self.sql_type() }
+    pub fn describe(&self, _column: &WireColumn, name: String) -> Column {
+        Column { name, sql_type: self.sql_type() }
     }
 
     fn sql_type(&self) -> String {

@@ -31,7 +31,7 @@ impl QueryShape {
         let schema = Schema {
             database: info.database.clone(),
             table: info.table.clone(),
-            columns: columns.iter().zip(&decoders).map(|(col, d)| d.describe(col)).collect(),
+            columns: columns.iter().zip(&decoders).map(|(col, d)| d.describe(col, col.name_str().into_owned())).collect(),
             key: info.key.iter().filter_map(|k| names.iter().position(|n| n == k)).map(|i| i as u32).collect(),
         };
         QueryShape { schema: Arc::new(schema), decoders }

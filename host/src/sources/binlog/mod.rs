@@ -11,11 +11,14 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use serde::{Deserialize, Serialize};
 
-use super::decode::{ColumnDecoder, Members};
+mod shape;
+
+use self::shape::TableShape;
+use super::catalog::{CatalogColumns, catalog_columns};
 use super::flavor::{GtidState, MariaGtid, ServerFlavor};
 use super::{SourceBatch, SourceError, SourcePosition, TableFilter};
 use crate::pipeline::Secret;
-use crate::record::{Op, Position, Record, Schema};
+use crate::record::{Op, Position, Record};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,11 +61,6 @@ pub struct BinlogCheckpoint {
     pub gtid: Option<String>,
 }
 
-struct TableShape {
-    schema: Arc<Schema>,
-    decoders: Vec<ColumnDecoder>,
-}
-
 pub struct BinlogSource {
     stream: BinlogStream,
     filter: TableFilter,
@@ -80,6 +78,11 @@ pub struct BinlogSource {
     /// Checksum bytes the opening ROTATE's name carries when the stream
     /// starts from a GTID and the file name is learnt from it.
     checksum_len: usize,
+    /// A second connection for catalog look-ups, their results per table
+    /// until the next DDL, and whether table maps carry full metadata.
+    catalog: Conn,
+    catalog_cache: HashMap<(String, String), Arc<CatalogColumns>>,
+    full_metadata: bool,
 }
 
 impl BinlogSource {
@@ -96,6 +99,15 @@ impl BinlogSource {
         let by_gtid = config.gtid && start.gtid.is_some();
         flavor.prepare_stream(&mut conn, config.gtid, gtid_state.as_ref().filter(|_| by_gtid)).await?;
         let checksum: Option<String> = conn.query_first("SELECT @@global.binlog_checksum").await?;
+        let metadata: Option<String> = conn.query_first("SELECT @@global.binlog_row_metadata").await.ok().flatten();
+        let full_metadata = metadata.is_some_and(|m| m.eq_ignore_ascii_case("FULL"));
+        if !full_metadata {
+            tracing::warn!(
+                "binlog_row_metadata is not FULL: column names, keys and signedness come from information_schema, \
+                 which is right only for events written since the table's last ALTER; SET GLOBAL binlog_row_metadata = 'FULL'"
+            );
+        }
+        let catalog = super::connect(&config.url).await?;
         // A heartbeat each second carries the position while the server is idle.
         conn.query_drop("SET @master_heartbeat_period = 1000000000").await?;
         let request = BinlogStreamRequest::new(config.server_id);
@@ -118,6 +130,9 @@ impl BinlogSource {
             gtid_state,
             gtid: None,
             checksum_len: if checksum.is_some_and(|c| c.eq_ignore_ascii_case("NONE")) { 0 } else { 4 },
+            catalog,
+            catalog_cache: HashMap::new(),
+            full_metadata,
         })
     }
 
@@ -161,6 +176,7 @@ impl BinlogSource {
                     self.shapes.remove(&map.table_id());
                 }
                 Some(EventData::RowsEvent(rows)) => {
+                    self.look_up_catalog(rows.table_id()).await?;
                     self.read_rows(&rows, end, ts_ms)?;
                     // A large transaction streams through in batches rather than being
                     // held whole; the checkpoint still moves only at its commit, so a
@@ -174,6 +190,7 @@ impl BinlogSource {
                 Some(EventData::QueryEvent(query)) if query.query().eq_ignore_ascii_case("BEGIN") => self.in_transaction = true,
                 Some(EventData::QueryEvent(_)) if !self.in_transaction => {
                     // DDL outside a transaction: later table maps carry the new shape.
+                    self.catalog_cache.clear();
                     batch.checkpoint = self.checkpoint(end);
                 }
                 Some(EventData::HeartbeatEvent) if !self.in_transaction && end > 0 => {
@@ -201,6 +218,19 @@ impl BinlogSource {
         batch.checkpoint = self.checkpoint(end);
     }
 
+    /// Catalog facts for a captured table's first rows since the last DDL.
+    async fn look_up_catalog(&mut self, table_id: u64) -> Result<(), SourceError> {
+        let Some(map) = self.stream.get_tme(table_id) else { return Ok(()) };
+        let name = (map.database_name().into_owned(), map.table_name().into_owned());
+        if self.filter.captures(&name.0, &name.1) && !self.catalog_cache.contains_key(&name) {
+            let columns = catalog_columns(&mut self.catalog, &name.0, &name.1).await?;
+            self.catalog_cache.insert(name, Arc::new(columns));
+            // Shapes built before this look-up lack its facts.
+            self.shapes.remove(&table_id);
+        }
+        Ok(())
+    }
+
     fn read_rows(&mut self, rows: &RowsEventData<'_>, end: u64, ts_ms: i64) -> Result<(), SourceError> {
         let table_id = rows.table_id();
         let Some(map) = self.stream.get_tme(table_id) else {
@@ -219,28 +249,14 @@ impl BinlogSource {
         for (i, row) in rows.rows(map).enumerate() {
             let (before, after) = row.map_err(|e| SourceError::Decode { what: what(), message: e.to_string() })?;
             let shape_row = after.as_ref().or(before.as_ref()).expect("a row image");
-            let shape = self.shapes.entry(table_id).or_insert_with(|| {
+            if !self.shapes.contains_key(&table_id) {
+                let catalog = self.catalog_cache.get(&(database.clone(), table.clone())).map(|c| &**c);
                 let columns = shape_row.columns_ref();
-                let mut members = Members::of(map);
-                let decoders: Vec<ColumnDecoder> = columns
-                    .iter()
-                    .enumerate()
-                    .map(|(c, col)| ColumnDecoder::new(col, map.get_column_metadata(c).unwrap_or(&[]), &mut members))
-                    .collect();
-                let key = columns
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.flags().contains(mysql_async::consts::ColumnFlags::PRI_KEY_FLAG))
-                    .map(|(c, _)| c as u32)
-                    .collect();
-                let schema = Schema {
-                    database: database.clone(),
-                    table: table.clone(),
-                    columns: columns.iter().zip(&decoders).map(|(col, d)| d.describe(col)).collect(),
-                    key,
-                };
-                TableShape { schema: Arc::new(schema), decoders }
-            });
+                let shape = TableShape::build(&database, &table, map, columns, catalog, self.full_metadata)
+                    .map_err(|message| SourceError::Decode { what: what(), message })?;
+                self.shapes.insert(table_id, shape);
+            }
+            let shape = &self.shapes[&table_id];
             let decode = |image: Option<mysql_async::binlog::row::BinlogRow>| -> Result<_, SourceError> {
                 image
                     .map(|row| {
@@ -296,12 +312,6 @@ async fn check_server(conn: &mut Conn) -> Result<(), SourceError> {
     }
     if setting(image) != "FULL" {
         return Err(SourceError::ServerSetup("binlog_row_image must be FULL: SET GLOBAL binlog_row_image = 'FULL'".into()));
-    }
-    let metadata: Option<String> = conn.query_first("SELECT @@binlog_row_metadata").await.ok().flatten();
-    if setting(metadata) != "FULL" {
-        return Err(SourceError::ServerSetup(
-            "binlog_row_metadata must be FULL so row events carry column names and keys: SET GLOBAL binlog_row_metadata = 'FULL'".into(),
-        ));
     }
     Ok(())
 }
