@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::pipeline::{PipelineConfig, SinkConfig, SourceConfig};
@@ -24,6 +24,9 @@ const BATCH_WAIT: Duration = Duration::from_millis(50);
 /// Batches handed to Kafka whose acknowledgements are still awaited: the
 /// source reads on meanwhile instead of idling for a round trip per batch.
 const MAX_IN_FLIGHT: usize = 16;
+/// Batches the source may read ahead of the plugins: reading and decoding
+/// run on another core while plugins and encoding run on this one.
+const READ_AHEAD: usize = 4;
 
 /// A batch's pending acknowledgements and the position its completion allows.
 type InFlight = (JoinHandle<Result<(), crate::sinks::SinkError>>, Option<SourcePosition>);
@@ -82,7 +85,8 @@ pub async fn run_pipeline(
     let sink = KafkaSink::new(sink_config, &config.name)?;
     sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &config.name)?;
-    let mut source = Source::connect(&config.source, positions.load()?).await?.ok_or_else(unsupported)?;
+    let source = Source::connect(&config.source, positions.load()?).await?.ok_or_else(unsupported)?;
+    let mut batches = read_ahead(source);
     tracing::info!(pipeline = %config.name, "running");
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let result = async {
@@ -91,7 +95,7 @@ pub async fn run_pipeline(
             while in_flight.front().is_some_and(|(acks, _)| acks.is_finished()) || in_flight.len() >= MAX_IN_FLIGHT {
                 settle(in_flight.pop_front().expect("non-empty"), &positions).await?;
             }
-            let batch = source.next_batch(BATCH_RECORDS, BATCH_WAIT).await?;
+            let batch = batches.recv().await.expect("the reader sends its error before it ends")?;
             if batch.finished {
                 tracing::info!(pipeline = %config.name, "source finished");
                 break;
@@ -124,6 +128,22 @@ pub async fn run_pipeline(
     }
     tracing::info!(pipeline = %config.name, "stopped");
     Ok(())
+}
+
+/// Reads batches on their own task until the source fails or finishes, or
+/// the receiver is dropped (the pipeline stops).
+fn read_ahead(mut source: Source) -> mpsc::Receiver<Result<SourceBatch, SourceError>> {
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
+    tokio::spawn(async move {
+        loop {
+            let batch = source.next_batch(BATCH_RECORDS, BATCH_WAIT).await;
+            let last = batch.as_ref().map_or(true, |b| b.finished);
+            if tx.send(batch).await.is_err() || last {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 async fn settle((acks, checkpoint): InFlight, positions: &PositionStore) -> Result<(), PipelineError> {

@@ -72,7 +72,7 @@ async fn polling_delivers_rows_sharing_a_timestamp_once() {
     db.query_drop(
         "INSERT INTO orders (updated_at, amount) VALUES ('2026-01-01', 4), ('2026-01-01', 5), ('2026-01-01', 6);
          INSERT INTO orders (updated_at, amount) SELECT '2026-01-02', seq FROM seq_1_to_2500;
-         UPDATE orders SET updated_at = '2026-01-03', amount = 100 WHERE id = 1;
+         UPDATE orders SET updated_at = '2026-01-03', amount = -1 WHERE id = 1;
          INSERT INTO orders (updated_at, amount) VALUES (NOW(6), 7), (NOW(6), 8);
          INSERT INTO events VALUES (12, 3);",
     )
@@ -90,7 +90,7 @@ async fn polling_delivers_rows_sharing_a_timestamp_once() {
     assert_eq!(ids(&got, "shop.events"), [1, 2, 3]);
     let dedup: HashSet<&String> = got.iter().map(|r| &r.headers["sluice.dedup-id"]).collect();
     assert_eq!(dedup.len(), total, "each row version has its own dedup id");
-    let updated = got.iter().find(|r| r.value["after"]["amount"] == 100).expect("the update");
+    let updated = got.iter().find(|r| r.value["after"]["amount"] == -1).expect("the update");
     assert_eq!(updated.value["after"]["updated_at"], "2026-01-03 00:00:00.000000");
 
     // A restart resumes from the stored marks: only the new row comes.

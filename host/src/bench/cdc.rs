@@ -33,6 +33,9 @@ pub struct CdcBenchArgs {
     /// Rows written to the binlog and streamed.
     #[arg(long, default_value_t = 1_000_000)]
     pub rows: usize,
+    /// Skip the Python baseline and the latency run (for quick iterations).
+    #[arg(long)]
+    pub sluice_only: bool,
     /// Directory holding passthrough.wasm.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/target/wasm32-wasip2/release"))]
     pub plugins: PathBuf,
@@ -72,7 +75,7 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
     let stream_rate = sluice_stream(args, stack, &start, &end).await?;
     let stream_rss = peak_rss_mb();
     let snapshot_rate = sluice_snapshot(args, stack).await?;
-    let python_rate = super::python::cdc_rate(stack, &start, &end, rows);
+    let python_rate = if args.sluice_only { Err(anyhow::anyhow!("skipped (--sluice-only)")) } else { super::python::cdc_rate(stack, &start, &end, rows) };
 
     let line = |out: &mut dyn Write, what: &str, rate: f64, unit: &str| writeln!(out, "{what:<58} {rate:>12.0} {unit}");
     line(out, "bare binlog read + row decode (mysql_async)", binlog_rate, "rows/s")?;
@@ -92,7 +95,9 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
         }
         Err(e) => writeln!(out, "Python baseline not measured: {e:#}")?,
     }
-    super::latency::report(args, stack, out).await?;
+    if !args.sluice_only {
+        super::latency::report(args, stack, out).await?;
+    }
     Ok(0)
 }
 
