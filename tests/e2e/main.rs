@@ -9,6 +9,7 @@ mod gtid;
 mod hot_reload;
 mod metadata;
 pub mod kafka_sink;
+mod kafka_to_mysql;
 mod polling;
 mod sandbox;
 mod snapshot;

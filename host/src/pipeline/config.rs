@@ -10,6 +10,8 @@ use crate::plugin::PluginLimits;
 use crate::sinks::dead_letter::DeadLetterConfig;
 use crate::sinks::kafka::KafkaSinkConfig;
 use crate::sources::binlog::BinlogSourceConfig;
+use crate::sinks::mysql::MysqlSinkConfig;
+use crate::sources::kafka::KafkaSourceConfig;
 use crate::sources::polling::PollingSourceConfig;
 
 /// A pipeline file: a plugin directory and one or more pipelines.
@@ -92,8 +94,8 @@ pub enum SourceConfig {
     MysqlBinlog(BinlogSourceConfig),
     /// MySQL/MariaDB tables polled by timestamp and/or id column.
     MysqlPoll(PollingSourceConfig),
-    /// A Kafka consumer group.
-    Kafka { brokers: String, topics: Vec<String>, group: String },
+    /// Kafka topics read in a consumer group.
+    Kafka(KafkaSourceConfig),
 }
 
 /// Where records go.
@@ -101,11 +103,8 @@ pub enum SourceConfig {
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum SinkConfig {
     Kafka(KafkaSinkConfig),
-    Mysql {
-        url: Secret,
-        /// Table per record, e.g. `{topic}`; a routing plugin may override it.
-        table: String,
-    },
+    /// MySQL tables, written in batches with the consumed offsets.
+    Mysql(MysqlSinkConfig),
 }
 
 

@@ -13,6 +13,10 @@ pub enum FailureKind {
     OutOfMemory,
     /// The plugin returned something that breaks the WIT contract.
     BadOutput,
+    /// Not a plugin's failure: the message could not be decoded into a record.
+    Undecodable,
+    /// Not a plugin's failure: the sink could not write the record.
+    Unwritable,
 }
 
 impl FailureKind {
@@ -23,6 +27,8 @@ impl FailureKind {
             FailureKind::Timeout => "timeout",
             FailureKind::OutOfMemory => "out-of-memory",
             FailureKind::BadOutput => "bad-output",
+            FailureKind::Undecodable => "undecodable",
+            FailureKind::Unwritable => "unwritable",
         }
     }
 }

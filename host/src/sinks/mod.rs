@@ -1,6 +1,7 @@
 //! Where records go.
 pub mod dead_letter;
 pub mod kafka;
+pub mod mysql;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

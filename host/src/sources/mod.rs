@@ -3,11 +3,12 @@
 //! access.
 pub mod binlog;
 pub mod capture;
-mod catalog;
+pub(crate) mod catalog;
 mod decode;
 mod flavor;
+pub mod kafka;
 pub mod polling;
-mod query_rows;
+pub(crate) mod query_rows;
 pub mod snapshot;
 
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,8 @@ pub enum SourceError {
     Mysql(#[from] mysql_async::Error),
     #[error("binlog: cannot decode {what}: {message}")]
     Decode { what: String, message: String },
+    #[error("Kafka source: {0} (check `brokers`, `topics` and the client properties)")]
+    Kafka(#[from] rdkafka::error::KafkaError),
 }
 
 /// What a source stores to resume exactly where delivery stopped.

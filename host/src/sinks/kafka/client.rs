@@ -16,6 +16,13 @@ use crate::sinks::SinkError;
 pub struct ClientProperties(BTreeMap<String, String>);
 
 impl ClientProperties {
+    /// Sets every property on `config`; set last, so the file's values win.
+    pub fn apply(&self, config: &mut ClientConfig) {
+        for (key, value) in &self.0 {
+            config.set(key, value);
+        }
+    }
+
     fn is_secret(key: &str) -> bool {
         ["password", "secret", "key", "token", "jaas"].iter().any(|s| key.contains(s))
     }
@@ -40,8 +47,6 @@ pub fn producer(brokers: &str, properties: &ClientProperties) -> Result<FuturePr
         .set("linger.ms", "5")
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000");
-    for (key, value) in &properties.0 {
-        config.set(key, value);
-    }
+    properties.apply(&mut config);
     config.create().map_err(|source| SinkError::Client { brokers: brokers.to_owned(), source })
 }

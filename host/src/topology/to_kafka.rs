@@ -1,4 +1,4 @@
-//! Runs a pipeline: source → plugin chain → sink, with rejected records to
+//! MySQL → Kafka: source → plugin chain → Kafka, with rejected records to
 //! the dead-letter queue, and the source position stored only after both
 //! have acknowledged everything up to it (at-least-once).
 use std::collections::VecDeque;
@@ -9,11 +9,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::pipeline::{PipelineConfig, SinkConfig, SourceConfig};
+use super::PipelineError;
+use crate::pipeline::{PipelineConfig, SourceConfig};
 use crate::plugin::PluginHost;
 use crate::positions::PositionStore;
 use crate::sinks::dead_letter::DeadLetterQueue;
-use crate::sinks::kafka::KafkaSink;
+use crate::sinks::kafka::{KafkaSink, KafkaSinkConfig};
 use crate::sources::{MysqlCapture, PollingSource, SourceBatch, SourceError, SourcePosition};
 use crate::transforms::PluginChain;
 
@@ -42,7 +43,7 @@ impl Source {
         Ok(match config {
             SourceConfig::MysqlBinlog(c) => Some(Source::Capture(MysqlCapture::connect(c, stored).await?)),
             SourceConfig::MysqlPoll(c) => Some(Source::Polling(PollingSource::connect(c, stored).await?)),
-            SourceConfig::Kafka { .. } => None,
+            SourceConfig::Kafka(_) => None,
         })
     }
 
@@ -54,32 +55,17 @@ impl Source {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
-    #[error("pipeline `{pipeline}`: {message}")]
-    Unsupported { pipeline: String, message: String },
-    #[error("pipeline source: {0}")]
-    Source(#[from] crate::sources::SourceError),
-    #[error("pipeline sink: {0}")]
-    Sink(#[from] crate::sinks::SinkError),
-    #[error(transparent)]
-    Plugin(#[from] crate::plugin::PluginError),
-    #[error(transparent)]
-    Position(#[from] crate::positions::PositionError),
-}
-
-/// Runs until `stop` turns true or a failure that retrying cannot fix.
-pub async fn run_pipeline(
+pub async fn run(
     config: &PipelineConfig,
+    sink_config: &KafkaSinkConfig,
     host: Arc<PluginHost>,
     state_dir: &Path,
     stop: watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
     let unsupported = || PipelineError::Unsupported {
         pipeline: config.name.clone(),
-        message: "only mysql-binlog and mysql-poll sources into a kafka sink run in this version".into(),
+        message: "a kafka sink takes a mysql-binlog or mysql-poll source".into(),
     };
-    let SinkConfig::Kafka(sink_config) = &config.sink else { return Err(unsupported()) };
     let positions = PositionStore::new(state_dir, &config.name);
     let mut chain = PluginChain::build(&host, &config.plugins)?;
     let sink = KafkaSink::new(sink_config, &config.name)?;

@@ -1,0 +1,414 @@
+//! The MySQL sink: records become multi-row upserts, inserts, updates and
+//! deletes, applied in one transaction per batch together with the Kafka
+//! offsets they came from (exactly-once effect). A record that cannot be
+//! written (no such table, no primary key, a value that does not fit) is
+//! handed back for the dead-letter queue; the rest of the batch goes on.
+mod offsets;
+mod target;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Transaction, TxOpts, Value as Wire};
+use serde::Deserialize;
+
+use self::offsets::OffsetsTable;
+use self::target::TargetTable;
+use crate::pipeline::Secret;
+use crate::plugin::{FailureKind, RecordFailure};
+use crate::record::{Op, Position, Record};
+use crate::sources::kafka::Offsets;
+use crate::sinks::dead_letter::DeadLetterQueue;
+use crate::transforms::Rejected;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlSinkConfig {
+    pub url: Secret,
+    /// `database.table` per record from `{database}`, `{table}` (of the
+    /// envelope, else the topic split at its first dot) and `{topic}`; a
+    /// routing plugin's destination wins.
+    #[serde(default = "default_table")]
+    pub table: String,
+    #[serde(default)]
+    pub mode: WriteMode,
+    /// Rows per multi-row statement.
+    #[serde(default = "default_batch_rows")]
+    pub batch_rows: usize,
+    /// Approximate bytes of values per statement (below max_allowed_packet).
+    #[serde(default = "default_batch_bytes")]
+    pub batch_bytes: usize,
+    /// Database of the `sluice_offsets` table.
+    #[serde(default = "default_offsets_database")]
+    pub offsets_database: String,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WriteMode {
+    /// INSERT … ON DUPLICATE KEY UPDATE.
+    #[default]
+    Upsert,
+    /// Plain INSERT: an existing key is an error for that record.
+    Insert,
+    /// UPDATE only: a missing row is left missing.
+    Update,
+}
+
+fn default_table() -> String {
+    "{database}.{table}".into()
+}
+fn default_batch_rows() -> usize {
+    500
+}
+fn default_batch_bytes() -> usize {
+    1 << 20
+}
+fn default_offsets_database() -> String {
+    "sluice".into()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MysqlSinkError {
+    #[error("MySQL sink: {0}")]
+    Connect(crate::sources::SourceError),
+    #[error("MySQL sink: {0}")]
+    Mysql(#[from] mysql_async::Error),
+    #[error("MySQL sink: the dead letters of a batch were not accepted: {0}")]
+    DeadLetters(#[from] super::SinkError),
+}
+
+/// One row's change after compaction: the last one per key wins.
+enum Change {
+    Upsert(Vec<(usize, Wire)>),
+    Delete(Vec<Wire>),
+}
+
+struct Pending {
+    table: usize,
+    change: Change,
+    record: Record,
+}
+
+pub struct MysqlSink {
+    conn: Conn,
+    writer: Writer,
+}
+
+/// Everything but the connection, so a transaction can borrow that alone.
+struct Writer {
+    config: MysqlSinkConfig,
+    offsets: OffsetsTable,
+    /// Destination name → index into `targets`, None for a missing table.
+    tables: HashMap<String, Option<usize>>,
+    targets: Vec<TargetTable>,
+    pipeline: String,
+}
+
+impl MysqlSink {
+    pub async fn connect(config: &MysqlSinkConfig, pipeline: &str) -> Result<Self, MysqlSinkError> {
+        let mut conn = open(config).await?;
+        let offsets = OffsetsTable::new(&config.offsets_database, pipeline);
+        offsets.create(&mut conn, &config.offsets_database).await?;
+        let writer = Writer { config: config.clone(), offsets, tables: HashMap::new(), targets: Vec::new(), pipeline: pipeline.to_owned() };
+        Ok(MysqlSink { conn, writer })
+    }
+
+    /// Applies the records of one batch and stores `next_offsets`, in one
+    /// transaction; retried on a lost connection (the stored offsets make a
+    /// retry skip what a committed attempt applied). Before the commit, the
+    /// batch's dead letters (`dead` plus the records that could not be
+    /// written) go to the dead-letter queue and must be acknowledged: once
+    /// the offsets are stored, the batch is never read again.
+    pub async fn apply(
+        &mut self,
+        records: Vec<Record>,
+        next_offsets: &Offsets,
+        dead: &[Rejected],
+        dead_letters: &DeadLetterQueue,
+    ) -> Result<usize, MysqlSinkError> {
+        let mut attempt = 0;
+        loop {
+            match self.writer.apply(&mut self.conn, &records, next_offsets, dead, dead_letters).await {
+                Ok(unwritable) => return Ok(unwritable),
+                Err(e) if retryable(&e) && attempt < 60 => {
+                    attempt += 1;
+                    tracing::warn!(pipeline = %self.writer.pipeline, error = %e, attempt, "MySQL sink: reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Ok(conn) = open(&self.writer.config).await {
+                        self.conn = conn;
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+}
+
+impl Writer {
+    async fn apply(
+        &mut self,
+        conn: &mut Conn,
+        records: &[Record],
+        next_offsets: &Offsets,
+        dead: &[Rejected],
+        dead_letters: &DeadLetterQueue,
+    ) -> Result<usize, MysqlSinkError> {
+        let mut rejected = Vec::new();
+        // Resolve tables outside the transaction (catalog look-ups).
+        for record in records {
+            let name = self.table_name(record);
+            if !self.tables.contains_key(&name) {
+                let target = match name.split_once('.') {
+                    Some((db, t)) => TargetTable::look_up(conn, db, t).await?,
+                    None => None,
+                };
+                let index = target.map(|t| {
+                    self.targets.push(t);
+                    self.targets.len() - 1
+                });
+                self.tables.insert(name, index);
+            }
+        }
+        let mut tx = conn.start_transaction(TxOpts::default()).await?;
+        let applied = self.offsets.lock(&mut tx).await?;
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut by_key: HashMap<(usize, Vec<u8>), usize> = HashMap::new();
+        for record in records {
+            if let Position::Kafka { topic, partition, offset } = &record.position
+                && applied.get(&(topic.clone(), *partition)).is_some_and(|next| offset < next)
+            {
+                continue; // applied by an earlier transaction
+            }
+            let name = self.table_name(record);
+            let Some(table) = self.tables[&name] else {
+                rejected.push(unwritable(record, format!("table `{name}` does not exist; create it or route the record elsewhere")));
+                continue;
+            };
+            match change(&self.targets[table], record) {
+                Err(reason) => rejected.push(unwritable(record, reason)),
+                Ok((key, change)) => {
+                    let p = Pending { table, change, record: record.clone() };
+                    match by_key.get(&(table, key.clone())) {
+                        Some(&i) => pending[i] = p,
+                        None => {
+                            by_key.insert((table, key), pending.len());
+                            pending.push(p);
+                        }
+                    }
+                }
+            }
+        }
+        self.write(&mut tx, pending, &mut rejected).await?;
+        self.offsets.store(&mut tx, next_offsets).await?;
+        let unwritable = rejected.len();
+        rejected.extend(dead.iter().map(|r| Rejected { record: r.record.clone(), plugin: r.plugin.clone(), version: r.version.clone(), failure: r.failure.clone() }));
+        if !rejected.is_empty() {
+            dead_letters.send(&rejected).await?;
+        }
+        tx.commit().await?;
+        Ok(unwritable)
+    }
+
+    fn table_name(&self, record: &Record) -> String {
+        if let Some(destination) = &record.destination {
+            return destination.clone();
+        }
+        let schema = record.schema.as_deref();
+        let topic = match &record.position {
+            Position::Kafka { topic, .. } => topic.as_str(),
+            _ => "",
+        };
+        self.config
+            .table
+            .replace("{database}", schema.map_or("", |s| s.database.as_str()))
+            .replace("{table}", schema.map_or("", |s| s.table.as_str()))
+            .replace("{topic}", topic)
+    }
+
+    /// Groups changes into multi-row statements (same table, kind and
+    /// columns), each chunk under a savepoint: a chunk the server refuses is
+    /// retried row by row, and the rows it still refuses are rejected.
+    async fn write(&self, tx: &mut Transaction<'_>, pending: Vec<Pending>, rejected: &mut Vec<Rejected>) -> Result<(), mysql_async::Error> {
+        let mut groups: Vec<(String, Vec<Wire>, Vec<Pending>)> = Vec::new();
+        let mut group_of: HashMap<String, usize> = HashMap::new();
+        for p in pending {
+            let shape = self.statement(&p, 1);
+            match group_of.get(&shape) {
+                Some(&g) => groups[g].2.push(p),
+                None => {
+                    group_of.insert(shape.clone(), groups.len());
+                    groups.push((shape, Vec::new(), vec![p]));
+                }
+            }
+        }
+        for (_, _, rows) in groups {
+            let mut chunk: Vec<Pending> = Vec::new();
+            let mut bytes = 0;
+            for p in rows {
+                bytes += size(&p.change);
+                chunk.push(p);
+                if chunk.len() >= self.config.batch_rows || bytes >= self.config.batch_bytes {
+                    self.write_chunk(tx, std::mem::take(&mut chunk), rejected).await?;
+                    bytes = 0;
+                }
+            }
+            if !chunk.is_empty() {
+                self.write_chunk(tx, chunk, rejected).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn write_chunk(&self, tx: &mut Transaction<'_>, chunk: Vec<Pending>, rejected: &mut Vec<Rejected>) -> Result<(), mysql_async::Error> {
+        match self.run_savepoint(tx, &chunk).await? {
+            None => Ok(()),
+            Some(_) if chunk.len() > 1 => {
+                for p in chunk {
+                    if let Some(reason) = self.run_savepoint(tx, std::slice::from_ref(&p)).await? {
+                        rejected.push(unwritable(&p.record, reason));
+                    }
+                }
+                Ok(())
+            }
+            Some(reason) => {
+                rejected.push(unwritable(&chunk[0].record, reason));
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs the chunk's statement; a refusal by the server about the data
+    /// rolls back to before it and comes back as the reason.
+    async fn run_savepoint(&self, tx: &mut Transaction<'_>, chunk: &[Pending]) -> Result<Option<String>, mysql_async::Error> {
+        tx.query_drop("SAVEPOINT chunk").await?;
+        let sql = self.statement(&chunk[0], chunk.len());
+        let params: Vec<Wire> = chunk.iter().flat_map(|p| self.params(p)).collect();
+        match tx.exec_drop(sql, params).await {
+            Ok(()) => Ok(None),
+            Err(mysql_async::Error::Server(e)) if !matches!(e.code, 1205 | 1213) => {
+                tx.query_drop("ROLLBACK TO SAVEPOINT chunk").await?;
+                Ok(Some(format!("MySQL refused the row: {} (error {})", e.message, e.code)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The statement for `rows` changes shaped like `p`.
+    fn statement(&self, p: &Pending, rows: usize) -> String {
+        let target = &self.targets[p.table];
+        let quote = crate::sources::catalog::quote;
+        match &p.change {
+            Change::Delete(_) => {
+                let one = target.key.iter().map(|k| format!("{} = ?", quote(k))).collect::<Vec<_>>().join(" AND ");
+                format!("DELETE FROM {} WHERE {}", target.sql_name, vec![format!("({one})"); rows].join(" OR "))
+            }
+            Change::Upsert(values) if self.config.mode == WriteMode::Update => {
+                let set: Vec<String> = values.iter().map(|(c, _)| format!("{} = ?", quote(&target.columns[*c].0))).collect();
+                let key = target.key.iter().map(|k| format!("{} = ?", quote(k))).collect::<Vec<_>>().join(" AND ");
+                format!("UPDATE {} SET {} WHERE {key}", target.sql_name, set.join(", "))
+            }
+            Change::Upsert(values) => {
+                let columns: Vec<String> = values.iter().map(|(c, _)| quote(&target.columns[*c].0)).collect();
+                let row = format!("({})", vec!["?"; columns.len()].join(", "));
+                let mut sql = format!("INSERT INTO {} ({}) VALUES {}", target.sql_name, columns.join(", "), vec![row; rows].join(", "));
+                if self.config.mode == WriteMode::Upsert {
+                    let updates: Vec<String> = columns.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+                    sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {}", updates.join(", ")));
+                }
+                sql
+            }
+        }
+    }
+
+    fn params(&self, p: &Pending) -> Vec<Wire> {
+        match &p.change {
+            Change::Delete(key) => key.clone(),
+            Change::Upsert(values) if self.config.mode == WriteMode::Update => {
+                let target = &self.targets[p.table];
+                let mut params: Vec<Wire> = values.iter().map(|(_, v)| v.clone()).collect();
+                for k in &target.key {
+                    let index = target.column(k).expect("key columns are columns");
+                    params.extend(values.iter().find(|(c, _)| *c == index).map(|(_, v)| v.clone()));
+                }
+                params
+            }
+            Change::Upsert(values) => values.iter().map(|(_, v)| v.clone()).collect(),
+        }
+    }
+}
+
+async fn open(config: &MysqlSinkConfig) -> Result<Conn, MysqlSinkError> {
+    let mut conn = crate::sources::connect(&config.url).await.map_err(MysqlSinkError::Connect)?;
+    // Refuse values that do not fit rather than store them altered.
+    conn.query_drop("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'").await?;
+    Ok(conn)
+}
+
+/// The row's key (as bytes, for compaction) and its change; or why the
+/// record cannot be written to `target`.
+fn change(target: &TargetTable, record: &Record) -> Result<(Vec<u8>, Change), String> {
+    let Some(schema) = record.schema.as_deref() else {
+        return Err("a raw message: a plugin must decode it into a row first".into());
+    };
+    let row = match record.op {
+        Op::Delete => record.before.as_deref(),
+        _ => record.after.as_deref(),
+    }
+    .ok_or("the record has no row image")?;
+    if target.key.is_empty() {
+        return Err("the destination table has no primary key".into());
+    }
+    let mut key = Vec::new();
+    let mut key_text = Vec::new();
+    for k in &target.key {
+        let value = schema.index_of(k).and_then(|i| row.get(i)).filter(|v| **v != crate::record::Value::Null);
+        let Some(value) = value else { return Err(format!("missing primary key column `{k}`")) };
+        let index = target.column(k).expect("key columns are columns");
+        key.push(target.convert(index, value));
+        key_text.extend(format!("{value:?}\u{0}").into_bytes());
+    }
+    if record.op == Op::Delete {
+        return Ok((key_text, Change::Delete(key)));
+    }
+    // Columns the table lacks are left out.
+    let values: Vec<(usize, Wire)> = schema
+        .columns
+        .iter()
+        .zip(row)
+        .filter_map(|(column, value)| target.column(&column.name).map(|i| (i, target.convert(i, value))))
+        .collect();
+    Ok((key_text, Change::Upsert(values)))
+}
+
+fn size(change: &Change) -> usize {
+    let wire = |w: &Wire| match w {
+        Wire::Bytes(b) => b.len(),
+        _ => 8,
+    };
+    match change {
+        Change::Delete(key) => key.iter().map(wire).sum(),
+        Change::Upsert(values) => values.iter().map(|(_, v)| wire(v)).sum(),
+    }
+}
+
+fn unwritable(record: &Record, reason: String) -> Rejected {
+    Rejected {
+        record: record.clone(),
+        plugin: "sink:mysql".into(),
+        version: String::new(),
+        failure: RecordFailure::new(FailureKind::Unwritable, reason),
+    }
+}
+
+/// Lost connections and server restarts, deadlocks and lock timeouts: the
+/// whole batch is tried again.
+fn retryable(e: &MysqlSinkError) -> bool {
+    match e {
+        MysqlSinkError::Mysql(mysql_async::Error::Server(server)) => matches!(server.code, 1205 | 1213 | 1053 | 1927),
+        MysqlSinkError::Mysql(mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)) | MysqlSinkError::Connect(_) => true,
+        _ => false,
+    }
+}

@@ -1,0 +1,138 @@
+//! Records from Kafka topics, read in a consumer group. Where reading
+//! starts is only a hint: the MySQL sink keeps the authoritative offsets in
+//! the same transaction as the rows and skips anything at or below them, so
+//! a rebalance or a restart neither loses nor double-applies a record.
+mod envelope;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::message::{Message as _, Timestamp};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Deserialize;
+
+pub use self::envelope::{EnvelopeDecoder, Message, MessageFormat};
+use super::SourceError;
+use crate::record::Record;
+use crate::sinks::kafka::ClientProperties;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSourceConfig {
+    pub brokers: String,
+    /// Topic names, or patterns starting with `^` (regular expressions).
+    pub topics: Vec<String>,
+    pub group: String,
+    /// Where a partition with no stored offset starts.
+    #[serde(default)]
+    pub start: StartFrom,
+    #[serde(default)]
+    pub format: MessageFormat,
+    /// librdkafka consumer properties, passed through (security, fetch sizes…).
+    #[serde(default)]
+    pub properties: ClientProperties,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StartFrom {
+    #[default]
+    Earliest,
+    Latest,
+}
+
+/// The next offset to read, per (topic, partition).
+pub type Offsets = BTreeMap<(String, i32), i64>;
+
+/// Messages decoded into records, those that could not be (with why), and
+/// the offsets after them.
+#[derive(Default)]
+pub struct KafkaBatch {
+    pub records: Vec<Record>,
+    pub undecodable: Vec<(Record, String)>,
+    pub next_offsets: Offsets,
+}
+
+pub struct KafkaSource {
+    consumer: StreamConsumer,
+    decoder: EnvelopeDecoder,
+    format: MessageFormat,
+}
+
+impl KafkaSource {
+    pub fn connect(config: &KafkaSourceConfig) -> Result<Self, SourceError> {
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", &config.group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", match config.start {
+                StartFrom::Earliest => "earliest",
+                StartFrom::Latest => "latest",
+            })
+            // A topic created after subscribing is noticed within a second.
+            .set("topic.metadata.refresh.interval.ms", "1000")
+            .set("fetch.wait.max.ms", "50");
+        config.properties.apply(&mut client);
+        let consumer: StreamConsumer = client.create()?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(KafkaSource { consumer, decoder: EnvelopeDecoder::default(), format: config.format })
+    }
+
+    /// Up to `max` messages, waiting at most `wait` in all.
+    pub async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<KafkaBatch, SourceError> {
+        let mut batch = KafkaBatch::default();
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut taken = 0;
+        while taken < max {
+            let message = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Err(_elapsed) => break,
+                // Until a subscribed topic exists the broker says so; keep waiting.
+                Ok(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) => continue,
+                // librdkafka reconnects by itself; fatal errors come as their own kind.
+                Ok(Err(KafkaError::MessageConsumption(code))) => {
+                    tracing::warn!(error = %code, "Kafka source: consumption error, retrying");
+                    continue;
+                }
+                Ok(Err(e)) => return Err(e.into()),
+                Ok(Ok(m)) => m,
+            };
+            taken += 1;
+            let timestamp_ms = match message.timestamp() {
+                Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
+                Timestamp::NotAvailable => 0,
+            };
+            let m = Message {
+                topic: message.topic(),
+                partition: message.partition(),
+                offset: message.offset(),
+                timestamp_ms,
+                key: message.key(),
+                payload: message.payload(),
+            };
+            batch.next_offsets.insert((m.topic.to_owned(), m.partition), m.offset + 1);
+            match self.decoder.decode(self.format, &m) {
+                Ok(record) => batch.records.push(record),
+                Err(bad) => batch.undecodable.push(bad),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Tells the group how far this member got, once the sink has committed:
+    /// a hint for where a new owner of a partition starts reading.
+    pub fn commit(&self, offsets: &Offsets) -> Result<(), SourceError> {
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), next) in offsets {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+        }
+        if list.count() > 0 {
+            self.consumer.commit(&list, CommitMode::Async)?;
+        }
+        Ok(())
+    }
+}
