@@ -4,6 +4,7 @@
 #
 #   scripts/stack.sh start DIR   start both, wait until they answer, write DIR/stack.env
 #   scripts/stack.sh stop DIR    stop both and wait for them to exit
+#   scripts/stack.sh restart-mysql DIR   stop and start MariaDB on the same port
 #
 # DIR/stack.env holds SLUICE_MYSQL_URL, SLUICE_KAFKA_BROKERS and the pids.
 set -euo pipefail
@@ -27,8 +28,32 @@ wait_for() { # what, seconds, command...
     return 1
 }
 
-start() {
+# Starts mariadbd on the datadir, port and settings `start` recorded.
+start_mysqld() {
     local mysqld; mysqld="$(command -v mariadbd || echo /usr/sbin/mariadbd)"
+    local binlog; read -r -a binlog <"$dir/mysql/binlog.args"
+    "$mysqld" --no-defaults --user=root --datadir="$dir/mysql/data" \
+        --socket="$dir/mysql/sock" --pid-file="$dir/mysql/pid" \
+        --port="$(cat "$dir/mysql/port")" --bind-address=127.0.0.1 --skip-name-resolve \
+        "${binlog[@]}" --server-id="$(cat "$dir/mysql/server-id")" \
+        --tmpdir="$dir/mysql/tmp" --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 \
+        --log-error="$dir/mysql/error.log" >/dev/null 2>&1 &
+    echo $! >"$dir/mysql/mysqld.pid"
+}
+
+# Stops MariaDB and starts it again on the same port and data (tests of
+# reconnection); its new pid goes into stack.env.
+restart_mysql() {
+    # shellcheck disable=SC1091
+    source "$dir/stack.env"
+    mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot shutdown
+    for _ in $(seq 1 100); do kill -0 "$SLUICE_STACK_MYSQL_PID" 2>/dev/null || break; sleep 0.1; done
+    start_mysqld
+    sed -i "s/^SLUICE_STACK_MYSQL_PID=.*/SLUICE_STACK_MYSQL_PID=$(cat "$dir/mysql/mysqld.pid")/" "$dir/stack.env"
+    wait_for "MariaDB" 60 mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot ping
+}
+
+start() {
     local tansu="$root/.tools/bin/tansu"
     [ -x "$tansu" ] || { echo "stack: $tansu missing; run scripts/install.sh" >&2; exit 1; }
     local mport kport; mport="$(free_port)"; kport="$(free_port)"
@@ -56,13 +81,11 @@ start() {
         fi
         sleep 1
     done
-    "$mysqld" --no-defaults --user=root --datadir="$dir/mysql/data" \
-        --socket="$dir/mysql/sock" --pid-file="$dir/mysql/pid" \
-        --port="$mport" --bind-address=127.0.0.1 --skip-name-resolve \
-        "${binlog[@]}" --server-id="$server_id" \
-        --tmpdir="$dir/mysql/tmp" --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 \
-        --log-error="$dir/mysql/error.log" >/dev/null 2>&1 &
-    local mpid=$!
+    echo "${binlog[*]}" >"$dir/mysql/binlog.args"
+    echo "$server_id" >"$dir/mysql/server-id"
+    echo "$mport" >"$dir/mysql/port"
+    start_mysqld
+    local mpid; mpid="$(cat "$dir/mysql/mysqld.pid")"
 
     "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" \
         --advertised-listener-url "tcp://127.0.0.1:$kport" \
@@ -99,5 +122,6 @@ stop() {
 case "$cmd" in
     start) start ;;
     stop) stop ;;
-    *) echo "usage: stack.sh start|stop DIR" >&2; exit 2 ;;
+    restart-mysql) restart_mysql ;;
+    *) echo "usage: stack.sh start|stop|restart-mysql DIR" >&2; exit 2 ;;
 esac

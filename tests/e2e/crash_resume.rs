@@ -43,7 +43,7 @@ name = "passthrough"
 
 /// The pipeline as a separate process (this test binary, running the ignored
 /// test below), so it can be killed with SIGKILL.
-fn spawn_pipeline(file: &Path) -> Child {
+pub fn spawn_pipeline(file: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--ignored", "--exact", "crash_resume::pipeline_process", "--nocapture"])
         .env(CHILD_ENV, file)
@@ -51,7 +51,7 @@ fn spawn_pipeline(file: &Path) -> Child {
         .unwrap()
 }
 
-/// Not a test of its own: the body of the process the crash test kills.
+/// Not a test of its own: the body of the process the crash tests kill.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by crash_resume::a_killed_pipeline_resumes_without_losing_rows"]
 async fn pipeline_process() {

@@ -25,13 +25,17 @@ const MESSAGES: usize = 100_000;
 const KEYS: u64 = 5_000;
 
 fn pipeline_file(stack: &Stack, group: &str, topic: &str) -> PipelineFile {
-    let text = format!(
+    PipelineFile::parse(&pipeline_text(stack, group, topic), |_| None).unwrap()
+}
+
+fn pipeline_text(stack: &Stack, group: &str, topic: &str) -> String {
+    format!(
         r#"
 plugin_dir = "{plugins}"
 
 [[pipeline]]
 name = "accounts"
-source = {{ type = "kafka", brokers = "{brokers}", topics = ["{topic}"], group = "{group}" }}
+source = {{ type = "kafka", brokers = "{brokers}", topics = ["{topic}"], group = "{group}", properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }} }}
 sink = {{ type = "mysql", url = "{url}" }}
 dead_letter = {{ topic = "accounts.dlq" }}
 
@@ -41,8 +45,7 @@ name = "passthrough"
         plugins = plugins_dir().display(),
         brokers = stack.kafka_brokers(),
         url = stack.mysql_url(),
-    );
-    PipelineFile::parse(&text, |_| None).unwrap()
+    )
 }
 
 async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
@@ -112,56 +115,66 @@ async fn run_until_applied(file: PipelineFile, db: &mut mysql_async::Conn, total
     task.await.unwrap();
 }
 
+type Model = BTreeMap<u64, (String, String, String)>;
+type Messages = Vec<(i32, Option<String>, Option<String>)>;
+
+/// A deterministic stream of creates, updates, deletes and tombstones over
+/// KEYS keys (each key on partition id % partitions, so its order holds),
+/// and the final state it implies.
+fn mixed_stream(count: usize, partitions: u64, seed: u64) -> (Messages, Model) {
+    let mut model = Model::new();
+    let mut messages = Vec::with_capacity(count);
+    let mut seed = seed;
+    for i in 0..count as u64 {
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let id = (seed >> 33) % KEYS;
+        let partition = (id % partitions) as i32;
+        let key = Some(json!({ "id": id }).to_string());
+        let row = (format!("name {i}"), format!("{}.{:02}", i % 100000, i % 100), format!("2026-01-01T00:00:{:02}.{:06}Z", i % 60, i % 1_000_000));
+        let after = json!({ "id": id, "name": row.0, "balance": row.1, "seen": row.2 });
+        let source = json!({ "db": "shop", "table": "accounts" });
+        let value = match (model.contains_key(&id), (seed >> 20) % 10) {
+            (false, _) => Some(json!({ "op": "c", "before": null, "after": after, "source": source })),
+            (true, 0..=6) => Some(json!({ "op": "u", "before": { "id": id }, "after": after, "source": source })),
+            (true, 7..=8) => Some(json!({ "op": "d", "before": { "id": id }, "after": null, "source": source })),
+            (true, _) => None, // a tombstone
+        };
+        match &value {
+            Some(v) if v["op"] != "d" => model.insert(id, row),
+            _ => model.remove(&id),
+        };
+        messages.push((partition, key, value.map(|v| v.to_string())));
+    }
+    (messages, model)
+}
+
+fn normalise(model: &Model) -> Model {
+    model.iter().map(|(id, (n, b, s))| (*id, (n.clone(), format!("{:.2}", b.parse::<f64>().unwrap()), s.clone()))).collect()
+}
+
+async fn accounts(db: &mut mysql_async::Conn) -> Model {
+    let rows: Vec<(u64, String, String, String)> = db
+        .query("SELECT id, name, CAST(balance AS CHAR), DATE_FORMAT(seen, '%Y-%m-%dT%H:%i:%s.%fZ') FROM shop.accounts ORDER BY id")
+        .await
+        .unwrap();
+    rows.into_iter().map(|(id, n, b, s)| (id, (n, b, s))).collect()
+}
+
+const ACCOUNTS: &str = "CREATE DATABASE shop;
+    CREATE TABLE shop.accounts (id INT PRIMARY KEY, name VARCHAR(40), balance DECIMAL(12,2), seen DATETIME(6))";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mixed_envelopes_end_in_the_exact_final_state_once() {
     let stack = Stack::start();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop(
-        "CREATE DATABASE shop;
-         CREATE TABLE shop.accounts (id INT PRIMARY KEY, name VARCHAR(40), balance DECIMAL(12,2), seen DATETIME(6))",
-    )
-    .await
-    .unwrap();
+    db.query_drop(ACCOUNTS).await.unwrap();
     create_topic(stack.kafka_brokers(), "shop.accounts", 3).await;
 
-    // A deterministic stream over KEYS keys; the model is the final state.
-    let mut model: BTreeMap<u64, (String, String, String)> = BTreeMap::new();
-    let mut messages = Vec::with_capacity(MESSAGES);
-    let mut seed: u64 = 42;
-    for i in 0..MESSAGES as u64 {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        let id = (seed >> 33) % KEYS;
-        let partition = (id % 3) as i32;
-        let key = Some(json!({ "id": id }).to_string());
-        let row = (format!("name {i}"), format!("{}.{:02}", i % 100000, i % 100), format!("2026-01-01T00:00:{:02}.{:06}Z", i % 60, i % 1_000_000));
-        let after = json!({ "id": id, "name": row.0, "balance": row.1, "seen": row.2 });
-        let exists = model.contains_key(&id);
-        let value = match (exists, (seed >> 20) % 10) {
-            (false, _) => Some(json!({ "op": "c", "before": null, "after": after, "source": { "db": "shop", "table": "accounts" } })),
-            (true, 0..=6) => Some(json!({ "op": "u", "before": { "id": id }, "after": after, "source": { "db": "shop", "table": "accounts" } })),
-            (true, 7..=8) => Some(json!({ "op": "d", "before": { "id": id }, "after": null, "source": { "db": "shop", "table": "accounts" } })),
-            (true, _) => None, // a tombstone
-        };
-        match &value {
-            Some(v) if v["op"] != "d" => {
-                model.insert(id, row);
-            }
-            _ => {
-                model.remove(&id);
-            }
-        }
-        messages.push((partition, key, value.map(|v| v.to_string())));
-    }
+    let (messages, model) = mixed_stream(MESSAGES, 3, 42);
     produce(stack.kafka_brokers(), "shop.accounts", &messages).await;
     run_until_applied(pipeline_file(&stack, "accounts-1", "shop.accounts"), &mut db, MESSAGES as i64).await;
 
-    let rows: Vec<(u64, String, String, String)> =
-        db.query("SELECT id, name, CAST(balance AS CHAR), DATE_FORMAT(seen, '%Y-%m-%dT%H:%i:%s.%fZ') FROM shop.accounts ORDER BY id").await.unwrap();
-    let table: BTreeMap<u64, (String, String, String)> = rows.into_iter().map(|(id, n, b, s)| (id, (n, b, s))).collect();
-    let normalised: BTreeMap<u64, (String, String, String)> = model
-        .iter()
-        .map(|(id, (n, b, s))| (*id, (n.clone(), format!("{:.2}", b.parse::<f64>().unwrap()), s.clone())))
-        .collect();
+    let (table, normalised) = (accounts(&mut db).await, normalise(&model));
     assert_eq!(table.len(), normalised.len(), "rows in shop.accounts");
     assert!(table == normalised, "shop.accounts differs from the final state of the stream");
 
@@ -227,4 +240,104 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_their_reasons() {
     reason("missing primary key column `id`");
     reason("table `shop.nosuch` does not exist");
     assert!(dead.iter().all(|d| d.headers["sluice.position"].starts_with("shop.accounts/0/")));
+}
+
+/// The applied offsets per partition, as the offsets table holds them.
+async fn stored_offsets(db: &mut mysql_async::Conn) -> BTreeMap<i32, i64> {
+    let rows: Vec<(i32, i64)> = db
+        .query("SELECT kafka_partition, next_offset FROM sluice.sluice_offsets WHERE pipeline = 'accounts'")
+        .await
+        .unwrap_or_default();
+    rows.into_iter().collect()
+}
+
+async fn wait_applied(db: &mut mysql_async::Conn, total: i64, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let applied: i64 = stored_offsets(db).await.values().sum();
+        if applied == total {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: offsets table at {applied} of {total} after 300 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hosts_share_partitions_and_survive_sigkill() {
+    let stack = Stack::start();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop(ACCOUNTS).await.unwrap();
+    create_topic(stack.kafka_brokers(), "shop.accounts", 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pipeline.toml");
+    std::fs::write(&file, pipeline_text(&stack, "accounts-pair", "shop.accounts")).unwrap();
+    let (messages, model) = mixed_stream(60_000, 6, 7);
+    let counts = |upto: usize| {
+        let mut per: BTreeMap<i32, i64> = BTreeMap::new();
+        for (p, _, _) in &messages[..upto] {
+            *per.entry(*p).or_default() += 1;
+        }
+        per
+    };
+
+    let mut first = crate::crash_resume::spawn_pipeline(&file);
+    let mut second = crate::crash_resume::spawn_pipeline(&file);
+    produce(stack.kafka_brokers(), "shop.accounts", &messages[..30_000]).await;
+    wait_applied(&mut db, 30_000, "both hosts").await;
+    // Kill one host mid-load: its partitions must move to the survivor.
+    produce(stack.kafka_brokers(), "shop.accounts", &messages[30_000..40_000]).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+    produce(stack.kafka_brokers(), "shop.accounts", &messages[40_000..50_000]).await;
+    wait_applied(&mut db, 50_000, "the survivor").await;
+    assert_eq!(stored_offsets(&mut db).await, counts(50_000), "offsets table per partition");
+
+    // Kill the survivor too, mid-load, and start a fresh host.
+    let rest = messages[50_000..].to_vec();
+    let producing = {
+        let brokers = stack.kafka_brokers().to_owned();
+        tokio::spawn(async move { produce(&brokers, "shop.accounts", &rest).await })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    second.kill().unwrap();
+    second.wait().unwrap();
+    producing.await.unwrap();
+    let mut third = crate::crash_resume::spawn_pipeline(&file);
+    wait_applied(&mut db, 60_000, "the restarted host").await;
+    third.kill().unwrap();
+    third.wait().unwrap();
+    assert_eq!(stored_offsets(&mut db).await, counts(60_000), "offsets table per partition");
+    let (table, expected) = (accounts(&mut db).await, normalise(&model));
+    assert_eq!(table.len(), expected.len(), "rows in shop.accounts");
+    assert!(table == expected, "shop.accounts differs from the final state of the stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_sink_reconnects_when_mysql_restarts_mid_load() {
+    let stack = Stack::start();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop(ACCOUNTS).await.unwrap();
+    create_topic(stack.kafka_brokers(), "shop.accounts", 3).await;
+    let (messages, model) = mixed_stream(30_000, 3, 11);
+    let mut file = pipeline_file(&stack, "accounts-restart", "shop.accounts");
+    let pipeline = file.pipelines.remove(0);
+    let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
+    let (stop_tx, stop) = watch::channel(false);
+    let task = tokio::spawn(async move { run_pipeline(&pipeline, host, std::path::Path::new("."), stop).await });
+
+    produce(stack.kafka_brokers(), "shop.accounts", &messages[..10_000]).await;
+    wait_applied(&mut db, 10_000, "before the restart").await;
+    let rest = messages[10_000..].to_vec();
+    let brokers = stack.kafka_brokers().to_owned();
+    let producing = tokio::spawn(async move { produce(&brokers, "shop.accounts", &rest).await });
+    tokio::task::block_in_place(|| stack.restart_mysql());
+    producing.await.unwrap();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    wait_applied(&mut db, 30_000, "after the restart").await;
+    assert!(!task.is_finished(), "the pipeline must ride out the restart: {:?}", task.await);
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().unwrap();
+    let (table, expected) = (accounts(&mut db).await, normalise(&model));
+    assert!(table == expected, "shop.accounts differs from the final state of the stream");
 }

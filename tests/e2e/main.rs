@@ -3,7 +3,7 @@
 mod bad_input;
 pub mod binlog_to_kafka;
 mod cli;
-mod crash_resume;
+pub mod crash_resume;
 mod example_plugins;
 mod gtid;
 mod hot_reload;

@@ -44,6 +44,12 @@ impl LocalStack {
         LocalStack { dir, env }
     }
 
+    /// Stops MariaDB and starts it again on the same port and data.
+    pub fn restart_mysql(&self) {
+        let output = Command::new("bash").arg(script()).arg("restart-mysql").arg(self.dir.path()).output().expect("run stack.sh");
+        assert!(output.status.success(), "stack.sh restart-mysql failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
     pub fn mysql_url(&self) -> &str {
         &self.env["SLUICE_MYSQL_URL"]
     }
