@@ -3,6 +3,7 @@ pub mod cdc;
 mod latency;
 pub mod plugin;
 mod python;
+pub mod sink;
 mod rows;
 mod stack;
 

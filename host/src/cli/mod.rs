@@ -115,6 +115,8 @@ pub enum BenchCommand {
     Plugin(crate::bench::PluginBenchArgs),
     /// MySQL binlog -> pass-through plugin -> Kafka, beside bare binlog decode and bare produce rates.
     Cdc(crate::bench::cdc::CdcBenchArgs),
+    /// Kafka -> pass-through plugin -> MySQL, beside bare consume and bare multi-row upsert rates.
+    Sink(crate::bench::sink::SinkBenchArgs),
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -142,6 +144,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRead, ou
         Command::Tail(args) => tail::run(&args, out),
         Command::Bench(BenchCommand::Plugin(args)) => crate::bench::plugin::run(&args, out),
         Command::Bench(BenchCommand::Cdc(args)) => crate::bench::cdc::run(&args, out),
+        Command::Bench(BenchCommand::Sink(args)) => crate::bench::sink::run(&args, out),
     };
     match result {
         Ok(code) => code,

@@ -5,19 +5,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::PipelineError;
 use crate::pipeline::PipelineConfig;
 use crate::plugin::{FailureKind, PluginHost, RecordFailure};
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::mysql::{MysqlSink, MysqlSinkConfig};
-use crate::sources::kafka::{KafkaSource, KafkaSourceConfig};
+use crate::sources::SourceError;
+use crate::sources::kafka::{KafkaBatch, KafkaSource, KafkaSourceConfig};
 use crate::transforms::{PluginChain, Rejected};
 
 /// Messages per batch, and how long a batch waits to fill.
 const BATCH_RECORDS: usize = 5000;
 const BATCH_WAIT: Duration = Duration::from_millis(100);
+/// Batches read and decoded ahead while the sink writes.
+const READ_AHEAD: usize = 2;
 
 pub async fn run(
     config: &PipelineConfig,
@@ -29,10 +32,12 @@ pub async fn run(
     let mut chain = PluginChain::build(&host, &config.plugins)?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &config.name)?;
     let mut sink = MysqlSink::connect(sink_config, &config.name).await?;
-    let mut source = KafkaSource::connect(source_config)?;
+    let source = KafkaSource::connect(source_config)?;
+    let committer = source.committer();
+    let mut batches = read_ahead(source);
     tracing::info!(pipeline = %config.name, "running");
     while !*stop.borrow() {
-        let batch = source.next_batch(BATCH_RECORDS, BATCH_WAIT).await?;
+        let batch = batches.recv().await.expect("the reader sends its error before it ends")?;
         if batch.next_offsets.is_empty() {
             continue;
         }
@@ -48,8 +53,24 @@ pub async fn run(
         if unwritable > 0 {
             tracing::warn!(pipeline = %config.name, unwritable, "records the MySQL sink could not write went to the dead-letter queue");
         }
-        source.commit(&batch.next_offsets)?;
+        committer.commit(&batch.next_offsets)?;
     }
     tracing::info!(pipeline = %config.name, "stopped");
     Ok(())
+}
+
+/// Reads and decodes batches on their own task while the sink writes; ends
+/// after an error or when the receiver is dropped.
+fn read_ahead(mut source: KafkaSource) -> mpsc::Receiver<Result<KafkaBatch, SourceError>> {
+    let (tx, rx) = mpsc::channel(READ_AHEAD);
+    tokio::spawn(async move {
+        loop {
+            let batch = source.next_batch(BATCH_RECORDS, BATCH_WAIT).await;
+            let failed = batch.is_err();
+            if tx.send(batch).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    rx
 }

@@ -85,10 +85,20 @@ enum Change {
     Delete(Vec<Wire>),
 }
 
-struct Pending {
+struct Pending<'r> {
     table: usize,
     change: Change,
-    record: Record,
+    record: &'r Record,
+}
+
+impl Pending<'_> {
+    /// Changes with equal shapes share one multi-row statement.
+    fn shape(&self) -> (usize, bool, Vec<usize>) {
+        match &self.change {
+            Change::Delete(_) => (self.table, false, Vec::new()),
+            Change::Upsert(values) => (self.table, true, values.iter().map(|(c, _)| *c).collect()),
+        }
+    }
 }
 
 pub struct MysqlSink {
@@ -190,7 +200,7 @@ impl Writer {
             match change(&self.targets[table], record) {
                 Err(reason) => rejected.push(unwritable(record, reason)),
                 Ok((key, change)) => {
-                    let p = Pending { table, change, record: record.clone() };
+                    let p = Pending { table, change, record };
                     match by_key.get(&(table, key.clone())) {
                         Some(&i) => pending[i] = p,
                         None => {
@@ -231,20 +241,19 @@ impl Writer {
     /// Groups changes into multi-row statements (same table, kind and
     /// columns), each chunk under a savepoint: a chunk the server refuses is
     /// retried row by row, and the rows it still refuses are rejected.
-    async fn write(&self, tx: &mut Transaction<'_>, pending: Vec<Pending>, rejected: &mut Vec<Rejected>) -> Result<(), mysql_async::Error> {
-        let mut groups: Vec<(String, Vec<Wire>, Vec<Pending>)> = Vec::new();
-        let mut group_of: HashMap<String, usize> = HashMap::new();
+    async fn write(&self, tx: &mut Transaction<'_>, pending: Vec<Pending<'_>>, rejected: &mut Vec<Rejected>) -> Result<(), mysql_async::Error> {
+        let mut groups: Vec<Vec<Pending>> = Vec::new();
+        let mut group_of: HashMap<(usize, bool, Vec<usize>), usize> = HashMap::new();
         for p in pending {
-            let shape = self.statement(&p, 1);
-            match group_of.get(&shape) {
-                Some(&g) => groups[g].2.push(p),
+            match group_of.get(&p.shape()) {
+                Some(&g) => groups[g].push(p),
                 None => {
-                    group_of.insert(shape.clone(), groups.len());
-                    groups.push((shape, Vec::new(), vec![p]));
+                    group_of.insert(p.shape(), groups.len());
+                    groups.push(vec![p]);
                 }
             }
         }
-        for (_, _, rows) in groups {
+        for rows in groups {
             let mut chunk: Vec<Pending> = Vec::new();
             let mut bytes = 0;
             for p in rows {
@@ -262,19 +271,19 @@ impl Writer {
         Ok(())
     }
 
-    async fn write_chunk(&self, tx: &mut Transaction<'_>, chunk: Vec<Pending>, rejected: &mut Vec<Rejected>) -> Result<(), mysql_async::Error> {
+    async fn write_chunk(&self, tx: &mut Transaction<'_>, chunk: Vec<Pending<'_>>, rejected: &mut Vec<Rejected>) -> Result<(), mysql_async::Error> {
         match self.run_savepoint(tx, &chunk).await? {
             None => Ok(()),
             Some(_) if chunk.len() > 1 => {
                 for p in chunk {
                     if let Some(reason) = self.run_savepoint(tx, std::slice::from_ref(&p)).await? {
-                        rejected.push(unwritable(&p.record, reason));
+                        rejected.push(unwritable(p.record, reason));
                     }
                 }
                 Ok(())
             }
             Some(reason) => {
-                rejected.push(unwritable(&chunk[0].record, reason));
+                rejected.push(unwritable(chunk[0].record, reason));
                 Ok(())
             }
         }
@@ -282,7 +291,7 @@ impl Writer {
 
     /// Runs the chunk's statement; a refusal by the server about the data
     /// rolls back to before it and comes back as the reason.
-    async fn run_savepoint(&self, tx: &mut Transaction<'_>, chunk: &[Pending]) -> Result<Option<String>, mysql_async::Error> {
+    async fn run_savepoint(&self, tx: &mut Transaction<'_>, chunk: &[Pending<'_>]) -> Result<Option<String>, mysql_async::Error> {
         tx.query_drop("SAVEPOINT chunk").await?;
         let sql = self.statement(&chunk[0], chunk.len());
         let params: Vec<Wire> = chunk.iter().flat_map(|p| self.params(p)).collect();
@@ -297,7 +306,7 @@ impl Writer {
     }
 
     /// The statement for `rows` changes shaped like `p`.
-    fn statement(&self, p: &Pending, rows: usize) -> String {
+    fn statement(&self, p: &Pending<'_>, rows: usize) -> String {
         let target = &self.targets[p.table];
         let quote = crate::sources::catalog::quote;
         match &p.change {
@@ -323,7 +332,7 @@ impl Writer {
         }
     }
 
-    fn params(&self, p: &Pending) -> Vec<Wire> {
+    fn params(&self, p: &Pending<'_>) -> Vec<Wire> {
         match &p.change {
             Change::Delete(key) => key.clone(),
             Change::Upsert(values) if self.config.mode == WriteMode::Update => {
@@ -368,7 +377,7 @@ fn change(target: &TargetTable, record: &Record) -> Result<(Vec<u8>, Change), St
         let Some(value) = value else { return Err(format!("missing primary key column `{k}`")) };
         let index = target.column(k).expect("key columns are columns");
         key.push(target.convert(index, value));
-        key_text.extend(format!("{value:?}\u{0}").into_bytes());
+        key_bytes(value, &mut key_text);
     }
     if record.op == Op::Delete {
         return Ok((key_text, Change::Delete(key)));
@@ -381,6 +390,22 @@ fn change(target: &TargetTable, record: &Record) -> Result<(Vec<u8>, Change), St
         .filter_map(|(column, value)| target.column(&column.name).map(|i| (i, target.convert(i, value))))
         .collect();
     Ok((key_text, Change::Upsert(values)))
+}
+
+/// A key value's bytes for compaction: tagged, so 1 and "1" differ.
+fn key_bytes(value: &crate::record::Value, out: &mut Vec<u8>) {
+    use crate::record::Value;
+    match value {
+        Value::Int(i) => out.extend([b'i'].iter().chain(&i.to_le_bytes())),
+        Value::Uint(u) => out.extend([b'u'].iter().chain(&u.to_le_bytes())),
+        Value::Float(f) => out.extend([b'f'].iter().chain(&f.to_le_bytes())),
+        Value::Timestamp(t) => out.extend([b't'].iter().chain(&t.to_le_bytes())),
+        Value::Bytes(b) => out.extend([b'b'].iter().chain(&(b.len() as u64).to_le_bytes()).chain(b)),
+        Value::Null => out.push(b'n'),
+        Value::Decimal(s) | Value::Str(s) | Value::Date(s) | Value::Time(s) | Value::Datetime(s) | Value::Json(s) => {
+            out.extend([b's'].iter().chain(&(s.len() as u64).to_le_bytes()).chain(s.as_bytes()))
+        }
+    }
 }
 
 fn size(change: &Change) -> usize {

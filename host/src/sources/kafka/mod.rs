@@ -5,6 +5,7 @@
 mod envelope;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -57,7 +58,7 @@ pub struct KafkaBatch {
 }
 
 pub struct KafkaSource {
-    consumer: StreamConsumer,
+    consumer: Arc<StreamConsumer>,
     decoder: EnvelopeDecoder,
     format: MessageFormat,
 }
@@ -77,7 +78,7 @@ impl KafkaSource {
             .set("topic.metadata.refresh.interval.ms", "1000")
             .set("fetch.wait.max.ms", "50");
         config.properties.apply(&mut client);
-        let consumer: StreamConsumer = client.create()?;
+        let consumer: Arc<StreamConsumer> = Arc::new(client.create()?);
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(KafkaSource { consumer, decoder: EnvelopeDecoder::default(), format: config.format })
@@ -123,6 +124,15 @@ impl KafkaSource {
         Ok(batch)
     }
 
+    /// A handle for committing offsets while this source reads on elsewhere.
+    pub fn committer(&self) -> OffsetCommitter {
+        OffsetCommitter(self.consumer.clone())
+    }
+}
+
+pub struct OffsetCommitter(Arc<StreamConsumer>);
+
+impl OffsetCommitter {
     /// Tells the group how far this member got, once the sink has committed:
     /// a hint for where a new owner of a partition starts reading.
     pub fn commit(&self, offsets: &Offsets) -> Result<(), SourceError> {
@@ -131,7 +141,7 @@ impl KafkaSource {
             list.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
         }
         if list.count() > 0 {
-            self.consumer.commit(&list, CommitMode::Async)?;
+            self.0.commit(&list, CommitMode::Async)?;
         }
         Ok(())
     }
