@@ -341,3 +341,73 @@ async fn the_sink_reconnects_when_mysql_restarts_mid_load() {
     let (table, expected) = (accounts(&mut db).await, normalise(&model));
     assert!(table == expected, "shop.accounts differs from the final state of the stream");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn running_totals_count_every_order_exactly_once() {
+    let stack = Stack::start();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop(
+        "CREATE DATABASE shop; CREATE TABLE shop.customer_minutes (customer INT, minute DATETIME, orders INT NOT NULL,
+         amount DECIMAL(12,2) NOT NULL, PRIMARY KEY (customer, minute))",
+    )
+    .await
+    .unwrap();
+    create_topic(stack.kafka_brokers(), "shop.orders", 3).await;
+    let mut expected: BTreeMap<(u64, String), (u64, u64)> = BTreeMap::new(); // (orders, cents)
+    let messages: Messages = (0..3000u64)
+        .map(|id| {
+            let (customer, minute, cents) = (id % 10, id % 7, 100 + id % 50);
+            let entry = expected.entry((customer, format!("2026-11-26 12:0{minute}:00"))).or_default();
+            *entry = (entry.0 + 1, entry.1 + cents);
+            let after = json!({ "id": id, "customer": customer, "amount": format!("{}.{:02}", cents / 100, cents % 100),
+                                "at": format!("2026-11-26T12:0{minute}:{:02}Z", id % 60) });
+            let value = json!({ "op": "c", "before": null, "after": after, "source": { "db": "shop", "table": "orders" } });
+            ((id % 3) as i32, Some(json!({ "id": id }).to_string()), Some(value.to_string()))
+        })
+        .collect();
+    produce(stack.kafka_brokers(), "shop.orders", &messages).await;
+    let text = |group: &str| {
+        format!(
+            r#"
+plugin_dir = "{plugins}"
+
+[[pipeline]]
+name = "accounts"
+source = {{ type = "kafka", brokers = "{brokers}", topics = ["shop.orders"], group = "{group}" }}
+sink = {{ type = "mysql", url = "{url}", accumulate = ["orders", "amount"] }}
+dead_letter = {{ topic = "orders.dlq" }}
+
+[[pipeline.plugins]]
+name = "tally"
+config = {{ time = "at", into = "shop.customer_minutes" }}
+"#,
+            plugins = plugins_dir().display(),
+            brokers = stack.kafka_brokers(),
+            url = stack.mysql_url(),
+        )
+    };
+    let totals = async |db: &mut mysql_async::Conn| -> BTreeMap<(u64, String), (u64, u64)> {
+        let rows: Vec<(u64, String, u64, u64)> = db
+            .query("SELECT customer, CAST(minute AS CHAR), orders, CAST(amount * 100 AS UNSIGNED) FROM shop.customer_minutes")
+            .await
+            .unwrap();
+        rows.into_iter().map(|(c, m, o, a)| ((c, m), (o, a))).collect()
+    };
+    run_until_applied(PipelineFile::parse(&text("tally-1"), |_| None).unwrap(), &mut db, 3000).await;
+    assert_eq!(totals(&mut db).await, expected);
+
+    // Read again by a new group: every order was counted; none counts twice.
+    let mut file = PipelineFile::parse(&text("tally-2"), |_| None).unwrap();
+    let pipeline = file.pipelines.remove(0);
+    let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
+    let (stop_tx, stop) = watch::channel(false);
+    let task = tokio::spawn(async move { run_pipeline(&pipeline, host, std::path::Path::new("."), stop).await.expect("pipeline failed") });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while group_committed(stack.kafka_brokers(), "tally-2", "shop.orders", 3) < 3000 {
+        assert!(Instant::now() < deadline, "the second run did not read the topic within 120 s");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stop_tx.send(true).unwrap();
+    task.await.unwrap();
+    assert_eq!(totals(&mut db).await, expected);
+}

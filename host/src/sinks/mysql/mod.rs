@@ -39,6 +39,12 @@ pub struct MysqlSinkConfig {
     /// Approximate bytes of values per statement (below max_allowed_packet).
     #[serde(default = "default_batch_bytes")]
     pub batch_bytes: usize,
+    /// Upsert columns added to the stored value instead of replacing it
+    /// (running totals, per-minute counts). Every record then counts: rows
+    /// of one key are not compacted within a batch, and a batch's deletes
+    /// apply after its upserts.
+    #[serde(default)]
+    pub accumulate: Vec<String>,
     /// Database of the `sluice_offsets` table.
     #[serde(default = "default_offsets_database")]
     pub offsets_database: String,
@@ -199,6 +205,7 @@ impl Writer {
             };
             match change(&self.targets[table], record) {
                 Err(reason) => rejected.push(unwritable(record, reason)),
+                Ok((_, change)) if !self.config.accumulate.is_empty() => pending.push(Pending { table, change, record }),
                 Ok((key, change)) => {
                     let p = Pending { table, change, record };
                     match by_key.get(&(table, key.clone())) {
@@ -324,7 +331,20 @@ impl Writer {
                 let row = format!("({})", vec!["?"; columns.len()].join(", "));
                 let mut sql = format!("INSERT INTO {} ({}) VALUES {}", target.sql_name, columns.join(", "), vec![row; rows].join(", "));
                 if self.config.mode == WriteMode::Upsert {
-                    let updates: Vec<String> = columns.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+                    // Rows of one statement apply in order, a repeated key
+                    // updating the row an earlier one inserted: totals add up.
+                    let updates: Vec<String> = values
+                        .iter()
+                        .map(|(c, _)| {
+                            let name = &target.columns[*c].0;
+                            let column = quote(name);
+                            if self.config.accumulate.contains(name) {
+                                format!("{column} = {column} + VALUES({column})")
+                            } else {
+                                format!("{column} = VALUES({column})")
+                            }
+                        })
+                        .collect();
                     sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {}", updates.join(", ")));
                 }
                 sql
