@@ -65,7 +65,7 @@ echo "Records before the first reload passed through unchanged; after it, 'clean
 echo "lowercased them, and the truncated file was refused while clean kept serving."
 
 step "a live pipeline: MariaDB binlog -> clean, enrich, route -> Kafka (Tansu)"
-sql() { mariadb --no-defaults --socket="$SLUICE_MYSQL_SOCKET" -uroot -e "$1"; }
+sql() { mariadb --no-defaults --socket="$SLUICE_MYSQL_SOCKET" -uroot "${@:2}" -e "$1"; }
 sql "CREATE DATABASE shop; CREATE TABLE shop.users (id INT PRIMARY KEY, email VARCHAR(100),
      phone VARCHAR(30), country CHAR(2), balance DECIMAL(10,2))"
 cat > "$stack/pipeline.toml" <<TOML
@@ -104,3 +104,29 @@ echo "-- sluice.dead-letter (the invalid email, with the plugin, version and rea
 "$sluice" tail --brokers "$SLUICE_KAFKA_BROKERS" sluice.dead-letter --max 1 --timeout-s 30
 kill -INT "$run_pid"; wait "$run_pid" || true
 echo "-- stored position: $(cat "$stack/state/users.position.json")"
+
+step "and back: Kafka (users.eu, users.us) -> MySQL, offsets in the same transaction as the rows"
+sql "CREATE DATABASE copy; CREATE TABLE copy.users (id INT PRIMARY KEY, email VARCHAR(100), phone VARCHAR(30),
+     country CHAR(2), balance DECIMAL(10,2), email_domain VARCHAR(255))"
+cat > "$stack/back.toml" <<TOML
+plugin_dir = "$wasm"
+
+[[pipeline]]
+name = "users-back"
+source = { type = "kafka", brokers = "$SLUICE_KAFKA_BROKERS", topics = ["users.eu", "users.us"], group = "demo-back" }
+sink = { type = "mysql", url = "$SLUICE_MYSQL_URL", table = "copy.users" }
+dead_letter = { topic = "sluice.dead-letter" }
+TOML
+"$sluice" run "$stack/back.toml" 2> "$stack/back.log" &
+back_pid=$!
+# users.eu: Ann's insert and delete; users.us: Bob's insert and update.
+for _ in $(seq 1 600); do
+    applied="$(sql "SELECT COALESCE(SUM(next_offset), 0) FROM sluice.sluice_offsets" -N 2>/dev/null || echo 0)"
+    [ "${applied:-0}" -ge 4 ] && break
+    sleep 0.1
+done
+kill -INT "$back_pid"; wait "$back_pid" || true
+echo "-- copy.users (Ann inserted then deleted; Bob with his update, phone masked):"
+sql "SELECT * FROM copy.users"
+echo "-- sluice.sluice_offsets (written with the rows):"
+sql "SELECT pipeline, topic, kafka_partition, next_offset FROM sluice.sluice_offsets"

@@ -122,3 +122,15 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_passes_records() {
     assert_eq!(run.code, 0, "{}", run.err);
     assert_eq!(run.out.lines().count(), 3);
 }
+
+#[test]
+fn every_example_pipeline_file_passes_check() {
+    // SAFETY: no other test reads this variable.
+    unsafe { std::env::set_var("SLUICE_MYSQL_PASSWORD", "pw") };
+    plugins_dir();
+    for name in ["pipeline.toml", "aggregate.toml", "logs.toml"] {
+        let path = sluice_tests::repo_root().join("examples").join(name);
+        let run = sluice(&["check", path.to_str().unwrap()], "");
+        assert_eq!(run.code, 0, "examples/{name}: {}{}", run.out, run.err);
+    }
+}
