@@ -32,7 +32,7 @@ pub async fn run(
     let mut chain = PluginChain::build(&host, &config.plugins)?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &config.name)?;
     let mut sink = MysqlSink::connect(sink_config, &config.name).await?;
-    let source = KafkaSource::connect(source_config)?;
+    let source = KafkaSource::connect(source_config, &sink.applied_offsets().await?)?;
     let committer = source.committer();
     let mut batches = read_ahead(source);
     tracing::info!(pipeline = %config.name, "running");

@@ -131,6 +131,11 @@ impl MysqlSink {
         Ok(MysqlSink { conn, writer })
     }
 
+    /// The offsets of everything this pipeline has applied.
+    pub async fn applied_offsets(&mut self) -> Result<Offsets, MysqlSinkError> {
+        Ok(self.writer.offsets.read(&mut self.conn).await?)
+    }
+
     /// Applies the records of one batch and stores `next_offsets`, in one
     /// transaction; retried on a lost connection (the stored offsets make a
     /// retry skip what a committed attempt applied). Before the commit, the

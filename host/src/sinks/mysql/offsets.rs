@@ -40,6 +40,14 @@ impl OffsetsTable {
         Ok(rows.into_iter().map(|(topic, partition, next)| ((topic, partition), next)).collect())
     }
 
+    /// This pipeline's offsets as last committed.
+    pub async fn read(&self, conn: &mut impl Queryable) -> Result<Offsets, mysql_async::Error> {
+        let rows: Vec<(String, i32, i64)> = conn
+            .exec(format!("SELECT topic, kafka_partition, next_offset FROM {} WHERE pipeline = ?", self.name), (&self.pipeline,))
+            .await?;
+        Ok(rows.into_iter().map(|(topic, partition, next)| ((topic, partition), next)).collect())
+    }
+
     pub async fn store(&self, tx: &mut Transaction<'_>, offsets: &Offsets) -> Result<(), mysql_async::Error> {
         if offsets.is_empty() {
             return Ok(());

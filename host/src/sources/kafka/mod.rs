@@ -64,7 +64,10 @@ pub struct KafkaSource {
 }
 
 impl KafkaSource {
-    pub fn connect(config: &KafkaSourceConfig) -> Result<Self, SourceError> {
+    /// Joins the group and subscribes. `applied` are the offsets the sink
+    /// has stored: they are first committed as the group's own, so reading
+    /// resumes there rather than wherever the broker's offsets stood.
+    pub fn connect(config: &KafkaSourceConfig, applied: &Offsets) -> Result<Self, SourceError> {
         let mut client = ClientConfig::new();
         client
             .set("bootstrap.servers", &config.brokers)
@@ -79,6 +82,13 @@ impl KafkaSource {
             .set("fetch.wait.max.ms", "50");
         config.properties.apply(&mut client);
         let consumer: Arc<StreamConsumer> = Arc::new(client.create()?);
+        if !applied.is_empty() {
+            // Fails while other members of the group are running; they then
+            // hold current offsets, and the sink skips anything applied.
+            if let Err(e) = consumer.commit(&partition_list(applied)?, CommitMode::Sync) {
+                tracing::warn!(error = %e, "Kafka source: could not start the group at the sink's offsets; the sink skips what it applied");
+            }
+        }
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(KafkaSource { consumer, decoder: EnvelopeDecoder::default(), format: config.format })
@@ -136,13 +146,17 @@ impl OffsetCommitter {
     /// Tells the group how far this member got, once the sink has committed:
     /// a hint for where a new owner of a partition starts reading.
     pub fn commit(&self, offsets: &Offsets) -> Result<(), SourceError> {
-        let mut list = TopicPartitionList::new();
-        for ((topic, partition), next) in offsets {
-            list.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
-        }
-        if list.count() > 0 {
-            self.0.commit(&list, CommitMode::Async)?;
+        if !offsets.is_empty() {
+            self.0.commit(&partition_list(offsets)?, CommitMode::Async)?;
         }
         Ok(())
     }
+}
+
+fn partition_list(offsets: &Offsets) -> Result<TopicPartitionList, SourceError> {
+    let mut list = TopicPartitionList::new();
+    for ((topic, partition), next) in offsets {
+        list.add_partition_offset(topic, *partition, Offset::Offset(*next))?;
+    }
+    Ok(list)
 }
