@@ -413,17 +413,19 @@ config = {{ time = "at", into = "shop.customer_minutes" }}
 }
 
 /// The sink itself skips records at or below the offsets it stored, whatever
-/// the consumer hands it (a rebalance, a group whose broker offsets lag).
+/// the consumer hands it (a rebalance, a group whose broker offsets lag);
+/// and it creates a missing table from the first record when asked to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sink_skips_records_it_already_applied() {
+async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() {
     use sluice::record::{Column, Op, Position, Record, Schema, Value};
     use sluice::sinks::dead_letter::DeadLetterQueue;
     use sluice::sinks::mysql::{MysqlSink, MysqlSinkConfig};
 
     let stack = Stack::start();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY, v INT)").await.unwrap();
-    let config: MysqlSinkConfig = toml::from_str(&format!("url = \"{}\"", stack.mysql_url())).unwrap();
+    // The table does not exist: `create_tables` makes it from the first record.
+    db.query_drop("CREATE DATABASE shop").await.unwrap();
+    let config: MysqlSinkConfig = toml::from_str(&format!("url = \"{}\"\ncreate_tables = true", stack.mysql_url())).unwrap();
     let dlq: DeadLetterQueue = DeadLetterQueue::new(&toml::from_str("topic = \"t.dlq\"").unwrap(), stack.kafka_brokers(), "p").unwrap();
     let mut sink = MysqlSink::connect(&config, "p").await.unwrap();
     let schema = std::sync::Arc::new(Schema {
@@ -450,6 +452,12 @@ async fn the_sink_skips_records_it_already_applied() {
     sink.apply(records.clone(), &next, &[], &dlq).await.unwrap();
     let rows: Vec<(i32, i32)> = db.query("SELECT id, v FROM shop.t ORDER BY id").await.unwrap();
     assert_eq!(rows, [(0, 9), (1, 7), (2, 8)], "the last change per key");
+    let key: String = db
+        .query_first("SELECT GROUP_CONCAT(COLUMN_NAME) FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_NAME = 't' AND CONSTRAINT_NAME = 'PRIMARY'")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(key, "id", "the created table's primary key is the record's key");
     db.query_drop("UPDATE shop.t SET v = -1").await.unwrap();
     // The same batch again, plus one new record: only the new one applies.
     let mut again = records;

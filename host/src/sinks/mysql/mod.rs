@@ -39,6 +39,10 @@ pub struct MysqlSinkConfig {
     /// Approximate bytes of values per statement (below max_allowed_packet).
     #[serde(default = "default_batch_bytes")]
     pub batch_bytes: usize,
+    /// Create a missing destination table from its first record: columns
+    /// typed from the values, the record's key as primary key.
+    #[serde(default)]
+    pub create_tables: bool,
     /// Upsert columns added to the stored value instead of replacing it
     /// (running totals, per-minute counts). Every record then counts: rows
     /// of one key are not compacted within a batch, and a batch's deletes
@@ -183,7 +187,20 @@ impl Writer {
             let name = self.table_name(record);
             if !self.tables.contains_key(&name) {
                 let target = match name.split_once('.') {
-                    Some((db, t)) => TargetTable::look_up(conn, db, t).await?,
+                    Some((db, t)) => match TargetTable::look_up(conn, db, t).await? {
+                        None if self.config.create_tables => match target::create_sql(db, t, record) {
+                            Ok(sql) => {
+                                tracing::info!(table = %name, "creating the table from the first record's shape");
+                                conn.query_drop(sql).await?;
+                                TargetTable::look_up(conn, db, t).await?
+                            }
+                            Err(reason) => {
+                                tracing::warn!(table = %name, "cannot create the table: {reason}");
+                                None
+                            }
+                        },
+                        found => found,
+                    },
                     None => None,
                 };
                 let index = target.map(|t| {

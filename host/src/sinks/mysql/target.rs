@@ -63,3 +63,47 @@ impl TargetTable {
         }
     }
 }
+
+/// `CREATE TABLE IF NOT EXISTS` for `record`'s row: declared types where
+/// the source gave them, else types wide enough for the values; the
+/// record's key columns as primary key.
+pub fn create_sql(database: &str, table: &str, record: &crate::record::Record) -> Result<String, String> {
+    let schema = record.schema.as_deref().ok_or("a raw message has no columns")?;
+    if schema.key.is_empty() {
+        return Err("the record has no key to make the primary key of".into());
+    }
+    let row = record.after.as_deref().or(record.before.as_deref()).ok_or("the record has no row")?;
+    let columns: Vec<String> = schema
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            let in_key = schema.key.contains(&(i as u32));
+            let ty = match (column.sql_type.as_str(), row.get(i)) {
+                (declared, _) if !declared.is_empty() && !(in_key && matches!(declared, "text" | "blob" | "json")) => declared.to_owned(),
+                (_, Some(Value::Int(_))) => "BIGINT".into(),
+                (_, Some(Value::Uint(_))) => "BIGINT UNSIGNED".into(),
+                (_, Some(Value::Float(_))) => "DOUBLE".into(),
+                (_, Some(Value::Decimal(_))) => "DECIMAL(65,10)".into(),
+                (_, Some(Value::Date(_))) => "DATE".into(),
+                (_, Some(Value::Time(_))) => "TIME(6)".into(),
+                (_, Some(Value::Datetime(_))) => "DATETIME(6)".into(),
+                (_, Some(Value::Timestamp(_))) => "TIMESTAMP(6) NULL".into(),
+                (_, Some(Value::Json(_))) if !in_key => "JSON".into(),
+                (_, Some(Value::Bytes(_))) if !in_key => "LONGBLOB".into(),
+                (_, Some(Value::Bytes(_))) => "VARBINARY(255)".into(),
+                _ if in_key => "VARCHAR(255)".into(),
+                _ => "TEXT".into(),
+            };
+            format!("{} {ty}", quote(&column.name))
+        })
+        .collect();
+    let key: Vec<String> = schema.key.iter().map(|&i| quote(&schema.columns[i as usize].name)).collect();
+    Ok(format!(
+        "CREATE TABLE IF NOT EXISTS {}.{} ({}, PRIMARY KEY ({}))",
+        quote(database),
+        quote(table),
+        columns.join(", "),
+        key.join(", ")
+    ))
+}
