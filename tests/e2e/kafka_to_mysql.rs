@@ -470,3 +470,23 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
     assert_eq!(rows, [(0, 0), (1, -1), (2, -1)]);
     assert_eq!(sink.applied_offsets().await.unwrap(), [(("shop.t".to_owned(), 0), 11)].into_iter().collect());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_brokers_and_mysql_are_named_at_start() {
+    let stack = Stack::start();
+    let run = async |text: String| {
+        let mut file = PipelineFile::parse(&text, |_| None).unwrap();
+        let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
+        let (_stop_tx, stop) = watch::channel(false);
+        let pipeline = file.pipelines.remove(0);
+        let run = run_pipeline(&pipeline, host, std::path::Path::new("."), stop);
+        tokio::time::timeout(Duration::from_secs(60), run).await.expect("start-up errors come within a minute").unwrap_err().to_string()
+    };
+    let no_broker = pipeline_text(&stack, "g", "t").replace(stack.kafka_brokers(), "127.0.0.1:1");
+    let e = run(no_broker).await;
+    assert!(e.contains("no Kafka broker answers at 127.0.0.1:1"), "{e}");
+    let no_mysql = pipeline_text(&stack, "g", "t").replace(stack.mysql_url(), "mysql://root:secret@127.0.0.1:1/");
+    let e = run(no_mysql).await;
+    assert!(e.contains("cannot connect to MySQL at mysql://root:***@127.0.0.1:1/"), "{e}");
+    assert!(!e.contains("secret"), "{e}");
+}

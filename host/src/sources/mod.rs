@@ -34,6 +34,12 @@ pub enum SourceError {
     Decode { what: String, message: String },
     #[error("Kafka source: {0} (check `brokers`, `topics` and the client properties)")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("no Kafka broker answers at {brokers}: {source} (check `brokers`, the network and the client properties)")]
+    KafkaUnreachable {
+        brokers: String,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
 }
 
 /// What a source stores to resume exactly where delivery stopped.

@@ -82,6 +82,11 @@ impl KafkaSource {
             .set("fetch.wait.max.ms", "50");
         config.properties.apply(&mut client);
         let consumer: Arc<StreamConsumer> = Arc::new(client.create()?);
+        // An unreachable cluster fails here, named, instead of stalling later.
+        consumer.fetch_metadata(None, Duration::from_secs(10)).map_err(|source| SourceError::KafkaUnreachable {
+            brokers: config.brokers.clone(),
+            source,
+        })?;
         if !applied.is_empty() {
             // Fails while other members of the group are running; they then
             // hold current offsets, and the sink skips anything applied.
