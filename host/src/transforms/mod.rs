@@ -10,7 +10,7 @@ pub struct PluginChain {
 }
 
 /// A record that a plugin of the chain failed on, as it entered that plugin.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Rejected {
     pub record: Record,
     pub plugin: String,

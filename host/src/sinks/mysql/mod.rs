@@ -165,11 +165,10 @@ impl MysqlSink {
                         self.conn = conn;
                     }
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
     }
-
 }
 
 impl Writer {
@@ -243,7 +242,7 @@ impl Writer {
         self.write(&mut tx, pending, &mut rejected).await?;
         self.offsets.store(&mut tx, next_offsets).await?;
         let unwritable = rejected.len();
-        rejected.extend(dead.iter().map(|r| Rejected { record: r.record.clone(), plugin: r.plugin.clone(), version: r.version.clone(), failure: r.failure.clone() }));
+        rejected.extend(dead.iter().cloned());
         if !rejected.is_empty() {
             dead_letters.send(&rejected).await?;
         }

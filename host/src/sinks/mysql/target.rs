@@ -80,7 +80,7 @@ pub fn create_sql(database: &str, table: &str, record: &crate::record::Record) -
         .map(|(i, column)| {
             let in_key = schema.key.contains(&(i as u32));
             let ty = match (column.sql_type.as_str(), row.get(i)) {
-                (declared, _) if !declared.is_empty() && !(in_key && matches!(declared, "text" | "blob" | "json")) => declared.to_owned(),
+                (declared, _) if !declared.is_empty() && (!in_key || !matches!(declared, "text" | "blob" | "json")) => declared.to_owned(),
                 (_, Some(Value::Int(_))) => "BIGINT".into(),
                 (_, Some(Value::Uint(_))) => "BIGINT UNSIGNED".into(),
                 (_, Some(Value::Float(_))) => "DOUBLE".into(),

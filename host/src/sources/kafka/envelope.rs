@@ -35,21 +35,20 @@ pub struct Message<'a> {
 /// table share it as binlog records do.
 #[derive(Default)]
 pub struct EnvelopeDecoder {
-    schemas: HashMap<(String, String, Vec<String>, Vec<String>), Arc<Schema>>,
+    schemas: HashMap<SchemaKey, Arc<Schema>>,
 }
+
+/// Database, table, column names, key column names.
+type SchemaKey = (String, String, Vec<String>, Vec<String>);
 
 impl EnvelopeDecoder {
     /// The record, or why the message cannot be one (it then goes to the
     /// dead-letter queue as raw bytes with that reason).
     pub fn decode(&mut self, format: MessageFormat, m: &Message<'_>) -> Result<Record, (Record, String)> {
-        let raw = raw_record(m);
         if format == MessageFormat::Raw {
-            return Ok(raw);
+            return Ok(raw_record(m));
         }
-        match self.decode_row(format, m) {
-            Ok(record) => Ok(record),
-            Err(reason) => Err((raw, reason)),
-        }
+        self.decode_row(format, m).map_err(|reason| (raw_record(m), reason))
     }
 
     fn decode_row(&mut self, format: MessageFormat, m: &Message<'_>) -> Result<Record, String> {
