@@ -3,6 +3,7 @@
 //! offsets they came from (exactly-once effect). A record that cannot be
 //! written (no such table, no primary key, a value that does not fit) is
 //! handed back for the dead-letter queue; the rest of the batch goes on.
+mod change;
 mod offsets;
 mod target;
 
@@ -13,11 +14,12 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Transaction, TxOpts, Value as Wire};
 use serde::Deserialize;
 
+use self::change::{Change, Pending};
 use self::offsets::OffsetsTable;
 use self::target::TargetTable;
 use crate::pipeline::Secret;
 use crate::plugin::{FailureKind, RecordFailure};
-use crate::record::{Op, Position, Record};
+use crate::record::{Position, Record};
 use crate::sources::kafka::Offsets;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::transforms::Rejected;
@@ -87,28 +89,6 @@ pub enum MysqlSinkError {
     Mysql(#[from] mysql_async::Error),
     #[error("MySQL sink: the dead letters of a batch were not accepted: {0}")]
     DeadLetters(#[from] super::SinkError),
-}
-
-/// One row's change after compaction: the last one per key wins.
-enum Change {
-    Upsert(Vec<(usize, Wire)>),
-    Delete(Vec<Wire>),
-}
-
-struct Pending<'r> {
-    table: usize,
-    change: Change,
-    record: &'r Record,
-}
-
-impl Pending<'_> {
-    /// Changes with equal shapes share one multi-row statement.
-    fn shape(&self) -> (usize, bool, Vec<usize>) {
-        match &self.change {
-            Change::Delete(_) => (self.table, false, Vec::new()),
-            Change::Upsert(values) => (self.table, true, values.iter().map(|(c, _)| *c).collect()),
-        }
-    }
 }
 
 pub struct MysqlSink {
@@ -224,7 +204,7 @@ impl Writer {
                 rejected.push(unwritable(record, format!("table `{name}` does not exist; create it or route the record elsewhere")));
                 continue;
             };
-            match change(&self.targets[table], record) {
+            match Change::of(&self.targets[table], record) {
                 Err(reason) => rejected.push(unwritable(record, reason)),
                 Ok((_, change)) if !self.config.accumulate.is_empty() => pending.push(Pending { table, change, record }),
                 Ok((key, change)) => {
@@ -285,7 +265,7 @@ impl Writer {
             let mut chunk: Vec<Pending> = Vec::new();
             let mut bytes = 0;
             for p in rows {
-                bytes += size(&p.change);
+                bytes += p.change.size();
                 chunk.push(p);
                 if chunk.len() >= self.config.batch_rows || bytes >= self.config.batch_bytes {
                     self.write_chunk(tx, std::mem::take(&mut chunk), rejected).await?;
@@ -321,8 +301,9 @@ impl Writer {
     /// rolls back to before it and comes back as the reason.
     async fn run_savepoint(&self, tx: &mut Transaction<'_>, chunk: &[Pending<'_>]) -> Result<Option<String>, mysql_async::Error> {
         tx.query_drop("SAVEPOINT chunk").await?;
-        let sql = self.statement(&chunk[0], chunk.len());
-        let params: Vec<Wire> = chunk.iter().flat_map(|p| self.params(p)).collect();
+        let target = &self.targets[chunk[0].table];
+        let sql = chunk[0].change.statement(target, self.config.mode, &self.config.accumulate, chunk.len());
+        let params: Vec<Wire> = chunk.iter().flat_map(|p| p.change.params(target, self.config.mode)).collect();
         match tx.exec_drop(sql, params).await {
             Ok(()) => Ok(None),
             Err(mysql_async::Error::Server(e)) if !matches!(e.code, 1205 | 1213) => {
@@ -333,61 +314,6 @@ impl Writer {
         }
     }
 
-    /// The statement for `rows` changes shaped like `p`.
-    fn statement(&self, p: &Pending<'_>, rows: usize) -> String {
-        let target = &self.targets[p.table];
-        let quote = crate::sources::catalog::quote;
-        match &p.change {
-            Change::Delete(_) => {
-                let one = target.key.iter().map(|k| format!("{} = ?", quote(k))).collect::<Vec<_>>().join(" AND ");
-                format!("DELETE FROM {} WHERE {}", target.sql_name, vec![format!("({one})"); rows].join(" OR "))
-            }
-            Change::Upsert(values) if self.config.mode == WriteMode::Update => {
-                let set: Vec<String> = values.iter().map(|(c, _)| format!("{} = ?", quote(&target.columns[*c].0))).collect();
-                let key = target.key.iter().map(|k| format!("{} = ?", quote(k))).collect::<Vec<_>>().join(" AND ");
-                format!("UPDATE {} SET {} WHERE {key}", target.sql_name, set.join(", "))
-            }
-            Change::Upsert(values) => {
-                let columns: Vec<String> = values.iter().map(|(c, _)| quote(&target.columns[*c].0)).collect();
-                let row = format!("({})", vec!["?"; columns.len()].join(", "));
-                let mut sql = format!("INSERT INTO {} ({}) VALUES {}", target.sql_name, columns.join(", "), vec![row; rows].join(", "));
-                if self.config.mode == WriteMode::Upsert {
-                    // Rows of one statement apply in order, a repeated key
-                    // updating the row an earlier one inserted: totals add up.
-                    let updates: Vec<String> = values
-                        .iter()
-                        .map(|(c, _)| {
-                            let name = &target.columns[*c].0;
-                            let column = quote(name);
-                            if self.config.accumulate.contains(name) {
-                                format!("{column} = {column} + VALUES({column})")
-                            } else {
-                                format!("{column} = VALUES({column})")
-                            }
-                        })
-                        .collect();
-                    sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {}", updates.join(", ")));
-                }
-                sql
-            }
-        }
-    }
-
-    fn params(&self, p: &Pending<'_>) -> Vec<Wire> {
-        match &p.change {
-            Change::Delete(key) => key.clone(),
-            Change::Upsert(values) if self.config.mode == WriteMode::Update => {
-                let target = &self.targets[p.table];
-                let mut params: Vec<Wire> = values.iter().map(|(_, v)| v.clone()).collect();
-                for k in &target.key {
-                    let index = target.column(k).expect("key columns are columns");
-                    params.extend(values.iter().find(|(c, _)| *c == index).map(|(_, v)| v.clone()));
-                }
-                params
-            }
-            Change::Upsert(values) => values.iter().map(|(_, v)| v.clone()).collect(),
-        }
-    }
 }
 
 async fn open(config: &MysqlSinkConfig) -> Result<Conn, MysqlSinkError> {
@@ -395,69 +321,6 @@ async fn open(config: &MysqlSinkConfig) -> Result<Conn, MysqlSinkError> {
     // Refuse values that do not fit rather than store them altered.
     conn.query_drop("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'").await?;
     Ok(conn)
-}
-
-/// The row's key (as bytes, for compaction) and its change; or why the
-/// record cannot be written to `target`.
-fn change(target: &TargetTable, record: &Record) -> Result<(Vec<u8>, Change), String> {
-    let Some(schema) = record.schema.as_deref() else {
-        return Err("a raw message: a plugin must decode it into a row first".into());
-    };
-    let row = match record.op {
-        Op::Delete => record.before.as_deref(),
-        _ => record.after.as_deref(),
-    }
-    .ok_or("the record has no row image")?;
-    if target.key.is_empty() {
-        return Err("the destination table has no primary key".into());
-    }
-    let mut key = Vec::new();
-    let mut key_text = Vec::new();
-    for k in &target.key {
-        let value = schema.index_of(k).and_then(|i| row.get(i)).filter(|v| **v != crate::record::Value::Null);
-        let Some(value) = value else { return Err(format!("missing primary key column `{k}`")) };
-        let index = target.column(k).expect("key columns are columns");
-        key.push(target.convert(index, value));
-        key_bytes(value, &mut key_text);
-    }
-    if record.op == Op::Delete {
-        return Ok((key_text, Change::Delete(key)));
-    }
-    // Columns the table lacks are left out.
-    let values: Vec<(usize, Wire)> = schema
-        .columns
-        .iter()
-        .zip(row)
-        .filter_map(|(column, value)| target.column(&column.name).map(|i| (i, target.convert(i, value))))
-        .collect();
-    Ok((key_text, Change::Upsert(values)))
-}
-
-/// A key value's bytes for compaction: tagged, so 1 and "1" differ.
-fn key_bytes(value: &crate::record::Value, out: &mut Vec<u8>) {
-    use crate::record::Value;
-    match value {
-        Value::Int(i) => out.extend([b'i'].iter().chain(&i.to_le_bytes())),
-        Value::Uint(u) => out.extend([b'u'].iter().chain(&u.to_le_bytes())),
-        Value::Float(f) => out.extend([b'f'].iter().chain(&f.to_le_bytes())),
-        Value::Timestamp(t) => out.extend([b't'].iter().chain(&t.to_le_bytes())),
-        Value::Bytes(b) => out.extend([b'b'].iter().chain(&(b.len() as u64).to_le_bytes()).chain(b)),
-        Value::Null => out.push(b'n'),
-        Value::Decimal(s) | Value::Str(s) | Value::Date(s) | Value::Time(s) | Value::Datetime(s) | Value::Json(s) => {
-            out.extend([b's'].iter().chain(&(s.len() as u64).to_le_bytes()).chain(s.as_bytes()))
-        }
-    }
-}
-
-fn size(change: &Change) -> usize {
-    let wire = |w: &Wire| match w {
-        Wire::Bytes(b) => b.len(),
-        _ => 8,
-    };
-    match change {
-        Change::Delete(key) => key.iter().map(wire).sum(),
-        Change::Upsert(values) => values.iter().map(|(_, v)| wire(v)).sum(),
-    }
 }
 
 fn unwritable(record: &Record, reason: String) -> Rejected {
