@@ -45,16 +45,30 @@ async fn start(stack: &Stack, state: &Path) -> (watch::Sender<bool>, tokio::task
     start_pipeline(pipeline_file(stack, state)).await
 }
 
-/// Runs the file's first pipeline until told to stop; returns once it has
-/// stored a (new) position.
-pub async fn start_pipeline(mut file: PipelineFile) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+pub type PipelineTask = tokio::task::JoinHandle<Result<(), sluice::topology::PipelineError>>;
+
+/// Runs the file's first pipeline in this process until told to stop.
+pub fn spawn_pipeline(mut file: PipelineFile) -> (watch::Sender<bool>, PipelineTask) {
     let pipeline = file.pipelines.remove(0);
-    let position = file.state_dir.join(format!("{}.position.json", pipeline.name));
-    let before = std::fs::read(&position).ok();
     let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
     let (stop_tx, stop) = watch::channel(false);
     let state_dir = file.state_dir.clone();
-    let task = tokio::spawn(async move { run_pipeline(&pipeline, host, &state_dir, stop).await.expect("pipeline failed") });
+    (stop_tx, tokio::spawn(async move { run_pipeline(&pipeline, host, &state_dir, stop).await }))
+}
+
+/// Stops a pipeline; it must have run without failing.
+pub async fn stop_pipeline(stop_tx: watch::Sender<bool>, task: PipelineTask) {
+    stop_tx.send(true).unwrap();
+    task.await.unwrap().expect("pipeline failed");
+}
+
+/// Runs the file's first pipeline until told to stop; returns once it has
+/// stored a (new) position.
+pub async fn start_pipeline(file: PipelineFile) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let position = file.state_dir.join(format!("{}.position.json", file.pipelines[0].name));
+    let before = std::fs::read(&position).ok();
+    let (stop_tx, task) = spawn_pipeline(file);
+    let task = tokio::spawn(async move { task.await.unwrap().expect("pipeline failed") });
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read(&position).ok() == before || before.is_none() && !position.exists() {
         assert!(Instant::now() < deadline, "no position stored within 30 s");

@@ -19,6 +19,7 @@ use sluice::topology::run_pipeline;
 use sluice_tests::{Stack, engine, plugins_dir};
 use tokio::sync::watch;
 
+use crate::binlog_to_kafka::{PipelineTask, spawn_pipeline, stop_pipeline};
 use crate::kafka_sink::consume;
 
 const MESSAGES: usize = 100_000;
@@ -90,29 +91,18 @@ fn group_committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> 
 
 /// Runs the pipeline until the offsets table accounts for `total` messages.
 async fn run_until_applied(file: PipelineFile, db: &mut mysql_async::Conn, total: i64) {
-    let mut file = file;
-    let pipeline = file.pipelines.remove(0);
-    let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
-    let (stop_tx, stop) = watch::channel(false);
-    let state_dir = file.state_dir.clone();
-    let task = tokio::spawn(async move { run_pipeline(&pipeline, host, &state_dir, stop).await.expect("pipeline failed") });
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        let applied: Option<i64> = db
-            .query_first::<Option<i64>, _>("SELECT CAST(SUM(next_offset) AS SIGNED) FROM sluice.sluice_offsets WHERE pipeline = 'accounts'")
-            .await
-            .ok()
-            .flatten()
-            .flatten();
-        if applied == Some(total) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "offsets table at {applied:?} of {total} after 240 s");
-        assert!(!task.is_finished(), "the pipeline stopped early");
+    let (stop_tx, task) = spawn_pipeline(file);
+    wait_applied(db, total, "the pipeline", 240, Some(&task)).await;
+    stop_pipeline(stop_tx, task).await;
+}
+
+/// Waits until `group` has committed `total` offsets on `topic` to the broker.
+async fn wait_group_committed(brokers: &str, group: &str, topic: &str, partitions: i32, total: i64, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while group_committed(brokers, group, topic, partitions) < total {
+        assert!(Instant::now() < deadline, "{what} within {} s", within.as_secs());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    stop_tx.send(true).unwrap();
-    task.await.unwrap();
 }
 
 type Model = BTreeMap<u64, (String, String, String)>;
@@ -182,19 +172,11 @@ async fn mixed_envelopes_end_in_the_exact_final_state_once() {
     // the topic: nothing is applied again (a hand-made edit survives).
     let survivor = *table.keys().next().unwrap();
     db.query_drop(format!("UPDATE shop.accounts SET name = 'edited by hand' WHERE id = {survivor}")).await.unwrap();
-    let mut file = pipeline_file(&stack, "accounts-2", "shop.accounts");
-    let pipeline = file.pipelines.remove(0);
-    let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
-    let (stop_tx, stop) = watch::channel(false);
-    let task = tokio::spawn(async move { run_pipeline(&pipeline, host, std::path::Path::new("."), stop).await.expect("pipeline failed") });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while group_committed(stack.kafka_brokers(), "accounts-2", "shop.accounts", 3) < MESSAGES as i64 {
-        assert!(Instant::now() < deadline, "the new group did not start at the offsets table's offsets within 60 s");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let (stop_tx, task) = spawn_pipeline(pipeline_file(&stack, "accounts-2", "shop.accounts"));
+    let started = "the new group did not start at the offsets table's offsets";
+    wait_group_committed(stack.kafka_brokers(), "accounts-2", "shop.accounts", 3, MESSAGES as i64, Duration::from_secs(60), started).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop_tx.send(true).unwrap();
-    task.await.unwrap();
+    stop_pipeline(stop_tx, task).await;
     let name: String = db.query_first(format!("SELECT name FROM shop.accounts WHERE id = {survivor}")).await.unwrap().unwrap();
     assert_eq!(name, "edited by hand");
     let count: u64 = db.query_first("SELECT COUNT(*) FROM shop.accounts").await.unwrap().unwrap();
@@ -251,14 +233,17 @@ async fn stored_offsets(db: &mut mysql_async::Conn) -> BTreeMap<i32, i64> {
     rows.into_iter().collect()
 }
 
-async fn wait_applied(db: &mut mysql_async::Conn, total: i64, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(300);
+/// Waits until the offsets table accounts for `total` messages; `running`,
+/// the in-process pipeline that must not stop meanwhile.
+async fn wait_applied(db: &mut mysql_async::Conn, total: i64, what: &str, within_secs: u64, running: Option<&PipelineTask>) {
+    let deadline = Instant::now() + Duration::from_secs(within_secs);
     loop {
         let applied: i64 = stored_offsets(db).await.values().sum();
         if applied == total {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: offsets table at {applied} of {total} after 300 s");
+        assert!(Instant::now() < deadline, "{what}: offsets table at {applied} of {total} after {within_secs} s");
+        assert!(running.is_none_or(|task| !task.is_finished()), "{what}: the pipeline stopped early");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -284,13 +269,13 @@ async fn two_hosts_share_partitions_and_survive_sigkill() {
     let mut first = crate::crash_resume::spawn_pipeline(&file);
     let mut second = crate::crash_resume::spawn_pipeline(&file);
     produce(stack.kafka_brokers(), "shop.accounts", &messages[..30_000]).await;
-    wait_applied(&mut db, 30_000, "both hosts").await;
+    wait_applied(&mut db, 30_000, "both hosts", 300, None).await;
     // Kill one host mid-load: its partitions must move to the survivor.
     produce(stack.kafka_brokers(), "shop.accounts", &messages[30_000..40_000]).await;
     first.kill().unwrap();
     first.wait().unwrap();
     produce(stack.kafka_brokers(), "shop.accounts", &messages[40_000..50_000]).await;
-    wait_applied(&mut db, 50_000, "the survivor").await;
+    wait_applied(&mut db, 50_000, "the survivor", 300, None).await;
     assert_eq!(stored_offsets(&mut db).await, counts(50_000), "offsets table per partition");
 
     // Kill the survivor too, mid-load, and start a fresh host.
@@ -304,7 +289,7 @@ async fn two_hosts_share_partitions_and_survive_sigkill() {
     second.wait().unwrap();
     producing.await.unwrap();
     let mut third = crate::crash_resume::spawn_pipeline(&file);
-    wait_applied(&mut db, 60_000, "the restarted host").await;
+    wait_applied(&mut db, 60_000, "the restarted host", 300, None).await;
     third.kill().unwrap();
     third.wait().unwrap();
     assert_eq!(stored_offsets(&mut db).await, counts(60_000), "offsets table per partition");
@@ -320,24 +305,19 @@ async fn the_sink_reconnects_when_mysql_restarts_mid_load() {
     db.query_drop(ACCOUNTS).await.unwrap();
     create_topic(stack.kafka_brokers(), "shop.accounts", 3).await;
     let (messages, model) = mixed_stream(30_000, 3, 11);
-    let mut file = pipeline_file(&stack, "accounts-restart", "shop.accounts");
-    let pipeline = file.pipelines.remove(0);
-    let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
-    let (stop_tx, stop) = watch::channel(false);
-    let task = tokio::spawn(async move { run_pipeline(&pipeline, host, std::path::Path::new("."), stop).await });
+    let (stop_tx, task) = spawn_pipeline(pipeline_file(&stack, "accounts-restart", "shop.accounts"));
 
     produce(stack.kafka_brokers(), "shop.accounts", &messages[..10_000]).await;
-    wait_applied(&mut db, 10_000, "before the restart").await;
+    wait_applied(&mut db, 10_000, "before the restart", 300, Some(&task)).await;
     let rest = messages[10_000..].to_vec();
     let brokers = stack.kafka_brokers().to_owned();
     let producing = tokio::spawn(async move { produce(&brokers, "shop.accounts", &rest).await });
     tokio::task::block_in_place(|| stack.restart_mysql());
     producing.await.unwrap();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    wait_applied(&mut db, 30_000, "after the restart").await;
+    wait_applied(&mut db, 30_000, "after the restart", 300, Some(&task)).await;
     assert!(!task.is_finished(), "the pipeline must ride out the restart: {:?}", task.await);
-    stop_tx.send(true).unwrap();
-    task.await.unwrap().unwrap();
+    stop_pipeline(stop_tx, task).await;
     let (table, expected) = (accounts(&mut db).await, normalise(&model));
     assert!(table == expected, "shop.accounts differs from the final state of the stream");
 }
@@ -397,18 +377,10 @@ config = {{ time = "at", into = "shop.customer_minutes" }}
     assert_eq!(totals(&mut db).await, expected);
 
     // Read again by a new group: every order was counted; none counts twice.
-    let mut file = PipelineFile::parse(&text("tally-2"), |_| None).unwrap();
-    let pipeline = file.pipelines.remove(0);
-    let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
-    let (stop_tx, stop) = watch::channel(false);
-    let task = tokio::spawn(async move { run_pipeline(&pipeline, host, std::path::Path::new("."), stop).await.expect("pipeline failed") });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while group_committed(stack.kafka_brokers(), "tally-2", "shop.orders", 3) < 3000 {
-        assert!(Instant::now() < deadline, "the second run did not read the topic within 120 s");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    stop_tx.send(true).unwrap();
-    task.await.unwrap();
+    let (stop_tx, task) = spawn_pipeline(PipelineFile::parse(&text("tally-2"), |_| None).unwrap());
+    let read = "the second run did not read the topic";
+    wait_group_committed(stack.kafka_brokers(), "tally-2", "shop.orders", 3, 3000, Duration::from_secs(120), read).await;
+    stop_pipeline(stop_tx, task).await;
     assert_eq!(totals(&mut db).await, expected);
 }
 

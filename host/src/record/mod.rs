@@ -91,6 +91,22 @@ pub struct Record {
 }
 
 impl Record {
+    /// A row as read from a table (snapshot, poll), not as changed.
+    pub fn read(position: Position, ts_ms: i64, schema: Arc<Schema>, row: Vec<Value>) -> Self {
+        Record {
+            op: Op::Read,
+            position,
+            ts_ms,
+            schema: Some(schema),
+            before: None,
+            after: Some(row),
+            key: None,
+            payload: None,
+            headers: Vec::new(),
+            destination: None,
+        }
+    }
+
     /// The column's value in the newest row image (after, or before for deletes).
     pub fn get(&self, column: &str) -> Option<&Value> {
         let i = self.schema.as_ref()?.index_of(column)?;

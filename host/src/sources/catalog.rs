@@ -59,20 +59,45 @@ pub async fn captured_tables(conn: &mut Conn, filter: &TableFilter) -> Result<Ve
 }
 
 pub async fn table_info(conn: &mut Conn, database: &str, table: &str) -> Result<TableInfo, SourceError> {
-    let key: Vec<String> = conn
-        .exec(
-            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
-            (database, table),
-        )
-        .await?;
     Ok(TableInfo {
         database: database.to_owned(),
         table: table.to_owned(),
-        key,
+        key: primary_key(conn, database, table).await?,
         json_columns: json_columns(conn, database, table).await,
         estimated_rows: 0,
     })
+}
+
+/// Primary key column names, in key order; empty without one.
+pub async fn primary_key(conn: &mut impl Queryable, database: &str, table: &str) -> Result<Vec<String>, mysql_async::Error> {
+    conn.exec(
+        "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+         WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
+        (database, table),
+    )
+    .await
+}
+
+/// One column as information_schema describes it.
+pub struct ColumnInfo {
+    pub name: String,
+    /// As declared: `int(10) unsigned`, `enum('a','b')`.
+    pub column_type: String,
+    /// The bare type: `int`, `enum`, `datetime`.
+    pub data_type: String,
+}
+
+/// The table's columns in table order; empty when it does not exist (or
+/// this user cannot see it).
+pub async fn columns(conn: &mut impl Queryable, database: &str, table: &str) -> Result<Vec<ColumnInfo>, mysql_async::Error> {
+    let rows: Vec<(String, String, String)> = conn
+        .exec(
+            "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE FROM information_schema.COLUMNS
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (database, table),
+        )
+        .await?;
+    Ok(rows.into_iter().map(|(name, column_type, data_type)| ColumnInfo { name, column_type, data_type }).collect())
 }
 
 /// What the binlog may leave out of a table's columns (names, keys and
@@ -89,18 +114,12 @@ pub struct CatalogColumns {
 }
 
 pub async fn catalog_columns(conn: &mut Conn, database: &str, table: &str) -> Result<CatalogColumns, SourceError> {
-    let rows: Vec<(String, String)> = conn
-        .exec(
-            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-            (database, table),
-        )
-        .await?;
+    let rows = columns(conn, database, table).await?;
     let info = table_info(conn, database, table).await?;
     Ok(CatalogColumns {
-        unsigned: rows.iter().map(|(_, ty)| ty.contains("unsigned")).collect(),
-        members: rows.iter().map(|(_, ty)| members(ty)).collect(),
-        names: rows.into_iter().map(|(name, _)| name).collect(),
+        unsigned: rows.iter().map(|c| c.column_type.contains("unsigned")).collect(),
+        members: rows.iter().map(|c| members(&c.column_type)).collect(),
+        names: rows.into_iter().map(|c| c.name).collect(),
         key: info.key,
         json: info.json_columns,
     })

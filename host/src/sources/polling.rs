@@ -13,11 +13,11 @@ use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::catalog::{TableInfo, quote, table_info};
+use super::catalog::{self, TableInfo, quote, table_info};
 use super::query_rows::{QueryShape, key_text, keyset_after};
 use super::{SourceBatch, SourceError, SourcePosition};
 use crate::pipeline::Secret;
-use crate::record::{Op, Position, Record, Value};
+use crate::record::{Position, Record, Value};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,21 +122,16 @@ impl PollingSource {
             behind |= rows.len() == room;
             let ts_ms = chrono::Utc::now().timestamp_millis();
             let Some(shape) = &table.shape else { continue };
+            let name = table.info.qualified();
+            let mut last = None;
             for row in rows {
                 let key = shape.pick(&row, &table.order);
-                records.push(Record {
-                    op: Op::Read,
-                    position: Position::Other(format!("poll:{}:{}", table.info.qualified(), key_text(&key))),
-                    ts_ms,
-                    schema: Some(shape.schema.clone()),
-                    before: None,
-                    after: Some(row),
-                    key: None,
-                    payload: None,
-                    headers: Vec::new(),
-                    destination: None,
-                });
-                self.marks.tables.insert(table.info.qualified(), key);
+                let position = Position::Other(format!("poll:{name}:{}", key_text(&key)));
+                records.push(Record::read(position, ts_ms, shape.schema.clone(), row));
+                last = Some(key);
+            }
+            if let Some(key) = last {
+                self.marks.tables.insert(name, key);
             }
         }
         // Caught up: rest until the next interval; behind: go straight on.
@@ -152,9 +147,7 @@ async fn check_table(conn: &mut Conn, polled: &PolledTable) -> Result<PolledShap
         return Err(setup("name the table as database.table".into()));
     };
     let info = table_info(conn, database, table).await?;
-    let columns: Vec<String> = conn
-        .exec("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (database, table))
-        .await?;
+    let columns: Vec<String> = catalog::columns(conn, database, table).await?.into_iter().map(|c| c.name).collect();
     if columns.is_empty() {
         return Err(setup("no such table on the server (or this user cannot see it); fix the name or create it".into()));
     }

@@ -13,7 +13,7 @@ use super::catalog::{TableInfo, captured_tables, quote};
 use super::flavor::ServerFlavor;
 use super::query_rows::{QueryShape, key_text, keyset_after};
 use super::{BinlogCheckpoint, SourceError, TableFilter};
-use crate::record::{Op, Position, Record, Value};
+use crate::record::{Position, Record, Value};
 
 /// How often progress is logged while a table is read.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -100,18 +100,8 @@ impl SnapshotReader {
                 let key = shape.pick(&row, &scan.info.key);
                 let handover = &self.progress.handover;
                 let place = if scan.info.key.is_empty() { format!("#{}", scan.offset + records.len() as u64) } else { key_text(&key) };
-                records.push(Record {
-                    op: Op::Read,
-                    position: Position::Other(format!("snapshot:{}:{}:{place}", handover.file, handover.pos)),
-                    ts_ms: self.ts_ms,
-                    schema: Some(shape.schema.clone()),
-                    before: None,
-                    after: Some(row),
-                    key: None,
-                    payload: None,
-                    headers: Vec::new(),
-                    destination: None,
-                });
+                let position = Position::Other(format!("snapshot:{}:{}:{place}", handover.file, handover.pos));
+                records.push(Record::read(position, self.ts_ms, shape.schema.clone(), row));
                 if !scan.info.key.is_empty() {
                     scan.after = Some(key);
                 }

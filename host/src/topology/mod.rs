@@ -7,10 +7,11 @@ mod to_mysql;
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::pipeline::{PipelineConfig, SinkConfig, SourceConfig};
 use crate::plugin::PluginHost;
+use crate::sources::SourceError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -44,4 +45,31 @@ pub async fn run_pipeline(
             message: "a mysql sink takes a kafka source".into(),
         }),
     }
+}
+
+/// A source whose batches are read on their own task, so reading and
+/// decoding run on another core while plugins and the sink work.
+trait BatchSource: Send + 'static {
+    type Batch: Send + 'static;
+    fn next_batch(&mut self) -> impl Future<Output = Result<Self::Batch, SourceError>> + Send;
+    /// Nothing comes after this batch.
+    fn is_last(_batch: &Self::Batch) -> bool {
+        false
+    }
+}
+
+/// Reads up to `depth` batches ahead until the source fails or finishes, or
+/// the receiver is dropped (the pipeline stops).
+fn read_ahead<S: BatchSource>(mut source: S, depth: usize) -> mpsc::Receiver<Result<S::Batch, SourceError>> {
+    let (tx, rx) = mpsc::channel(depth);
+    tokio::spawn(async move {
+        loop {
+            let batch = source.next_batch().await;
+            let last = batch.as_ref().map_or(true, S::is_last);
+            if tx.send(batch).await.is_err() || last {
+                break;
+            }
+        }
+    });
+    rx
 }

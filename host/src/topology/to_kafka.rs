@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::PipelineError;
+use super::{BatchSource, PipelineError, read_ahead};
 use crate::pipeline::{PipelineConfig, SourceConfig};
 use crate::plugin::PluginHost;
 use crate::positions::PositionStore;
@@ -46,13 +46,6 @@ impl Source {
             SourceConfig::Kafka(_) => None,
         })
     }
-
-    async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<SourceBatch, SourceError> {
-        match self {
-            Source::Capture(source) => source.next_batch(max, wait).await,
-            Source::Polling(source) => source.next_batch(max, wait).await,
-        }
-    }
 }
 
 pub async fn run(
@@ -72,7 +65,7 @@ pub async fn run(
     sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &config.name)?;
     let source = Source::connect(&config.source, positions.load()?).await?.ok_or_else(unsupported)?;
-    let mut batches = read_ahead(source);
+    let mut batches = read_ahead(source, READ_AHEAD);
     tracing::info!(pipeline = %config.name, "running");
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let result = async {
@@ -116,20 +109,19 @@ pub async fn run(
     Ok(())
 }
 
-/// Reads batches on their own task until the source fails or finishes, or
-/// the receiver is dropped (the pipeline stops).
-fn read_ahead(mut source: Source) -> mpsc::Receiver<Result<SourceBatch, SourceError>> {
-    let (tx, rx) = mpsc::channel(READ_AHEAD);
-    tokio::spawn(async move {
-        loop {
-            let batch = source.next_batch(BATCH_RECORDS, BATCH_WAIT).await;
-            let last = batch.as_ref().map_or(true, |b| b.finished);
-            if tx.send(batch).await.is_err() || last {
-                break;
-            }
+impl BatchSource for Source {
+    type Batch = SourceBatch;
+
+    async fn next_batch(&mut self) -> Result<SourceBatch, SourceError> {
+        match self {
+            Source::Capture(source) => source.next_batch(BATCH_RECORDS, BATCH_WAIT).await,
+            Source::Polling(source) => source.next_batch(BATCH_RECORDS, BATCH_WAIT).await,
         }
-    });
-    rx
+    }
+
+    fn is_last(batch: &SourceBatch) -> bool {
+        batch.finished
+    }
 }
 
 async fn settle((acks, checkpoint): InFlight, positions: &PositionStore) -> Result<(), PipelineError> {

@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
-use super::PipelineError;
+use super::{BatchSource, PipelineError, read_ahead};
 use crate::pipeline::PipelineConfig;
 use crate::plugin::{FailureKind, PluginHost, RecordFailure};
 use crate::sinks::dead_letter::DeadLetterQueue;
@@ -34,7 +34,7 @@ pub async fn run(
     let mut sink = MysqlSink::connect(sink_config, &config.name).await?;
     let source = KafkaSource::connect(source_config, &sink.applied_offsets().await?)?;
     let committer = source.committer();
-    let mut batches = read_ahead(source);
+    let mut batches = read_ahead(source, READ_AHEAD);
     tracing::info!(pipeline = %config.name, "running");
     while !*stop.borrow() {
         let batch = batches.recv().await.expect("the reader sends its error before it ends")?;
@@ -59,18 +59,10 @@ pub async fn run(
     Ok(())
 }
 
-/// Reads and decodes batches on their own task while the sink writes; ends
-/// after an error or when the receiver is dropped.
-fn read_ahead(mut source: KafkaSource) -> mpsc::Receiver<Result<KafkaBatch, SourceError>> {
-    let (tx, rx) = mpsc::channel(READ_AHEAD);
-    tokio::spawn(async move {
-        loop {
-            let batch = source.next_batch(BATCH_RECORDS, BATCH_WAIT).await;
-            let failed = batch.is_err();
-            if tx.send(batch).await.is_err() || failed {
-                break;
-            }
-        }
-    });
-    rx
+impl BatchSource for KafkaSource {
+    type Batch = KafkaBatch;
+
+    async fn next_batch(&mut self) -> Result<KafkaBatch, SourceError> {
+        KafkaSource::next_batch(self, BATCH_RECORDS, BATCH_WAIT).await
+    }
 }

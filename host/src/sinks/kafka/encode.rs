@@ -22,24 +22,6 @@ pub enum ValueFormat {
 pub const POSITION_HEADER: &str = "sluice.position";
 pub const DEDUP_HEADER: &str = "sluice.dedup-id";
 
-/// `{database}`, `{table}`, `{topic}` (of a Kafka source) and `{pipeline}`
-/// filled from the record; a routing plugin's destination wins.
-pub fn topic_for(template: &str, record: &Record, pipeline: &str) -> String {
-    if let Some(destination) = &record.destination {
-        return destination.clone();
-    }
-    let schema = record.schema.as_deref();
-    let source_topic = match &record.position {
-        Position::Kafka { topic, .. } => topic.as_str(),
-        _ => "",
-    };
-    template
-        .replace("{database}", schema.map_or("", |s| s.database.as_str()))
-        .replace("{table}", schema.map_or("", |s| s.table.as_str()))
-        .replace("{topic}", source_topic)
-        .replace("{pipeline}", pipeline)
-}
-
 /// The primary key as a JSON object (`{"id":7}`), or the raw key of a message.
 pub fn key(record: &Record) -> Option<Vec<u8>> {
     let Some(schema) = record.schema.as_deref() else { return record.key.clone() };

@@ -76,7 +76,7 @@ impl KafkaSink {
     pub async fn enqueue(&self, records: &[Record]) -> Result<Acks, SinkError> {
         let mut messages = Vec::with_capacity(records.len());
         for record in records {
-            let topic = encode::topic_for(&self.topic, record, &self.pipeline);
+            let topic = super::destination(&self.topic, record, &self.pipeline);
             let key = encode::key(record);
             let tombstone = self.tombstones && record.op == Op::Delete && key.is_some();
             messages.push(Outgoing {

@@ -29,8 +29,8 @@ use crate::transforms::Rejected;
 pub struct MysqlSinkConfig {
     pub url: Secret,
     /// `database.table` per record from `{database}`, `{table}` (of the
-    /// envelope, else the topic split at its first dot) and `{topic}`; a
-    /// routing plugin's destination wins.
+    /// envelope, else the topic split at its first dot), `{topic}` and
+    /// `{pipeline}`; a routing plugin's destination wins.
     #[serde(default = "default_table")]
     pub table: String,
     #[serde(default)]
@@ -231,19 +231,7 @@ impl Writer {
     }
 
     fn table_name(&self, record: &Record) -> String {
-        if let Some(destination) = &record.destination {
-            return destination.clone();
-        }
-        let schema = record.schema.as_deref();
-        let topic = match &record.position {
-            Position::Kafka { topic, .. } => topic.as_str(),
-            _ => "",
-        };
-        self.config
-            .table
-            .replace("{database}", schema.map_or("", |s| s.database.as_str()))
-            .replace("{table}", schema.map_or("", |s| s.table.as_str()))
-            .replace("{topic}", topic)
+        super::destination(&self.config.table, record, &self.pipeline)
     }
 
     /// Groups changes into multi-row statements (same table, kind and

@@ -7,7 +7,7 @@ use mysql_async::Value as Wire;
 use mysql_async::prelude::Queryable;
 
 use crate::record::Value;
-use crate::sources::catalog::quote;
+use crate::sources::catalog::{self, quote};
 use crate::sources::query_rows::param;
 
 pub struct TargetTable {
@@ -21,23 +21,11 @@ pub struct TargetTable {
 impl TargetTable {
     /// None when the table does not exist.
     pub async fn look_up(conn: &mut impl Queryable, database: &str, table: &str) -> Result<Option<Self>, mysql_async::Error> {
-        let columns: Vec<(String, String)> = conn
-            .exec(
-                "SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS
-                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
-                (database, table),
-            )
-            .await?;
+        let columns: Vec<(String, String)> = catalog::columns(conn, database, table).await?.into_iter().map(|c| (c.name, c.data_type)).collect();
         if columns.is_empty() {
             return Ok(None);
         }
-        let key: Vec<String> = conn
-            .exec(
-                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
-                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION",
-                (database, table),
-            )
-            .await?;
+        let key = catalog::primary_key(conn, database, table).await?;
         Ok(Some(TargetTable { sql_name: format!("{}.{}", quote(database), quote(table)), columns, key }))
     }
 
