@@ -1,10 +1,11 @@
 //! The one place where MariaDB and MySQL differ for capture: how a consistent
-//! snapshot learns its binlog position, and how GTIDs are spoken.
-use mysql_async::Conn;
+//! snapshot learns its binlog position, and how a stream is asked to resume.
 use mysql_async::prelude::Queryable;
+use mysql_async::{BinlogStreamRequest, Conn};
 
 use super::SourceError;
 use super::binlog::{BinlogCheckpoint, current_position};
+use super::gtid::GtidState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerFlavor {
@@ -52,116 +53,69 @@ impl ServerFlavor {
     }
 }
 
-/// MariaDB's GTID event (type 162), which mysql_common does not parse:
-/// sequence u64, domain u32, flags u8; the server id is the header's.
-const MARIADB_GTID_EVENT: u8 = 162;
-/// The GTID's group has no BEGIN/COMMIT (DDL, non-transactional statements).
-const FL_STANDALONE: u8 = 1;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MariaGtid {
-    pub domain: u32,
-    pub server: u32,
-    pub seq: u64,
-    pub standalone: bool,
-}
-
-impl MariaGtid {
-    pub fn from_event(event: &mysql_async::binlog::events::Event) -> Option<Self> {
-        if event.header().event_type_raw() != MARIADB_GTID_EVENT {
-            return None;
-        }
-        let body = event.data();
-        let seq = u64::from_le_bytes(body.get(0..8)?.try_into().ok()?);
-        let domain = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?);
-        let flags = *body.get(12)?;
-        Some(MariaGtid { domain, server: event.header().server_id(), seq, standalone: flags & FL_STANDALONE != 0 })
-    }
-}
-
-impl std::fmt::Display for MariaGtid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}-{}-{}", self.domain, self.server, self.seq)
-    }
-}
-
-/// MariaDB's replication state: the last GTID of each domain, as
-/// `@@gtid_binlog_pos` and `@slave_connect_state` spell it (`0-1-42,1-2-7`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GtidState(std::collections::BTreeMap<u32, (u32, u64)>);
-
-impl GtidState {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let mut state = GtidState::default();
-        for gtid in text.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-            let parts: Vec<&str> = gtid.split('-').collect();
-            let [domain, server, seq] = parts[..] else { return Err(format!("`{gtid}` is not a MariaDB GTID (domain-server-seq)")) };
-            let bad = |e: std::num::ParseIntError| format!("`{gtid}`: {e}");
-            state.0.insert(domain.parse().map_err(bad)?, (server.parse().map_err(bad)?, seq.parse().map_err(bad)?));
-        }
-        Ok(state)
-    }
-
-    pub fn apply(&mut self, gtid: MariaGtid) {
-        self.0.insert(gtid.domain, (gtid.server, gtid.seq));
-    }
-}
-
-impl std::fmt::Display for GtidState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let parts: Vec<String> = self.0.iter().map(|(d, (s, n))| format!("{d}-{s}-{n}")).collect();
-        f.write_str(&parts.join(","))
-    }
-}
-
 impl ServerFlavor {
-    /// The GTID state at a binlog position (MariaDB); MySQL's GTID sets are
-    /// not tracked, so file:pos is its only resume point.
+    /// The GTID state at a checkpoint: the one stored with it, else (MariaDB)
+    /// the server's own answer for that file and position. MySQL cannot map
+    /// a position to a GTID set, but every checkpoint it starts from (the
+    /// snapshot's, the current position's) carries `Executed_Gtid_Set`.
     pub async fn gtid_at(self, conn: &mut Conn, at: &BinlogCheckpoint) -> Result<Option<GtidState>, SourceError> {
-        match (self, &at.gtid) {
-            (ServerFlavor::Mysql, _) => Ok(None),
-            (ServerFlavor::MariaDb, Some(text)) => GtidState::parse(text).map(Some).map_err(SourceError::ServerSetup),
+        let text = match (self, &at.gtid) {
+            (_, Some(text)) => text.clone(),
+            (ServerFlavor::Mysql, None) => return Ok(None),
             (ServerFlavor::MariaDb, None) => {
                 let text: Option<Option<String>> =
                     conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&at.file, at.pos)).await?;
-                GtidState::parse(&text.flatten().unwrap_or_default()).map(Some).map_err(SourceError::ServerSetup)
+                text.flatten().unwrap_or_default()
             }
-        }
+        };
+        let state = match self {
+            ServerFlavor::MariaDb => GtidState::parse_maria(&text),
+            ServerFlavor::Mysql => GtidState::parse_mysql(&text),
+        };
+        state.map(Some).map_err(|e| SourceError::ServerSetup(format!("the stored GTID position: {e}")))
     }
 
-    /// Readies `conn` for the binlog dump. MariaDB sends its GTID events only
-    /// to a replica that declares it understands them; with `resume_at`, the
-    /// server itself finds where that GTID state is, on whichever server
-    /// (after a fail-over) file names and offsets differ.
-    pub async fn prepare_stream(self, conn: &mut Conn, gtid_wanted: bool, resume_at: Option<&GtidState>) -> Result<(), SourceError> {
-        match (self, gtid_wanted) {
-            (ServerFlavor::MariaDb, _) => {
-                let state = resume_at;
+    /// Readies `conn` for the binlog dump and says where it starts: by
+    /// `resume_at` if given, which the server itself locates on whichever
+    /// server (after a fail-over) file names and offsets differ; else at
+    /// `file` and `pos`.
+    pub async fn stream_request<'a>(
+        self,
+        conn: &mut Conn,
+        server_id: u32,
+        gtid_wanted: bool,
+        resume_at: Option<&GtidState>,
+        file: &'a str,
+        pos: u64,
+    ) -> Result<BinlogStreamRequest<'a>, SourceError> {
+        let request = BinlogStreamRequest::new(server_id);
+        match self {
+            ServerFlavor::MariaDb => {
+                // MariaDB sends its GTID events only to a replica that declares it
+                // understands them.
                 conn.query_drop("SET @mariadb_slave_capability = 4").await?;
-                if let Some(state) = state {
+                if let Some(state) = resume_at {
                     conn.exec_drop("SET @slave_connect_state = ?", (state.to_string(),)).await?;
                     conn.query_drop("SET @slave_gtid_strict_mode = 1").await?;
+                    return Ok(request);
                 }
-                Ok(())
             }
-            (ServerFlavor::Mysql, true) => Err(SourceError::ServerSetup(
-                "resuming by GTID is supported on MariaDB only; on MySQL set `gtid = false` to resume by file and position".into(),
-            )),
-            (ServerFlavor::Mysql, false) => Ok(()),
+            ServerFlavor::Mysql => {
+                if gtid_wanted {
+                    let mode: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_mode").await?;
+                    if !mode.is_some_and(|m| m.eq_ignore_ascii_case("ON")) {
+                        return Err(SourceError::ServerSetup(
+                            "`gtid = true` needs gtid_mode = ON on MySQL (with enforce_gtid_consistency = ON); \
+                             turn it on or set `gtid = false` to resume by file and position"
+                                .into(),
+                        ));
+                    }
+                }
+                if let Some(set) = resume_at {
+                    return Ok(request.with_gtid().with_gtid_set(set.sids()));
+                }
+            }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn gtid_state_round_trips_and_advances_per_domain() {
-        let mut state = GtidState::parse("0-1-42, 1-2-7").unwrap();
-        state.apply(MariaGtid { domain: 0, server: 3, seq: 43, standalone: false });
-        assert_eq!(state.to_string(), "0-3-43,1-2-7");
-        assert_eq!(GtidState::parse("").unwrap().to_string(), "");
-        assert!(GtidState::parse("0-1").unwrap_err().contains("0-1"));
+        Ok(request.with_filename(file.as_bytes()).with_pos(pos))
     }
 }

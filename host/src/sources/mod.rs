@@ -6,6 +6,7 @@ pub mod capture;
 pub(crate) mod catalog;
 mod decode;
 mod flavor;
+mod gtid;
 pub mod kafka;
 pub mod polling;
 pub(crate) mod query_rows;

@@ -8,14 +8,15 @@ use std::time::Duration;
 use futures::StreamExt;
 use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
+use mysql_async::{BinlogStream, Conn};
 use serde::{Deserialize, Serialize};
 
 mod shape;
 
 use self::shape::TableShape;
 use super::catalog::{CatalogColumns, catalog_columns};
-use super::flavor::{GtidState, MariaGtid, ServerFlavor};
+use super::flavor::ServerFlavor;
+use super::gtid::{Gtid, GtidState, MariaGtid, MysqlGtid};
 use super::{SourceBatch, SourceError, SourcePosition, TableFilter};
 use crate::pipeline::Secret;
 use crate::record::{Op, Position, Record};
@@ -37,7 +38,7 @@ pub struct BinlogSourceConfig {
     pub snapshot: SnapshotMode,
     /// Resume by the stored GTID state rather than file and position, so a
     /// restart against another server of the topology (after a fail-over)
-    /// finds its place. MariaDB only.
+    /// finds its place. MySQL needs gtid_mode = ON.
     #[serde(default)]
     pub gtid: bool,
 }
@@ -71,10 +72,10 @@ pub struct BinlogSource {
     open: Vec<Record>,
     /// Between BEGIN and its commit: no checkpoint may fall there.
     in_transaction: bool,
-    /// MariaDB: the GTID state after the last commit read, and the GTID of
-    /// the group being read.
+    /// The GTID state after the last commit read, and the GTID of the
+    /// group being read.
     gtid_state: Option<GtidState>,
-    gtid: Option<MariaGtid>,
+    gtid: Option<Gtid>,
     /// Checksum bytes the opening ROTATE's name carries when the stream
     /// starts from a GTID and the file name is learnt from it.
     checksum_len: usize,
@@ -97,7 +98,8 @@ impl BinlogSource {
         // A stored GTID state exists once a transaction was delivered; before,
         // file and position are all there is.
         let by_gtid = config.gtid && start.gtid.is_some();
-        flavor.prepare_stream(&mut conn, config.gtid, gtid_state.as_ref().filter(|_| by_gtid)).await?;
+        let resume_at = gtid_state.as_ref().filter(|_| by_gtid);
+        let request = flavor.stream_request(&mut conn, config.server_id, config.gtid, resume_at, &start.file, start.pos).await?;
         let checksum: Option<String> = conn.query_first("SELECT @@global.binlog_checksum").await?;
         let metadata: Option<String> = conn.query_first("SELECT @@global.binlog_row_metadata").await.ok().flatten();
         let full_metadata = metadata.is_some_and(|m| m.eq_ignore_ascii_case("FULL"));
@@ -110,15 +112,11 @@ impl BinlogSource {
         let catalog = super::connect(&config.url).await?;
         // A heartbeat each second carries the position while the server is idle.
         conn.query_drop("SET @master_heartbeat_period = 1000000000").await?;
-        let request = BinlogStreamRequest::new(config.server_id);
-        let stream = if by_gtid {
-            tracing::info!(gtid = %start.gtid.as_deref().unwrap_or(""), "binlog stream starting from GTID state");
-            conn.get_binlog_stream(request).await
-        } else {
-            tracing::info!(file = %start.file, pos = start.pos, "binlog stream starting");
-            conn.get_binlog_stream(request.with_filename(start.file.as_bytes()).with_pos(start.pos)).await
-        };
-        let stream = stream.map_err(|e| privilege_hint(e.into()))?;
+        match resume_at {
+            Some(state) => tracing::info!(gtid = %state, "binlog stream starting from GTID state"),
+            None => tracing::info!(file = %start.file, pos = start.pos, "binlog stream starting"),
+        }
+        let stream = conn.get_binlog_stream(request).await.map_err(|e| privilege_hint(e.into()))?;
         let file = if by_gtid { String::new() } else { start.file };
         Ok(BinlogSource {
             stream,
@@ -153,7 +151,7 @@ impl BinlogSource {
             if let Some(gtid) = MariaGtid::from_event(&event) {
                 // With GTIDs declared, MariaDB sends this in place of BEGIN.
                 self.in_transaction = !gtid.standalone;
-                self.gtid = Some(gtid);
+                self.gtid = Some(Gtid::Maria(gtid));
                 continue;
             }
             let data = event.read_data().map_err(|e| SourceError::Decode { what: "event".into(), message: e.to_string() })?;
@@ -172,6 +170,8 @@ impl BinlogSource {
                         self.file = name.into_owned();
                     }
                 }
+                // MySQL's GTID comes before the transaction's BEGIN.
+                Some(EventData::GtidEvent(gtid)) => self.gtid = Some(Gtid::Mysql(MysqlGtid::from(&gtid))),
                 Some(EventData::TableMapEvent(map)) => {
                     self.shapes.remove(&map.table_id());
                 }
@@ -206,7 +206,7 @@ impl BinlogSource {
     /// the current GTID group if any.
     fn checkpoint(&mut self, end: u64) -> Option<SourcePosition> {
         if let (Some(state), Some(gtid)) = (&mut self.gtid_state, self.gtid.take()) {
-            state.apply(gtid);
+            state.apply(&gtid);
         }
         let gtid = self.gtid_state.as_ref().map(|s| s.to_string());
         Some(SourcePosition::Binlog(BinlogCheckpoint { file: self.file.clone(), pos: end, gtid }))
@@ -271,7 +271,7 @@ impl BinlogSource {
             };
             let record = Record {
                 op,
-                position: Position::Binlog { file: self.file.clone(), pos: end, gtid: self.gtid.map(|g| g.to_string()), row: i as u32 },
+                position: Position::Binlog { file: self.file.clone(), pos: end, gtid: self.gtid.as_ref().map(Gtid::to_string), row: i as u32 },
                 ts_ms,
                 schema: Some(shape.schema.clone()),
                 before: decode(before)?,
@@ -358,5 +358,8 @@ pub async fn current_position(conn: &mut Conn) -> Result<BinlogCheckpoint, Sourc
     let empty = || SourceError::ServerSetup("SHOW MASTER STATUS is empty: is log_bin on?".into());
     let row = row.ok_or_else(empty)?;
     let (file, pos): (Option<String>, Option<u64>) = (row.get(0), row.get(1));
-    Ok(BinlogCheckpoint { file: file.ok_or_else(empty)?, pos: pos.ok_or_else(empty)?, gtid: None })
+    // MySQL only: the GTID set at this position, which it cannot tell later.
+    let executed = row.columns_ref().iter().position(|c| c.name_str().eq_ignore_ascii_case("Executed_Gtid_Set"));
+    let gtid = executed.and_then(|i| row.get::<Option<String>, _>(i)).flatten();
+    Ok(BinlogCheckpoint { file: file.ok_or_else(empty)?, pos: pos.ok_or_else(empty)?, gtid })
 }
