@@ -27,21 +27,97 @@ pub enum SinkError {
     },
 }
 
-/// A record's topic or table: the template with `{database}`, `{table}`,
-/// `{topic}` (of a Kafka source) and `{pipeline}` filled from the record;
-/// a routing plugin's destination wins.
-pub fn destination(template: &str, record: &Record, pipeline: &str) -> String {
-    if let Some(destination) = &record.destination {
-        return destination.clone();
+/// A record's topic or table: a template with `{database}`, `{table}`,
+/// `{topic}` (of a Kafka source) and `{pipeline}`, split once so filling it
+/// per record is one pass; a routing plugin's destination wins.
+pub struct Destination(Vec<Part>);
+
+enum Part {
+    Text(String),
+    Database,
+    Table,
+    Topic,
+}
+
+impl Destination {
+    pub fn new(template: &str, pipeline: &str) -> Self {
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut rest = template;
+        while !rest.is_empty() {
+            let placeholder = [("{database}", Some(Part::Database)), ("{table}", Some(Part::Table)), ("{topic}", Some(Part::Topic)), ("{pipeline}", None)]
+                .into_iter()
+                .find(|(name, _)| rest.starts_with(name));
+            match placeholder {
+                Some((name, part)) => {
+                    rest = &rest[name.len()..];
+                    match part {
+                        None => text.push_str(pipeline),
+                        Some(part) => {
+                            if !text.is_empty() {
+                                parts.push(Part::Text(std::mem::take(&mut text)));
+                            }
+                            parts.push(part);
+                        }
+                    }
+                }
+                None => {
+                    let c = rest.chars().next().expect("not empty");
+                    text.push(c);
+                    rest = &rest[c.len_utf8()..];
+                }
+            }
+        }
+        if !text.is_empty() {
+            parts.push(Part::Text(text));
+        }
+        Destination(parts)
     }
-    let schema = record.schema.as_deref();
-    let source_topic = match &record.position {
-        Position::Kafka { topic, .. } => topic.as_str(),
-        _ => "",
-    };
-    template
-        .replace("{database}", schema.map_or("", |s| s.database.as_str()))
-        .replace("{table}", schema.map_or("", |s| s.table.as_str()))
-        .replace("{topic}", source_topic)
-        .replace("{pipeline}", pipeline)
+
+    pub fn fill(&self, record: &Record) -> String {
+        if let Some(destination) = &record.destination {
+            return destination.clone();
+        }
+        let schema = record.schema.as_deref();
+        let mut name = String::with_capacity(64);
+        for part in &self.0 {
+            name.push_str(match part {
+                Part::Text(text) => text,
+                Part::Database => schema.map_or("", |s| s.database.as_str()),
+                Part::Table => schema.map_or("", |s| s.table.as_str()),
+                Part::Topic => match &record.position {
+                    Position::Kafka { topic, .. } => topic,
+                    _ => "",
+                },
+            });
+        }
+        name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Op, Schema};
+
+    #[test]
+    fn templates_fill_from_the_record_and_routing_wins() {
+        let mut record = Record {
+            op: Op::Insert,
+            position: Position::Kafka { topic: "in.orders".into(), partition: 0, offset: 1 },
+            ts_ms: 0,
+            schema: Some(std::sync::Arc::new(Schema { database: "shop".into(), table: "orders".into(), columns: vec![], key: vec![] })),
+            before: None,
+            after: None,
+            key: None,
+            payload: None,
+            headers: Vec::new(),
+            destination: None,
+        };
+        let d = Destination::new("{pipeline}-{database}.{table}/{topic}{unknown}é", "p1");
+        assert_eq!(d.fill(&record), "p1-shop.orders/in.orders{unknown}é");
+        assert_eq!(Destination::new("fixed", "p").fill(&record), "fixed");
+        record.destination = Some("routed".into());
+        assert_eq!(d.fill(&record), "routed");
+    }
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use super::{BatchSource, PipelineError, read_ahead};
 use crate::pipeline::PipelineConfig;
@@ -13,7 +13,8 @@ use crate::plugin::{FailureKind, PluginHost, RecordFailure};
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::mysql::{MysqlSink, MysqlSinkConfig};
 use crate::sources::SourceError;
-use crate::sources::kafka::{KafkaBatch, KafkaSource, KafkaSourceConfig};
+use crate::record::Record;
+use crate::sources::kafka::{KafkaBatch, KafkaSource, KafkaSourceConfig, OffsetCommitter, Offsets};
 use crate::transforms::{PluginChain, Rejected};
 
 /// Messages per batch, and how long a batch waits to fill.
@@ -35,6 +36,9 @@ pub async fn run(
     let source = KafkaSource::connect(source_config, &sink.applied_offsets().await?)?;
     let committer = source.committer();
     let mut batches = read_ahead(source, READ_AHEAD);
+    // Plugins work on the next batch while the sink writes this one.
+    let (to_writer, written) = mpsc::channel(1);
+    let writer = tokio::spawn(write_batches(sink, dead_letters, committer, written, config.name.clone()));
     tracing::info!(pipeline = %config.name, "running");
     while !*stop.borrow() {
         let batch = batches.recv().await.expect("the reader sends its error before it ends")?;
@@ -49,13 +53,41 @@ pub async fn run(
             version: String::new(),
             failure: RecordFailure::new(FailureKind::Undecodable, reason),
         }));
-        let unwritable = sink.apply(out.records, &batch.next_offsets, &dead, &dead_letters).await?;
-        if unwritable > 0 {
-            tracing::warn!(pipeline = %config.name, unwritable, "records the MySQL sink could not write went to the dead-letter queue");
+        let write = Write { records: out.records, dead, next_offsets: batch.next_offsets };
+        if to_writer.send(write).await.is_err() {
+            break; // the writer failed; its error is returned below
         }
-        committer.commit(&batch.next_offsets)?;
     }
+    // The writer finishes what it was handed before it ends.
+    drop(to_writer);
+    writer.await.expect("the MySQL writer does not panic")?;
     tracing::info!(pipeline = %config.name, "stopped");
+    Ok(())
+}
+
+/// One batch after the plugins, ready for the sink.
+struct Write {
+    records: Vec<Record>,
+    dead: Vec<Rejected>,
+    next_offsets: Offsets,
+}
+
+/// Applies batches in the order they come; after each commit tells the group
+/// how far this member got.
+async fn write_batches(
+    mut sink: MysqlSink,
+    dead_letters: DeadLetterQueue,
+    committer: OffsetCommitter,
+    mut batches: mpsc::Receiver<Write>,
+    pipeline: String,
+) -> Result<(), PipelineError> {
+    while let Some(write) = batches.recv().await {
+        let unwritable = sink.apply(write.records, &write.next_offsets, &write.dead, &dead_letters).await?;
+        if unwritable > 0 {
+            tracing::warn!(pipeline = %pipeline, unwritable, "records the MySQL sink could not write went to the dead-letter queue");
+        }
+        committer.commit(&write.next_offsets)?;
+    }
     Ok(())
 }
 

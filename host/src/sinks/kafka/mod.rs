@@ -14,7 +14,7 @@ use delivery::{Outgoing, enqueue_all};
 pub use encode::ValueFormat;
 
 use crate::record::{Op, Record};
-use crate::sinks::SinkError;
+use crate::sinks::{Destination, SinkError};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +42,7 @@ fn default_topic() -> String {
 
 pub struct KafkaSink {
     producer: FutureProducer,
-    topic: String,
+    topic: Destination,
     format: ValueFormat,
     tombstones: bool,
     pipeline: String,
@@ -52,7 +52,7 @@ impl KafkaSink {
     pub fn new(config: &KafkaSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
         Ok(KafkaSink {
             producer: producer(&config.brokers, &config.properties)?,
-            topic: config.topic.clone(),
+            topic: Destination::new(&config.topic, pipeline),
             format: config.format,
             tombstones: config.tombstones,
             pipeline: pipeline.to_owned(),
@@ -76,7 +76,7 @@ impl KafkaSink {
     pub async fn enqueue(&self, records: &[Record]) -> Result<Acks, SinkError> {
         let mut messages = Vec::with_capacity(records.len());
         for record in records {
-            let topic = super::destination(&self.topic, record, &self.pipeline);
+            let topic = self.topic.fill(record);
             let key = encode::key(record);
             let tombstone = self.tombstones && record.op == Op::Delete && key.is_some();
             messages.push(Outgoing {

@@ -8,6 +8,7 @@ mod offsets;
 mod target;
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -21,6 +22,7 @@ use crate::pipeline::Secret;
 use crate::plugin::{FailureKind, RecordFailure};
 use crate::record::{Position, Record};
 use crate::sources::kafka::Offsets;
+use crate::sinks::Destination;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::transforms::Rejected;
 
@@ -100,6 +102,7 @@ pub struct MysqlSink {
 struct Writer {
     config: MysqlSinkConfig,
     offsets: OffsetsTable,
+    destination: Destination,
     /// Destination name → index into `targets`, None for a missing table.
     tables: HashMap<String, Option<usize>>,
     targets: Vec<TargetTable>,
@@ -111,7 +114,8 @@ impl MysqlSink {
         let mut conn = open(config).await?;
         let offsets = OffsetsTable::new(&config.offsets_database, pipeline);
         offsets.create(&mut conn, &config.offsets_database).await?;
-        let writer = Writer { config: config.clone(), offsets, tables: HashMap::new(), targets: Vec::new(), pipeline: pipeline.to_owned() };
+        let destination = Destination::new(&config.table, pipeline);
+        let writer = Writer { config: config.clone(), offsets, destination, tables: HashMap::new(), targets: Vec::new(), pipeline: pipeline.to_owned() };
         Ok(MysqlSink { conn, writer })
     }
 
@@ -161,10 +165,10 @@ impl Writer {
         dead_letters: &DeadLetterQueue,
     ) -> Result<usize, MysqlSinkError> {
         let mut rejected = Vec::new();
+        let names: Vec<String> = records.iter().map(|r| self.destination.fill(r)).collect();
         // Resolve tables outside the transaction (catalog look-ups).
-        for record in records {
-            let name = self.table_name(record);
-            if !self.tables.contains_key(&name) {
+        for (record, name) in records.iter().zip(&names) {
+            if !self.tables.contains_key(name) {
                 let target = match name.split_once('.') {
                     Some((db, t)) => match TargetTable::look_up(conn, db, t).await? {
                         None if self.config.create_tables => match target::create_sql(db, t, record) {
@@ -186,21 +190,20 @@ impl Writer {
                     self.targets.push(t);
                     self.targets.len() - 1
                 });
-                self.tables.insert(name, index);
+                self.tables.insert(name.clone(), index);
             }
         }
         let mut tx = conn.start_transaction(TxOpts::default()).await?;
         let applied = self.offsets.lock(&mut tx).await?;
         let mut pending: Vec<Pending> = Vec::new();
         let mut by_key: HashMap<(usize, Vec<u8>), usize> = HashMap::new();
-        for record in records {
+        for (record, name) in records.iter().zip(&names) {
             if let Position::Kafka { topic, partition, offset } = &record.position
                 && applied.get(&(topic.clone(), *partition)).is_some_and(|next| offset < next)
             {
                 continue; // applied by an earlier transaction
             }
-            let name = self.table_name(record);
-            let Some(table) = self.tables[&name] else {
+            let Some(table) = self.tables[name] else {
                 rejected.push(unwritable(record, format!("table `{name}` does not exist; create it or route the record elsewhere")));
                 continue;
             };
@@ -209,10 +212,10 @@ impl Writer {
                 Ok((_, change)) if !self.config.accumulate.is_empty() => pending.push(Pending { table, change, record }),
                 Ok((key, change)) => {
                     let p = Pending { table, change, record };
-                    match by_key.get(&(table, key.clone())) {
-                        Some(&i) => pending[i] = p,
-                        None => {
-                            by_key.insert((table, key), pending.len());
+                    match by_key.entry((table, key)) {
+                        Entry::Occupied(i) => pending[*i.get()] = p,
+                        Entry::Vacant(slot) => {
+                            slot.insert(pending.len());
                             pending.push(p);
                         }
                     }
@@ -230,10 +233,6 @@ impl Writer {
         Ok(unwritable)
     }
 
-    fn table_name(&self, record: &Record) -> String {
-        super::destination(&self.config.table, record, &self.pipeline)
-    }
-
     /// Groups changes into multi-row statements (same table, kind and
     /// columns), each chunk under a savepoint: a chunk the server refuses is
     /// retried row by row, and the rows it still refuses are rejected.
@@ -241,10 +240,10 @@ impl Writer {
         let mut groups: Vec<Vec<Pending>> = Vec::new();
         let mut group_of: HashMap<(usize, bool, Vec<usize>), usize> = HashMap::new();
         for p in pending {
-            match group_of.get(&p.shape()) {
-                Some(&g) => groups[g].push(p),
-                None => {
-                    group_of.insert(p.shape(), groups.len());
+            match group_of.entry(p.shape()) {
+                Entry::Occupied(g) => groups[*g.get()].push(p),
+                Entry::Vacant(slot) => {
+                    slot.insert(groups.len());
                     groups.push(vec![p]);
                 }
             }

@@ -118,6 +118,9 @@ impl KafkaSource {
                 Ok(Ok(m)) => m,
             };
             taken += 1;
+            // Buffered messages come without a pause; let the sink's task,
+            // which may wait on this worker, run between them.
+            tokio::task::consume_budget().await;
             let timestamp_ms = match message.timestamp() {
                 Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
                 Timestamp::NotAvailable => 0,
