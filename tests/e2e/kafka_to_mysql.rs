@@ -391,7 +391,7 @@ config = {{ time = "at", into = "shop.customer_minutes" }}
 async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() {
     use sluice::record::{Column, Op, Position, Record, Schema, Value};
     use sluice::sinks::dead_letter::DeadLetterQueue;
-    use sluice::sinks::mysql::{MysqlSink, MysqlSinkConfig};
+    use sluice::sinks::mysql::{MysqlSink, MysqlSinkConfig, RowPlanner};
 
     let stack = Stack::start();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
@@ -400,6 +400,7 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
     let config: MysqlSinkConfig = toml::from_str(&format!("url = \"{}\"\ncreate_tables = true", stack.mysql_url())).unwrap();
     let dlq: DeadLetterQueue = DeadLetterQueue::new(&toml::from_str("topic = \"t.dlq\"").unwrap(), stack.kafka_brokers(), "p").unwrap();
     let mut sink = MysqlSink::connect(&config, "p").await.unwrap();
+    let mut planner = RowPlanner::connect(&config, "p").await.unwrap();
     let schema = std::sync::Arc::new(Schema {
         database: "shop".into(),
         table: "t".into(),
@@ -421,7 +422,7 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
         })
         .collect();
     let next = [(("shop.t".to_owned(), 0), 10)].into_iter().collect();
-    sink.apply(records.clone(), &next, &[], &dlq).await.unwrap();
+    sink.apply(&planner.plan(records.clone()).await.unwrap(), &next, &[], &dlq).await.unwrap();
     let rows: Vec<(i32, i32)> = db.query("SELECT id, v FROM shop.t ORDER BY id").await.unwrap();
     assert_eq!(rows, [(0, 9), (1, 7), (2, 8)], "the last change per key");
     let key: String = db
@@ -437,7 +438,7 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
     newer.position = Position::Kafka { topic: "shop.t".into(), partition: 0, offset: 10 };
     again.push(newer);
     let next = [(("shop.t".to_owned(), 0), 11)].into_iter().collect();
-    sink.apply(again, &next, &[], &dlq).await.unwrap();
+    sink.apply(&planner.plan(again).await.unwrap(), &next, &[], &dlq).await.unwrap();
     let rows: Vec<(i32, i32)> = db.query("SELECT id, v FROM shop.t ORDER BY id").await.unwrap();
     assert_eq!(rows, [(0, 0), (1, -1), (2, -1)]);
     assert_eq!(sink.applied_offsets().await.unwrap(), [(("shop.t".to_owned(), 0), 11)].into_iter().collect());

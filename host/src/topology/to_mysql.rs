@@ -11,9 +11,8 @@ use super::{BatchSource, PipelineError, read_ahead};
 use crate::pipeline::PipelineConfig;
 use crate::plugin::{FailureKind, PluginHost, RecordFailure};
 use crate::sinks::dead_letter::DeadLetterQueue;
-use crate::sinks::mysql::{MysqlSink, MysqlSinkConfig};
+use crate::sinks::mysql::{MysqlSink, MysqlSinkConfig, Plan, RowPlanner};
 use crate::sources::SourceError;
-use crate::record::Record;
 use crate::sources::kafka::{KafkaBatch, KafkaSource, KafkaSourceConfig, OffsetCommitter, Offsets};
 use crate::transforms::{PluginChain, Rejected};
 
@@ -33,10 +32,12 @@ pub async fn run(
     let mut chain = PluginChain::build(&host, &config.plugins)?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &config.name)?;
     let mut sink = MysqlSink::connect(sink_config, &config.name).await?;
+    let mut planner = RowPlanner::connect(sink_config, &config.name).await?;
     let source = KafkaSource::connect(source_config, &sink.applied_offsets().await?)?;
     let committer = source.committer();
     let mut batches = read_ahead(source, READ_AHEAD);
-    // Plugins work on the next batch while the sink writes this one.
+    // Plugins and the planner work on the next batch while the sink writes
+    // this one.
     let (to_writer, written) = mpsc::channel(1);
     let writer = tokio::spawn(write_batches(sink, dead_letters, committer, written, config.name.clone()));
     tracing::info!(pipeline = %config.name, "running");
@@ -53,7 +54,8 @@ pub async fn run(
             version: String::new(),
             failure: RecordFailure::new(FailureKind::Undecodable, reason),
         }));
-        let write = Write { records: out.records, dead, next_offsets: batch.next_offsets };
+        let plan = planner.plan(out.records).await?;
+        let write = Write { plan, dead, next_offsets: batch.next_offsets };
         if to_writer.send(write).await.is_err() {
             break; // the writer failed; its error is returned below
         }
@@ -65,9 +67,9 @@ pub async fn run(
     Ok(())
 }
 
-/// One batch after the plugins, ready for the sink.
+/// One batch after the plugins, planned for the sink.
 struct Write {
-    records: Vec<Record>,
+    plan: Plan,
     dead: Vec<Rejected>,
     next_offsets: Offsets,
 }
@@ -82,7 +84,7 @@ async fn write_batches(
     pipeline: String,
 ) -> Result<(), PipelineError> {
     while let Some(write) = batches.recv().await {
-        let unwritable = sink.apply(write.records, &write.next_offsets, &write.dead, &dead_letters).await?;
+        let unwritable = sink.apply(&write.plan, &write.next_offsets, &write.dead, &dead_letters).await?;
         if unwritable > 0 {
             tracing::warn!(pipeline = %pipeline, unwritable, "records the MySQL sink could not write went to the dead-letter queue");
         }

@@ -14,23 +14,15 @@ pub enum Change {
     Delete(Vec<Wire>),
 }
 
-pub struct Pending<'r> {
-    pub table: usize,
-    pub change: Change,
-    pub record: &'r Record,
-}
-
-impl Pending<'_> {
-    /// Changes with equal shapes share one multi-row statement.
-    pub fn shape(&self) -> (usize, bool, Vec<usize>) {
-        match &self.change {
-            Change::Delete(_) => (self.table, false, Vec::new()),
-            Change::Upsert(values) => (self.table, true, values.iter().map(|(c, _)| *c).collect()),
+impl Change {
+    /// Changes of one table with equal shapes share one multi-row statement.
+    pub fn shape(&self, table: usize) -> (usize, bool, Vec<usize>) {
+        match self {
+            Change::Delete(_) => (table, false, Vec::new()),
+            Change::Upsert(values) => (table, true, values.iter().map(|(c, _)| *c).collect()),
         }
     }
-}
 
-impl Change {
     /// The row's key (as bytes, for compaction) and its change; or why the
     /// record cannot be written to `target`.
     pub fn of(target: &TargetTable, record: &Record) -> Result<(Vec<u8>, Change), String> {

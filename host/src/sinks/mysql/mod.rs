@@ -5,24 +5,23 @@
 //! handed back for the dead-letter queue; the rest of the batch goes on.
 mod change;
 mod offsets;
+mod plan;
 mod target;
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Transaction, TxOpts, Value as Wire};
 use serde::Deserialize;
 
-use self::change::{Change, Pending};
 use self::offsets::OffsetsTable;
+pub use self::plan::{Plan, RowPlanner};
+use self::plan::Planned;
 use self::target::TargetTable;
 use crate::pipeline::Secret;
 use crate::plugin::{FailureKind, RecordFailure};
 use crate::record::{Position, Record};
 use crate::sources::kafka::Offsets;
-use crate::sinks::Destination;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::transforms::Rejected;
 
@@ -93,136 +92,74 @@ pub enum MysqlSinkError {
     DeadLetters(#[from] super::SinkError),
 }
 
+/// Applies planned batches on its own connection.
 pub struct MysqlSink {
-    conn: Conn,
-    writer: Writer,
-}
-
-/// Everything but the connection, so a transaction can borrow that alone.
-struct Writer {
+    conn: SinkConnection,
     config: MysqlSinkConfig,
     offsets: OffsetsTable,
-    destination: Destination,
-    /// Destination name → index into `targets`, None for a missing table.
-    tables: HashMap<String, Option<usize>>,
-    targets: Vec<TargetTable>,
-    pipeline: String,
 }
 
 impl MysqlSink {
     pub async fn connect(config: &MysqlSinkConfig, pipeline: &str) -> Result<Self, MysqlSinkError> {
-        let mut conn = open(config).await?;
+        let mut conn = SinkConnection::open(config, pipeline).await?;
         let offsets = OffsetsTable::new(&config.offsets_database, pipeline);
-        offsets.create(&mut conn, &config.offsets_database).await?;
-        let destination = Destination::new(&config.table, pipeline);
-        let writer = Writer { config: config.clone(), offsets, destination, tables: HashMap::new(), targets: Vec::new(), pipeline: pipeline.to_owned() };
-        Ok(MysqlSink { conn, writer })
+        offsets.create(conn.get(), &config.offsets_database).await?;
+        Ok(MysqlSink { conn, config: config.clone(), offsets })
     }
 
     /// The offsets of everything this pipeline has applied.
     pub async fn applied_offsets(&mut self) -> Result<Offsets, MysqlSinkError> {
-        Ok(self.writer.offsets.read(&mut self.conn).await?)
+        Ok(self.offsets.read(self.conn.get()).await?)
     }
 
-    /// Applies the records of one batch and stores `next_offsets`, in one
+    /// Applies a planned batch and stores `next_offsets`, in one
     /// transaction; retried on a lost connection (the stored offsets make a
     /// retry skip what a committed attempt applied). Before the commit, the
-    /// batch's dead letters (`dead` plus the records that could not be
-    /// written) go to the dead-letter queue and must be acknowledged: once
-    /// the offsets are stored, the batch is never read again.
-    pub async fn apply(
-        &mut self,
-        records: Vec<Record>,
-        next_offsets: &Offsets,
-        dead: &[Rejected],
-        dead_letters: &DeadLetterQueue,
-    ) -> Result<usize, MysqlSinkError> {
+    /// batch's dead letters (`dead`, the records the plan rejected and those
+    /// the server refused) go to the dead-letter queue and must be
+    /// acknowledged: once the offsets are stored, the batch is never read
+    /// again. Returns how many records could not be written.
+    pub async fn apply(&mut self, plan: &Plan, next_offsets: &Offsets, dead: &[Rejected], dead_letters: &DeadLetterQueue) -> Result<usize, MysqlSinkError> {
         let mut attempt = 0;
         loop {
-            match self.writer.apply(&mut self.conn, &records, next_offsets, dead, dead_letters).await {
+            match self.try_apply(plan, next_offsets, dead, dead_letters).await {
                 Ok(unwritable) => return Ok(unwritable),
-                Err(e) if retryable(&e) && attempt < 60 => {
+                Err(e) => {
                     attempt += 1;
-                    tracing::warn!(pipeline = %self.writer.pipeline, error = %e, attempt, "MySQL sink: reconnecting");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    if let Ok(conn) = open(&self.writer.config).await {
-                        self.conn = conn;
-                    }
+                    self.conn.recover(e, attempt).await?;
                 }
-                Err(e) => return Err(e),
             }
         }
     }
-}
 
-impl Writer {
-    async fn apply(
-        &mut self,
-        conn: &mut Conn,
-        records: &[Record],
-        next_offsets: &Offsets,
-        dead: &[Rejected],
-        dead_letters: &DeadLetterQueue,
-    ) -> Result<usize, MysqlSinkError> {
-        let mut rejected = Vec::new();
-        let names: Vec<String> = records.iter().map(|r| self.destination.fill(r)).collect();
-        // Resolve tables outside the transaction (catalog look-ups).
-        for (record, name) in records.iter().zip(&names) {
-            if !self.tables.contains_key(name) {
-                let target = match name.split_once('.') {
-                    Some((db, t)) => match TargetTable::look_up(conn, db, t).await? {
-                        None if self.config.create_tables => match target::create_sql(db, t, record) {
-                            Ok(sql) => {
-                                tracing::info!(table = %name, "creating the table from the first record's shape");
-                                conn.query_drop(sql).await?;
-                                TargetTable::look_up(conn, db, t).await?
-                            }
-                            Err(reason) => {
-                                tracing::warn!(table = %name, "cannot create the table: {reason}");
-                                None
-                            }
-                        },
-                        found => found,
-                    },
-                    None => None,
-                };
-                let index = target.map(|t| {
-                    self.targets.push(t);
-                    self.targets.len() - 1
-                });
-                self.tables.insert(name.clone(), index);
-            }
-        }
-        let mut tx = conn.start_transaction(TxOpts::default()).await?;
+    async fn try_apply(&mut self, plan: &Plan, next_offsets: &Offsets, dead: &[Rejected], dead_letters: &DeadLetterQueue) -> Result<usize, MysqlSinkError> {
+        let mut tx = self.conn.conn.start_transaction(TxOpts::default()).await?;
         let applied = self.offsets.lock(&mut tx).await?;
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut by_key: HashMap<(usize, Vec<u8>), usize> = HashMap::new();
-        for (record, name) in records.iter().zip(&names) {
-            if let Position::Kafka { topic, partition, offset } = &record.position
-                && applied.get(&(topic.clone(), *partition)).is_some_and(|next| offset < next)
-            {
-                continue; // applied by an earlier transaction
-            }
-            let Some(table) = self.tables[name] else {
-                rejected.push(unwritable(record, format!("table `{name}` does not exist; create it or route the record elsewhere")));
-                continue;
-            };
-            match Change::of(&self.targets[table], record) {
-                Err(reason) => rejected.push(unwritable(record, reason)),
-                Ok((_, change)) if !self.config.accumulate.is_empty() => pending.push(Pending { table, change, record }),
-                Ok((key, change)) => {
-                    let p = Pending { table, change, record };
-                    match by_key.entry((table, key)) {
-                        Entry::Occupied(i) => pending[*i.get()] = p,
-                        Entry::Vacant(slot) => {
-                            slot.insert(pending.len());
-                            pending.push(p);
-                        }
-                    }
+        let mut rejected = plan.rejected.clone();
+        for group in &plan.groups {
+            // Records an earlier transaction applied (after a rebalance or a
+            // restart the consumer may hand them over again).
+            let rows = group.rows.iter().filter(|p| match &p.record.position {
+                Position::Kafka { topic, partition, offset } => {
+                    !applied.iter().any(|((t, p), next)| p == partition && offset < next && t == topic)
+                }
+                _ => true,
+            });
+            let mut chunk: Vec<&Planned> = Vec::new();
+            let mut bytes = 0;
+            for p in rows {
+                bytes += p.change.size();
+                chunk.push(p);
+                if chunk.len() >= self.config.batch_rows || bytes >= self.config.batch_bytes {
+                    write_chunk(&mut tx, &self.config, &group.table, &chunk, &mut rejected).await?;
+                    chunk.clear();
+                    bytes = 0;
                 }
             }
+            if !chunk.is_empty() {
+                write_chunk(&mut tx, &self.config, &group.table, &chunk, &mut rejected).await?;
+            }
         }
-        self.write(&mut tx, pending, &mut rejected).await?;
         self.offsets.store(&mut tx, next_offsets).await?;
         let unwritable = rejected.len();
         rejected.extend(dead.iter().cloned());
@@ -232,75 +169,72 @@ impl Writer {
         tx.commit().await?;
         Ok(unwritable)
     }
+}
 
-    /// Groups changes into multi-row statements (same table, kind and
-    /// columns), each chunk under a savepoint: a chunk the server refuses is
-    /// retried row by row, and the rows it still refuses are rejected.
-    async fn write(&self, tx: &mut Transaction<'_>, pending: Vec<Pending<'_>>, rejected: &mut Vec<Rejected>) -> Result<(), mysql_async::Error> {
-        let mut groups: Vec<Vec<Pending>> = Vec::new();
-        let mut group_of: HashMap<(usize, bool, Vec<usize>), usize> = HashMap::new();
-        for p in pending {
-            match group_of.entry(p.shape()) {
-                Entry::Occupied(g) => groups[*g.get()].push(p),
-                Entry::Vacant(slot) => {
-                    slot.insert(groups.len());
-                    groups.push(vec![p]);
-                }
-            }
+/// One multi-row statement. One the server refuses has changed nothing
+/// (InnoDB rolls back the failed statement alone, so no savepoint is
+/// needed); its rows are retried one by one, and those still refused
+/// are rejected.
+async fn write_chunk(tx: &mut Transaction<'_>, config: &MysqlSinkConfig, target: &TargetTable, chunk: &[&Planned], rejected: &mut Vec<Rejected>) -> Result<(), mysql_async::Error> {
+    let (mode, accumulate) = (config.mode, &config.accumulate);
+    let sql = chunk[0].change.statement(target, mode, accumulate, chunk.len());
+    let params: Vec<Wire> = chunk.iter().flat_map(|p| p.change.params(target, mode)).collect();
+    let Some(reason) = run(tx, sql, params).await? else { return Ok(()) };
+    if let [one] = chunk {
+        rejected.push(unwritable(&one.record, reason));
+        return Ok(());
+    }
+    for p in chunk {
+        let sql = p.change.statement(target, mode, accumulate, 1);
+        if let Some(reason) = run(tx, sql, p.change.params(target, mode)).await? {
+            rejected.push(unwritable(&p.record, reason));
         }
-        for rows in groups {
-            let mut chunk: Vec<Pending> = Vec::new();
-            let mut bytes = 0;
-            for p in rows {
-                bytes += p.change.size();
-                chunk.push(p);
-                if chunk.len() >= self.config.batch_rows || bytes >= self.config.batch_bytes {
-                    self.write_chunk(tx, std::mem::take(&mut chunk), rejected).await?;
-                    bytes = 0;
-                }
-            }
-            if !chunk.is_empty() {
-                self.write_chunk(tx, chunk, rejected).await?;
-            }
+    }
+    Ok(())
+}
+
+/// Runs one statement; a refusal by the server about the data comes back
+/// as the reason.
+async fn run(tx: &mut Transaction<'_>, sql: String, params: Vec<Wire>) -> Result<Option<String>, mysql_async::Error> {
+    match tx.exec_drop(sql, params).await {
+        Ok(()) => Ok(None),
+        Err(mysql_async::Error::Server(e)) if !matches!(e.code, 1205 | 1213) => {
+            Ok(Some(format!("MySQL refused the row: {} (error {})", e.message, e.code)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A connection that is reopened after a loss, a server restart, a
+/// deadlock or a lock timeout, for the caller to try its work again.
+struct SinkConnection {
+    conn: Conn,
+    config: MysqlSinkConfig,
+    pipeline: String,
+}
+
+impl SinkConnection {
+    async fn open(config: &MysqlSinkConfig, pipeline: &str) -> Result<Self, MysqlSinkError> {
+        Ok(SinkConnection { conn: open(config).await?, config: config.clone(), pipeline: pipeline.to_owned() })
+    }
+
+    fn get(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+
+    /// After `error` on the `attempt`th try: waits and reconnects if trying
+    /// again can help, else hands the error back.
+    async fn recover(&mut self, error: MysqlSinkError, attempt: u32) -> Result<(), MysqlSinkError> {
+        if !retryable(&error) || attempt > 60 {
+            return Err(error);
+        }
+        tracing::warn!(pipeline = %self.pipeline, %error, attempt, "MySQL sink: reconnecting");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if let Ok(conn) = open(&self.config).await {
+            self.conn = conn;
         }
         Ok(())
     }
-
-    async fn write_chunk(&self, tx: &mut Transaction<'_>, chunk: Vec<Pending<'_>>, rejected: &mut Vec<Rejected>) -> Result<(), mysql_async::Error> {
-        match self.run_savepoint(tx, &chunk).await? {
-            None => Ok(()),
-            Some(_) if chunk.len() > 1 => {
-                for p in chunk {
-                    if let Some(reason) = self.run_savepoint(tx, std::slice::from_ref(&p)).await? {
-                        rejected.push(unwritable(p.record, reason));
-                    }
-                }
-                Ok(())
-            }
-            Some(reason) => {
-                rejected.push(unwritable(chunk[0].record, reason));
-                Ok(())
-            }
-        }
-    }
-
-    /// Runs the chunk's statement; a refusal by the server about the data
-    /// rolls back to before it and comes back as the reason.
-    async fn run_savepoint(&self, tx: &mut Transaction<'_>, chunk: &[Pending<'_>]) -> Result<Option<String>, mysql_async::Error> {
-        tx.query_drop("SAVEPOINT chunk").await?;
-        let target = &self.targets[chunk[0].table];
-        let sql = chunk[0].change.statement(target, self.config.mode, &self.config.accumulate, chunk.len());
-        let params: Vec<Wire> = chunk.iter().flat_map(|p| p.change.params(target, self.config.mode)).collect();
-        match tx.exec_drop(sql, params).await {
-            Ok(()) => Ok(None),
-            Err(mysql_async::Error::Server(e)) if !matches!(e.code, 1205 | 1213) => {
-                tx.query_drop("ROLLBACK TO SAVEPOINT chunk").await?;
-                Ok(Some(format!("MySQL refused the row: {} (error {})", e.message, e.code)))
-            }
-            Err(e) => Err(e),
-        }
-    }
-
 }
 
 async fn open(config: &MysqlSinkConfig) -> Result<Conn, MysqlSinkError> {

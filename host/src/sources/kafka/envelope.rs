@@ -1,11 +1,13 @@
 //! Kafka messages into records: a Debezium-style envelope (as our own
 //! MySQL → Kafka sink and Debezium write it), a flat JSON row, or raw bytes
 //! for a plugin to decode. Keys are decoded likewise.
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::record::{Column, Op, Position, Record, Schema, Value};
 
@@ -31,15 +33,34 @@ pub struct Message<'a> {
     pub payload: Option<&'a [u8]>,
 }
 
-/// Remembers one schema per (database, table, column list), so records of a
-/// table share it as binlog records do.
+/// Remembers the schemas seen per database and table (one per column list
+/// and key), so records of a table share one as binlog records do.
 #[derive(Default)]
 pub struct EnvelopeDecoder {
-    schemas: HashMap<SchemaKey, Arc<Schema>>,
+    schemas: HashMap<String, HashMap<String, Vec<Arc<Schema>>>>,
 }
 
-/// Database, table, column names, key column names.
-type SchemaKey = (String, String, Vec<String>, Vec<String>);
+/// A Debezium-style envelope, read without building a JSON tree: rows come
+/// straight into record values, names borrowed from the message.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(default, borrow)]
+    before: Option<Row<'a>>,
+    #[serde(default, borrow)]
+    after: Option<Row<'a>>,
+    #[serde(default, borrow)]
+    op: Option<Name<'a>>,
+    #[serde(default, borrow)]
+    source: Option<Source<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Source<'a> {
+    #[serde(default, borrow)]
+    db: Option<Name<'a>>,
+    #[serde(default, borrow)]
+    table: Option<Name<'a>>,
+}
 
 impl EnvelopeDecoder {
     /// The record, or why the message cannot be one (it then goes to the
@@ -52,50 +73,34 @@ impl EnvelopeDecoder {
     }
 
     fn decode_row(&mut self, format: MessageFormat, m: &Message<'_>) -> Result<Record, String> {
-        let key = match m.key {
-            Some(bytes) => Some(json_object(bytes, "key")?),
-            None => None,
-        };
-        let (database, table) = m.topic.split_once('.').map_or(("", m.topic), |(d, t)| (d, t));
-        let (mut database, mut table) = (database.to_owned(), table.to_owned());
-        let (op, before, after) = match m.payload {
+        let key: Option<Row> = m.key.map(|bytes| parse(bytes, "key", "an object")).transpose()?;
+        let (mut database, mut table) = m.topic.split_once('.').unwrap_or(("", m.topic));
+        let envelope: Envelope;
+        let (op, before, after) = match (m.payload, format) {
             // A tombstone: delete whatever the key names.
-            None => (Op::Delete, None, None),
-            Some(bytes) => {
-                let value = json_object(bytes, "value")?;
-                match format {
-                    MessageFormat::Flat => (Op::Update, None, Some(value)),
-                    _ => {
-                        let op = match value.get("op").and_then(Json::as_str) {
-                            Some("c") => Op::Insert,
-                            Some("u") => Op::Update,
-                            Some("r") => Op::Read,
-                            Some("d") => Op::Delete,
-                            other => return Err(format!("envelope `op` is {other:?}; expected c, u, r or d")),
-                        };
-                        if let Some(source) = value.get("source") {
-                            if let Some(db) = source.get("db").and_then(Json::as_str) {
-                                database = db.to_owned();
-                            }
-                            if let Some(t) = source.get("table").and_then(Json::as_str) {
-                                table = t.to_owned();
-                            }
-                        }
-                        let image = |name: &str| match value.get(name) {
-                            Some(Json::Object(row)) => Ok(Some(row.clone())),
-                            None | Some(Json::Null) => Ok(None),
-                            Some(_) => Err(format!("envelope `{name}` is not an object")),
-                        };
-                        let (before, after) = (image("before")?, image("after")?);
-                        if op == Op::Delete && before.is_none() && key.is_none() {
-                            return Err("a delete with neither `before` nor a key".into());
-                        }
-                        if op != Op::Delete && after.is_none() {
-                            return Err("an insert or update without `after`".into());
-                        }
-                        (op, before, after)
-                    }
+            (None, _) => (Op::Delete, None, None),
+            (Some(bytes), MessageFormat::Flat) => (Op::Update, None, Some(parse::<Row>(bytes, "value", "an object")?)),
+            (Some(bytes), _) => {
+                envelope = parse(bytes, "value", "an envelope object")?;
+                let op = match envelope.op.as_ref().map(|o| &*o.0) {
+                    Some("c") => Op::Insert,
+                    Some("u") => Op::Update,
+                    Some("r") => Op::Read,
+                    Some("d") => Op::Delete,
+                    other => return Err(format!("envelope `op` is {other:?}; expected c, u, r or d")),
+                };
+                if let Some(source) = &envelope.source {
+                    database = source.db.as_ref().map_or(database, |d| &d.0);
+                    table = source.table.as_ref().map_or(table, |t| &t.0);
                 }
+                let Envelope { before, after, .. } = envelope;
+                if op == Op::Delete && before.is_none() && key.is_none() {
+                    return Err("a delete with neither `before` nor a key".into());
+                }
+                if op != Op::Delete && after.is_none() {
+                    return Err("an insert or update without `after`".into());
+                }
+                (op, before, after)
             }
         };
         if op == Op::Delete && before.is_none() && key.is_none() {
@@ -103,40 +108,63 @@ impl EnvelopeDecoder {
         }
         // Columns: the newest image's, else the key's (a tombstone).
         let shape = after.as_ref().or(before.as_ref()).or(key.as_ref()).expect("an image or a key");
-        let columns: Vec<String> = shape.keys().cloned().collect();
-        let key_columns: Vec<String> = key.as_ref().map(|k| k.keys().cloned().collect()).unwrap_or_default();
-        let schema = self
-            .schemas
-            .entry((database.clone(), table.clone(), columns.clone(), key_columns.clone()))
-            .or_insert_with(|| {
-                Arc::new(Schema {
-                    database,
-                    table,
-                    key: key_columns.iter().filter_map(|k| columns.iter().position(|c| c == k)).map(|i| i as u32).collect(),
-                    columns: columns.iter().map(|name| Column { name: name.clone(), sql_type: String::new() }).collect(),
-                })
-            })
-            .clone();
-        let row = |image: &Map<String, Json>| schema.columns.iter().map(|c| json_value(image.get(&c.name))).collect::<Vec<_>>();
-        let before = match (&before, op) {
-            (Some(b), _) => Some(row(b)),
+        let schema = self.schema(database, table, shape, key.as_ref());
+        let before = match (before, op) {
+            (Some(b), _) => Some(b.into_values(&schema)),
             // A delete known only by its key: the key's columns, the rest null.
-            (None, Op::Delete) => key.as_ref().map(row),
+            (None, Op::Delete) => key.map(|k| k.into_values(&schema)),
             _ => None,
         };
         Ok(Record {
             op,
             position: position(m),
             ts_ms: m.timestamp_ms,
-            schema: Some(schema.clone()),
             before,
-            after: after.as_ref().map(row),
+            after: after.map(|a| a.into_values(&schema)),
+            schema: Some(schema),
             key: m.key.map(<[u8]>::to_vec),
             payload: None,
             headers: Vec::new(),
             destination: None,
         })
     }
+
+    /// The schema of `shape`'s columns with `key`'s columns as its key.
+    fn schema(&mut self, database: &str, table: &str, shape: &Row<'_>, key: Option<&Row<'_>>) -> Arc<Schema> {
+        let key: Vec<u32> = key
+            .map(|k| k.0.iter().filter_map(|(name, _)| shape.0.iter().position(|(c, _)| c.0 == name.0)).map(|i| i as u32).collect())
+            .unwrap_or_default();
+        if !self.schemas.contains_key(database) {
+            self.schemas.insert(database.to_owned(), HashMap::new());
+        }
+        let tables = self.schemas.get_mut(database).expect("inserted above");
+        if !tables.contains_key(table) {
+            tables.insert(table.to_owned(), Vec::new());
+        }
+        let known = tables.get_mut(table).expect("inserted above");
+        let same = |s: &Schema| s.key == key && s.columns.len() == shape.0.len() && s.columns.iter().zip(&shape.0).all(|(c, (n, _))| c.name == *n.0);
+        if let Some(schema) = known.iter().find(|s| same(s)) {
+            return schema.clone();
+        }
+        let schema = Arc::new(Schema {
+            database: database.to_owned(),
+            table: table.to_owned(),
+            key,
+            columns: shape.0.iter().map(|(name, _)| Column { name: name.0.to_string(), sql_type: String::new() }).collect(),
+        });
+        known.push(schema.clone());
+        schema
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str, expected: &str) -> Result<T, String> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_data() {
+            format!("the message {what} is JSON but not {expected}: {e}")
+        } else {
+            format!("the message {what} is not valid JSON: {e}")
+        }
+    })
 }
 
 fn position(m: &Message<'_>) -> Position {
@@ -158,27 +186,106 @@ fn raw_record(m: &Message<'_>) -> Record {
     }
 }
 
-fn json_object(bytes: &[u8], what: &str) -> Result<Map<String, Json>, String> {
-    match serde_json::from_slice(bytes) {
-        Ok(Json::Object(map)) => Ok(map),
-        Ok(_) => Err(format!("the message {what} is JSON but not an object")),
-        Err(e) => Err(format!("the message {what} is not valid JSON: {e}")),
+/// A JSON string, borrowed from the message unless it has escapes.
+struct Name<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Name<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visit)
     }
 }
 
-/// JSON into a record value: numbers stay exact (integers as integers),
-/// nested values are kept as JSON text.
-fn json_value(value: Option<&Json>) -> Value {
-    match value {
-        None | Some(Json::Null) => Value::Null,
-        Some(Json::Bool(b)) => Value::Int(i64::from(*b)),
-        Some(Json::Number(n)) => match (n.as_i64(), n.as_u64()) {
-            (Some(i), _) => Value::Int(i),
-            (None, Some(u)) => Value::Uint(u),
-            _ => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
-        },
-        Some(Json::String(s)) => Value::Str(s.clone()),
-        Some(nested) => Value::Json(nested.to_string()),
+/// A JSON object's members in order, values already record values.
+struct Row<'a>(Vec<(Name<'a>, Value)>);
+
+impl Row<'_> {
+    /// The values in `schema`'s column order; a column the row lacks is null.
+    fn into_values(self, schema: &Schema) -> Vec<Value> {
+        let mut members = self.0;
+        if members.len() == schema.columns.len() && members.iter().zip(&schema.columns).all(|((n, _), c)| *n.0 == c.name) {
+            return members.into_iter().map(|(_, v)| v).collect();
+        }
+        let mut take = |name: &str| members.iter_mut().find(|(n, _)| n.0 == name).map_or(Value::Null, |(_, v)| std::mem::replace(v, Value::Null));
+        schema.columns.iter().map(|c| take(&c.name)).collect()
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Row<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Row<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row<'de>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(name) = map.next_key::<Name>()? {
+                    members.push((name, map.next_value::<Cell>()?.0));
+                }
+                Ok(Row(members))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
+/// One JSON value as a record value: numbers stay exact (integers as
+/// integers), nested values are kept as JSON text.
+struct Cell(Value);
+
+impl<'de> Deserialize<'de> for Cell {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Cell;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Cell, E> {
+                Ok(Cell(Value::Null))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Cell, E> {
+                Ok(Cell(Value::Int(i64::from(v))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Cell, E> {
+                Ok(Cell(Value::Int(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Cell, E> {
+                Ok(Cell(i64::try_from(v).map_or(Value::Uint(v), Value::Int)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Cell, E> {
+                Ok(Cell(Value::Float(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Cell, E> {
+                Ok(Cell(Value::Str(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Cell, E> {
+                Ok(Cell(Value::Str(v)))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Cell, A::Error> {
+                let nested = Json::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Cell(Value::Json(nested.to_string())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Cell, A::Error> {
+                let nested = Json::deserialize(de::value::SeqAccessDeserializer::new(seq))?;
+                Ok(Cell(Value::Json(nested.to_string())))
+            }
+        }
+        deserializer.deserialize_any(Visit)
     }
 }
 
@@ -209,6 +316,21 @@ mod tests {
         assert_eq!((t.op, t.before.unwrap()), (Op::Delete, vec![Value::Int(1)]));
         let f = d.decode(MessageFormat::Flat, &message(None, Some(r#"{"id":2}"#))).unwrap();
         assert_eq!(f.schema.unwrap().table, "users");
+    }
+
+    #[test]
+    fn nested_values_escaped_names_and_differing_images_decode() {
+        let mut d = EnvelopeDecoder::default();
+        let payload = r#"{"op":"u","before":{"id":1,"gone":true},"after":{"id":1,"tags":["a",{"b":2}],"na\u006de":"\"q\"","x":1.5}}"#;
+        let r = d.decode(MessageFormat::Debezium, &message(None, Some(payload))).unwrap();
+        let schema = r.schema.clone().unwrap();
+        let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "tags", "name", "x"]);
+        assert_eq!(r.after.unwrap(), [Value::Int(1), Value::Json(r#"["a",{"b":2}]"#.into()), Value::Str("\"q\"".into()), Value::Float(1.5)]);
+        // The before image is read by name; what it lacks is null, what the schema lacks is dropped.
+        assert_eq!(r.before.unwrap(), [Value::Int(1), Value::Null, Value::Null, Value::Null]);
+        let again = d.decode(MessageFormat::Debezium, &message(None, Some(payload))).unwrap();
+        assert!(Arc::ptr_eq(&schema, again.schema.as_ref().unwrap()), "one schema per table shape");
     }
 
     #[test]

@@ -1,0 +1,136 @@
+//! Records into the row changes of one batch, ready for the writer: each
+//! destination table looked up (or created) on the planner's own
+//! connection, values converted to its column types, the batch compacted
+//! to the last change per key and grouped into multi-row statements. This
+//! runs while the writer applies the batch before.
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
+use mysql_async::prelude::Queryable;
+
+use super::change::Change;
+use super::target::{self, TargetTable};
+use super::{MysqlSinkConfig, MysqlSinkError, SinkConnection, unwritable};
+use crate::record::Record;
+use crate::sinks::Destination;
+use crate::transforms::Rejected;
+
+pub struct RowPlanner {
+    conn: SinkConnection,
+    config: MysqlSinkConfig,
+    destination: Destination,
+    /// Destination name → index into `targets`, None for a missing table.
+    tables: HashMap<String, Option<usize>>,
+    targets: Vec<Arc<TargetTable>>,
+}
+
+/// A batch's changes in statement groups, in the order they apply, and the
+/// records that cannot be written (with why).
+#[derive(Default)]
+pub struct Plan {
+    pub(super) groups: Vec<Group>,
+    pub(super) rejected: Vec<Rejected>,
+}
+
+/// Changes of one table, kind and column list: one multi-row statement per
+/// chunk of them.
+pub(super) struct Group {
+    pub table: Arc<TargetTable>,
+    pub rows: Vec<Planned>,
+}
+
+pub(super) struct Planned {
+    pub change: Change,
+    pub record: Record,
+}
+
+impl RowPlanner {
+    pub async fn connect(config: &MysqlSinkConfig, pipeline: &str) -> Result<Self, MysqlSinkError> {
+        Ok(RowPlanner {
+            conn: SinkConnection::open(config, pipeline).await?,
+            config: config.clone(),
+            destination: Destination::new(&config.table, pipeline),
+            tables: HashMap::new(),
+            targets: Vec::new(),
+        })
+    }
+
+    /// The plan for `records`, in their order. Except where upserts
+    /// accumulate, only the last change of each key is kept: a skipped
+    /// earlier change is one the later one supersedes.
+    pub async fn plan(&mut self, records: Vec<Record>) -> Result<Plan, MysqlSinkError> {
+        let names: Vec<String> = records.iter().map(|r| self.destination.fill(r)).collect();
+        let mut attempt = 0;
+        while let Err(e) = self.look_up_tables(&records, &names).await {
+            attempt += 1;
+            self.conn.recover(e, attempt).await?;
+        }
+        let mut plan = Plan::default();
+        let mut kept: Vec<(usize, Planned)> = Vec::with_capacity(records.len());
+        let mut by_key: HashMap<(usize, Vec<u8>), usize> = HashMap::new();
+        for (record, name) in records.into_iter().zip(&names) {
+            let Some(table) = self.tables[name] else {
+                let reason = format!("table `{name}` does not exist; create it or route the record elsewhere");
+                plan.rejected.push(unwritable(&record, reason));
+                continue;
+            };
+            match Change::of(&self.targets[table], &record) {
+                Err(reason) => plan.rejected.push(unwritable(&record, reason)),
+                Ok((_, change)) if !self.config.accumulate.is_empty() => kept.push((table, Planned { change, record })),
+                Ok((key, change)) => match by_key.entry((table, key)) {
+                    Entry::Occupied(i) => kept[*i.get()] = (table, Planned { change, record }),
+                    Entry::Vacant(slot) => {
+                        slot.insert(kept.len());
+                        kept.push((table, Planned { change, record }));
+                    }
+                },
+            }
+        }
+        let mut group_of: HashMap<(usize, bool, Vec<usize>), usize> = HashMap::new();
+        for (table, planned) in kept {
+            match group_of.entry(planned.change.shape(table)) {
+                Entry::Occupied(g) => plan.groups[*g.get()].rows.push(planned),
+                Entry::Vacant(slot) => {
+                    slot.insert(plan.groups.len());
+                    plan.groups.push(Group { table: self.targets[table].clone(), rows: vec![planned] });
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    /// Looks up every destination not seen before, creating it from its
+    /// first record if so configured.
+    async fn look_up_tables(&mut self, records: &[Record], names: &[String]) -> Result<(), MysqlSinkError> {
+        for (record, name) in records.iter().zip(names) {
+            if self.tables.contains_key(name) {
+                continue;
+            }
+            let conn = self.conn.get();
+            let target = match name.split_once('.') {
+                Some((db, t)) => match TargetTable::look_up(conn, db, t).await? {
+                    None if self.config.create_tables => match target::create_sql(db, t, record) {
+                        Ok(sql) => {
+                            tracing::info!(table = %name, "creating the table from the first record's shape");
+                            conn.query_drop(sql).await?;
+                            TargetTable::look_up(conn, db, t).await?
+                        }
+                        Err(reason) => {
+                            tracing::warn!(table = %name, "cannot create the table: {reason}");
+                            None
+                        }
+                    },
+                    found => found,
+                },
+                None => None,
+            };
+            let index = target.map(|t| {
+                self.targets.push(Arc::new(t));
+                self.targets.len() - 1
+            });
+            self.tables.insert(name.clone(), index);
+        }
+        Ok(())
+    }
+}
