@@ -233,8 +233,15 @@ impl ColumnDecoder {
         if self.fsp == 0 {
             return String::new();
         }
-        let digits = format!("{micros:06}");
-        format!(".{}", &digits[..self.fsp as usize])
+        // The first fsp of six zero-padded digits.
+        let mut text = String::with_capacity(7);
+        text.push('.');
+        let mut scale = 100_000;
+        for _ in 0..self.fsp {
+            text.push(char::from(b'0' + (micros / scale % 10) as u8));
+            scale /= 10;
+        }
+        text
     }
 }
 

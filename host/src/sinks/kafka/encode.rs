@@ -29,7 +29,7 @@ pub fn key(record: &Record) -> Option<Vec<u8>> {
     if schema.key.is_empty() {
         return None;
     }
-    serde_json::to_vec(&RowJson { schema, row, only: Some(&schema.key) }).ok()
+    to_json(&RowJson { schema, row, only: Some(&schema.key) }, 32)
 }
 
 /// The message value; None for a tombstone. Written straight from the record
@@ -37,7 +37,7 @@ pub fn key(record: &Record) -> Option<Vec<u8>> {
 pub fn value(record: &Record, format: ValueFormat, pipeline: &str) -> Option<Vec<u8>> {
     let Some(schema) = record.schema.as_deref() else { return record.payload.clone() };
     match format {
-        ValueFormat::Flat => record.after.as_deref().and_then(|row| serde_json::to_vec(&RowJson { schema, row, only: None }).ok()),
+        ValueFormat::Flat => record.after.as_deref().and_then(|row| to_json(&RowJson { schema, row, only: None }, 256)),
         ValueFormat::Debezium => {
             let (file, pos, row_index, gtid) = match &record.position {
                 Position::Binlog { file, pos, gtid, row } => (Some(file.as_str()), Some(*pos), Some(*row), gtid.as_deref()),
@@ -68,9 +68,17 @@ pub fn value(record: &Record, format: ValueFormat, pipeline: &str) -> Option<Vec
                 },
                 ts_ms: chrono::Utc::now().timestamp_millis(),
             };
-            serde_json::to_vec(&envelope).ok()
+            to_json(&envelope, 512)
         }
     }
+}
+
+/// Sized for a typical message up front: growing the buffer step by step
+/// showed up as copying in profiles.
+fn to_json(value: &impl Serialize, capacity: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut out, value).ok()?;
+    Some(out)
 }
 
 #[derive(Serialize)]
@@ -148,27 +156,35 @@ impl Serialize for ValueJson<'_> {
 
 /// Where the record came from, as text: `binlog.000003:1234:0`, `topic/2/99`, …
 pub fn position_text(position: &Position) -> String {
-    match position {
-        Position::Binlog { file, pos, row, .. } => format!("{file}:{pos}:{row}"),
-        Position::Kafka { topic, partition, offset } => format!("{topic}/{partition}/{offset}"),
-        Position::Other(text) => text.clone(),
-    }
+    let mut text = String::with_capacity(48);
+    write_position(&mut text, position);
+    text
 }
 
-/// Stable across re-deliveries of the same source change, so a consumer can
-/// drop duplicates after a restart: table plus source position.
-fn dedup_id(record: &Record, position: &str) -> String {
-    match record.schema.as_deref() {
-        Some(s) => format!("{}.{}@{position}", s.database, s.table),
-        None => position.to_owned(),
-    }
+fn write_position(out: &mut String, position: &Position) {
+    use std::fmt::Write as _;
+    let _ = match position {
+        Position::Binlog { file, pos, row, .. } => write!(out, "{file}:{pos}:{row}"),
+        Position::Kafka { topic, partition, offset } => write!(out, "{topic}/{partition}/{offset}"),
+        Position::Other(text) => out.write_str(text),
+    };
 }
 
 pub fn headers(record: &Record) -> OwnedHeaders {
-    let position = position_text(&record.position);
-    let dedup = dedup_id(record, &position);
+    // The dedup id is stable across re-deliveries of the same source change,
+    // so a consumer can drop duplicates after a restart: table plus source
+    // position, which is its tail.
+    let mut dedup = String::with_capacity(96);
+    if let Some(s) = record.schema.as_deref() {
+        dedup.push_str(&s.database);
+        dedup.push('.');
+        dedup.push_str(&s.table);
+        dedup.push('@');
+    }
+    let at = dedup.len();
+    write_position(&mut dedup, &record.position);
     let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 2)
-        .insert(KafkaHeader { key: POSITION_HEADER, value: Some(position.as_bytes()) })
+        .insert(KafkaHeader { key: POSITION_HEADER, value: Some(&dedup.as_bytes()[at..]) })
         .insert(KafkaHeader { key: DEDUP_HEADER, value: Some(dedup.as_bytes()) });
     for h in &record.headers {
         headers = headers.insert(KafkaHeader { key: &h.key, value: Some(&h.value) });

@@ -73,9 +73,9 @@ pub struct BinlogSource {
     /// Between BEGIN and its commit: no checkpoint may fall there.
     in_transaction: bool,
     /// The GTID state after the last commit read, and the GTID of the
-    /// group being read.
+    /// group being read (with its text, which every record of it carries).
     gtid_state: Option<GtidState>,
-    gtid: Option<Gtid>,
+    gtid: Option<(Gtid, String)>,
     /// Checksum bytes the opening ROTATE's name carries when the stream
     /// starts from a GTID and the file name is learnt from it.
     checksum_len: usize,
@@ -151,7 +151,7 @@ impl BinlogSource {
             if let Some(gtid) = MariaGtid::from_event(&event) {
                 // With GTIDs declared, MariaDB sends this in place of BEGIN.
                 self.in_transaction = !gtid.standalone;
-                self.gtid = Some(Gtid::Maria(gtid));
+                self.gtid = Some(with_text(Gtid::Maria(gtid)));
                 continue;
             }
             let data = event.read_data().map_err(|e| SourceError::Decode { what: "event".into(), message: e.to_string() })?;
@@ -171,7 +171,7 @@ impl BinlogSource {
                     }
                 }
                 // MySQL's GTID comes before the transaction's BEGIN.
-                Some(EventData::GtidEvent(gtid)) => self.gtid = Some(Gtid::Mysql(MysqlGtid::from(&gtid))),
+                Some(EventData::GtidEvent(gtid)) => self.gtid = Some(with_text(Gtid::Mysql(MysqlGtid::from(&gtid)))),
                 Some(EventData::TableMapEvent(map)) => {
                     self.shapes.remove(&map.table_id());
                 }
@@ -205,7 +205,7 @@ impl BinlogSource {
     /// The position just after the event that ends at `end`, which closes
     /// the current GTID group if any.
     fn checkpoint(&mut self, end: u64) -> Option<SourcePosition> {
-        if let (Some(state), Some(gtid)) = (&mut self.gtid_state, self.gtid.take()) {
+        if let (Some(state), Some((gtid, _))) = (&mut self.gtid_state, self.gtid.take()) {
             state.apply(&gtid);
         }
         let gtid = self.gtid_state.as_ref().map(|s| s.to_string());
@@ -271,7 +271,7 @@ impl BinlogSource {
             };
             let record = Record {
                 op,
-                position: Position::Binlog { file: self.file.clone(), pos: end, gtid: self.gtid.as_ref().map(Gtid::to_string), row: i as u32 },
+                position: Position::Binlog { file: self.file.clone(), pos: end, gtid: self.gtid.as_ref().map(|(_, text)| text.clone()), row: i as u32 },
                 ts_ms,
                 schema: Some(shape.schema.clone()),
                 before: decode(before)?,
@@ -285,6 +285,11 @@ impl BinlogSource {
         }
         Ok(())
     }
+}
+
+fn with_text(gtid: Gtid) -> (Gtid, String) {
+    let text = gtid.to_string();
+    (gtid, text)
 }
 
 /// Connects and checks that the server can be captured from: binlog
