@@ -40,6 +40,7 @@ fn rate(script: &str, args: &[&str]) -> anyhow::Result<f64> {
 
 /// Rows/s of the Python consumer writing `count` messages of `topic`.
 pub fn sink_rate(stack: &LocalStack, topic: &str, count: usize) -> anyhow::Result<f64> {
+    anyhow::ensure!(count > 0, "skipped (--python-records 0)");
     rate("python_sink.py", &[&mysql_port(stack), stack.kafka_brokers(), topic, &count.to_string()])
 }
 
