@@ -385,8 +385,9 @@ config = {{ time = "at", into = "shop.customer_minutes" }}
 }
 
 /// The sink itself skips records at or below the offsets it stored, whatever
-/// the consumer hands it (a rebalance, a group whose broker offsets lag);
-/// and it creates a missing table from the first record when asked to.
+/// the consumer hands it (a rebalance, a group whose broker offsets lag),
+/// dead letters included; and it creates a missing table from the first
+/// record when asked to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() {
     use sluice::record::{Column, Op, Position, Record, Schema, Value};
@@ -407,7 +408,7 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
         columns: vec![Column { name: "id".into(), sql_type: String::new() }, Column { name: "v".into(), sql_type: String::new() }],
         key: vec![0],
     });
-    let records: Vec<Record> = (0..10)
+    let mut records: Vec<Record> = (0..10)
         .map(|i| Record {
             op: Op::Insert,
             position: Position::Kafka { topic: "shop.t".into(), partition: 0, offset: i },
@@ -421,8 +422,14 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
             destination: None,
         })
         .collect();
-    let next = [(("shop.t".to_owned(), 0), 10)].into_iter().collect();
-    sink.apply(&planner.plan(records.clone()).await.unwrap(), &next, &[], &dlq).await.unwrap();
+    // A raw message no plugin decoded: it cannot be written, so it is a dead letter.
+    let mut raw = records[0].clone();
+    (raw.op, raw.schema, raw.after, raw.payload) = (Op::Message, None, None, Some(b"not a row".to_vec()));
+    raw.position = Position::Kafka { topic: "shop.t".into(), partition: 0, offset: 10 };
+    records.push(raw);
+    let next = [(("shop.t".to_owned(), 0), 11)].into_iter().collect();
+    let unwritable = sink.apply(&planner.plan(records.clone()).await.unwrap(), &next, &[], &dlq).await.unwrap();
+    assert_eq!(unwritable, 1);
     let rows: Vec<(i32, i32)> = db.query("SELECT id, v FROM shop.t ORDER BY id").await.unwrap();
     assert_eq!(rows, [(0, 9), (1, 7), (2, 8)], "the last change per key");
     let key: String = db
@@ -432,16 +439,20 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
         .unwrap();
     assert_eq!(key, "id", "the created table's primary key is the record's key");
     db.query_drop("UPDATE shop.t SET v = -1").await.unwrap();
-    // The same batch again, plus one new record: only the new one applies.
+    // The same batch again, plus one new record: only the new one applies,
+    // and the dead letter is not sent a second time.
     let mut again = records;
     let mut newer = again[0].clone();
-    newer.position = Position::Kafka { topic: "shop.t".into(), partition: 0, offset: 10 };
+    newer.position = Position::Kafka { topic: "shop.t".into(), partition: 0, offset: 11 };
     again.push(newer);
-    let next = [(("shop.t".to_owned(), 0), 11)].into_iter().collect();
-    sink.apply(&planner.plan(again).await.unwrap(), &next, &[], &dlq).await.unwrap();
+    let next = [(("shop.t".to_owned(), 0), 12)].into_iter().collect();
+    let unwritable = sink.apply(&planner.plan(again).await.unwrap(), &next, &[], &dlq).await.unwrap();
+    assert_eq!(unwritable, 0);
     let rows: Vec<(i32, i32)> = db.query("SELECT id, v FROM shop.t ORDER BY id").await.unwrap();
     assert_eq!(rows, [(0, 0), (1, -1), (2, -1)]);
-    assert_eq!(sink.applied_offsets().await.unwrap(), [(("shop.t".to_owned(), 0), 11)].into_iter().collect());
+    assert_eq!(sink.applied_offsets().await.unwrap(), [(("shop.t".to_owned(), 0), 12)].into_iter().collect());
+    let dead = consume(stack.kafka_brokers(), "dlq-reader", &["t.dlq"], 1);
+    assert_eq!(dead[0].headers["sluice.position"], "shop.t/0/10");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,16 +135,18 @@ impl MysqlSink {
     async fn try_apply(&mut self, plan: &Plan, next_offsets: &Offsets, dead: &[Rejected], dead_letters: &DeadLetterQueue) -> Result<usize, MysqlSinkError> {
         let mut tx = self.conn.conn.start_transaction(TxOpts::default()).await?;
         let applied = self.offsets.lock(&mut tx).await?;
-        let mut rejected = plan.rejected.clone();
+        // Records an earlier transaction applied, or sent to the dead-letter
+        // queue (after a rebalance or a restart the consumer may hand them over
+        // again), are skipped.
+        let fresh = |record: &Record| match &record.position {
+            Position::Kafka { topic, partition, offset } => {
+                !applied.iter().any(|((t, p), next)| p == partition && offset < next && t == topic)
+            }
+            _ => true,
+        };
+        let mut rejected: Vec<Rejected> = plan.rejected.iter().filter(|r| fresh(&r.record)).cloned().collect();
         for group in &plan.groups {
-            // Records an earlier transaction applied (after a rebalance or a
-            // restart the consumer may hand them over again).
-            let rows = group.rows.iter().filter(|p| match &p.record.position {
-                Position::Kafka { topic, partition, offset } => {
-                    !applied.iter().any(|((t, p), next)| p == partition && offset < next && t == topic)
-                }
-                _ => true,
-            });
+            let rows = group.rows.iter().filter(|p| fresh(&p.record));
             let mut chunk: Vec<&Planned> = Vec::new();
             let mut bytes = 0;
             for p in rows {
@@ -162,7 +164,7 @@ impl MysqlSink {
         }
         self.offsets.store(&mut tx, next_offsets).await?;
         let unwritable = rejected.len();
-        rejected.extend(dead.iter().cloned());
+        rejected.extend(dead.iter().filter(|r| fresh(&r.record)).cloned());
         if !rejected.is_empty() {
             dead_letters.send(&rejected).await?;
         }

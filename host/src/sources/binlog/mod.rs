@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use mysql_async::binlog::events::{EventData, RowsEventData};
+use mysql_async::binlog::row::BinlogRow;
+use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, Conn};
 use serde::{Deserialize, Serialize};
 
+mod image;
 mod shape;
 
 use self::shape::TableShape;
@@ -246,42 +249,43 @@ impl BinlogSource {
             RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Op::Delete,
         };
         let what = || format!("a row of {database}.{table}");
-        for (i, row) in rows.rows(map).enumerate() {
-            let (before, after) = row.map_err(|e| SourceError::Decode { what: what(), message: e.to_string() })?;
-            let shape_row = after.as_ref().or(before.as_ref()).expect("a row image");
-            if !self.shapes.contains_key(&table_id) {
-                let catalog = self.catalog_cache.get(&(database.clone(), table.clone())).map(|c| &**c);
-                let columns = shape_row.columns_ref();
-                let shape = TableShape::build(&database, &table, map, columns, catalog, self.full_metadata)
-                    .map_err(|message| SourceError::Decode { what: what(), message })?;
-                self.shapes.insert(table_id, shape);
-            }
-            let shape = &self.shapes[&table_id];
-            let decode = |image: Option<mysql_async::binlog::row::BinlogRow>| -> Result<_, SourceError> {
-                image
-                    .map(|row| {
-                        shape
-                            .decoders
-                            .iter()
-                            .enumerate()
-                            .map(|(c, d)| d.decode(row.as_ref(c)).map_err(|message| SourceError::Decode { what: what(), message }))
-                            .collect::<Result<Vec<_>, _>>()
-                    })
-                    .transpose()
-            };
-            let record = Record {
+        let decode_error = |message| SourceError::Decode { what: what(), message };
+        if !self.shapes.contains_key(&table_id) {
+            // The first row's column list (names, flags) shapes the table.
+            let Some(first) = rows.rows(map).next() else { return Ok(()) };
+            let (before, after) = first.map_err(|e| decode_error(e.to_string()))?;
+            let columns = after.as_ref().or(before.as_ref()).expect("a row image").columns_ref();
+            let catalog = self.catalog_cache.get(&(database.clone(), table.clone())).map(|c| &**c);
+            let shape = TableShape::build(&database, &table, map, columns, catalog, self.full_metadata).map_err(decode_error)?;
+            self.shapes.insert(table_id, shape);
+        }
+        let shape = &self.shapes[&table_id];
+        let decode = |c: usize, value: Option<&BinlogValue<'_>>| shape.decoders[c].decode(value);
+        let images = if shape.layout.fits(rows) {
+            shape.layout.read(rows, decode).map_err(decode_error)?
+        } else {
+            let image = |row: Option<BinlogRow>| row.map(|row| (0..shape.decoders.len()).map(|c| decode(c, row.as_ref(c))).collect()).transpose();
+            rows.rows(map)
+                .map(|row| {
+                    let (before, after) = row.map_err(|e| e.to_string())?;
+                    Ok((image(before)?, image(after)?))
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(decode_error)?
+        };
+        for (i, (before, after)) in images.into_iter().enumerate() {
+            self.open.push(Record {
                 op,
                 position: Position::Binlog { file: self.file.clone(), pos: end, gtid: self.gtid.as_ref().map(|(_, text)| text.clone()), row: i as u32 },
                 ts_ms,
                 schema: Some(shape.schema.clone()),
-                before: decode(before)?,
-                after: decode(after)?,
+                before,
+                after,
                 key: None,
                 payload: None,
                 headers: Vec::new(),
                 destination: None,
-            };
-            self.open.push(record);
+            });
         }
         Ok(())
     }

@@ -7,6 +7,7 @@ use mysql_async::Column as WireColumn;
 use mysql_async::binlog::events::TableMapEvent;
 use mysql_async::consts::ColumnFlags;
 
+use super::image::ImageLayout;
 use crate::record::Schema;
 use crate::sources::catalog::CatalogColumns;
 use crate::sources::decode::{ColumnDecoder, Members};
@@ -14,6 +15,7 @@ use crate::sources::decode::{ColumnDecoder, Members};
 pub struct TableShape {
     pub schema: Arc<Schema>,
     pub decoders: Vec<ColumnDecoder>,
+    pub layout: ImageLayout,
 }
 
 impl TableShape {
@@ -69,6 +71,6 @@ impl TableShape {
             columns: columns.iter().zip(&decoders).zip(names).map(|((col, d), name)| d.describe(col, name)).collect(),
             key,
         };
-        Ok(TableShape { schema: Arc::new(schema), decoders })
+        Ok(TableShape { schema: Arc::new(schema), decoders, layout: ImageLayout::new(map, columns) })
     }
 }
