@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -28,6 +28,10 @@ const MAX_IN_FLIGHT: usize = 16;
 /// Batches the source may read ahead of the plugins: reading and decoding
 /// run on another core while plugins and encoding run on this one.
 const READ_AHEAD: usize = 4;
+/// While batches keep coming, a stored position is at most this old: saving
+/// each batch's (two fsyncs) on the pipeline's loop held back a snapshot,
+/// which has a position per chunk. A restart replays at most this much more.
+const SAVE_EVERY: Duration = Duration::from_millis(200);
 
 /// A batch's pending acknowledgements and the position its completion allows.
 type InFlight = (JoinHandle<Result<(), crate::sinks::SinkError>>, Option<SourcePosition>);
@@ -59,12 +63,13 @@ pub async fn run(
         pipeline: config.name.clone(),
         message: "a kafka sink takes a mysql-binlog or mysql-poll source".into(),
     };
-    let positions = PositionStore::new(state_dir, &config.name);
+    let store = PositionStore::new(state_dir, &config.name);
     let mut chain = PluginChain::build(&host, &config.plugins)?;
     let sink = KafkaSink::new(sink_config, &config.name)?;
     sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &config.name)?;
-    let source = Source::connect(&config.source, positions.load()?).await?.ok_or_else(unsupported)?;
+    let source = Source::connect(&config.source, store.load()?).await?.ok_or_else(unsupported)?;
+    let mut positions = Positions { store, acked: None, saved_at: Instant::now() };
     let mut batches = read_ahead(source, READ_AHEAD);
     tracing::info!(pipeline = %config.name, "running");
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
@@ -72,7 +77,10 @@ pub async fn run(
         while !*stop.borrow() {
             // Positions are stored in batch order, each once all before it are acked.
             while in_flight.front().is_some_and(|(acks, _)| acks.is_finished()) || in_flight.len() >= MAX_IN_FLIGHT {
-                settle(in_flight.pop_front().expect("non-empty"), &positions).await?;
+                settle(in_flight.pop_front().expect("non-empty"), &mut positions).await?;
+            }
+            if in_flight.is_empty() || positions.saved_at.elapsed() >= SAVE_EVERY {
+                positions.save()?;
             }
             let batch = batches.recv().await.expect("the reader sends its error before it ends")?;
             if batch.finished {
@@ -103,8 +111,9 @@ pub async fn run(
     // gets its acks and its position.
     result?;
     while let Some(entry) = in_flight.pop_front() {
-        settle(entry, &positions).await?;
+        settle(entry, &mut positions).await?;
     }
+    positions.save()?;
     tracing::info!(pipeline = %config.name, "stopped");
     Ok(())
 }
@@ -124,10 +133,27 @@ impl BatchSource for Source {
     }
 }
 
-async fn settle((acks, checkpoint): InFlight, positions: &PositionStore) -> Result<(), PipelineError> {
+/// The position of everything acknowledged so far, and when it was last stored.
+struct Positions {
+    store: PositionStore,
+    acked: Option<SourcePosition>,
+    saved_at: Instant,
+}
+
+impl Positions {
+    fn save(&mut self) -> Result<(), crate::positions::PositionError> {
+        if let Some(position) = self.acked.take() {
+            self.store.save(&position)?;
+        }
+        self.saved_at = Instant::now();
+        Ok(())
+    }
+}
+
+async fn settle((acks, checkpoint): InFlight, positions: &mut Positions) -> Result<(), PipelineError> {
     acks.await.expect("acknowledgement task")?;
-    if let Some(checkpoint) = checkpoint {
-        positions.save(&checkpoint)?;
+    if checkpoint.is_some() {
+        positions.acked = checkpoint;
     }
     Ok(())
 }
