@@ -95,7 +95,7 @@ drop = ["XX"]"#),
     assert!(out.records.iter().all(|r| r.destination.is_some()), "every surviving record was routed");
 
     let sink_config: KafkaSinkConfig = toml::from_str(&format!("brokers = \"{}\"", stack.kafka_brokers())).unwrap();
-    let sink = KafkaSink::new(&sink_config, "users").unwrap();
+    let mut sink = KafkaSink::new(&sink_config, "users").unwrap();
     sink.deliver(&out.records).await.unwrap();
     let dlq_config: DeadLetterConfig = toml::from_str("topic = \"sluice.dlq\"").unwrap();
     let dlq = DeadLetterQueue::new(&dlq_config, stack.kafka_brokers(), "users").unwrap();

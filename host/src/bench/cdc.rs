@@ -36,6 +36,11 @@ pub struct CdcBenchArgs {
     /// Skip the Python baseline and the latency run (for quick iterations).
     #[arg(long)]
     pub sluice_only: bool,
+    /// Rounds of the bare and Sluice measurements, each round measuring all of
+    /// them back to back; the report gives medians (this 2-core machine's
+    /// rates move by a fifth between runs).
+    #[arg(long, default_value_t = 3)]
+    pub trials: usize,
     /// Directory holding passthrough.wasm.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/target/wasm32-wasip2/release"))]
     pub plugins: PathBuf,
@@ -68,25 +73,50 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
     writeln!(out, "MySQL -> Kafka, {rows} rows of 5 columns (MariaDB 10.11 private, Tansu memory storage), one pipeline")?;
     writeln!(out, "{:<58} {:>12}", "(setup) one INSERT … SELECT transaction", format!("{insert_rate:.0} rows/s"))?;
 
-    let binlog_rate = bare_binlog(stack.mysql_url(), &start, &end, rows).await?;
-    let select_rate = bare_select(stack.mysql_url(), rows).await?;
-    let (produce_rate, message_bytes) = bare_produce(stack.kafka_brokers(), rows).await?;
-    reset_peak_rss();
-    let stream_rate = sluice_stream(args, stack, &start, &end).await?;
-    let stream_rss = peak_rss_mb();
-    let snapshot_rate = sluice_snapshot(args, stack).await?;
+    let mut trials = Vec::new();
+    let mut message_bytes = 0;
+    let mut stream_rss: f64 = 0.0;
+    for trial in 1..=args.trials.max(1) {
+        let binlog = bare_binlog(stack.mysql_url(), &start, &end, rows).await?;
+        let select = bare_select(stack.mysql_url(), rows).await?;
+        let produce;
+        (produce, message_bytes) = bare_produce(stack.kafka_brokers(), rows).await?;
+        reset_peak_rss();
+        let stream = sluice_stream(args, stack, &start, &end).await?;
+        stream_rss = stream_rss.max(peak_rss_mb());
+        let snapshot = sluice_snapshot(args, stack).await?;
+        writeln!(
+            out,
+            "trial {trial}: binlog {binlog:.0}, SELECT {select:.0}, produce {produce:.0}, sluice stream {stream:.0}, sluice snapshot {snapshot:.0} (per s)"
+        )?;
+        trials.push(Trial { binlog, select, produce, stream, snapshot });
+    }
     let python_rate = if args.sluice_only { Err(anyhow::anyhow!("skipped (--sluice-only)")) } else { super::python::cdc_rate(stack, &start, &end, rows) };
 
+    let median = |of: &dyn Fn(&Trial) -> f64| {
+        let mut values: Vec<f64> = trials.iter().map(of).collect();
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
     let line = |out: &mut dyn Write, what: &str, rate: f64, unit: &str| writeln!(out, "{what:<58} {rate:>12.0} {unit}");
-    line(out, "bare binlog read + row decode (mysql_async)", binlog_rate, "rows/s")?;
-    line(out, "bare SELECT in 1000-row key chunks + decode (mysql_async)", select_rate, "rows/s")?;
-    line(out, &format!("bare produce, {message_bytes}-byte messages (rdkafka)"), produce_rate, "msg/s")?;
+    writeln!(out, "medians of {} trials:", trials.len())?;
+    line(out, "bare binlog read + row decode (mysql_async)", median(&|t| t.binlog), "rows/s")?;
+    line(out, "bare SELECT in 1000-row key chunks + decode (mysql_async)", median(&|t| t.select), "rows/s")?;
+    line(out, &format!("bare produce, {message_bytes}-byte messages (rdkafka)"), median(&|t| t.produce), "msg/s")?;
+    let stream_rate = median(&|t| t.stream);
     line(out, "sluice: binlog -> passthrough.wasm -> Kafka, acked", stream_rate, "rows/s")?;
-    line(out, "sluice: snapshot -> passthrough.wasm -> Kafka, acked", snapshot_rate, "rows/s")?;
-    let stream_limit = binlog_rate.min(produce_rate);
-    let snapshot_limit = select_rate.min(produce_rate);
-    writeln!(out, "binlog stream / slower raw limit = {:.2} (target >= 0.70)", stream_rate / stream_limit)?;
-    writeln!(out, "snapshot / slower raw limit      = {:.2} (target >= 0.70)", snapshot_rate / snapshot_limit)?;
+    line(out, "sluice: snapshot -> passthrough.wasm -> Kafka, acked", median(&|t| t.snapshot), "rows/s")?;
+    // Each trial's ratio pairs rates measured a few seconds apart.
+    writeln!(
+        out,
+        "binlog stream / slower raw limit = {:.2} (median of the trials' ratios; target >= 0.70)",
+        median(&|t| t.stream / t.binlog.min(t.produce))
+    )?;
+    writeln!(
+        out,
+        "snapshot / slower raw limit      = {:.2} (median of the trials' ratios; target >= 0.70)",
+        median(&|t| t.snapshot / t.select.min(t.produce))
+    )?;
     writeln!(out, "peak RSS while streaming the {rows}-row transaction: {stream_rss:.0} MB (target < 300)")?;
     match python_rate {
         Ok(rate) => {
@@ -99,6 +129,15 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
         super::latency::report(args, stack, out).await?;
     }
     Ok(0)
+}
+
+/// One round of measurements, rows (or messages) per second.
+struct Trial {
+    binlog: f64,
+    select: f64,
+    produce: f64,
+    stream: f64,
+    snapshot: f64,
 }
 
 /// Linux keeps a high-water mark of resident memory; writing 5 to
@@ -164,7 +203,7 @@ async fn bare_binlog(url: &str, start: &BinlogCheckpoint, end: &BinlogCheckpoint
 /// Produces as many messages as rows, each the size of a pipeline message.
 async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(f64, usize)> {
     let sample = &host_batches(1, 1)[0][0];
-    let payload = encode::value(sample, encode::ValueFormat::Debezium, "bench").unwrap_or_default();
+    let payload = encode::MessageEncoder::new(encode::ValueFormat::Debezium, "bench").value(sample, chrono::Utc::now().timestamp_millis()).unwrap_or_default();
     let producer = producer(brokers, &Default::default())?;
     let started = Instant::now();
     for chunk in (0..rows).collect::<Vec<_>>().chunks(10_000) {

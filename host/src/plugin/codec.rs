@@ -20,8 +20,16 @@ pub(crate) fn encode(records: &[Record]) -> Encoded {
         schemas: Vec::new(),
         ids: HashMap::new(),
     };
-    for record in records {
-        encoder.push(record);
+    if let Some((first, rest)) = records.split_first() {
+        encoder.push(first);
+        // Sized from the first record: growing the arenas step by step was
+        // most of the encoding time (copies of copies).
+        let batch = &mut encoder.batch;
+        batch.text.reserve(batch.text.len() * rest.len());
+        batch.values.reserve(batch.values.len() * rest.len());
+        for record in rest {
+            encoder.push(record);
+        }
     }
     Encoded { batch: encoder.batch, schemas: encoder.schemas }
 }
@@ -292,9 +300,9 @@ impl Reader<'_> {
             },
             position: match &r.position {
                 wit::Position::Binlog(b) => Position::Binlog {
-                    file: self.text(b.file)?,
+                    file: self.text(b.file)?.into(),
                     pos: b.pos,
-                    gtid: b.gtid.map(|g| self.text(g)).transpose()?,
+                    gtid: b.gtid.map(|g| self.text(g).map(Into::into)).transpose()?,
                     row: b.row,
                 },
                 wit::Position::Kafka(k) => Position::Kafka { topic: self.text(k.topic)?, partition: k.partition, offset: k.offset },

@@ -206,9 +206,9 @@ fn position(v: Option<&Json>) -> Result<Position, JsonRecordError> {
         Some(Json::String(s)) => Position::Other(s.clone()),
         Some(Json::Object(o)) => match (o.get("binlog"), o.get("kafka")) {
             (Some(b), _) => Position::Binlog {
-                file: b.get("file").and_then(Json::as_str).ok_or_else(bad)?.to_owned(),
+                file: b.get("file").and_then(Json::as_str).ok_or_else(bad)?.into(),
                 pos: b.get("pos").and_then(Json::as_u64).ok_or_else(bad)?,
-                gtid: b.get("gtid").and_then(Json::as_str).map(str::to_owned),
+                gtid: b.get("gtid").and_then(Json::as_str).map(Into::into),
                 row: b.get("row").and_then(Json::as_u64).unwrap_or(0) as u32,
             },
             (_, Some(k)) => Position::Kafka {
@@ -224,7 +224,7 @@ fn position(v: Option<&Json>) -> Result<Position, JsonRecordError> {
 
 fn position_to_json(p: &Position) -> Json {
     match p {
-        Position::Binlog { file, pos, gtid, row } => json!({ "binlog": { "file": file, "pos": pos, "gtid": gtid, "row": row } }),
+        Position::Binlog { file, pos, gtid, row } => json!({ "binlog": { "file": &**file, "pos": pos, "gtid": gtid.as_deref(), "row": row } }),
         Position::Kafka { topic, partition, offset } => json!({ "kafka": { "topic": topic, "partition": partition, "offset": offset } }),
         Position::Other(s) => json!(s),
     }

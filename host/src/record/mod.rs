@@ -61,7 +61,8 @@ pub enum Op {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Position {
-    Binlog { file: String, pos: u64, gtid: Option<String>, row: u32 },
+    /// File name and GTID are shared by the records of one file and transaction.
+    Binlog { file: Arc<str>, pos: u64, gtid: Option<Arc<str>>, row: u32 },
     Kafka { topic: String, partition: i32, offset: i64 },
     Other(String),
 }

@@ -3,13 +3,12 @@
 //! say which pipeline, plugin and version failed, why, and where the record
 //! came from. `sluice plugin test` replays such a record as it is.
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use rdkafka::producer::FutureProducer;
 use serde::Deserialize;
 
 use super::SinkError;
-use super::kafka::delivery::{Acks, Outgoing, enqueue_all};
-use super::kafka::encode::{key, position_text};
-use super::kafka::{ClientProperties, producer};
+use super::kafka::delivery::{Acks, Outgoing, Producer, enqueue_all};
+use super::kafka::encode::position_text;
+use super::kafka::{ClientProperties, MessageEncoder, ValueFormat, producer};
 use crate::record::record_to_json;
 use crate::transforms::Rejected;
 
@@ -24,7 +23,7 @@ pub struct DeadLetterConfig {
 }
 
 pub struct DeadLetterQueue {
-    producer: FutureProducer,
+    producer: Producer,
     topic: String,
     pipeline: String,
 }
@@ -41,6 +40,7 @@ impl DeadLetterQueue {
 
     /// Hands the dead letters to the producer; the acks come later.
     pub async fn enqueue(&self, rejected: &[Rejected]) -> Result<Acks, SinkError> {
+        let mut keys = MessageEncoder::new(ValueFormat::Debezium, &self.pipeline);
         let messages = rejected
             .iter()
             .map(|r| {
@@ -61,7 +61,7 @@ impl DeadLetterQueue {
                     });
                 Outgoing {
                     topic: self.topic.clone(),
-                    key: key(&r.record),
+                    key: keys.key(&r.record),
                     payload: Some(record_to_json(&r.record).to_string().into_bytes()),
                     headers,
                 }

@@ -152,26 +152,28 @@ impl ColumnDecoder {
         if self.unsigned { format!("{base} unsigned") } else { base.to_owned() }
     }
 
-    pub fn decode(&self, value: Option<&BinlogValue<'_>>) -> Result<Value, String> {
+    /// Takes the value: strings and decimals arrive as owned bytes, which
+    /// become the record's text without another copy.
+    pub fn decode(&self, value: Option<BinlogValue<'_>>) -> Result<Value, String> {
         match value {
             None => Ok(Value::Null),
             Some(BinlogValue::Value(v)) => self.decode_value(v),
             Some(BinlogValue::Jsonb(j)) => {
-                let json = serde_json::Value::try_from(j.clone()).map_err(|e| format!("JSON column: {e}"))?;
+                let json = serde_json::Value::try_from(j).map_err(|e| format!("JSON column: {e}"))?;
                 Ok(Value::Json(json.to_string()))
             }
             Some(BinlogValue::JsonDiff(_)) => Err("partial JSON update (set binlog_row_value_options='' on the server)".into()),
         }
     }
 
-    pub fn decode_value(&self, wire: &Wire) -> Result<Value, String> {
+    pub fn decode_value(&self, wire: Wire) -> Result<Value, String> {
         use ColumnType::*;
         Ok(match (wire, self.ty) {
             (Wire::NULL, _) => Value::Null,
             (Wire::Bytes(b), _) if self.json => Value::Json(text(b)?),
             (Wire::Bytes(name), MYSQL_TYPE_ENUM | MYSQL_TYPE_SET) if self.members_as_text => Value::Str(text(name)?),
             // ENUM is stored as its 1-based member number (0: the invalid '').
-            (Wire::Int(i), MYSQL_TYPE_ENUM) => Value::Str(match usize::try_from(*i - 1).ok().and_then(|m| self.members.get(m)) {
+            (Wire::Int(i), MYSQL_TYPE_ENUM) => Value::Str(match usize::try_from(i - 1).ok().and_then(|m| self.members.get(m)) {
                 Some(name) => name.clone(),
                 None => String::new(),
             }),
@@ -185,33 +187,48 @@ impl ColumnDecoder {
                     .collect::<Vec<_>>()
                     .join(","),
             ),
-            (Wire::Int(i), MYSQL_TYPE_YEAR) => Value::Int(*i),
+            (Wire::Int(i), MYSQL_TYPE_YEAR) => Value::Int(i),
             // mysql_common reads a binlog MEDIUMINT as 24 unsigned bits.
-            (Wire::Int(i), MYSQL_TYPE_INT24) if !self.unsigned => Value::Int((*i << 40) >> 40),
-            (Wire::Int(i), _) if self.unsigned => Value::Uint(self.as_unsigned(*i)),
-            (Wire::Int(i), _) => Value::Int(*i),
-            (Wire::UInt(u), _) => Value::Uint(*u),
-            (Wire::Float(f), _) => Value::Float(f64::from(*f)),
-            (Wire::Double(d), _) => Value::Float(*d),
+            (Wire::Int(i), MYSQL_TYPE_INT24) if !self.unsigned => Value::Int((i << 40) >> 40),
+            (Wire::Int(i), _) if self.unsigned => Value::Uint(self.as_unsigned(i)),
+            (Wire::Int(i), _) => Value::Int(i),
+            (Wire::UInt(u), _) => Value::Uint(u),
+            (Wire::Float(f), _) => Value::Float(f64::from(f)),
+            (Wire::Double(d), _) => Value::Float(d),
             (Wire::Bytes(b), MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL) => Value::Decimal(text(b)?),
             (Wire::Bytes(b), MYSQL_TYPE_YEAR) => Value::Int(text(b)?.parse().map_err(|e| format!("YEAR: {e}"))?),
             (Wire::Bytes(b), MYSQL_TYPE_TIMESTAMP2 | MYSQL_TYPE_TIMESTAMP) => Value::Timestamp(timestamp_micros(&text(b)?)?),
-            (Wire::Bytes(b), MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY) => Value::Bytes(b.clone()),
+            (Wire::Bytes(b), MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY) => Value::Bytes(b),
             (Wire::Bytes(b), MYSQL_TYPE_JSON) => Value::Json(text(b)?),
-            (Wire::Bytes(b), _) if self.binary => Value::Bytes(b.clone()),
+            (Wire::Bytes(b), _) if self.binary => Value::Bytes(b),
             (Wire::Bytes(b), _) => Value::Str(text(b)?),
             // A query result's TIMESTAMP is in the session time zone, which the
             // readers set to UTC.
             (Wire::Date(y, mo, d, h, mi, s, us), MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2) => {
-                Value::Timestamp(utc_micros(*y, *mo, *d, *h, *mi, *s, *us)?)
+                Value::Timestamp(utc_micros(y, mo, d, h, mi, s, us)?)
             }
-            (Wire::Date(y, m, d, 0, 0, 0, 0), MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE) => Value::Date(format!("{y:04}-{m:02}-{d:02}")),
+            (Wire::Date(y, m, d, 0, 0, 0, 0), MYSQL_TYPE_DATE | MYSQL_TYPE_NEWDATE) => {
+                let mut date = String::with_capacity(10);
+                push_date(&mut date, y, m, d);
+                Value::Date(date)
+            }
             (Wire::Date(y, mo, d, h, mi, s, us), _) => {
-                Value::Datetime(format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}{}", self.fraction(*us)))
+                let mut datetime = String::with_capacity(27);
+                push_date(&mut datetime, y, mo, d);
+                datetime.push(' ');
+                push_digits(&mut datetime, h.into(), 2);
+                self.push_clock(&mut datetime, mi, s, us);
+                Value::Datetime(datetime)
             }
             (Wire::Time(neg, days, h, m, s, us), _) => {
-                let hours = u64::from(*days) * 24 + u64::from(*h);
-                Value::Time(format!("{}{hours:02}:{m:02}:{s:02}{}", if *neg { "-" } else { "" }, self.fraction(*us)))
+                let mut time = String::with_capacity(18);
+                if neg {
+                    time.push('-');
+                }
+                let hours = days * 24 + u32::from(h);
+                push_digits(&mut time, hours, if hours > 99 { hours.ilog10() as usize + 1 } else { 2 });
+                self.push_clock(&mut time, m, s, us);
+                Value::Time(time)
             }
         })
     }
@@ -229,24 +246,42 @@ impl ColumnDecoder {
         if bits == 64 { i as u64 } else { (i as u64) & ((1u64 << bits) - 1) }
     }
 
-    fn fraction(&self, micros: u32) -> String {
-        if self.fsp == 0 {
-            return String::new();
+    /// ":MM:SS" and the first `fsp` of six zero-padded fraction digits.
+    fn push_clock(&self, out: &mut String, minutes: u8, seconds: u8, micros: u32) {
+        out.push(':');
+        push_digits(out, minutes.into(), 2);
+        out.push(':');
+        push_digits(out, seconds.into(), 2);
+        if self.fsp > 0 {
+            out.push('.');
+            push_digits(out, micros / 10u32.pow(6 - u32::from(self.fsp)), self.fsp.into());
         }
-        // The first fsp of six zero-padded digits.
-        let mut text = String::with_capacity(7);
-        text.push('.');
-        let mut scale = 100_000;
-        for _ in 0..self.fsp {
-            text.push(char::from(b'0' + (micros / scale % 10) as u8));
-            scale /= 10;
-        }
-        text
     }
 }
 
-fn text(bytes: &[u8]) -> Result<String, String> {
-    String::from_utf8(bytes.to_vec()).map_err(|e| format!("text column is not UTF-8: {e}"))
+/// "YYYY-MM-DD"; MySQL's zero dates stay zero.
+fn push_date(out: &mut String, year: u16, month: u8, day: u8) {
+    push_digits(out, year.into(), 4);
+    out.push('-');
+    push_digits(out, month.into(), 2);
+    out.push('-');
+    push_digits(out, day.into(), 2);
+}
+
+/// The last `width` decimal digits of `n`, zero-padded: temporal values are
+/// written per row, and `format!` with padding cost more than the rest of
+/// their decoding.
+fn push_digits(out: &mut String, mut n: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    for d in digits[..width].iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.push_str(std::str::from_utf8(&digits[..width]).expect("ASCII digits"));
+}
+
+fn text(bytes: Vec<u8>) -> Result<String, String> {
+    String::from_utf8(bytes).map_err(|e| format!("text column is not UTF-8: {e}"))
 }
 
 fn utc_micros(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, us: u32) -> Result<i64, String> {
@@ -276,9 +311,26 @@ mod tests {
     fn signed_mediumint_is_sign_extended() {
         let column = WireColumn::new(ColumnType::MYSQL_TYPE_INT24);
         let decoder = ColumnDecoder::for_query(&column);
-        assert_eq!(decoder.decode_value(&Wire::Int(16727217)), Ok(Value::Int(-49999)));
-        assert_eq!(decoder.decode_value(&Wire::Int(-49999)), Ok(Value::Int(-49999)));
-        assert_eq!(decoder.decode_value(&Wire::Int(8388607)), Ok(Value::Int(8388607)));
+        assert_eq!(decoder.decode_value(Wire::Int(16727217)), Ok(Value::Int(-49999)));
+        assert_eq!(decoder.decode_value(Wire::Int(-49999)), Ok(Value::Int(-49999)));
+        assert_eq!(decoder.decode_value(Wire::Int(8388607)), Ok(Value::Int(8388607)));
+    }
+
+    #[test]
+    fn temporal_values_are_written_as_mysql_prints_them() {
+        let decoder = |ty, decimals| ColumnDecoder::for_query(&WireColumn::new(ty).with_decimals(decimals));
+        let datetime = decoder(ColumnType::MYSQL_TYPE_DATETIME, 6);
+        assert_eq!(datetime.decode_value(Wire::Date(2026, 1, 2, 3, 4, 5, 60)), Ok(Value::Datetime("2026-01-02 03:04:05.000060".into())));
+        let datetime = decoder(ColumnType::MYSQL_TYPE_DATETIME, 2);
+        assert_eq!(datetime.decode_value(Wire::Date(0, 0, 0, 0, 0, 0, 0)), Ok(Value::Datetime("0000-00-00 00:00:00.00".into())));
+        assert_eq!(datetime.decode_value(Wire::Date(999, 12, 31, 23, 59, 59, 990_000)), Ok(Value::Datetime("0999-12-31 23:59:59.99".into())));
+        let date = decoder(ColumnType::MYSQL_TYPE_DATE, 0);
+        assert_eq!(date.decode_value(Wire::Date(2026, 11, 27, 0, 0, 0, 0)), Ok(Value::Date("2026-11-27".into())));
+        let time = decoder(ColumnType::MYSQL_TYPE_TIME, 3);
+        assert_eq!(time.decode_value(Wire::Time(true, 34, 22, 59, 59, 123_456)), Ok(Value::Time("-838:59:59.123".into())));
+        assert_eq!(time.decode_value(Wire::Time(false, 0, 7, 0, 1, 0)), Ok(Value::Time("07:00:01.000".into())));
+        let time = decoder(ColumnType::MYSQL_TYPE_TIME, 0);
+        assert_eq!(time.decode_value(Wire::Time(false, 4, 4, 0, 0, 0)), Ok(Value::Time("100:00:00".into())));
     }
 
     #[test]

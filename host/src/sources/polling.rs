@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::catalog::{self, TableInfo, quote, table_info};
-use super::query_rows::{QueryShape, key_text, keyset_after};
+use super::query_rows::{QueryShape, key_position, keyset_after, pick};
 use super::{SourceBatch, SourceError, SourcePosition};
 use crate::pipeline::Secret;
-use crate::record::{Position, Record, Value};
+use crate::record::{Record, Value};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -123,15 +123,12 @@ impl PollingSource {
             let ts_ms = chrono::Utc::now().timestamp_millis();
             let Some(shape) = &table.shape else { continue };
             let name = table.info.qualified();
-            let mut last = None;
-            for row in rows {
-                let key = shape.pick(&row, &table.order);
-                let position = Position::Other(format!("poll:{name}:{}", key_text(&key)));
-                records.push(Record::read(position, ts_ms, shape.schema.clone(), row));
-                last = Some(key);
+            let (prefix, order) = (format!("poll:{name}:"), shape.indexes(&table.order));
+            if let Some(last) = rows.last() {
+                self.marks.tables.insert(name, pick(last, &order));
             }
-            if let Some(key) = last {
-                self.marks.tables.insert(name, key);
+            for row in rows {
+                records.push(Record::read(key_position(&prefix, &row, &order), ts_ms, shape.schema.clone(), row));
             }
         }
         // Caught up: rest until the next interval; behind: go straight on.

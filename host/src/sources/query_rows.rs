@@ -1,6 +1,7 @@
 //! Rows of a `SELECT` (binary protocol) into records' values, decoded as the
 //! binlog decodes the same columns, and record values back into statement
 //! parameters for keyset paging.
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use mysql_async::{Column as WireColumn, Row, Value as Wire};
@@ -8,7 +9,7 @@ use mysql_async::{Column as WireColumn, Row, Value as Wire};
 use super::SourceError;
 use super::catalog::TableInfo;
 use super::decode::ColumnDecoder;
-use crate::record::{Schema, Value};
+use crate::record::{Position, Schema, Value};
 
 pub struct QueryShape {
     pub schema: Arc<Schema>,
@@ -40,7 +41,7 @@ impl QueryShape {
     pub fn decode(&self, row: Row) -> Result<Vec<Value>, SourceError> {
         let values = row.unwrap();
         values
-            .iter()
+            .into_iter()
             .zip(&self.decoders)
             .map(|(value, decoder)| {
                 decoder.decode_value(value).map_err(|message| SourceError::Decode {
@@ -51,10 +52,15 @@ impl QueryShape {
             .collect()
     }
 
-    /// The values of `columns` (by name) in `row`.
-    pub fn pick(&self, row: &[Value], columns: &[String]) -> Vec<Value> {
-        columns.iter().filter_map(|c| self.schema.index_of(c).and_then(|i| row.get(i)).cloned()).collect()
+    /// Where `columns` (by name) are in a row.
+    pub fn indexes(&self, columns: &[String]) -> Vec<usize> {
+        columns.iter().filter_map(|c| self.schema.index_of(c)).collect()
     }
+}
+
+/// The values at `indexes` of `row`.
+pub fn pick(row: &[Value], indexes: &[usize]) -> Vec<Value> {
+    indexes.iter().filter_map(|&i| row.get(i)).cloned().collect()
 }
 
 /// A record value as a statement parameter comparable with its column.
@@ -95,26 +101,40 @@ pub fn keyset_after(columns: &[String], after: &[Value]) -> (String, Vec<Wire>) 
     (terms.join(" OR "), params)
 }
 
-/// The key values as text for positions and dedup ids: `7`, `eu,42`.
-pub fn key_text(values: &[Value]) -> String {
-    values
-        .iter()
-        .map(|v| match v {
-            Value::Null => "null".to_owned(),
-            Value::Int(i) => i.to_string(),
-            Value::Uint(u) => u.to_string(),
-            Value::Float(f) => f.to_string(),
-            Value::Timestamp(us) => us.to_string(),
-            Value::Decimal(t) | Value::Str(t) | Value::Date(t) | Value::Time(t) | Value::Datetime(t) | Value::Json(t) => t.clone(),
-            Value::Bytes(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
+/// `prefix` and then the key values of `row` as text (`7`, `eu,42`): the
+/// position and dedup id of a row read by key, written once per row.
+pub fn key_position(prefix: &str, row: &[Value], indexes: &[usize]) -> Position {
+    let mut text = String::with_capacity(prefix.len() + 12);
+    text.push_str(prefix);
+    for (n, value) in indexes.iter().filter_map(|&i| row.get(i)).enumerate() {
+        if n > 0 {
+            text.push(',');
+        }
+        match value {
+            Value::Null => text.push_str("null"),
+            Value::Int(i) => text.push_str(itoa::Buffer::new().format(*i)),
+            Value::Uint(u) => text.push_str(itoa::Buffer::new().format(*u)),
+            Value::Float(f) => text.push_str(&f.to_string()),
+            Value::Timestamp(us) => text.push_str(itoa::Buffer::new().format(*us)),
+            Value::Decimal(t) | Value::Str(t) | Value::Date(t) | Value::Time(t) | Value::Datetime(t) | Value::Json(t) => text.push_str(t),
+            Value::Bytes(b) => b.iter().for_each(|x| {
+                let _ = write!(text, "{x:02x}");
+            }),
+        }
+    }
+    Position::Other(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_positions_name_the_key_values_in_key_order() {
+        let row = [Value::Str("eu".into()), Value::Int(-4), Value::Bytes(vec![0, 171]), Value::Uint(9)];
+        assert_eq!(key_position("poll:a.b:", &row, &[3, 0, 1, 2]), Position::Other("poll:a.b:9,eu,-4,00ab".into()));
+        assert_eq!(key_position("p:", &row, &[1]), Position::Other("p:-4".into()));
+    }
 
     #[test]
     fn keyset_spells_out_composite_keys() {

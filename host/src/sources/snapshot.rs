@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{TableInfo, captured_tables, quote};
 use super::flavor::ServerFlavor;
-use super::query_rows::{QueryShape, key_text, keyset_after};
+use super::query_rows::{QueryShape, key_position, keyset_after, pick};
 use super::{BinlogCheckpoint, SourceError, TableFilter};
 use crate::record::{Position, Record, Value};
 
@@ -93,17 +93,21 @@ impl SnapshotReader {
             }
             let scan = self.scan.as_mut().expect("a table scan");
             let rows = read_chunk(&mut self.conn, scan, max).await?;
-            let shape = scan.shape.as_ref();
             let mut records = Vec::with_capacity(rows.len());
-            for row in rows {
-                let shape = shape.expect("a shape once rows are read");
-                let key = shape.pick(&row, &scan.info.key);
+            if let Some(shape) = &scan.shape {
                 let handover = &self.progress.handover;
-                let place = if scan.info.key.is_empty() { format!("#{}", scan.offset + records.len() as u64) } else { key_text(&key) };
-                let position = Position::Other(format!("snapshot:{}:{}:{place}", handover.file, handover.pos));
-                records.push(Record::read(position, self.ts_ms, shape.schema.clone(), row));
-                if !scan.info.key.is_empty() {
-                    scan.after = Some(key);
+                let prefix = format!("snapshot:{}:{}:", handover.file, handover.pos);
+                let key = shape.indexes(&scan.info.key);
+                if let (Some(last), false) = (rows.last(), key.is_empty()) {
+                    scan.after = Some(pick(last, &key));
+                }
+                for (n, row) in rows.into_iter().enumerate() {
+                    let position = if key.is_empty() {
+                        Position::Other(format!("{prefix}#{}", scan.offset + n as u64))
+                    } else {
+                        key_position(&prefix, &row, &key)
+                    };
+                    records.push(Record::read(position, self.ts_ms, shape.schema.clone(), row));
                 }
             }
             scan.offset += records.len() as u64;

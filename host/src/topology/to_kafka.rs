@@ -65,7 +65,7 @@ pub async fn run(
     };
     let store = PositionStore::new(state_dir, &config.name);
     let mut chain = PluginChain::build(&host, &config.plugins)?;
-    let sink = KafkaSink::new(sink_config, &config.name)?;
+    let mut sink = KafkaSink::new(sink_config, &config.name)?;
     sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &config.name)?;
     let source = Source::connect(&config.source, store.load()?).await?.ok_or_else(unsupported)?;

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use rdkafka::ClientConfig;
-use rdkafka::producer::FutureProducer;
+use super::delivery::{BatchAckCounter, Producer};
 use serde::Deserialize;
 
 use crate::sinks::SinkError;
@@ -38,7 +38,7 @@ impl fmt::Debug for ClientProperties {
 
 /// A producer tuned for throughput with idempotence on (no duplicates from
 /// retries); any property set in the pipeline file wins.
-pub fn producer(brokers: &str, properties: &ClientProperties) -> Result<FutureProducer, SinkError> {
+pub fn producer(brokers: &str, properties: &ClientProperties) -> Result<Producer, SinkError> {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
@@ -48,5 +48,5 @@ pub fn producer(brokers: &str, properties: &ClientProperties) -> Result<FuturePr
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000");
     properties.apply(&mut config);
-    config.create().map_err(|source| SinkError::Client { brokers: brokers.to_owned(), source })
+    config.create_with_context(BatchAckCounter).map_err(|source| SinkError::Client { brokers: brokers.to_owned(), source })
 }

@@ -4,14 +4,14 @@ mod client;
 pub mod encode;
 pub mod delivery;
 
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::Producer as _;
 use serde::Deserialize;
 
 pub use client::ClientProperties;
 pub use client::producer;
 pub use delivery::Acks;
-use delivery::{Outgoing, enqueue_all};
-pub use encode::ValueFormat;
+use delivery::{Outgoing, Producer, enqueue_all};
+pub use encode::{MessageEncoder, ValueFormat};
 
 use crate::record::{Op, Record};
 use crate::sinks::{Destination, SinkError};
@@ -41,11 +41,10 @@ fn default_topic() -> String {
 }
 
 pub struct KafkaSink {
-    producer: FutureProducer,
+    producer: Producer,
     topic: Destination,
-    format: ValueFormat,
+    encoder: MessageEncoder,
     tombstones: bool,
-    pipeline: String,
 }
 
 impl KafkaSink {
@@ -53,9 +52,8 @@ impl KafkaSink {
         Ok(KafkaSink {
             producer: producer(&config.brokers, &config.properties)?,
             topic: Destination::new(&config.topic, pipeline),
-            format: config.format,
+            encoder: MessageEncoder::new(config.format, pipeline),
             tombstones: config.tombstones,
-            pipeline: pipeline.to_owned(),
         })
     }
 
@@ -68,21 +66,22 @@ impl KafkaSink {
     }
 
     /// Produces every record and returns once Kafka acknowledged all of them.
-    pub async fn deliver(&self, records: &[Record]) -> Result<(), SinkError> {
+    pub async fn deliver(&mut self, records: &[Record]) -> Result<(), SinkError> {
         self.enqueue(records).await?.wait().await
     }
 
     /// Hands every record to the producer, in order; the acks come later.
-    pub async fn enqueue(&self, records: &[Record]) -> Result<Acks, SinkError> {
+    pub async fn enqueue(&mut self, records: &[Record]) -> Result<Acks, SinkError> {
         let mut messages = Vec::with_capacity(records.len());
+        let now_ms = chrono::Utc::now().timestamp_millis();
         for record in records {
             let topic = self.topic.fill(record);
-            let key = encode::key(record);
+            let key = self.encoder.key(record);
             let tombstone = self.tombstones && record.op == Op::Delete && key.is_some();
             messages.push(Outgoing {
                 topic: topic.clone(),
                 key: key.clone(),
-                payload: encode::value(record, self.format, &self.pipeline),
+                payload: self.encoder.value(record, now_ms),
                 headers: encode::headers(record),
             });
             if tombstone {

@@ -44,7 +44,7 @@ impl ImageLayout {
     pub fn read<'a, T>(
         &'a self,
         rows: &'a RowsEventData<'_>,
-        decode: impl Fn(usize, Option<&BinlogValue<'_>>) -> Result<T, String>,
+        decode: impl Fn(usize, Option<BinlogValue<'_>>) -> Result<T, String>,
     ) -> Result<Vec<Images<T>>, String> {
         let (has_before, has_after) = (rows.columns_before_image().is_some(), rows.columns_after_image().is_some());
         // Values borrow the metadata and the event alike.
@@ -59,7 +59,7 @@ impl ImageLayout {
     }
 
     /// A null bitmap, then each non-null value in its column's wire form.
-    fn image<'a, T>(&'a self, buf: &mut ParseBuf<'a>, decode: &impl Fn(usize, Option<&BinlogValue<'_>>) -> Result<T, String>) -> Result<Vec<T>, String> {
+    fn image<'a, T>(&'a self, buf: &mut ParseBuf<'a>, decode: &impl Fn(usize, Option<BinlogValue<'_>>) -> Result<T, String>) -> Result<Vec<T>, String> {
         let nulls: &[u8] = buf.parse(self.columns.len().div_ceil(8)).map_err(|e| format!("row image: {e}"))?;
         let mut values = Vec::with_capacity(self.columns.len());
         for (c, (ty, meta, unsigned)) in self.columns.iter().enumerate() {
@@ -68,7 +68,7 @@ impl ImageLayout {
                 continue;
             }
             let value: BinlogValue<'_> = buf.parse((*ty, meta.as_slice(), *unsigned, false)).map_err(|e| format!("row image: {e}"))?;
-            values.push(decode(c, Some(&value))?);
+            values.push(decode(c, Some(value))?);
         }
         Ok(values)
     }

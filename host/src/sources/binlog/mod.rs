@@ -70,7 +70,8 @@ pub struct BinlogSource {
     filter: TableFilter,
     /// Per table id; a new table map (e.g. after ALTER TABLE) replaces it.
     shapes: HashMap<u64, TableShape>,
-    file: String,
+    /// Shared by every record read from the file.
+    file: Arc<str>,
     /// Records of the transaction being read, not yet handed on.
     open: Vec<Record>,
     /// Between BEGIN and its commit: no checkpoint may fall there.
@@ -78,7 +79,7 @@ pub struct BinlogSource {
     /// The GTID state after the last commit read, and the GTID of the
     /// group being read (with its text, which every record of it carries).
     gtid_state: Option<GtidState>,
-    gtid: Option<(Gtid, String)>,
+    gtid: Option<(Gtid, Arc<str>)>,
     /// Checksum bytes the opening ROTATE's name carries when the stream
     /// starts from a GTID and the file name is learnt from it.
     checksum_len: usize,
@@ -120,7 +121,7 @@ impl BinlogSource {
             None => tracing::info!(file = %start.file, pos = start.pos, "binlog stream starting"),
         }
         let stream = conn.get_binlog_stream(request).await.map_err(|e| privilege_hint(e.into()))?;
-        let file = if by_gtid { String::new() } else { start.file };
+        let file = if by_gtid { "".into() } else { start.file.into() };
         Ok(BinlogSource {
             stream,
             filter: TableFilter::new(&config.tables, &config.exclude),
@@ -164,13 +165,13 @@ impl BinlogSource {
                     // The artificial ROTATE that opens a stream comes before the format
                     // description, so its name still carries 4 checksum bytes (which
                     // may well be printable): it names the file we asked for.
-                    let artificial = end == 0 && name.starts_with(self.file.as_str());
+                    let artificial = end == 0 && name.starts_with(&*self.file);
                     if artificial && self.file.is_empty() {
                         // Started from a GTID: this names the file the server chose.
                         let name = rotate.name_raw();
-                        self.file = String::from_utf8_lossy(&name[..name.len().saturating_sub(self.checksum_len)]).into_owned();
+                        self.file = String::from_utf8_lossy(&name[..name.len().saturating_sub(self.checksum_len)]).into();
                     } else if !artificial {
-                        self.file = name.into_owned();
+                        self.file = name.into();
                     }
                 }
                 // MySQL's GTID comes before the transaction's BEGIN.
@@ -212,7 +213,7 @@ impl BinlogSource {
             state.apply(&gtid);
         }
         let gtid = self.gtid_state.as_ref().map(|s| s.to_string());
-        Some(SourcePosition::Binlog(BinlogCheckpoint { file: self.file.clone(), pos: end, gtid }))
+        Some(SourcePosition::Binlog(BinlogCheckpoint { file: self.file.to_string(), pos: end, gtid }))
     }
 
     fn commit(&mut self, batch: &mut SourceBatch, end: u64) {
@@ -260,11 +261,11 @@ impl BinlogSource {
             self.shapes.insert(table_id, shape);
         }
         let shape = &self.shapes[&table_id];
-        let decode = |c: usize, value: Option<&BinlogValue<'_>>| shape.decoders[c].decode(value);
+        let decode = |c: usize, value: Option<BinlogValue<'_>>| shape.decoders[c].decode(value);
         let images = if shape.layout.fits(rows) {
             shape.layout.read(rows, decode).map_err(decode_error)?
         } else {
-            let image = |row: Option<BinlogRow>| row.map(|row| (0..shape.decoders.len()).map(|c| decode(c, row.as_ref(c))).collect()).transpose();
+            let image = |row: Option<BinlogRow>| row.map(|mut row| (0..shape.decoders.len()).map(|c| decode(c, row.take(c))).collect()).transpose();
             rows.rows(map)
                 .map(|row| {
                     let (before, after) = row.map_err(|e| e.to_string())?;
@@ -291,8 +292,8 @@ impl BinlogSource {
     }
 }
 
-fn with_text(gtid: Gtid) -> (Gtid, String) {
-    let text = gtid.to_string();
+fn with_text(gtid: Gtid) -> (Gtid, Arc<str>) {
+    let text = gtid.to_string().into();
     (gtid, text)
 }
 
