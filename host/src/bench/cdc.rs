@@ -93,29 +93,25 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
     }
     let python_rate = if args.sluice_only { Err(anyhow::anyhow!("skipped (--sluice-only)")) } else { super::python::cdc_rate(stack, &start, &end, rows) };
 
-    let median = |of: &dyn Fn(&Trial) -> f64| {
-        let mut values: Vec<f64> = trials.iter().map(of).collect();
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
-    };
+    let median = |figure: fn(&_) -> f64| super::median(&trials, figure);
     let line = |out: &mut dyn Write, what: &str, rate: f64, unit: &str| writeln!(out, "{what:<58} {rate:>12.0} {unit}");
     writeln!(out, "medians of {} trials:", trials.len())?;
-    line(out, "bare binlog read + row decode (mysql_async)", median(&|t| t.binlog), "rows/s")?;
-    line(out, "bare SELECT in 1000-row key chunks + decode (mysql_async)", median(&|t| t.select), "rows/s")?;
-    line(out, &format!("bare produce, {message_bytes}-byte messages (rdkafka)"), median(&|t| t.produce), "msg/s")?;
-    let stream_rate = median(&|t| t.stream);
+    line(out, "bare binlog read + row decode (mysql_async)", median(|t| t.binlog), "rows/s")?;
+    line(out, "bare SELECT in 1000-row key chunks + decode (mysql_async)", median(|t| t.select), "rows/s")?;
+    line(out, &format!("bare produce, {message_bytes}-byte messages (rdkafka)"), median(|t| t.produce), "msg/s")?;
+    let stream_rate = median(|t| t.stream);
     line(out, "sluice: binlog -> passthrough.wasm -> Kafka, acked", stream_rate, "rows/s")?;
-    line(out, "sluice: snapshot -> passthrough.wasm -> Kafka, acked", median(&|t| t.snapshot), "rows/s")?;
+    line(out, "sluice: snapshot -> passthrough.wasm -> Kafka, acked", median(|t| t.snapshot), "rows/s")?;
     // Each trial's ratio pairs rates measured a few seconds apart.
     writeln!(
         out,
         "binlog stream / slower raw limit = {:.2} (median of the trials' ratios; target >= 0.70)",
-        median(&|t| t.stream / t.binlog.min(t.produce))
+        median(|t| t.stream / t.binlog.min(t.produce))
     )?;
     writeln!(
         out,
         "snapshot / slower raw limit      = {:.2} (median of the trials' ratios; target >= 0.70)",
-        median(&|t| t.snapshot / t.select.min(t.produce))
+        median(|t| t.snapshot / t.select.min(t.produce))
     )?;
     writeln!(out, "peak RSS while streaming the {rows}-row transaction: {stream_rss:.0} MB (target < 300)")?;
     match python_rate {

@@ -11,6 +11,13 @@ pub use stack::LocalStack;
 
 pub use plugin::PluginBenchArgs;
 
+/// The median of one figure over a benchmark's trials (at least one).
+fn median<T>(trials: &[T], figure: impl Fn(&T) -> f64) -> f64 {
+    let mut values: Vec<f64> = trials.iter().map(figure).collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 /// A copy of a component with a custom section appended: same behaviour,
 /// different bytes (and so a different version hash). Reload tests and the
 /// reload benchmark use it to make as many distinct versions as they need.

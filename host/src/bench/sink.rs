@@ -30,6 +30,11 @@ pub struct SinkBenchArgs {
     /// Records the Python baseline processes (it commits per message).
     #[arg(long, default_value_t = 20_000)]
     pub python_records: usize,
+    /// Rounds of the bare and Sluice measurements, back to back in each
+    /// round; the report gives medians (rates on this 2-core machine move by
+    /// a fifth between runs).
+    #[arg(long, default_value_t = 3)]
+    pub trials: usize,
     /// Directory holding passthrough.wasm.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/target/wasm32-wasip2/release"))]
     pub plugins: PathBuf,
@@ -78,16 +83,31 @@ async fn bench(args: &SinkBenchArgs, stack: &LocalStack, out: &mut dyn Write) ->
     writeln!(out, "Kafka -> MySQL, {n} Debezium envelopes of 5-column rows (Tansu memory storage, MariaDB 10.11 private)")?;
     writeln!(out, "{:<58} {:>12.0} msg/s", "(setup) produce", n as f64 / started.elapsed().as_secs_f64())?;
 
-    let consume_rate = bare_consume(stack.kafka_brokers(), n).await?;
-    let upsert_rate = bare_upsert(&mut db, n).await?;
-    let sluice_rate = sluice(args, stack, &mut db).await?;
+    let mut trials = Vec::new();
+    for trial in 1..=args.trials.max(1) {
+        // Each round starts from empty tables and new consumer groups.
+        db.query_drop("TRUNCATE bench.accounts; TRUNCATE bench.bare_accounts").await?;
+        let consume = bare_consume(stack.kafka_brokers(), n, &format!("bench-bare-{trial}")).await?;
+        let upsert = bare_upsert(&mut db, n).await?;
+        let sluice = sluice(args, stack, &mut db, &format!("bench{trial}")).await?;
+        writeln!(out, "trial {trial}: consume {consume:.0} msg/s, upsert {upsert:.0} rows/s, sluice {sluice:.0} rows/s")?;
+        trials.push((consume, upsert, sluice));
+    }
     let python_rate = super::python::sink_rate(stack, "bench.accounts", args.python_records);
 
+    let median = |figure: fn(&_) -> f64| super::median(&trials, figure);
+    let sluice_rate = median(|t| t.2);
     let line = |out: &mut dyn Write, what: &str, rate: f64, unit: &str| writeln!(out, "{what:<58} {rate:>12.0} {unit}");
-    line(out, "bare consume in a group (rdkafka StreamConsumer)", consume_rate, "msg/s")?;
-    line(out, "bare multi-row upserts, 500 rows each, one connection", upsert_rate, "rows/s")?;
+    writeln!(out, "medians of {} trials:", trials.len())?;
+    line(out, "bare consume in a group (rdkafka StreamConsumer)", median(|t| t.0), "msg/s")?;
+    line(out, "bare multi-row upserts, 500 rows each, one connection", median(|t| t.1), "rows/s")?;
     line(out, "sluice: Kafka -> passthrough.wasm -> MySQL, committed", sluice_rate, "rows/s")?;
-    writeln!(out, "sluice / slower raw limit = {:.2} (target >= 0.70)", sluice_rate / consume_rate.min(upsert_rate))?;
+    // Each trial's ratio pairs rates measured seconds apart.
+    writeln!(
+        out,
+        "sluice / slower raw limit = {:.2} (median of the trials' ratios; target >= 0.70)",
+        median(|(consume, upsert, sluice)| sluice / consume.min(*upsert))
+    )?;
     match python_rate {
         Ok(rate) => {
             line(out, &format!("kafka-python + mysql-connector, commit per message ({})", args.python_records), rate, "rows/s")?;
@@ -98,10 +118,10 @@ async fn bench(args: &SinkBenchArgs, stack: &LocalStack, out: &mut dyn Write) ->
     Ok(0)
 }
 
-async fn bare_consume(brokers: &str, n: usize) -> anyhow::Result<f64> {
+async fn bare_consume(brokers: &str, n: usize, group: &str) -> anyhow::Result<f64> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "bench-bare")
+        .set("group.id", group)
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
         .create()?;
@@ -152,14 +172,15 @@ async fn bare_upsert(db: &mut Conn, n: usize) -> anyhow::Result<f64> {
 
 /// The real pipeline, timed from its first committed batch (the group join
 /// is excluded, as for the bare consumer) until the offsets table holds all.
-async fn sluice(args: &SinkBenchArgs, stack: &LocalStack, db: &mut Conn) -> anyhow::Result<f64> {
+/// `name` is the pipeline's and its group's: offsets are stored per pipeline.
+async fn sluice(args: &SinkBenchArgs, stack: &LocalStack, db: &mut Conn, name: &str) -> anyhow::Result<f64> {
     let text = format!(
         r#"
 plugin_dir = "{plugins}"
 
 [[pipeline]]
-name = "bench"
-source = {{ type = "kafka", brokers = "{brokers}", topics = ["bench.accounts"], group = "bench-sluice" }}
+name = "{name}"
+source = {{ type = "kafka", brokers = "{brokers}", topics = ["bench.accounts"], group = "{name}-sluice" }}
 sink = {{ type = "mysql", url = "{url}" }}
 dead_letter = {{ topic = "bench.dlq" }}
 
@@ -177,7 +198,7 @@ name = "passthrough"
     let task = tokio::spawn(async move { run_pipeline(&pipeline, host, std::path::Path::new("."), stop).await });
     let applied = async |db: &mut Conn| -> anyhow::Result<i64> {
         let sum: Option<Option<i64>> = db
-            .query_first("SELECT CAST(SUM(next_offset) AS SIGNED) FROM sluice.sluice_offsets WHERE pipeline = 'bench'")
+            .exec_first("SELECT CAST(SUM(next_offset) AS SIGNED) FROM sluice.sluice_offsets WHERE pipeline = ?", (name,))
             .await
             .ok()
             .flatten();

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::bindings::wit;
 use super::failure::{Failed, FailureKind, RecordFailure};
 use crate::record::{Column, Header, Op, Position, Record, Schema, Value};
@@ -138,8 +140,12 @@ impl Encoder {
     }
 }
 
+/// What one input record became. Nearly always one record: kept inline, not
+/// in an allocation of its own per record.
+pub type Outputs = SmallVec<[Record; 1]>;
+
 /// Per-input outputs.
-pub(crate) type Decoded = Vec<Result<Vec<Record>, Failed>>;
+pub(crate) type Decoded = Vec<Result<Outputs, Failed>>;
 
 /// Reads a plugin's answer for `input`, moving kept records into the output.
 /// A breach that voids the whole answer gives the input back with the reason.
@@ -193,7 +199,7 @@ pub(crate) fn decode(
 
 /// Turns one record's outputs into records: a kept input is moved into its
 /// last use and cloned only for earlier ones (fan-out).
-fn resolve(outputs: &[wit::Output], input: Record, reader: &Reader<'_>) -> Result<Vec<Record>, Failed> {
+fn resolve(outputs: &[wit::Output], input: Record, reader: &Reader<'_>) -> Result<Outputs, Failed> {
     // Emitted records are read first: a bad one fails the input, which must still be at hand.
     let emitted: Vec<Result<Record, String>> = outputs
         .iter()

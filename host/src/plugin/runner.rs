@@ -7,7 +7,7 @@ use wasmtime::{Store, Trap};
 
 use super::PluginError;
 use super::bindings::Plugin;
-use super::codec::{Decoded, decode, encode};
+use super::codec::{Decoded, Outputs, decode, encode};
 use super::directory::PluginSlot;
 use super::engine::{EPOCH_TICK, PluginEngine};
 use super::failure::{Failed, FailureKind, RecordFailure};
@@ -27,7 +27,7 @@ pub struct BatchOutput {
     pub version: Arc<PluginVersion>,
     /// One entry per input record, in order: its outputs, or the record
     /// itself with the reason it failed.
-    pub outputs: Vec<Result<Vec<Record>, Failed>>,
+    pub outputs: Vec<Result<Outputs, Failed>>,
 }
 
 pub struct PluginRunner {
