@@ -77,12 +77,14 @@ impl MessageEncoder {
         MessageEncoder { format, source_head, tables: HashMap::new() }
     }
 
-    fn table(&mut self, schema: &Arc<Schema>) -> &TableJson {
+    /// Takes the map rather than `self`, so the caller may still read the
+    /// encoder's other fields while it holds the table.
+    fn table<'a>(tables: &'a mut HashMap<usize, (Arc<Schema>, TableJson)>, schema: &Arc<Schema>) -> &'a TableJson {
         let at = Arc::as_ptr(schema) as usize;
-        if self.tables.len() >= TABLES_KEPT && !self.tables.contains_key(&at) {
-            self.tables.clear();
+        if tables.len() >= TABLES_KEPT && !tables.contains_key(&at) {
+            tables.clear();
         }
-        &self.tables.entry(at).or_insert_with(|| (schema.clone(), TableJson::new(schema))).1
+        &tables.entry(at).or_insert_with(|| (schema.clone(), TableJson::new(schema))).1
     }
 
     /// The primary key as a JSON object (`{"id":7}`), or the raw key of a message.
@@ -92,7 +94,7 @@ impl MessageEncoder {
         if schema.key.is_empty() {
             return None;
         }
-        let table = self.table(schema);
+        let table = Self::table(&mut self.tables, schema);
         let mut out = Vec::with_capacity(32);
         write_row(&mut out, table, row, schema.key.iter().map(|&i| i as usize));
         Some(out)
@@ -102,10 +104,9 @@ impl MessageEncoder {
     /// processing time.
     pub fn value(&mut self, record: &Record, now_ms: i64) -> Option<Vec<u8>> {
         let Some(schema) = &record.schema else { return record.payload.clone() };
-        let format = self.format;
-        let table = self.table(schema);
+        let table = Self::table(&mut self.tables, schema);
         let width = schema.columns.len();
-        if format == ValueFormat::Flat {
+        if self.format == ValueFormat::Flat {
             let mut out = Vec::with_capacity(256);
             write_row(&mut out, table, record.after.as_deref()?, 0..width);
             return Some(out);
@@ -120,7 +121,6 @@ impl MessageEncoder {
         }
         out.push(b',');
         out.extend_from_slice(&self.source_head);
-        let table = &self.tables[&(Arc::as_ptr(schema) as usize)].1;
         out.extend_from_slice(b",\"ts_ms\":");
         write_int(&mut out, record.ts_ms);
         out.push(b',');
