@@ -23,27 +23,30 @@ fn row(i: usize) -> Vec<Value> {
 }
 
 pub fn host_batches(rows: usize, batch: usize) -> Vec<Vec<Record>> {
+    (0..rows).step_by(batch.max(1)).map(|start| host_records(start..rows.min(start + batch))).collect()
+}
+
+/// The rows numbered `ids`, as a binlog source would hand them over.
+pub fn host_records(ids: std::ops::Range<usize>) -> Vec<Record> {
     let schema = Arc::new(Schema {
         database: "bench".into(),
         table: "users".into(),
         columns: COLUMNS.iter().map(|(n, t)| Column { name: (*n).into(), sql_type: (*t).into() }).collect(),
         key: vec![0],
     });
-    let records: Vec<Record> = (0..rows)
-        .map(|i| Record {
-            op: Op::Insert,
-            position: Position::Binlog { file: "binlog.000001".into(), pos: 4 + i as u64, gtid: None, row: 0 },
-            ts_ms: 1_764_000_000_000,
-            schema: Some(schema.clone()),
-            before: None,
-            after: Some(row(i)),
-            key: None,
-            payload: None,
-            headers: vec![],
-            destination: None,
-        })
-        .collect();
-    records.chunks(batch).map(<[Record]>::to_vec).collect()
+    ids.map(|i| Record {
+        op: Op::Insert,
+        position: Position::Binlog { file: "binlog.000001".into(), pos: 4 + i as u64, gtid: None, row: 0 },
+        ts_ms: 1_764_000_000_000,
+        schema: Some(schema.clone()),
+        before: None,
+        after: Some(row(i)),
+        key: None,
+        payload: None,
+        headers: vec![],
+        destination: None,
+    })
+    .collect()
 }
 
 /// The same rows as SDK batches, for running plugin code natively.

@@ -2,6 +2,7 @@
 //! a source position or offset is stored only once everything before it is
 //! safely written.
 mod to_kafka;
+pub use to_kafka::{BATCH_RECORDS, MAX_IN_FLIGHT};
 mod to_mysql;
 
 use std::path::Path;

@@ -19,12 +19,12 @@ use crate::sources::{MysqlCapture, PollingSource, SourceBatch, SourceError, Sour
 use crate::transforms::PluginChain;
 
 /// Records per batch through the plugins and to the sink.
-const BATCH_RECORDS: usize = 1000;
+pub const BATCH_RECORDS: usize = 1000;
 /// How long a batch waits to fill before it goes out anyway.
 const BATCH_WAIT: Duration = Duration::from_millis(50);
 /// Batches handed to Kafka whose acknowledgements are still awaited: the
 /// source reads on meanwhile instead of idling for a round trip per batch.
-const MAX_IN_FLIGHT: usize = 16;
+pub const MAX_IN_FLIGHT: usize = 16;
 /// Batches the source may read ahead of the plugins: reading and decoding
 /// run on another core while plugins and encoding run on this one.
 const READ_AHEAD: usize = 4;
