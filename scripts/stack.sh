@@ -5,11 +5,12 @@
 #   scripts/stack.sh start DIR   start both, wait until they answer, write DIR/stack.env
 #   scripts/stack.sh stop DIR    stop both and wait for them to exit
 #   scripts/stack.sh restart-mysql DIR   stop and start MariaDB on the same port
+#   scripts/stack.sh restart-kafka DIR   stop Tansu and start an empty one on the same port
 #
 # DIR/stack.env holds SLUICE_MYSQL_URL, SLUICE_KAFKA_BROKERS and the pids.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-cmd="${1:?usage: stack.sh start|stop DIR}"
+cmd="${1:?usage: stack.sh start|stop|restart-mysql|restart-kafka DIR}"
 dir="${2:?usage: stack.sh start|stop DIR}"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
@@ -53,6 +54,28 @@ restart_mysql() {
     wait_for "MariaDB" 60 mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot ping
 }
 
+# Starts Tansu with memory storage on the port `start` recorded.
+start_tansu() {
+    local tansu="$root/.tools/bin/tansu" kport; kport="$(cat "$dir/kafka.port")"
+    "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" \
+        --advertised-listener-url "tcp://127.0.0.1:$kport" \
+        --storage-engine memory://tansu/ >>"$dir/tansu.log" 2>&1 &
+    echo $! >"$dir/tansu.pid"
+}
+
+# Stops Tansu and starts it again, empty, on the same port (benchmarks that
+# must not measure one run against what the runs before it stored).
+restart_kafka() {
+    # shellcheck disable=SC1091
+    source "$dir/stack.env"
+    kill "$SLUICE_STACK_TANSU_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$SLUICE_STACK_TANSU_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SLUICE_STACK_TANSU_PID" 2>/dev/null || true
+    start_tansu
+    sed -i "s/^SLUICE_STACK_TANSU_PID=.*/SLUICE_STACK_TANSU_PID=$(cat "$dir/tansu.pid")/" "$dir/stack.env"
+    wait_for "Tansu" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$(cat "$dir/kafka.port")"
+}
+
 start() {
     local tansu="$root/.tools/bin/tansu"
     [ -x "$tansu" ] || { echo "stack: $tansu missing; run scripts/install.sh" >&2; exit 1; }
@@ -87,10 +110,9 @@ start() {
     start_mysqld
     local mpid; mpid="$(cat "$dir/mysql/mysqld.pid")"
 
-    "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" \
-        --advertised-listener-url "tcp://127.0.0.1:$kport" \
-        --storage-engine memory://tansu/ >"$dir/tansu.log" 2>&1 &
-    local kpid=$!
+    echo "$kport" >"$dir/kafka.port"
+    start_tansu
+    local kpid; kpid="$(cat "$dir/tansu.pid")"
 
     cat >"$dir/stack.env" <<ENV
 SLUICE_MYSQL_URL=mysql://root@127.0.0.1:$mport/
@@ -123,5 +145,6 @@ case "$cmd" in
     start) start ;;
     stop) stop ;;
     restart-mysql) restart_mysql ;;
-    *) echo "usage: stack.sh start|stop|restart-mysql DIR" >&2; exit 2 ;;
+    restart-kafka) restart_kafka ;;
+    *) echo "usage: stack.sh start|stop|restart-mysql|restart-kafka DIR" >&2; exit 2 ;;
 esac

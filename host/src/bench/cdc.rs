@@ -76,6 +76,10 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
     let mut trials = Vec::new();
     let (mut message_bytes, mut stream_rss) = (0, 0.0);
     for trial in 1..=args.trials.max(1) {
+        // Every run that produces gets an empty broker: Tansu's memory
+        // storage keeps every message, and no run should be measured against
+        // what the runs before it stored.
+        stack.restart_kafka();
         let stream = sluice_stream(args, stack, &start, &end).await?;
         // Taken while nothing else has run in this process yet: the bare
         // produce below builds its million messages up front, and the heap
@@ -83,14 +87,18 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
         if trial == 1 {
             stream_rss = peak_rss_mb();
         }
+        stack.restart_kafka();
         let snapshot = sluice_snapshot(args, stack).await?;
         let binlog = bare_binlog(stack.mysql_url(), &start, &end, rows).await?;
         let select = bare_select(stack.mysql_url(), rows).await?;
+        stack.restart_kafka();
         let produce;
         (produce, message_bytes) = bare_produce(stack.kafka_brokers(), rows).await?;
         writeln!(
             out,
-            "trial {trial}: binlog {binlog:.0}, SELECT {select:.0}, produce {produce:.0}, sluice stream {stream:.0}, sluice snapshot {snapshot:.0} (per s)"
+            "trial {trial}: binlog {binlog:.0}, SELECT {select:.0}, produce {:.0}, sluice stream {:.0}, sluice snapshot {snapshot:.0} (per s); \
+             CPU per row: stream {:.2} µs, produce {:.2} µs",
+            produce.rate, stream.rate, stream.cpu_us, produce.cpu_us
         )?;
         trials.push(Trial { binlog, select, produce, stream, snapshot });
     }
@@ -101,20 +109,28 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
     writeln!(out, "medians of {} trials:", trials.len())?;
     line(out, "bare binlog read + row decode (mysql_async)", median(|t| t.binlog), "rows/s")?;
     line(out, "bare SELECT in 1000-row key chunks + decode (mysql_async)", median(|t| t.select), "rows/s")?;
-    line(out, &format!("bare produce, pipeline messages of {message_bytes} bytes (rdkafka)"), median(|t| t.produce), "msg/s")?;
-    let stream_rate = median(|t| t.stream);
+    line(out, &format!("bare produce, pipeline messages of {message_bytes} bytes (rdkafka)"), median(|t| t.produce.rate), "msg/s")?;
+    let stream_rate = median(|t| t.stream.rate);
     line(out, "sluice: binlog -> passthrough.wasm -> Kafka, acked", stream_rate, "rows/s")?;
     line(out, "sluice: snapshot -> passthrough.wasm -> Kafka, acked", median(|t| t.snapshot), "rows/s")?;
     // Each trial's ratio pairs rates measured a few seconds apart.
     writeln!(
         out,
         "binlog stream / slower raw limit = {:.2} (median of the trials' ratios; target >= 0.70)",
-        median(|t| t.stream / t.binlog.min(t.produce))
+        median(|t| t.stream.rate / t.binlog.min(t.produce.rate))
     )?;
     writeln!(
         out,
         "snapshot / slower raw limit      = {:.2} (median of the trials' ratios; target >= 0.70)",
-        median(|t| t.snapshot / t.select.min(t.produce))
+        median(|t| t.snapshot / t.select.min(t.produce.rate))
+    )?;
+    // Rates move with this shared machine's load; CPU time per row shows
+    // how much of the stream's cost is producing, which the bare run pays too.
+    writeln!(
+        out,
+        "CPU time of this process per row: stream {:.2} µs, bare produce {:.2} µs (medians)",
+        median(|t| t.stream.cpu_us),
+        median(|t| t.produce.cpu_us)
     )?;
     writeln!(out, "peak RSS while streaming the {rows}-row transaction: {stream_rss:.0} MB (target < 300)")?;
     match python_rate {
@@ -134,8 +150,8 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
 struct Trial {
     binlog: f64,
     select: f64,
-    produce: f64,
-    stream: f64,
+    produce: Measured,
+    stream: Measured,
     snapshot: f64,
 }
 
@@ -199,7 +215,7 @@ async fn bare_binlog(url: &str, start: &BinlogCheckpoint, end: &BinlogCheckpoint
 /// before the clock starts), handed over in the pipeline's batch size with as
 /// many batches in flight as it allows and its producer settings. Returns
 /// the rate and the mean message size.
-async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(f64, usize)> {
+async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(Measured, usize)> {
     let mut encoder = encode::MessageEncoder::new(encode::ValueFormat::Debezium, "bench");
     let now = chrono::Utc::now().timestamp_millis();
     let (mut batches, mut bytes) = (Vec::new(), 0);
@@ -217,7 +233,7 @@ async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(f64, usize)
         batches.push(batch);
     }
     let producer = producer(brokers, &Default::default())?;
-    let started = Instant::now();
+    let (cpu, started) = (cpu_seconds(), Instant::now());
     let mut in_flight = std::collections::VecDeque::with_capacity(MAX_IN_FLIGHT);
     for batch in batches {
         if in_flight.len() == MAX_IN_FLIGHT {
@@ -228,12 +244,13 @@ async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(f64, usize)
     for batch in in_flight {
         batch.wait().await?;
     }
-    Ok((rows as f64 / started.elapsed().as_secs_f64(), bytes / rows.max(1)))
+    let measured = Measured::since(started, cpu, rows);
+    Ok((measured, bytes / rows.max(1)))
 }
 
 /// The real pipeline (`run_pipeline`), started at `start`; timed until it
 /// has stored the position `end`, i.e. until Kafka acknowledged every row.
-async fn sluice_stream(args: &CdcBenchArgs, stack: &LocalStack, start: &BinlogCheckpoint, end: &BinlogCheckpoint) -> anyhow::Result<f64> {
+async fn sluice_stream(args: &CdcBenchArgs, stack: &LocalStack, start: &BinlogCheckpoint, end: &BinlogCheckpoint) -> anyhow::Result<Measured> {
     let state = tempfile::tempdir()?;
     let mut file = pipeline_file(args, stack, state.path(), "bench.users", "never")?;
     let positions = PositionStore::new(state.path(), "bench");
@@ -242,7 +259,7 @@ async fn sluice_stream(args: &CdcBenchArgs, stack: &LocalStack, start: &BinlogCh
     let pipeline = file.pipelines.remove(0);
     let (stop_tx, stop) = watch::channel(false);
     let state_dir = file.state_dir.clone();
-    let started = Instant::now();
+    let (cpu, started) = (cpu_seconds(), Instant::now());
     let task = tokio::spawn(async move { run_pipeline(&pipeline, host, &state_dir, stop).await });
     loop {
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -252,10 +269,10 @@ async fn sluice_stream(args: &CdcBenchArgs, stack: &LocalStack, start: &BinlogCh
         }
         anyhow::ensure!(!task.is_finished(), "the pipeline stopped early: {:?}", task.await);
     }
-    let took = started.elapsed();
+    let measured = Measured::since(started, cpu, args.rows);
     stop_tx.send(true)?;
     task.await??;
-    Ok(args.rows as f64 / took.as_secs_f64())
+    Ok(measured)
 }
 
 /// A snapshot-only run of the same table: timed until it returns, which it
@@ -299,4 +316,28 @@ name = "passthrough"
         brokers = stack.kafka_brokers(),
     );
     PipelineFile::parse(&text, |_| None).map_err(anyhow::Error::msg)
+}
+
+/// A rate, and the CPU time this process spent per row meanwhile (on every
+/// thread: librdkafka's, the runtime's, the plugins').
+#[derive(Clone, Copy)]
+struct Measured {
+    rate: f64,
+    cpu_us: f64,
+}
+
+impl Measured {
+    fn since(started: Instant, cpu: f64, rows: usize) -> Measured {
+        let rows = rows.max(1) as f64;
+        Measured { rate: rows / started.elapsed().as_secs_f64(), cpu_us: (cpu_seconds() - cpu) * 1e6 / rows }
+    }
+}
+
+/// User plus system time of this process so far, from /proc/self/stat
+/// (fields 14 and 15, in the kernel's fixed 100 Hz user-visible ticks).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or("", |(_, rest)| rest).split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
 }

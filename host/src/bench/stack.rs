@@ -46,8 +46,17 @@ impl LocalStack {
 
     /// Stops MariaDB and starts it again on the same port and data.
     pub fn restart_mysql(&self) {
-        let output = Command::new("bash").arg(script()).arg("restart-mysql").arg(self.dir.path()).output().expect("run stack.sh");
-        assert!(output.status.success(), "stack.sh restart-mysql failed: {}", String::from_utf8_lossy(&output.stderr));
+        self.run("restart-mysql");
+    }
+
+    /// Replaces the broker with an empty one on the same port.
+    pub fn restart_kafka(&self) {
+        self.run("restart-kafka");
+    }
+
+    fn run(&self, command: &str) {
+        let output = Command::new("bash").arg(script()).arg(command).arg(self.dir.path()).output().expect("run stack.sh");
+        assert!(output.status.success(), "stack.sh {command} failed: {}", String::from_utf8_lossy(&output.stderr));
     }
 
     pub fn mysql_url(&self) -> &str {

@@ -77,15 +77,12 @@ impl KafkaSink {
         for record in records {
             let topic = self.topic.fill(record);
             let key = self.encoder.key(record);
-            let tombstone = self.tombstones && record.op == Op::Delete && key.is_some();
-            messages.push(Outgoing {
-                topic: topic.clone(),
-                key: key.clone(),
-                payload: self.encoder.value(record, now_ms),
-                headers: encode::headers(record),
-            });
-            if tombstone {
+            let payload = self.encoder.value(record, now_ms);
+            if self.tombstones && record.op == Op::Delete && key.is_some() {
+                messages.push(Outgoing { topic: topic.clone(), key: key.clone(), payload, headers: encode::headers(record) });
                 messages.push(Outgoing { topic, key, payload: None, headers: encode::headers(record) });
+            } else {
+                messages.push(Outgoing { topic, key, payload, headers: encode::headers(record) });
             }
         }
         enqueue_all(&self.producer, messages).await
