@@ -38,8 +38,8 @@ pub struct CdcBenchArgs {
     pub sluice_only: bool,
     /// Rounds of the bare and Sluice measurements, each round measuring all of
     /// them back to back; the report gives medians (this 2-core machine's
-    /// rates move by a fifth between runs).
-    #[arg(long, default_value_t = 3)]
+    /// rates move by a third between rounds).
+    #[arg(long, default_value_t = 5)]
     pub trials: usize,
     /// Directory holding passthrough.wasm.
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/target/wasm32-wasip2/release"))]
@@ -78,7 +78,8 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
     for trial in 1..=args.trials.max(1) {
         // Every run that produces gets an empty broker: Tansu's memory
         // storage keeps every message, and no run should be measured against
-        // what the runs before it stored.
+        // what the runs before it stored. Each Sluice run sits next to the
+        // bare runs its ratio uses: this machine's speed drifts within a round.
         stack.restart_kafka();
         let stream = sluice_stream(args, stack, &start, &end).await?;
         // Taken while nothing else has run in this process yet: the bare
@@ -88,12 +89,12 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
             stream_rss = peak_rss_mb();
         }
         stack.restart_kafka();
-        let snapshot = sluice_snapshot(args, stack).await?;
+        let produce;
+        (produce, message_bytes) = bare_produce(stack.kafka_brokers(), rows).await?;
         let binlog = bare_binlog(stack.mysql_url(), &start, &end, rows).await?;
         let select = bare_select(stack.mysql_url(), rows).await?;
         stack.restart_kafka();
-        let produce;
-        (produce, message_bytes) = bare_produce(stack.kafka_brokers(), rows).await?;
+        let snapshot = sluice_snapshot(args, stack).await?;
         writeln!(
             out,
             "trial {trial}: binlog {binlog:.0}, SELECT {select:.0}, produce {:.0}, sluice stream {:.0}, sluice snapshot {snapshot:.0} (per s); \
@@ -102,7 +103,12 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
         )?;
         trials.push(Trial { binlog, select, produce, stream, snapshot });
     }
-    let python_rate = if args.sluice_only { Err(anyhow::anyhow!("skipped (--sluice-only)")) } else { super::python::cdc_rate(stack, &start, &end, rows) };
+    let python_rate = if args.sluice_only {
+        Err(anyhow::anyhow!("skipped (--sluice-only)"))
+    } else {
+        stack.restart_kafka();
+        super::python::cdc_rate(stack, &start, &end, rows)
+    };
 
     let median = |figure: fn(&_) -> f64| super::median(&trials, figure);
     let line = |out: &mut dyn Write, what: &str, rate: f64, unit: &str| writeln!(out, "{what:<58} {rate:>12.0} {unit}");
@@ -141,6 +147,7 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
         Err(e) => writeln!(out, "Python baseline not measured: {e:#}")?,
     }
     if !args.sluice_only {
+        stack.restart_kafka();
         super::latency::report(args, stack, out).await?;
     }
     Ok(0)
