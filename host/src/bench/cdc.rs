@@ -82,9 +82,9 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
         // bare runs its ratio uses: this machine's speed drifts within a round.
         stack.restart_kafka();
         let stream = sluice_stream(args, stack, &start, &end).await?;
-        // Taken while nothing else has run in this process yet: the bare
-        // produce below builds its million messages up front, and the heap
-        // keeps much of that memory afterwards.
+        // Taken before any bare run: the bare produce below builds its
+        // million messages up front, and the heap keeps much of that memory
+        // afterwards.
         if trial == 1 {
             stream_rss = peak_rss_mb();
         }
