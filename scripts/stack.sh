@@ -11,7 +11,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cmd="${1:?usage: stack.sh start|stop|restart-mysql|restart-kafka DIR}"
-dir="${2:?usage: stack.sh start|stop DIR}"
+dir="${2:?usage: stack.sh start|stop|restart-mysql|restart-kafka DIR}"
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 
@@ -54,6 +54,13 @@ restart_mysql() {
     wait_for "MariaDB" 60 mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot ping
 }
 
+# Gives a process that was asked to stop 10 s to exit, then kills it.
+await_exit() {
+    local pid="$1"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+}
+
 # Starts Tansu with memory storage on the port `start` recorded.
 start_tansu() {
     local tansu="$root/.tools/bin/tansu" kport; kport="$(cat "$dir/kafka.port")"
@@ -69,8 +76,7 @@ restart_kafka() {
     # shellcheck disable=SC1091
     source "$dir/stack.env"
     kill "$SLUICE_STACK_TANSU_PID" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$SLUICE_STACK_TANSU_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$SLUICE_STACK_TANSU_PID" 2>/dev/null || true
+    await_exit "$SLUICE_STACK_TANSU_PID"
     start_tansu
     sed -i "s/^SLUICE_STACK_TANSU_PID=.*/SLUICE_STACK_TANSU_PID=$(cat "$dir/tansu.pid")/" "$dir/stack.env"
     wait_for "Tansu" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$(cat "$dir/kafka.port")"
@@ -135,8 +141,7 @@ stop() {
         || kill "$SLUICE_STACK_MYSQL_PID" 2>/dev/null || true
     kill "$SLUICE_STACK_TANSU_PID" 2>/dev/null || true
     for pid in "$SLUICE_STACK_MYSQL_PID" "$SLUICE_STACK_TANSU_PID"; do
-        for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
+        await_exit "$pid"
     done
     rm -f "$dir/stack.env"
 }

@@ -18,7 +18,7 @@ use mysql_async::{BinlogStreamRequest, Conn};
 use tokio::sync::watch;
 
 use super::LocalStack;
-use super::rows::host_records;
+use super::rows::{host_records, host_schema};
 use crate::pipeline::PipelineFile;
 use crate::plugin::{PluginEngine, PluginHost};
 use crate::positions::PositionStore;
@@ -225,9 +225,9 @@ async fn bare_binlog(url: &str, start: &BinlogCheckpoint, end: &BinlogCheckpoint
 async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(Measured, usize)> {
     let mut encoder = encode::MessageEncoder::new(encode::ValueFormat::Debezium, "bench");
     let now = chrono::Utc::now().timestamp_millis();
-    let (mut batches, mut bytes) = (Vec::new(), 0);
+    let (schema, mut batches, mut bytes) = (host_schema(), Vec::new(), 0);
     for start in (0..rows).step_by(BATCH_RECORDS) {
-        let batch: Vec<Outgoing> = host_records(start..rows.min(start + BATCH_RECORDS))
+        let batch: Vec<Outgoing> = host_records(&schema, start..rows.min(start + BATCH_RECORDS))
             .iter()
             .map(|record| Outgoing {
                 topic: "bench.bare".into(),

@@ -23,17 +23,23 @@ fn row(i: usize) -> Vec<Value> {
 }
 
 pub fn host_batches(rows: usize, batch: usize) -> Vec<Vec<Record>> {
-    (0..rows).step_by(batch.max(1)).map(|start| host_records(start..rows.min(start + batch))).collect()
+    let schema = host_schema();
+    (0..rows).step_by(batch.max(1)).map(|start| host_records(&schema, start..rows.min(start + batch))).collect()
 }
 
-/// The rows numbered `ids`, as a binlog source would hand them over.
-pub fn host_records(ids: std::ops::Range<usize>) -> Vec<Record> {
-    let schema = Arc::new(Schema {
+/// The benchmark table's schema; its records share one, as the rows of one
+/// table map do.
+pub fn host_schema() -> Arc<Schema> {
+    Arc::new(Schema {
         database: "bench".into(),
         table: "users".into(),
         columns: COLUMNS.iter().map(|(n, t)| Column { name: (*n).into(), sql_type: (*t).into() }).collect(),
         key: vec![0],
-    });
+    })
+}
+
+/// The rows numbered `ids`, as a binlog source would hand them over.
+pub fn host_records(schema: &Arc<Schema>, ids: std::ops::Range<usize>) -> Vec<Record> {
     ids.map(|i| Record {
         op: Op::Insert,
         position: Position::Binlog { file: "binlog.000001".into(), pos: 4 + i as u64, gtid: None, row: 0 },
