@@ -225,18 +225,16 @@ async fn bare_binlog(url: &str, start: &BinlogCheckpoint, end: &BinlogCheckpoint
 async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(Measured, usize)> {
     let mut encoder = encode::MessageEncoder::new(encode::ValueFormat::Debezium, "bench");
     let now = chrono::Utc::now().timestamp_millis();
-    let (schema, mut batches, mut bytes) = (host_schema(), Vec::new(), 0);
+    let (schema, mut batches, mut bytes, mut dedup) = (host_schema(), Vec::new(), 0, String::new());
     for start in (0..rows).step_by(BATCH_RECORDS) {
-        let batch: Vec<Outgoing> = host_records(&schema, start..rows.min(start + BATCH_RECORDS))
-            .iter()
-            .map(|record| Outgoing {
-                topic: "bench.bare".into(),
-                key: encoder.key(record),
-                payload: encoder.value(record, now),
-                headers: encode::headers(record),
-            })
-            .collect();
-        bytes += batch.iter().map(|m| m.payload.as_ref().map_or(0, Vec::len)).sum::<usize>();
+        let records = host_records(&schema, start..rows.min(start + BATCH_RECORDS));
+        let mut batch = Outgoing::with_capacity(records.len());
+        for record in &records {
+            let key = batch.write(|out| encoder.write_key(record, out));
+            let payload = batch.write(|out| encoder.write_value(record, now, out));
+            batch.push("bench.bare", key, payload, encode::headers(record, &mut dedup));
+        }
+        bytes += batch.payload_bytes();
         batches.push(batch);
     }
     let producer = producer(brokers, &Default::default())?;

@@ -66,18 +66,13 @@ async fn bench(args: &SinkBenchArgs, stack: &LocalStack, out: &mut dyn Write) ->
     let producer = producer(stack.kafka_brokers(), &Default::default())?;
     let started = Instant::now();
     for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
-        let messages = chunk
-            .iter()
-            .map(|&i| {
-                let value = serde_json::json!({"op": "c", "before": null, "after": row(i), "source": {"db": "bench", "table": "accounts"}});
-                Outgoing {
-                    topic: "bench.accounts".into(),
-                    key: Some(format!("{{\"id\":{i}}}").into_bytes()),
-                    payload: Some(value.to_string().into_bytes()),
-                    headers: Default::default(),
-                }
-            })
-            .collect();
+        let mut messages = Outgoing::with_capacity(chunk.len());
+        for &i in chunk {
+            let value = serde_json::json!({"op": "c", "before": null, "after": row(i), "source": {"db": "bench", "table": "accounts"}});
+            let key = messages.write(|out| write!(out, "{{\"id\":{i}}}").is_ok());
+            let payload = messages.write(|out| serde_json::to_writer(out, &value).is_ok());
+            messages.push("bench.accounts", key, payload, Default::default());
+        }
         deliver_all(&producer, messages).await?;
     }
     writeln!(out, "Kafka -> MySQL, {n} Debezium envelopes of 5-column rows (Tansu memory storage, MariaDB 10.11 private)")?;

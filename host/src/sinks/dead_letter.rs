@@ -41,32 +41,28 @@ impl DeadLetterQueue {
     /// Hands the dead letters to the producer; the acks come later.
     pub async fn enqueue(&self, rejected: &[Rejected]) -> Result<Acks, SinkError> {
         let mut keys = MessageEncoder::new(ValueFormat::Debezium, &self.pipeline);
-        let messages = rejected
-            .iter()
-            .map(|r| {
-                let kind = r.failure.kind.as_str();
-                let position = position_text(&r.record.position);
-                let fields = [
-                    ("sluice.pipeline", self.pipeline.as_str()),
-                    ("sluice.plugin", r.plugin.as_str()),
-                    ("sluice.plugin-version", r.version.as_str()),
-                    ("sluice.error-kind", kind),
-                    ("sluice.error", r.failure.message.as_str()),
-                    ("sluice.position", position.as_str()),
-                ];
-                let headers = fields
-                    .iter()
-                    .fold(OwnedHeaders::new_with_capacity(fields.len()), |h, (k, v)| {
-                        h.insert(KafkaHeader { key: k, value: Some(v.as_bytes()) })
-                    });
-                Outgoing {
-                    topic: self.topic.clone(),
-                    key: keys.key(&r.record),
-                    payload: Some(record_to_json(&r.record).to_string().into_bytes()),
-                    headers,
-                }
-            })
-            .collect();
+        let mut messages = Outgoing::with_capacity(rejected.len());
+        for r in rejected {
+            let kind = r.failure.kind.as_str();
+            let position = position_text(&r.record.position);
+            let fields = [
+                ("sluice.pipeline", self.pipeline.as_str()),
+                ("sluice.plugin", r.plugin.as_str()),
+                ("sluice.plugin-version", r.version.as_str()),
+                ("sluice.error-kind", kind),
+                ("sluice.error", r.failure.message.as_str()),
+                ("sluice.position", position.as_str()),
+            ];
+            let headers = fields
+                .iter()
+                .fold(OwnedHeaders::new_with_capacity(fields.len()), |h, (k, v)| h.insert(KafkaHeader { key: k, value: Some(v.as_bytes()) }));
+            let key = messages.write(|out| keys.write_key(&r.record, out));
+            let payload = messages.write(|out| {
+                serde_json::to_writer(out, &record_to_json(&r.record)).expect("writing to a Vec cannot fail");
+                true
+            });
+            messages.push(&self.topic, key, payload, headers);
+        }
         enqueue_all(&self.producer, messages).await
     }
 }

@@ -75,11 +75,19 @@ impl Destination {
     }
 
     pub fn fill(&self, record: &Record) -> String {
+        let mut name = String::with_capacity(64);
+        self.fill_into(record, &mut name);
+        name
+    }
+
+    /// The record's name, written over `name` (a buffer reused per record).
+    pub fn fill_into(&self, record: &Record, name: &mut String) {
+        name.clear();
         if let Some(destination) = &record.destination {
-            return destination.clone();
+            name.push_str(destination);
+            return;
         }
         let schema = record.schema.as_deref();
-        let mut name = String::with_capacity(64);
         for part in &self.0 {
             name.push_str(match part {
                 Part::Text(text) => text,
@@ -91,7 +99,6 @@ impl Destination {
                 },
             });
         }
-        name
     }
 }
 
@@ -114,10 +121,15 @@ mod tests {
             headers: Vec::new(),
             destination: None,
         };
+        let mut reused = "left over".to_owned();
         let d = Destination::new("{pipeline}-{database}.{table}/{topic}{unknown}é", "p1");
         assert_eq!(d.fill(&record), "p1-shop.orders/in.orders{unknown}é");
+        d.fill_into(&record, &mut reused);
+        assert_eq!(reused, "p1-shop.orders/in.orders{unknown}é");
         assert_eq!(Destination::new("fixed", "p").fill(&record), "fixed");
         record.destination = Some("routed".into());
         assert_eq!(d.fill(&record), "routed");
+        d.fill_into(&record, &mut reused);
+        assert_eq!(reused, "routed");
     }
 }

@@ -87,42 +87,41 @@ impl MessageEncoder {
         &tables.entry(at).or_insert_with(|| (schema.clone(), TableJson::new(schema))).1
     }
 
-    /// The primary key as a JSON object (`{"id":7}`), or the raw key of a message.
-    pub fn key(&mut self, record: &Record) -> Option<Vec<u8>> {
-        let Some(schema) = &record.schema else { return record.key.clone() };
-        let row = record.after.as_ref().or(record.before.as_ref())?;
+    /// Appends the primary key as a JSON object (`{"id":7}`), or the raw key
+    /// of a message; false when the record has none.
+    pub fn write_key(&mut self, record: &Record, out: &mut Vec<u8>) -> bool {
+        let Some(schema) = &record.schema else { return copy(record.key.as_deref(), out) };
+        let Some(row) = record.after.as_ref().or(record.before.as_ref()) else { return false };
         if schema.key.is_empty() {
-            return None;
+            return false;
         }
         let table = Self::table(&mut self.tables, schema);
-        let mut out = Vec::with_capacity(32);
-        write_row(&mut out, table, row, schema.key.iter().map(|&i| i as usize));
-        Some(out)
+        write_row(out, table, row, schema.key.iter().map(|&i| i as usize));
+        true
     }
 
-    /// The message value; None for a tombstone. `now_ms` is the envelope's
-    /// processing time.
-    pub fn value(&mut self, record: &Record, now_ms: i64) -> Option<Vec<u8>> {
-        let Some(schema) = &record.schema else { return record.payload.clone() };
+    /// Appends the message value; false for a tombstone. `now_ms` is the
+    /// envelope's processing time.
+    pub fn write_value(&mut self, record: &Record, now_ms: i64, out: &mut Vec<u8>) -> bool {
+        let Some(schema) = &record.schema else { return copy(record.payload.as_deref(), out) };
         let table = Self::table(&mut self.tables, schema);
         let width = schema.columns.len();
         if self.format == ValueFormat::Flat {
-            let mut out = Vec::with_capacity(256);
-            write_row(&mut out, table, record.after.as_deref()?, 0..width);
-            return Some(out);
+            let Some(after) = record.after.as_deref() else { return false };
+            write_row(out, table, after, 0..width);
+            return true;
         }
-        let mut out = Vec::with_capacity(512);
         for (name, image) in [(&b"{\"before\":"[..], &record.before), (b",\"after\":", &record.after)] {
             out.extend_from_slice(name);
             match image {
-                Some(row) => write_row(&mut out, table, row, 0..width),
+                Some(row) => write_row(out, table, row, 0..width),
                 None => out.extend_from_slice(b"null"),
             }
         }
         out.push(b',');
         out.extend_from_slice(&self.source_head);
         out.extend_from_slice(b",\"ts_ms\":");
-        write_int(&mut out, record.ts_ms);
+        write_int(out, record.ts_ms);
         out.push(b',');
         out.extend_from_slice(&table.names);
         let snapshot = matches!(&record.position, Position::Other(p) if p.starts_with("snapshot:"));
@@ -130,16 +129,16 @@ impl MessageEncoder {
         let mut gtid = None;
         if let Position::Binlog { file, pos, gtid: g, row } = &record.position {
             out.extend_from_slice(b",\"file\":");
-            write_str(&mut out, file);
+            write_str(out, file);
             out.extend_from_slice(b",\"pos\":");
-            write_int(&mut out, *pos);
+            write_int(out, *pos);
             out.extend_from_slice(b",\"row\":");
-            write_int(&mut out, *row);
+            write_int(out, *row);
             gtid = g.as_deref();
         }
         out.extend_from_slice(b",\"gtid\":");
         match gtid {
-            Some(g) => write_str(&mut out, g),
+            Some(g) => write_str(out, g),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(match record.op {
@@ -149,10 +148,14 @@ impl MessageEncoder {
             Op::Delete => b"},\"op\":\"d\",\"ts_ms\":",
             Op::Message => b"},\"op\":\"m\",\"ts_ms\":",
         });
-        write_int(&mut out, now_ms);
+        write_int(out, now_ms);
         out.push(b'}');
-        Some(out)
+        true
     }
+}
+
+fn copy(bytes: Option<&[u8]>, out: &mut Vec<u8>) -> bool {
+    bytes.inspect(|b| out.extend_from_slice(b)).is_some()
 }
 
 /// A row as a JSON object of the given columns.
@@ -225,19 +228,32 @@ pub fn position_text(position: &Position) -> String {
 }
 
 fn write_position(out: &mut String, position: &Position) {
-    use std::fmt::Write as _;
-    let _ = match position {
-        Position::Binlog { file, pos, row, .. } => write!(out, "{file}:{pos}:{row}"),
-        Position::Kafka { topic, partition, offset } => write!(out, "{topic}/{partition}/{offset}"),
-        Position::Other(text) => out.write_str(text),
-    };
+    let mut number = itoa::Buffer::new();
+    match position {
+        Position::Binlog { file, pos, row, .. } => {
+            out.push_str(file);
+            out.push(':');
+            out.push_str(number.format(*pos));
+            out.push(':');
+            out.push_str(number.format(*row));
+        }
+        Position::Kafka { topic, partition, offset } => {
+            out.push_str(topic);
+            out.push('/');
+            out.push_str(number.format(*partition));
+            out.push('/');
+            out.push_str(number.format(*offset));
+        }
+        Position::Other(text) => out.push_str(text),
+    }
 }
 
-pub fn headers(record: &Record) -> OwnedHeaders {
+/// The record's headers; `dedup` is scratch space, reused from message to message.
+pub fn headers(record: &Record, dedup: &mut String) -> OwnedHeaders {
     // The dedup id is stable across re-deliveries of the same source change,
     // so a consumer can drop duplicates after a restart: table plus source
     // position, which is its tail.
-    let mut dedup = String::with_capacity(96);
+    dedup.clear();
     if let Some(s) = record.schema.as_deref() {
         dedup.push_str(&s.database);
         dedup.push('.');
@@ -245,7 +261,7 @@ pub fn headers(record: &Record) -> OwnedHeaders {
         dedup.push('@');
     }
     let at = dedup.len();
-    write_position(&mut dedup, &record.position);
+    write_position(dedup, &record.position);
     let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 2)
         .insert(KafkaHeader { key: POSITION_HEADER, value: Some(&dedup.as_bytes()[at..]) })
         .insert(KafkaHeader { key: DEDUP_HEADER, value: Some(dedup.as_bytes()) });
@@ -300,6 +316,22 @@ mod tests {
         })
     }
 
+    /// Written after other bytes, as in a batch's buffer: only the record's own part is returned.
+    fn written(write: impl FnOnce(&mut Vec<u8>) -> bool) -> Option<Vec<u8>> {
+        let mut out = b"earlier".to_vec();
+        let wrote = write(&mut out);
+        assert_eq!(&out[..7], b"earlier");
+        wrote.then(|| out.split_off(7))
+    }
+
+    fn key(encoder: &mut MessageEncoder, record: &Record) -> Option<Vec<u8>> {
+        written(|out| encoder.write_key(record, out))
+    }
+
+    fn value(encoder: &mut MessageEncoder, record: &Record, now_ms: i64) -> Option<Vec<u8>> {
+        written(|out| encoder.write_value(record, now_ms, out))
+    }
+
     fn parse(bytes: Option<Vec<u8>>) -> serde_json::Value {
         serde_json::from_slice(&bytes.expect("a message")).expect("valid JSON")
     }
@@ -326,10 +358,10 @@ mod tests {
         });
         // Twice: the second write uses the table's cached names.
         for _ in 0..2 {
-            assert_eq!(parse(encoder.value(&update, 99)), expected);
+            assert_eq!(parse(value(&mut encoder, &update, 99)), expected);
         }
-        assert_eq!(parse(encoder.key(&update)), json!({"n": 3, "id": -7}));
-        assert_eq!(encoder.key(&update).unwrap(), br#"{"n":3,"id":-7}"#);
+        assert_eq!(parse(key(&mut encoder, &update)), json!({"n": 3, "id": -7}));
+        assert_eq!(key(&mut encoder, &update).unwrap(), br#"{"n":3,"id":-7}"#);
 
         let snapshot_delete = Record {
             op: Op::Delete,
@@ -337,13 +369,13 @@ mod tests {
             after: None,
             ..Record::read(Position::Other("snapshot:binlog.000001:4:7".into()), 5, schema(), row())
         };
-        let envelope = parse(encoder.value(&snapshot_delete, 6));
+        let envelope = parse(value(&mut encoder, &snapshot_delete, 6));
         assert_eq!((&envelope["after"], &envelope["op"], &envelope["source"]["snapshot"]), (&json!(null), &json!("d"), &json!(true)));
         assert_eq!(envelope["source"].get("file"), None, "a snapshot row has no binlog file");
         assert_eq!(envelope["source"]["gtid"], json!(null));
 
         let mut flat = MessageEncoder::new(ValueFormat::Flat, "p");
-        assert_eq!(parse(flat.value(&update, 0)), row_json());
-        assert_eq!(flat.value(&snapshot_delete, 0), None, "a flat delete is a tombstone");
+        assert_eq!(parse(value(&mut flat, &update, 0)), row_json());
+        assert_eq!(value(&mut flat, &snapshot_delete, 0), None, "a flat delete is a tombstone");
     }
 }

@@ -45,6 +45,9 @@ pub struct KafkaSink {
     topic: Destination,
     encoder: MessageEncoder,
     tombstones: bool,
+    /// Scratch space for each message's topic and dedup id.
+    topic_name: String,
+    dedup: String,
 }
 
 impl KafkaSink {
@@ -54,6 +57,8 @@ impl KafkaSink {
             topic: Destination::new(&config.topic, pipeline),
             encoder: MessageEncoder::new(config.format, pipeline),
             tombstones: config.tombstones,
+            topic_name: String::new(),
+            dedup: String::new(),
         })
     }
 
@@ -72,17 +77,18 @@ impl KafkaSink {
 
     /// Hands every record to the producer, in order; the acks come later.
     pub async fn enqueue(&mut self, records: &[Record]) -> Result<Acks, SinkError> {
-        let mut messages = Vec::with_capacity(records.len());
+        let mut messages = Outgoing::with_capacity(records.len());
         let now_ms = chrono::Utc::now().timestamp_millis();
         for record in records {
-            let topic = self.topic.fill(record);
-            let key = self.encoder.key(record);
-            let payload = self.encoder.value(record, now_ms);
+            self.topic.fill_into(record, &mut self.topic_name);
+            let key = messages.write(|out| self.encoder.write_key(record, out));
+            let payload = messages.write(|out| self.encoder.write_value(record, now_ms, out));
+            let headers = encode::headers(record, &mut self.dedup);
             if self.tombstones && record.op == Op::Delete && key.is_some() {
-                messages.push(Outgoing { topic: topic.clone(), key: key.clone(), payload, headers: encode::headers(record) });
-                messages.push(Outgoing { topic, key, payload: None, headers: encode::headers(record) });
+                messages.push(&self.topic_name, key.clone(), payload, headers.clone());
+                messages.push(&self.topic_name, key, None, headers);
             } else {
-                messages.push(Outgoing { topic, key, payload, headers: encode::headers(record) });
+                messages.push(&self.topic_name, key, payload, headers);
             }
         }
         enqueue_all(&self.producer, messages).await
