@@ -71,7 +71,7 @@ fn output_that_breaks_the_contract_is_a_failure_not_a_crash() {
     for o in &out.outputs {
         let failure = &o.as_ref().unwrap_err().failure;
         assert_eq!(failure.kind, FailureKind::BadOutput);
-        assert!(failure.message.contains("results for"), "{failure}");
+        assert!(failure.message.contains("output counts for"), "{failure}");
     }
     let mut bad_schema = runner("faulty", &[("output", "bad-schema")], PluginLimits::default());
     let out = bad_schema.transform(actions(&["ok"]));
@@ -95,12 +95,21 @@ const OTHER_WORLD: &str = r#"(component
   (func (export "hello") (result u32) (canon lift (core func $i "hello")))
 )"#;
 
+/// A plugin built for the first version of the WIT package: it imports that version's host.
+const OLDER_WIT: &str = r#"(component
+  (import "sluice:plugin/host@0.1.0" (instance (export "count" (func (param "name" string) (param "delta" u64)))))
+)"#;
+
 #[test]
 fn components_that_do_not_match_the_world_are_refused_at_load() {
     let engine: &PluginEngine = &engine();
     let other = wat::parse_str(OTHER_WORLD).unwrap();
     let e = PluginVersion::compile(engine, "other", &other).unwrap_err().to_string();
-    assert!(e.contains("does not implement the world sluice:plugin/plugin@0.1.0"), "{e}");
+    assert!(e.contains("does not implement the world sluice:plugin/plugin@0.2.0"), "{e}");
+
+    let older = wat::parse_str(OLDER_WIT).unwrap();
+    let e = PluginVersion::compile(engine, "older", &older).unwrap_err().to_string();
+    assert!(e.contains("sluice:plugin/host@0.1.0") && e.contains("rebuild it with the SDK for sluice:plugin/plugin@0.2.0"), "{e}");
 
     let core = wat::parse_str("(module)").unwrap();
     let e = PluginVersion::compile(engine, "core", &core).unwrap_err().to_string();

@@ -1,6 +1,7 @@
-//! Lays records out in the WIT's flat batch form (one text arena, one values
-//! list, one headers list) and reads a plugin's answer back, checking every
-//! index and span it returned: a plugin's output is untrusted input.
+//! Lays records out in the WIT's column-wise batch form (one text arena,
+//! lists of numbers for values, headers and record fields) and reads a
+//! plugin's answer back, checking every index and span it returned: a
+//! plugin's output is untrusted input.
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -10,25 +11,48 @@ use super::bindings::wit;
 use super::failure::{Failed, FailureKind, RecordFailure};
 use crate::record::{Column, Header, Op, Position, Record, Schema, Value};
 
+/// Absent, in the WIT's lists of numbers.
+const NONE32: u32 = u32::MAX;
+const NONE64: u64 = u64::MAX;
+
 /// A batch ready to send, with the schema behind each id it uses.
 pub(crate) struct Encoded {
     pub batch: wit::Batch,
     pub schemas: Vec<Arc<Schema>>,
 }
 
+fn empty_batch(records: usize) -> wit::Batch {
+    wit::Batch {
+        schemas: vec![],
+        text: vec![],
+        values: wit::Values { kinds: vec![], data: vec![] },
+        headers: vec![],
+        records: wit::Records {
+            ops: Vec::with_capacity(records),
+            ts_ms: Vec::with_capacity(records),
+            schemas: Vec::with_capacity(records),
+            before: Vec::with_capacity(records),
+            after: Vec::with_capacity(records),
+            keys: Vec::with_capacity(records),
+            payloads: Vec::with_capacity(records),
+            headers: Vec::with_capacity(records),
+            destinations: Vec::with_capacity(records),
+            position_kinds: Vec::with_capacity(records),
+            positions: Vec::with_capacity(4 * records),
+        },
+    }
+}
+
 pub(crate) fn encode(records: &[Record]) -> Encoded {
-    let mut encoder = Encoder {
-        batch: wit::Batch { schemas: vec![], text: vec![], values: vec![], headers: vec![], records: Vec::with_capacity(records.len()) },
-        schemas: Vec::new(),
-        ids: HashMap::new(),
-    };
+    let mut encoder = Encoder { batch: empty_batch(records.len()), schemas: Vec::new(), ids: HashMap::new() };
     if let Some((first, rest)) = records.split_first() {
         encoder.push(first);
         // Sized from the first record: growing the arenas step by step was
         // most of the encoding time (copies of copies).
         let batch = &mut encoder.batch;
         batch.text.reserve(batch.text.len() * rest.len());
-        batch.values.reserve(batch.values.len() * rest.len());
+        batch.values.kinds.reserve(batch.values.kinds.len() * rest.len());
+        batch.values.data.reserve(batch.values.data.len() * rest.len());
         for record in rest {
             encoder.push(record);
         }
@@ -43,10 +67,10 @@ struct Encoder {
 }
 
 impl Encoder {
-    fn span(&mut self, bytes: &[u8]) -> wit::Span {
-        let start = self.batch.text.len() as u32;
+    fn span(&mut self, bytes: &[u8]) -> u64 {
+        let start = self.batch.text.len() as u64;
         self.batch.text.extend_from_slice(bytes);
-        wit::Span { start, len: bytes.len() as u32 }
+        start << 32 | bytes.len() as u64
     }
 
     fn schema_id(&mut self, schema: &Arc<Schema>) -> u32 {
@@ -66,78 +90,93 @@ impl Encoder {
         id
     }
 
-    fn value(&mut self, v: &Value) -> wit::Value {
+    fn value(&mut self, v: &Value) -> (u8, u64) {
         match v {
-            Value::Null => wit::Value::Null,
-            Value::Int(i) => wit::Value::Int(*i),
-            Value::Uint(u) => wit::Value::Uint(*u),
-            Value::Float(f) => wit::Value::Float(*f),
-            Value::Decimal(s) => wit::Value::Decimal(self.span(s.as_bytes())),
-            Value::Str(s) => wit::Value::Str(self.span(s.as_bytes())),
-            Value::Bytes(b) => wit::Value::Bytes(self.span(b)),
-            Value::Date(s) => wit::Value::Date(self.span(s.as_bytes())),
-            Value::Time(s) => wit::Value::Time(self.span(s.as_bytes())),
-            Value::Datetime(s) => wit::Value::Datetime(self.span(s.as_bytes())),
-            Value::Timestamp(t) => wit::Value::Timestamp(*t),
-            Value::Json(s) => wit::Value::Json(self.span(s.as_bytes())),
+            Value::Null => (kind::NULL, 0),
+            Value::Int(i) => (kind::INT, *i as u64),
+            Value::Uint(u) => (kind::UINT, *u),
+            Value::Float(f) => (kind::FLOAT, f.to_bits()),
+            Value::Decimal(s) => (kind::DECIMAL, self.span(s.as_bytes())),
+            Value::Str(s) => (kind::STR, self.span(s.as_bytes())),
+            Value::Bytes(b) => (kind::BYTES, self.span(b)),
+            Value::Date(s) => (kind::DATE, self.span(s.as_bytes())),
+            Value::Time(s) => (kind::TIME, self.span(s.as_bytes())),
+            Value::Datetime(s) => (kind::DATETIME, self.span(s.as_bytes())),
+            Value::Timestamp(t) => (kind::TIMESTAMP, *t as u64),
+            Value::Json(s) => (kind::JSON, self.span(s.as_bytes())),
         }
     }
 
-    fn row(&mut self, row: &[Value]) -> u32 {
-        let start = self.batch.values.len() as u32;
+    fn row(&mut self, row: Option<&[Value]>) -> u32 {
+        let Some(row) = row else { return NONE32 };
+        let start = self.batch.values.kinds.len() as u32;
         for v in row {
-            let v = self.value(v);
-            self.batch.values.push(v);
+            let (kind, data) = self.value(v);
+            self.batch.values.kinds.push(kind);
+            self.batch.values.data.push(data);
         }
         start
     }
 
-    fn push(&mut self, r: &Record) {
-        let position = match &r.position {
-            Position::Binlog { file, pos, gtid, row } => wit::Position::Binlog(wit::BinlogPosition {
-                file: self.span(file.as_bytes()),
-                pos: *pos,
-                gtid: gtid.as_ref().map(|g| self.span(g.as_bytes())),
-                row: *row,
-            }),
-            Position::Kafka { topic, partition, offset } => wit::Position::Kafka(wit::KafkaPosition {
-                topic: self.span(topic.as_bytes()),
-                partition: *partition,
-                offset: *offset,
-            }),
-            Position::Other(s) => wit::Position::Other(self.span(s.as_bytes())),
-        };
-        let schema = r.schema.as_ref().map(|s| self.schema_id(s));
-        let before = r.before.as_deref().map(|row| self.row(row));
-        let after = r.after.as_deref().map(|row| self.row(row));
-        let key = r.key.as_deref().map(|k| self.span(k));
-        let payload = r.payload.as_deref().map(|p| self.span(p));
-        let start = self.batch.headers.len() as u32;
-        for h in &r.headers {
-            let header = wit::Header { key: self.span(h.key.as_bytes()), value: self.span(&h.value) };
-            self.batch.headers.push(header);
-        }
-        let headers = wit::Range { start, count: r.headers.len() as u32 };
-        let destination = r.destination.as_ref().map(|d| self.span(d.as_bytes()));
-        self.batch.records.push(wit::Record {
-            op: match r.op {
-                Op::Read => wit::Op::Read,
-                Op::Insert => wit::Op::Insert,
-                Op::Update => wit::Op::Update,
-                Op::Delete => wit::Op::Delete,
-                Op::Message => wit::Op::Message,
-            },
-            position,
-            ts_ms: r.ts_ms,
-            schema,
-            before,
-            after,
-            key,
-            payload,
-            headers,
-            destination,
-        });
+    fn optional_span(&mut self, bytes: Option<&[u8]>) -> u64 {
+        bytes.map_or(NONE64, |b| self.span(b))
     }
+
+    fn push(&mut self, r: &Record) {
+        let (position_kind, position) = match &r.position {
+            Position::Binlog { file, pos, gtid, row } => {
+                let gtid = self.optional_span(gtid.as_deref().map(str::as_bytes));
+                (0, [self.span(file.as_bytes()), *pos, gtid, u64::from(*row)])
+            }
+            Position::Kafka { topic, partition, offset } => (1, [self.span(topic.as_bytes()), *partition as u64, *offset as u64, 0]),
+            Position::Other(s) => (2, [self.span(s.as_bytes()), 0, 0, 0]),
+        };
+        let schema = r.schema.as_ref().map_or(NONE32, |s| self.schema_id(s));
+        let before = self.row(r.before.as_deref());
+        let after = self.row(r.after.as_deref());
+        let key = self.optional_span(r.key.as_deref());
+        let payload = self.optional_span(r.payload.as_deref());
+        let headers = (self.batch.headers.len() as u64 / 2) << 32 | r.headers.len() as u64;
+        for h in &r.headers {
+            let header = [self.span(h.key.as_bytes()), self.span(&h.value)];
+            self.batch.headers.extend(header);
+        }
+        let destination = self.optional_span(r.destination.as_deref().map(str::as_bytes));
+        let records = &mut self.batch.records;
+        records.ops.push(match r.op {
+            Op::Read => 0,
+            Op::Insert => 1,
+            Op::Update => 2,
+            Op::Delete => 3,
+            Op::Message => 4,
+        });
+        records.ts_ms.push(r.ts_ms);
+        records.schemas.push(schema);
+        records.before.push(before);
+        records.after.push(after);
+        records.keys.push(key);
+        records.payloads.push(payload);
+        records.headers.push(headers);
+        records.destinations.push(destination);
+        records.position_kinds.push(position_kind);
+        records.positions.extend(position);
+    }
+}
+
+/// Value kinds, numbered as in the WIT's `values.kinds`.
+mod kind {
+    pub const NULL: u8 = 0;
+    pub const INT: u8 = 1;
+    pub const UINT: u8 = 2;
+    pub const FLOAT: u8 = 3;
+    pub const DECIMAL: u8 = 4;
+    pub const STR: u8 = 5;
+    pub const BYTES: u8 = 6;
+    pub const DATE: u8 = 7;
+    pub const TIME: u8 = 8;
+    pub const DATETIME: u8 = 9;
+    pub const TIMESTAMP: u8 = 10;
+    pub const JSON: u8 = 11;
 }
 
 /// What one input record became. Nearly always one record: kept inline, not
@@ -154,13 +193,21 @@ pub(crate) fn decode(
     input: Vec<Record>,
     schemas: &[Arc<Schema>],
 ) -> Result<Decoded, (String, Vec<Record>)> {
-    if result.results.len() != input.len() {
+    if result.output_counts.len() != input.len() {
         let message = format!(
-            "returned {} results for {} records (exactly one per record is required)",
-            result.results.len(),
+            "returned {} output counts for {} records (exactly one per record is required)",
+            result.output_counts.len(),
             input.len()
         );
         return Err((message, input));
+    }
+    if result.destinations.len() != result.outputs.len() {
+        let message = format!("returned {} destinations for {} outputs (one per output is required)", result.destinations.len(), result.outputs.len());
+        return Err((message, input));
+    }
+    let failed = result.output_counts.iter().filter(|&&n| n == NONE32).count();
+    if failed != result.errors.len() {
+        return Err((format!("returned {} errors for {failed} failed records", result.errors.len()), input));
     }
     let mut by_id: HashMap<u32, Arc<Schema>> = schemas.iter().enumerate().map(|(i, s)| (i as u32, s.clone())).collect();
     for s in &result.emitted.schemas {
@@ -176,21 +223,25 @@ pub(crate) fn decode(
         by_id.insert(s.id, Arc::new(schema));
     }
     let reader = Reader { batch: &result.emitted, schemas: &by_id };
+    let mut errors = result.errors.into_iter();
+    let mut next = 0usize;
     Ok(result
-        .results
-        .into_iter()
+        .output_counts
+        .iter()
         .zip(input)
-        .map(|(result_of, input)| match result_of {
-            Err(e) => Err(Failed { record: input, failure: RecordFailure::new(FailureKind::Rejected, e.message) }),
-            Ok(range) => {
-                let (start, count) = (range.start as usize, range.count as usize);
-                match result.outputs.get(start..start.saturating_add(count)) {
-                    Some(outputs) => resolve(outputs, input, &reader),
-                    None => {
-                        let n = result.outputs.len();
-                        let message = format!("outputs {start}+{count} lie outside the {n} returned");
-                        Err(Failed { record: input, failure: RecordFailure::new(FailureKind::BadOutput, message) })
-                    }
+        .map(|(&count, input)| {
+            if count == NONE32 {
+                let message = errors.next().expect("counted above");
+                return Err(Failed { record: input, failure: RecordFailure::new(FailureKind::Rejected, message) });
+            }
+            let (start, count) = (next, count as usize);
+            next = start.saturating_add(count);
+            match (result.outputs.get(start..next), result.destinations.get(start..next)) {
+                (Some(outputs), Some(destinations)) => resolve(outputs, destinations, input, &reader),
+                _ => {
+                    let n = result.outputs.len();
+                    let message = format!("outputs {start}+{count} lie outside the {n} returned");
+                    Err(Failed { record: input, failure: RecordFailure::new(FailureKind::BadOutput, message) })
                 }
             }
         })
@@ -199,32 +250,34 @@ pub(crate) fn decode(
 
 /// Turns one record's outputs into records: a kept input is moved into its
 /// last use and cloned only for earlier ones (fan-out).
-fn resolve(outputs: &[wit::Output], input: Record, reader: &Reader<'_>) -> Result<Outputs, Failed> {
-    // Emitted records are read first: a bad one fails the input, which must still be at hand.
-    let emitted: Vec<Result<Record, String>> = outputs
-        .iter()
-        .filter_map(|o| match o {
-            wit::Output::Emit(i) => Some(reader.record(*i)),
-            _ => None,
-        })
-        .collect();
-    if let Some(Err(message)) = emitted.iter().find(|e| e.is_err()) {
-        let failure = RecordFailure::new(FailureKind::BadOutput, message.clone());
-        return Err(Failed { record: input, failure });
+fn resolve(outputs: &[u32], destinations: &[u64], input: Record, reader: &Reader<'_>) -> Result<Outputs, Failed> {
+    let bad_output = |input, message: String| Err(Failed { record: input, failure: RecordFailure::new(FailureKind::BadOutput, message) });
+    // Emitted records and destinations are read first: a bad one fails the
+    // input, which must still be at hand.
+    let mut read = Vec::with_capacity(outputs.len());
+    for (&output, &destination) in outputs.iter().zip(destinations) {
+        let what = match (output, destination) {
+            (NONE32, NONE64) => Ok(None),
+            (NONE32, span) => reader.text(span).map(|d| Some(Err(d))),
+            (emitted, _) => reader.record(emitted).map(|r| Some(Ok(r))),
+        };
+        match what {
+            Ok(what) => read.push(what),
+            Err(message) => return bad_output(input, message),
+        }
     }
-    let mut emitted = emitted.into_iter().map(|e| e.expect("checked above"));
-    let mut keeps = outputs.iter().filter(|o| !matches!(o, wit::Output::Emit(_))).count();
+    let mut keeps = read.iter().filter(|r| !matches!(r, Some(Ok(_)))).count();
     let mut input = Some(input);
     let mut take = || {
         keeps -= 1;
         if keeps == 0 { input.take().expect("input used once more") } else { input.clone().expect("input present") }
     };
-    Ok(outputs
-        .iter()
-        .map(|o| match o {
-            wit::Output::Keep => take(),
-            wit::Output::KeepTo(destination) => Record { destination: Some(destination.clone()), ..take() },
-            wit::Output::Emit(_) => emitted.next().expect("one emitted record per emit"),
+    Ok(read
+        .into_iter()
+        .map(|r| match r {
+            None => take(),
+            Some(Err(destination)) => Record { destination: Some(destination), ..take() },
+            Some(Ok(emitted)) => emitted,
         })
         .collect())
 }
@@ -235,93 +288,215 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn bytes(&self, span: wit::Span) -> Result<&[u8], String> {
-        let (start, len) = (span.start as usize, span.len as usize);
+    fn bytes(&self, span: u64) -> Result<&[u8], String> {
+        let (start, len) = ((span >> 32) as usize, span as u32 as usize);
         self.batch
             .text
             .get(start..start.saturating_add(len))
             .ok_or_else(|| format!("span {start}+{len} lies outside the {}-byte text arena", self.batch.text.len()))
     }
 
-    fn text(&self, span: wit::Span) -> Result<String, String> {
+    fn text(&self, span: u64) -> Result<String, String> {
         String::from_utf8(self.bytes(span)?.to_vec()).map_err(|e| format!("text is not UTF-8: {e}"))
     }
 
-    fn value(&self, v: &wit::Value) -> Result<Value, String> {
-        Ok(match *v {
-            wit::Value::Null => Value::Null,
-            wit::Value::Int(i) => Value::Int(i),
-            wit::Value::Uint(u) => Value::Uint(u),
-            wit::Value::Float(f) => Value::Float(f),
-            wit::Value::Decimal(s) => Value::Decimal(self.text(s)?),
-            wit::Value::Str(s) => Value::Str(self.text(s)?),
-            wit::Value::Bytes(s) => Value::Bytes(self.bytes(s)?.to_vec()),
-            wit::Value::Date(s) => Value::Date(self.text(s)?),
-            wit::Value::Time(s) => Value::Time(self.text(s)?),
-            wit::Value::Datetime(s) => Value::Datetime(self.text(s)?),
-            wit::Value::Timestamp(t) => Value::Timestamp(t),
-            wit::Value::Json(s) => Value::Json(self.text(s)?),
+    fn optional<T>(&self, span: u64, read: impl FnOnce(u64) -> Result<T, String>) -> Result<Option<T>, String> {
+        if span == NONE64 { Ok(None) } else { read(span).map(Some) }
+    }
+
+    fn value(&self, kind: u8, data: u64) -> Result<Value, String> {
+        Ok(match kind {
+            kind::NULL => Value::Null,
+            kind::INT => Value::Int(data as i64),
+            kind::UINT => Value::Uint(data),
+            kind::FLOAT => Value::Float(f64::from_bits(data)),
+            kind::DECIMAL => Value::Decimal(self.text(data)?),
+            kind::STR => Value::Str(self.text(data)?),
+            kind::BYTES => Value::Bytes(self.bytes(data)?.to_vec()),
+            kind::DATE => Value::Date(self.text(data)?),
+            kind::TIME => Value::Time(self.text(data)?),
+            kind::DATETIME => Value::Datetime(self.text(data)?),
+            kind::TIMESTAMP => Value::Timestamp(data as i64),
+            kind::JSON => Value::Json(self.text(data)?),
+            other => return Err(format!("value kind {other} is not one of 0..=11")),
         })
     }
 
     fn row(&self, start: u32, schema: &Schema, image: &str) -> Result<Vec<Value>, String> {
         let (start, width) = (start as usize, schema.columns.len());
-        let values = self.batch.values.get(start..start + width).ok_or_else(|| {
-            format!("{image} row at {start} needs {width} values; the batch has {}", self.batch.values.len())
-        })?;
-        values.iter().zip(&schema.columns).map(|(v, c)| self.value(v).map_err(|e| format!("{image}.{}: {e}", c.name))).collect()
+        let values = &self.batch.values;
+        let (Some(kinds), Some(data)) = (values.kinds.get(start..start + width), values.data.get(start..start + width)) else {
+            let n = values.kinds.len().min(values.data.len());
+            return Err(format!("{image} row at {start} needs {width} values; the batch has {n}"));
+        };
+        kinds
+            .iter()
+            .zip(data)
+            .zip(&schema.columns)
+            .map(|((&k, &d), c)| self.value(k, d).map_err(|e| format!("{image}.{}: {e}", c.name)))
+            .collect()
     }
 
     fn record(&self, index: u32) -> Result<Record, String> {
-        let r = self.batch.records.get(index as usize).ok_or_else(|| format!("emits record {index}, which it did not return"))?;
-        let schema = match r.schema {
-            None => None,
-            Some(id) => Some(self.schemas.get(&id).cloned().ok_or_else(|| {
+        let r = &self.batch.records;
+        let i = index as usize;
+        let missing = || format!("emits record {index}, which it did not return in full (every list of `records` needs an entry)");
+        let at = |list: &[u64]| list.get(i).copied().ok_or_else(missing);
+        let at32 = |list: &[u32]| list.get(i).copied().ok_or_else(missing);
+        let (op, ts_ms, position_kind) = (
+            *r.ops.get(i).ok_or_else(missing)?,
+            *r.ts_ms.get(i).ok_or_else(missing)?,
+            *r.position_kinds.get(i).ok_or_else(missing)?,
+        );
+        // A span (file, topic or text), then up to three numbers, by kind.
+        let &[span, n1, n2, n3] = r.positions.get(4 * i..4 * i + 4).ok_or_else(missing)? else { unreachable!("four") };
+        let schema = match at32(&r.schemas)? {
+            NONE32 => None,
+            id => Some(self.schemas.get(&id).cloned().ok_or_else(|| {
                 format!("output record refers to schema {id}, which neither the batch nor the plugin defined")
             })?),
         };
-        if schema.is_none() && (r.before.is_some() || r.after.is_some()) {
+        let (before, after) = (at32(&r.before)?, at32(&r.after)?);
+        if schema.is_none() && (before != NONE32 || after != NONE32) {
             return Err("output record has rows but no schema".into());
         }
-        let row = |start: Option<u32>, image| match (start, &schema) {
-            (Some(start), Some(schema)) => self.row(start, schema, image).map(Some),
-            _ => Ok(None),
+        let image = |start: u32, image| match (start, &schema) {
+            (NONE32, _) | (_, None) => Ok(None),
+            (start, Some(schema)) => self.row(start, schema, image).map(Some),
         };
-        let (hs, hc) = (r.headers.start as usize, r.headers.count as usize);
+        let headers = at(&r.headers)?;
+        let (hs, hc) = ((headers >> 32) as usize, headers as u32 as usize);
         let headers = self
             .batch
             .headers
-            .get(hs..hs.saturating_add(hc))
-            .ok_or_else(|| format!("headers {hs}+{hc} lie outside the batch's {} headers", self.batch.headers.len()))?
-            .iter()
-            .map(|h| Ok(Header { key: self.text(h.key)?, value: self.bytes(h.value)?.to_vec() }))
+            .get(2 * hs..2 * hs.saturating_add(hc))
+            .ok_or_else(|| format!("headers {hs}+{hc} lie outside the batch's {} headers", self.batch.headers.len() / 2))?
+            .chunks_exact(2)
+            .map(|h| Ok(Header { key: self.text(h[0])?, value: self.bytes(h[1])?.to_vec() }))
             .collect::<Result<_, String>>()?;
         Ok(Record {
-            op: match r.op {
-                wit::Op::Read => Op::Read,
-                wit::Op::Insert => Op::Insert,
-                wit::Op::Update => Op::Update,
-                wit::Op::Delete => Op::Delete,
-                wit::Op::Message => Op::Message,
+            op: match op {
+                0 => Op::Read,
+                1 => Op::Insert,
+                2 => Op::Update,
+                3 => Op::Delete,
+                4 => Op::Message,
+                other => return Err(format!("op {other} is not one of 0..=4")),
             },
-            position: match &r.position {
-                wit::Position::Binlog(b) => Position::Binlog {
-                    file: self.text(b.file)?.into(),
-                    pos: b.pos,
-                    gtid: b.gtid.map(|g| self.text(g).map(Into::into)).transpose()?,
-                    row: b.row,
+            position: match position_kind {
+                0 => Position::Binlog {
+                    file: self.text(span)?.into(),
+                    pos: n1,
+                    gtid: self.optional(n2, |g| self.text(g))?.map(Into::into),
+                    row: n3 as u32,
                 },
-                wit::Position::Kafka(k) => Position::Kafka { topic: self.text(k.topic)?, partition: k.partition, offset: k.offset },
-                wit::Position::Other(s) => Position::Other(self.text(*s)?),
+                1 => Position::Kafka { topic: self.text(span)?, partition: n1 as i32, offset: n2 as i64 },
+                2 => Position::Other(self.text(span)?),
+                other => return Err(format!("position kind {other} is not one of 0..=2")),
             },
-            ts_ms: r.ts_ms,
-            before: row(r.before, "before")?,
-            after: row(r.after, "after")?,
+            ts_ms,
+            before: image(before, "before")?,
+            after: image(after, "after")?,
             schema,
-            key: r.key.map(|s| self.bytes(s).map(<[u8]>::to_vec)).transpose()?,
-            payload: r.payload.map(|s| self.bytes(s).map(<[u8]>::to_vec)).transpose()?,
+            key: self.optional(at(&r.keys)?, |s| self.bytes(s).map(<[u8]>::to_vec))?,
+            payload: self.optional(at(&r.payloads)?, |s| self.bytes(s).map(<[u8]>::to_vec))?,
             headers,
-            destination: r.destination.map(|s| self.text(s)).transpose()?,
+            destination: self.optional(at(&r.destinations)?, |s| self.text(s))?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records() -> Vec<Record> {
+        let schema = Arc::new(Schema {
+            database: "shop".into(),
+            table: "items".into(),
+            columns: ["i", "u", "f", "dec", "s", "b", "d", "t", "dt", "ts", "j", "n"]
+                .map(|name| Column { name: name.into(), sql_type: "x".into() })
+                .into(),
+            key: vec![0],
+        });
+        let row = vec![
+            Value::Int(-7),
+            Value::Uint(u64::MAX),
+            Value::Float(-0.5),
+            Value::Decimal("-12.3400".into()),
+            Value::Str("ünï".into()),
+            Value::Bytes(vec![0, 255]),
+            Value::Date("0000-00-00".into()),
+            Value::Time("-838:59:59.000000".into()),
+            Value::Datetime("2026-11-27 10:00:00.5".into()),
+            Value::Timestamp(-1),
+            Value::Json("{\"a\":1}".into()),
+            Value::Null,
+        ];
+        let binlog = Position::Binlog { file: "binlog.000002".into(), pos: 4, gtid: Some("0-1-9".into()), row: 3 };
+        let update = Record { op: Op::Update, before: Some(row.clone()), ..Record::read(binlog, 11, schema.clone(), row.clone()) };
+        let message = Record {
+            op: Op::Message,
+            position: Position::Kafka { topic: "in".into(), partition: 2, offset: -1 },
+            ts_ms: 12,
+            schema: None,
+            before: None,
+            after: None,
+            key: Some(b"k".to_vec()),
+            payload: Some(vec![]),
+            headers: vec![Header { key: "h".into(), value: b"v".to_vec() }, Header { key: "h2".into(), value: vec![] }],
+            destination: Some("routed".into()),
+        };
+        let snapshot = Record::read(Position::Other("snapshot:x".into()), 13, schema, row);
+        vec![update, message, snapshot]
+    }
+
+    fn answer(emitted: wit::Batch, output_counts: Vec<u32>, outputs: Vec<u32>, destinations: Vec<u64>, errors: Vec<String>) -> wit::BatchResult {
+        wit::BatchResult { emitted, output_counts, outputs, destinations, errors }
+    }
+
+    #[test]
+    fn emitted_records_read_back_equal_and_kept_ones_move_with_their_destination() {
+        let input = records();
+        let encoded = encode(&input);
+        // The plugin emits every input unchanged (its emitted batch is the input's
+        // layout, with no schemas added), keeps the first again routed
+        // elsewhere, drops the second's keep and fails nothing.
+        let mut emitted = encode(&input).batch;
+        emitted.schemas.clear();
+        let routed = emitted.text.len() as u64;
+        emitted.text.extend_from_slice(b"elsewhere");
+        let result = answer(emitted, vec![2, 1, 1], vec![0, NONE32, 1, 2], vec![NONE64, routed << 32 | 9, NONE64, NONE64], vec![]);
+        let decoded = decode(result, input.clone(), &encoded.schemas).unwrap_or_else(|(e, _)| panic!("{e}"));
+        let outputs: Vec<Vec<Record>> = decoded.into_iter().map(|o| o.expect("no failure").into_vec()).collect();
+        assert_eq!(outputs[0], vec![input[0].clone(), Record { destination: Some("elsewhere".into()), ..input[0].clone() }]);
+        assert_eq!(outputs[1], vec![input[1].clone()]);
+        assert_eq!(outputs[2], vec![input[2].clone()]);
+    }
+
+    #[test]
+    fn failures_and_breaches_are_told_apart() {
+        let input = records();
+        let encoded = encode(&input);
+        let mut emitted = encode(&input).batch;
+        emitted.schemas.clear();
+        emitted.values.kinds[0] = 12;
+        let result = answer(emitted, vec![NONE32, 1, 5], vec![0], vec![NONE64], vec!["no".into()]);
+        let decoded = decode(result, input.clone(), &encoded.schemas).unwrap_or_else(|(e, _)| panic!("{e}"));
+        let failures: Vec<(FailureKind, String)> =
+            decoded.into_iter().map(|o| o.map(|_| ()).expect_err("every record fails")).map(|f| (f.failure.kind, f.failure.message)).collect();
+        assert_eq!(failures[0], (FailureKind::Rejected, "no".into()));
+        assert_eq!(failures[1].0, FailureKind::BadOutput);
+        assert!(failures[1].1.contains("before.i: value kind 12"), "{}", failures[1].1);
+        assert_eq!(failures[2], (FailureKind::BadOutput, "outputs 1+5 lie outside the 1 returned".into()));
+
+        let whole = |result, expected: &str| {
+            let (message, back) = decode(result, input.clone(), &encoded.schemas).map(|_| ()).expect_err("voided");
+            assert_eq!((message.as_str(), back.len()), (expected, 3));
+        };
+        let empty = || encode(&[]).batch;
+        whole(answer(empty(), vec![0, 0], vec![], vec![], vec![]), "returned 2 output counts for 3 records (exactly one per record is required)");
+        whole(answer(empty(), vec![0, 0, NONE32], vec![], vec![], vec![]), "returned 0 errors for 1 failed records");
+        whole(answer(empty(), vec![0, 0, 1], vec![NONE32], vec![], vec![]), "returned 0 destinations for 1 outputs (one per output is required)");
     }
 }

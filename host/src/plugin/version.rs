@@ -54,7 +54,16 @@ impl PluginVersion {
         let instance_pre = engine
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| refuse(format!("imports something Sluice does not provide: {e:#}")))?;
+            .map_err(|e| {
+                let e = format!("{e:#}");
+                // A plugin built against another version of our own WIT package.
+                let hint = if e.contains("sluice:plugin/") {
+                    format!(" (it was built for another version of the WIT package; rebuild it with the SDK for {WORLD})")
+                } else {
+                    String::new()
+                };
+                refuse(format!("imports something Sluice does not provide: {e}{hint}"))
+            })?;
         let pre = PluginPre::new(instance_pre)
             .map_err(|e| refuse(format!("does not implement the world {WORLD}: {e:#}")))?;
         Ok(PluginVersion {

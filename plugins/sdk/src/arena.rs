@@ -1,83 +1,161 @@
-//! Reading and writing the flat batch layout of the WIT (`text` arena,
-//! `values` and `headers` lists, records pointing into them).
-use crate::bindings::sluice::plugin::types as wit;
+//! Reading and writing the column-wise batch layout of the WIT (`text`
+//! arena, lists of numbers for values, headers and record fields).
+use crate::bindings::sluice::plugin::types::{self as wit, Op};
 use crate::{Header, Position, Value};
 
-/// Reads values out of a received batch. The host wrote it, so spans are
-/// trusted to be in bounds; text is still checked as UTF-8 (lossily).
+/// Absent, in the WIT's lists of numbers.
+pub(crate) const NONE32: u32 = u32::MAX;
+pub(crate) const NONE64: u64 = u64::MAX;
+
+fn present32(n: u32) -> Option<u32> {
+    (n != NONE32).then_some(n)
+}
+
+fn present64(n: u64) -> Option<u64> {
+    (n != NONE64).then_some(n)
+}
+
+/// Value kinds, numbered as in the WIT's `values.kinds`.
+mod kind {
+    pub const NULL: u8 = 0;
+    pub const INT: u8 = 1;
+    pub const UINT: u8 = 2;
+    pub const FLOAT: u8 = 3;
+    pub const DECIMAL: u8 = 4;
+    pub const STR: u8 = 5;
+    pub const BYTES: u8 = 6;
+    pub const DATE: u8 = 7;
+    pub const TIME: u8 = 8;
+    pub const DATETIME: u8 = 9;
+    pub const TIMESTAMP: u8 = 10;
+    pub const JSON: u8 = 11;
+}
+
+const OPS: [Op; 5] = [Op::Read, Op::Insert, Op::Update, Op::Delete, Op::Message];
+
+/// Reads records `0..n` of a received batch by index. The host wrote it, so
+/// indexes and spans are trusted to be in bounds; text is still checked as
+/// UTF-8 (lossily).
 pub(crate) struct Reader<'a> {
-    pub text: &'a [u8],
-    pub values: &'a [wit::Value],
-    pub headers: &'a [wit::Header],
+    pub batch: &'a wit::Batch,
 }
 
 impl Reader<'_> {
-    pub fn bytes(&self, span: wit::Span) -> Vec<u8> {
-        self.text[span.start as usize..(span.start + span.len) as usize].to_vec()
+    fn slice(&self, span: u64) -> &[u8] {
+        let (start, len) = ((span >> 32) as usize, span as u32 as usize);
+        &self.batch.text[start..start + len]
     }
 
-    pub fn str(&self, span: wit::Span) -> String {
-        let bytes = &self.text[span.start as usize..(span.start + span.len) as usize];
-        String::from_utf8_lossy(bytes).into_owned()
+    pub fn bytes(&self, span: u64) -> Vec<u8> {
+        self.slice(span).to_vec()
     }
 
-    pub fn value(&self, v: wit::Value) -> Value {
-        match v {
-            wit::Value::Null => Value::Null,
-            wit::Value::Int(i) => Value::Int(i),
-            wit::Value::Uint(u) => Value::Uint(u),
-            wit::Value::Float(f) => Value::Float(f),
-            wit::Value::Decimal(s) => Value::Decimal(self.str(s)),
-            wit::Value::Str(s) => Value::Str(self.str(s)),
-            wit::Value::Bytes(s) => Value::Bytes(self.bytes(s)),
-            wit::Value::Date(s) => Value::Date(self.str(s)),
-            wit::Value::Time(s) => Value::Time(self.str(s)),
-            wit::Value::Datetime(s) => Value::Datetime(self.str(s)),
-            wit::Value::Timestamp(t) => Value::Timestamp(t),
-            wit::Value::Json(s) => Value::Json(self.str(s)),
+    pub fn str(&self, span: u64) -> String {
+        String::from_utf8_lossy(self.slice(span)).into_owned()
+    }
+
+    pub fn value(&self, at: usize) -> Value {
+        let data = self.batch.values.data[at];
+        match self.batch.values.kinds[at] {
+            kind::INT => Value::Int(data as i64),
+            kind::UINT => Value::Uint(data),
+            kind::FLOAT => Value::Float(f64::from_bits(data)),
+            kind::DECIMAL => Value::Decimal(self.str(data)),
+            kind::STR => Value::Str(self.str(data)),
+            kind::BYTES => Value::Bytes(self.bytes(data)),
+            kind::DATE => Value::Date(self.str(data)),
+            kind::TIME => Value::Time(self.str(data)),
+            kind::DATETIME => Value::Datetime(self.str(data)),
+            kind::TIMESTAMP => Value::Timestamp(data as i64),
+            kind::JSON => Value::Json(self.str(data)),
+            _ => Value::Null,
         }
     }
 
     pub fn row(&self, start: u32, width: usize) -> Vec<Value> {
-        self.values[start as usize..start as usize + width].iter().map(|v| self.value(*v)).collect()
+        (start as usize..start as usize + width).map(|at| self.value(at)).collect()
     }
 
-    pub fn position(&self, p: &wit::Position) -> Position {
-        match p {
-            wit::Position::Binlog(b) => Position::Binlog {
-                file: self.str(b.file),
-                pos: b.pos,
-                gtid: b.gtid.map(|g| self.str(g)),
-                row: b.row,
-            },
-            wit::Position::Kafka(k) => Position::Kafka { topic: self.str(k.topic), partition: k.partition, offset: k.offset },
-            wit::Position::Other(s) => Position::Other(self.str(*s)),
+    pub fn op(&self, i: u32) -> Op {
+        OPS[usize::from(self.batch.records.ops[i as usize])]
+    }
+
+    pub fn ts_ms(&self, i: u32) -> i64 {
+        self.batch.records.ts_ms[i as usize]
+    }
+
+    pub fn schema(&self, i: u32) -> Option<u32> {
+        present32(self.batch.records.schemas[i as usize])
+    }
+
+    pub fn before(&self, i: u32) -> Option<u32> {
+        present32(self.batch.records.before[i as usize])
+    }
+
+    pub fn after(&self, i: u32) -> Option<u32> {
+        present32(self.batch.records.after[i as usize])
+    }
+
+    pub fn key(&self, i: u32) -> Option<Vec<u8>> {
+        present64(self.batch.records.keys[i as usize]).map(|s| self.bytes(s))
+    }
+
+    pub fn payload(&self, i: u32) -> Option<Vec<u8>> {
+        present64(self.batch.records.payloads[i as usize]).map(|s| self.bytes(s))
+    }
+
+    pub fn destination(&self, i: u32) -> Option<String> {
+        present64(self.batch.records.destinations[i as usize]).map(|s| self.str(s))
+    }
+
+    pub fn position(&self, i: u32) -> Position {
+        let i = i as usize;
+        let &[span, n1, n2, n3] = &self.batch.records.positions[4 * i..4 * i + 4] else { unreachable!("four") };
+        match self.batch.records.position_kinds[i] {
+            0 => Position::Binlog { file: self.str(span), pos: n1, gtid: present64(n2).map(|g| self.str(g)), row: n3 as u32 },
+            1 => Position::Kafka { topic: self.str(span), partition: n1 as i32, offset: n2 as i64 },
+            _ => Position::Other(self.str(span)),
         }
     }
 
-    pub fn headers(&self, range: wit::Range) -> Vec<Header> {
-        self.headers[range.start as usize..(range.start + range.count) as usize]
-            .iter()
-            .map(|h| Header { key: self.str(h.key), value: self.bytes(h.value) })
+    pub fn headers(&self, i: u32) -> Vec<Header> {
+        let range = self.batch.records.headers[i as usize];
+        let (start, count) = ((range >> 32) as usize, range as u32 as usize);
+        self.batch.headers[2 * start..2 * (start + count)]
+            .chunks_exact(2)
+            .map(|h| Header { key: self.str(h[0]), value: self.bytes(h[1]) })
             .collect()
     }
 }
 
-/// Builds a batch in the flat layout.
-#[derive(Default)]
+/// Builds a batch in the column-wise layout.
 pub(crate) struct Writer {
     pub batch: wit::Batch,
 }
 
-impl Default for wit::Batch {
+impl Default for Writer {
     fn default() -> Self {
-        wit::Batch { schemas: vec![], text: vec![], values: vec![], headers: vec![], records: vec![] }
+        let records = wit::Records {
+            ops: vec![],
+            ts_ms: vec![],
+            schemas: vec![],
+            before: vec![],
+            after: vec![],
+            keys: vec![],
+            payloads: vec![],
+            headers: vec![],
+            destinations: vec![],
+            position_kinds: vec![],
+            positions: vec![],
+        };
+        let values = wit::Values { kinds: vec![], data: vec![] };
+        Writer { batch: wit::Batch { schemas: vec![], text: vec![], values, headers: vec![], records } }
     }
 }
 
 /// A record's content in owned form, ready to be written.
 pub(crate) struct RecordParts<'a> {
-    pub op: wit::Op,
+    pub op: Op,
     pub position: &'a Position,
     pub ts_ms: i64,
     pub schema: Option<u32>,
@@ -90,82 +168,77 @@ pub(crate) struct RecordParts<'a> {
 }
 
 impl Writer {
-    fn span(&mut self, bytes: &[u8]) -> wit::Span {
-        let start = self.batch.text.len() as u32;
+    pub fn span(&mut self, bytes: &[u8]) -> u64 {
+        let start = self.batch.text.len() as u64;
         self.batch.text.extend_from_slice(bytes);
-        wit::Span { start, len: bytes.len() as u32 }
+        start << 32 | bytes.len() as u64
     }
 
-    fn value(&mut self, v: &Value) -> wit::Value {
+    fn optional_span(&mut self, bytes: Option<&[u8]>) -> u64 {
+        bytes.map_or(NONE64, |b| self.span(b))
+    }
+
+    fn value(&mut self, v: &Value) -> (u8, u64) {
         match v {
-            Value::Null => wit::Value::Null,
-            Value::Int(i) => wit::Value::Int(*i),
-            Value::Uint(u) => wit::Value::Uint(*u),
-            Value::Float(f) => wit::Value::Float(*f),
-            Value::Decimal(s) => wit::Value::Decimal(self.span(s.as_bytes())),
-            Value::Str(s) => wit::Value::Str(self.span(s.as_bytes())),
-            Value::Bytes(b) => wit::Value::Bytes(self.span(b)),
-            Value::Date(s) => wit::Value::Date(self.span(s.as_bytes())),
-            Value::Time(s) => wit::Value::Time(self.span(s.as_bytes())),
-            Value::Datetime(s) => wit::Value::Datetime(self.span(s.as_bytes())),
-            Value::Timestamp(t) => wit::Value::Timestamp(*t),
-            Value::Json(s) => wit::Value::Json(self.span(s.as_bytes())),
+            Value::Null => (kind::NULL, 0),
+            Value::Int(i) => (kind::INT, *i as u64),
+            Value::Uint(u) => (kind::UINT, *u),
+            Value::Float(f) => (kind::FLOAT, f.to_bits()),
+            Value::Decimal(s) => (kind::DECIMAL, self.span(s.as_bytes())),
+            Value::Str(s) => (kind::STR, self.span(s.as_bytes())),
+            Value::Bytes(b) => (kind::BYTES, self.span(b)),
+            Value::Date(s) => (kind::DATE, self.span(s.as_bytes())),
+            Value::Time(s) => (kind::TIME, self.span(s.as_bytes())),
+            Value::Datetime(s) => (kind::DATETIME, self.span(s.as_bytes())),
+            Value::Timestamp(t) => (kind::TIMESTAMP, *t as u64),
+            Value::Json(s) => (kind::JSON, self.span(s.as_bytes())),
         }
     }
 
-    fn row(&mut self, row: &[Value]) -> u32 {
-        let start = self.batch.values.len() as u32;
+    fn row(&mut self, row: Option<&[Value]>) -> u32 {
+        let Some(row) = row else { return NONE32 };
+        let start = self.batch.values.kinds.len() as u32;
         for v in row {
-            let v = self.value(v);
-            self.batch.values.push(v);
+            let (kind, data) = self.value(v);
+            self.batch.values.kinds.push(kind);
+            self.batch.values.data.push(data);
         }
         start
     }
 
-    fn position(&mut self, p: &Position) -> wit::Position {
-        match p {
-            Position::Binlog { file, pos, gtid, row } => wit::Position::Binlog(wit::BinlogPosition {
-                file: self.span(file.as_bytes()),
-                pos: *pos,
-                gtid: gtid.as_ref().map(|g| self.span(g.as_bytes())),
-                row: *row,
-            }),
-            Position::Kafka { topic, partition, offset } => wit::Position::Kafka(wit::KafkaPosition {
-                topic: self.span(topic.as_bytes()),
-                partition: *partition,
-                offset: *offset,
-            }),
-            Position::Other(s) => wit::Position::Other(self.span(s.as_bytes())),
-        }
-    }
-
     /// Appends a record; returns its index.
     pub fn push(&mut self, r: RecordParts<'_>) -> u32 {
-        let position = self.position(r.position);
-        let before = r.before.map(|row| self.row(row));
-        let after = r.after.map(|row| self.row(row));
-        let key = r.key.map(|k| self.span(k));
-        let payload = r.payload.map(|p| self.span(p));
-        let start = self.batch.headers.len() as u32;
+        let (position_kind, position) = match r.position {
+            Position::Binlog { file, pos, gtid, row } => {
+                let gtid = self.optional_span(gtid.as_deref().map(str::as_bytes));
+                (0, [self.span(file.as_bytes()), *pos, gtid, u64::from(*row)])
+            }
+            Position::Kafka { topic, partition, offset } => (1, [self.span(topic.as_bytes()), *partition as u64, *offset as u64, 0]),
+            Position::Other(s) => (2, [self.span(s.as_bytes()), 0, 0, 0]),
+        };
+        let before = self.row(r.before);
+        let after = self.row(r.after);
+        let key = self.optional_span(r.key);
+        let payload = self.optional_span(r.payload);
+        let headers = (self.batch.headers.len() as u64 / 2) << 32 | r.headers.len() as u64;
         for h in r.headers {
-            let header = wit::Header { key: self.span(h.key.as_bytes()), value: self.span(&h.value) };
-            self.batch.headers.push(header);
+            let header = [self.span(h.key.as_bytes()), self.span(&h.value)];
+            self.batch.headers.extend(header);
         }
-        let headers = wit::Range { start, count: r.headers.len() as u32 };
-        let destination = r.destination.map(|d| self.span(d.as_bytes()));
-        let index = self.batch.records.len() as u32;
-        self.batch.records.push(wit::Record {
-            op: r.op,
-            position,
-            ts_ms: r.ts_ms,
-            schema: r.schema,
-            before,
-            after,
-            key,
-            payload,
-            headers,
-            destination,
-        });
+        let destination = self.optional_span(r.destination.map(str::as_bytes));
+        let records = &mut self.batch.records;
+        let index = records.ops.len() as u32;
+        records.ops.push(r.op as u8);
+        records.ts_ms.push(r.ts_ms);
+        records.schemas.push(r.schema.unwrap_or(NONE32));
+        records.before.push(before);
+        records.after.push(after);
+        records.keys.push(key);
+        records.payloads.push(payload);
+        records.headers.push(headers);
+        records.destinations.push(destination);
+        records.position_kinds.push(position_kind);
+        records.positions.extend(position);
         index
     }
 }

@@ -1,8 +1,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::arena::{Reader, RecordParts, Writer};
-use crate::bindings::sluice::plugin::types::{self as wit, Op, Output};
+use crate::arena::{NONE32, NONE64, Reader, RecordParts, Writer};
+use crate::bindings::sluice::plugin::types::{self as wit, Op};
 use crate::schema::{Schemas, TableSchema};
 use crate::{Header, Position, Value};
 
@@ -15,7 +15,7 @@ pub(crate) struct Input {
 
 impl Input {
     fn reader(&self) -> Reader<'_> {
-        Reader { text: &self.batch.text, values: &self.batch.values, headers: &self.batch.headers }
+        Reader { batch: &self.batch }
     }
 }
 
@@ -71,35 +71,31 @@ impl std::fmt::Debug for Record {
 
 impl Record {
     pub(crate) fn new(input: &Rc<Input>, index: u32, schemas: &Rc<RefCell<Schemas>>) -> Self {
-        let schema = input.batch.records[index as usize].schema.and_then(|id| schemas.borrow().get(id).cloned());
+        let schema = input.reader().schema(index).and_then(|id| schemas.borrow().get(id).cloned());
         Record { input: input.clone(), index, schema, schemas: schemas.clone(), edit: None, destination: None }
-    }
-
-    fn raw(&self) -> &wit::Record {
-        &self.input.batch.records[self.index as usize]
     }
 
     fn width(&self) -> usize {
         self.schema.as_ref().map_or(0, |s| s.columns().len())
     }
 
-    /// The output for this record when answering input `index` of batch `seq`.
-    pub(crate) fn into_output(self, seq: u64, index: u32, out: &mut Writer) -> Output {
+    /// The output for this record when answering input `index` of batch
+    /// `seq`, as the WIT's `outputs` and `destinations` entries.
+    pub(crate) fn into_output(self, seq: u64, index: u32, out: &mut Writer) -> (u32, u64) {
         let same_input = self.input.seq == seq && self.index == index;
         if same_input && self.edit.is_none() {
             return match self.destination {
-                None => Output::Keep,
-                Some(d) => Output::KeepTo(d.unwrap_or_default()),
+                None => (NONE32, NONE64),
+                Some(d) => (NONE32, out.span(d.unwrap_or_default().as_bytes())),
             };
         }
         let (before, after, headers) = (self.before(), self.after(), self.headers());
         let destination = self.destination();
         let (key, payload) = (self.key(), self.payload());
-        let raw = self.raw();
-        Output::Emit(out.push(RecordParts {
-            op: raw.op,
+        let emitted = out.push(RecordParts {
+            op: self.op(),
             position: &self.position(),
-            ts_ms: raw.ts_ms,
+            ts_ms: self.ts_ms(),
             schema: self.schema.as_ref().map(|s| s.id()),
             before: before.as_deref(),
             after: after.as_deref(),
@@ -107,17 +103,18 @@ impl Record {
             payload: payload.as_deref(),
             headers: &headers,
             destination: destination.as_deref(),
-        }))
+        });
+        (emitted, NONE64)
     }
 
     pub fn op(&self) -> Op {
-        self.raw().op
+        self.input.reader().op(self.index)
     }
     pub fn ts_ms(&self) -> i64 {
-        self.raw().ts_ms
+        self.input.reader().ts_ms(self.index)
     }
     pub fn position(&self) -> Position {
-        self.input.reader().position(&self.raw().position)
+        self.input.reader().position(self.index)
     }
     /// The table schema of the rows, absent for raw messages.
     pub fn schema(&self) -> Option<&TableSchema> {
@@ -132,32 +129,32 @@ impl Record {
     pub fn before(&self) -> Option<Vec<Value>> {
         match &self.edit {
             Some(edit) => edit.before.clone(),
-            None => self.raw().before.map(|start| self.input.reader().row(start, self.width())),
+            None => self.input.reader().before(self.index).map(|start| self.input.reader().row(start, self.width())),
         }
     }
     pub fn after(&self) -> Option<Vec<Value>> {
         match &self.edit {
             Some(edit) => edit.after.clone(),
-            None => self.raw().after.map(|start| self.input.reader().row(start, self.width())),
+            None => self.input.reader().after(self.index).map(|start| self.input.reader().row(start, self.width())),
         }
     }
     /// Raw message key and value, for records that came from Kafka undecoded.
     pub fn key(&self) -> Option<Vec<u8>> {
-        self.raw().key.map(|s| self.input.reader().bytes(s))
+        self.input.reader().key(self.index)
     }
     pub fn payload(&self) -> Option<Vec<u8>> {
-        self.raw().payload.map(|s| self.input.reader().bytes(s))
+        self.input.reader().payload(self.index)
     }
     pub fn headers(&self) -> Vec<Header> {
         match &self.edit {
             Some(edit) => edit.headers.clone(),
-            None => self.input.reader().headers(self.raw().headers),
+            None => self.input.reader().headers(self.index),
         }
     }
     pub fn destination(&self) -> Option<String> {
         match &self.destination {
             Some(d) => d.clone(),
-            None => self.raw().destination.map(|s| self.input.reader().str(s)),
+            None => self.input.reader().destination(self.index),
         }
     }
 
@@ -176,9 +173,9 @@ impl Record {
         if let Some(edit) = &self.edit {
             return edit.after.as_ref().or(edit.before.as_ref())?.get(i).cloned();
         }
-        let raw = self.raw();
-        let start = raw.after.or(raw.before)?;
-        Some(self.input.reader().value(self.input.batch.values[start as usize + i]))
+        let reader = self.input.reader();
+        let start = reader.after(self.index).or(reader.before(self.index))?;
+        Some(reader.value(start as usize + i))
     }
 
     /// Mutable access to the column in the newest row image.
@@ -223,7 +220,7 @@ impl Record {
     /// and false is returned.
     pub fn set(&mut self, column: &str, sql_type: &str, value: Value) -> bool {
         let Some(schema) = self.schema.clone() else { return false };
-        if self.raw().after.is_none() && self.edit.as_ref().is_none_or(|e| e.after.is_none()) {
+        if self.input.reader().after(self.index).is_none() && self.edit.as_ref().is_none_or(|e| e.after.is_none()) {
             return false;
         }
         if let Some(i) = schema.index_of(column) {

@@ -2,8 +2,8 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use crate::arena::Writer;
-use crate::bindings::sluice::plugin::types::{Batch, BatchResult, Range, RecordError};
+use crate::arena::{NONE32, Writer};
+use crate::bindings::sluice::plugin::types::{Batch, BatchResult};
 use crate::record::Input;
 use crate::{Config, Out, Record, Schemas, Transform};
 
@@ -16,9 +16,10 @@ pub fn init<T: Transform>(slot: &RefCell<Option<T>>, config: Vec<(String, String
 pub fn transform<T: Transform>(slot: &RefCell<Option<T>>, batch: Batch) -> BatchResult {
     let mut slot = slot.borrow_mut();
     let Some(plugin) = slot.as_mut() else {
-        let error = RecordError { message: "plugin used before init".into() };
-        let results = batch.records.iter().map(|_| Err(error.clone())).collect();
-        return BatchResult { emitted: Batch::default(), outputs: vec![], results };
+        let n = batch.records.ops.len();
+        let emitted = Writer::default().batch;
+        let errors = vec!["plugin used before init".to_owned(); n];
+        return BatchResult { emitted, output_counts: vec![NONE32; n], outputs: vec![], destinations: vec![], errors };
     };
     run(plugin, batch)
 }
@@ -31,22 +32,31 @@ thread_local! {
 pub fn run<T: Transform>(plugin: &mut T, mut batch: Batch) -> BatchResult {
     let seq = BATCHES.replace(BATCHES.get() + 1);
     let schemas = Rc::new(RefCell::new(Schemas::new(std::mem::take(&mut batch.schemas))));
-    let n = batch.records.len() as u32;
+    let n = batch.records.ops.len() as u32;
     let input = Rc::new(Input { batch, seq });
     let mut emitted = Writer::default();
-    let mut outputs = Vec::with_capacity(n as usize);
-    let results = (0..n)
+    let (mut outputs, mut destinations) = (Vec::with_capacity(n as usize), Vec::with_capacity(n as usize));
+    let mut errors = Vec::new();
+    let output_counts = (0..n)
         .map(|i| {
-            let start = outputs.len() as u32;
+            let start = outputs.len();
+            let mut answer = |r: Record| {
+                let (output, destination) = r.into_output(seq, i, &mut emitted);
+                outputs.push(output);
+                destinations.push(destination);
+            };
             match plugin.transform(Record::new(&input, i, &schemas)) {
                 Ok(Out::Drop) => {}
-                Ok(Out::One(r)) => outputs.push(r.into_output(seq, i, &mut emitted)),
-                Ok(Out::Many(rs)) => outputs.extend(rs.into_iter().map(|r| r.into_output(seq, i, &mut emitted))),
-                Err(e) => return Err(RecordError { message: e.to_string() }),
+                Ok(Out::One(r)) => answer(r),
+                Ok(Out::Many(rs)) => rs.into_iter().for_each(answer),
+                Err(e) => {
+                    errors.push(e.to_string());
+                    return NONE32;
+                }
             }
-            Ok(Range { start, count: outputs.len() as u32 - start })
+            (outputs.len() - start) as u32
         })
         .collect();
     emitted.batch.schemas = schemas.borrow_mut().take_added();
-    BatchResult { emitted: emitted.batch, outputs, results }
+    BatchResult { emitted: emitted.batch, output_counts, outputs, destinations, errors }
 }

@@ -2,8 +2,8 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::arena::{RecordParts, Writer};
-use crate::bindings::sluice::plugin::types::{Batch, Column, Op, Output, Schema};
+use crate::arena::{NONE32, NONE64, Reader, RecordParts, Writer};
+use crate::bindings::sluice::plugin::types::{Batch, Column, Op, Schema};
 use crate::record::Input;
 use crate::{Config, Position, Record, Schemas, Transform, Value};
 
@@ -52,24 +52,29 @@ pub fn run<T: Transform>(config: &[(&str, &str)], batch: Batch) -> Outcome {
     let emitted_schemas = Rc::new(RefCell::new(Schemas::new(all_schemas)));
     let input_schemas = Rc::new(RefCell::new(Schemas::new(input_schemas)));
     let emitted = Rc::new(Input { batch: result.emitted, seq: u64::MAX });
+    let mut errors = result.errors.into_iter();
+    let mut next = 0;
     let outputs = result
-        .results
+        .output_counts
         .into_iter()
         .enumerate()
-        .map(|(i, output)| match output {
-            Err(e) => Err(e.message),
-            Ok(range) => Ok(result.outputs[range.start as usize..(range.start + range.count) as usize]
-                .iter()
-                .map(|o| match o.clone() {
-                    Output::Keep => Record::new(&input, i as u32, &input_schemas),
-                    Output::KeepTo(destination) => {
+        .map(|(i, count)| {
+            if count == NONE32 {
+                return Err(errors.next().expect("one error per failed record"));
+            }
+            let range = next..next + count as usize;
+            next = range.end;
+            Ok(range
+                .map(|o| match (result.outputs[o], result.destinations[o]) {
+                    (NONE32, NONE64) => Record::new(&input, i as u32, &input_schemas),
+                    (NONE32, destination) => {
                         let mut r = Record::new(&input, i as u32, &input_schemas);
-                        r.set_destination(destination);
+                        r.set_destination(Reader { batch: &emitted.batch }.str(destination));
                         r
                     }
-                    Output::Emit(at) => Record::new(&emitted, at, &emitted_schemas),
+                    (at, _) => Record::new(&emitted, at, &emitted_schemas),
                 })
-                .collect()),
+                .collect())
         })
         .collect();
     Outcome { outputs }

@@ -12,7 +12,7 @@
 use std::cell::Cell;
 
 use sluice_plugin::bindings::exports::sluice::plugin::transform::Guest;
-use sluice_plugin::bindings::sluice::plugin::types::{Batch, BatchResult, Output, Position, Range, Record, RecordError, Span, Value};
+use sluice_plugin::bindings::sluice::plugin::types::{Batch, BatchResult, Records, Values};
 
 thread_local! {
     static OUTPUT: Cell<&'static str> = const { Cell::new("ok") };
@@ -34,48 +34,69 @@ impl Guest for Faulty {
     }
 
     fn transform(batch: Batch) -> BatchResult {
+        const NONE32: u32 = u32::MAX;
+        const NONE64: u64 = u64::MAX;
         let action_index = batch.schemas.first().and_then(|s| s.columns.iter().position(|c| c.name == "action"));
-        let mut emitted = Batch { schemas: vec![], text: vec![], values: vec![], headers: vec![], records: vec![] };
-        let mut outputs = Vec::new();
-        let mut results = Vec::new();
-        for record in &batch.records {
-            let action = match (action_index, record.after) {
-                (Some(i), Some(start)) => match batch.values[start as usize + i] {
-                    Value::Str(s) => std::str::from_utf8(&batch.text[s.start as usize..(s.start + s.len) as usize]).unwrap_or(""),
-                    _ => "",
-                },
+        let records = Records {
+            ops: vec![],
+            ts_ms: vec![],
+            schemas: vec![],
+            before: vec![],
+            after: vec![],
+            keys: vec![],
+            payloads: vec![],
+            headers: vec![],
+            destinations: vec![],
+            position_kinds: vec![],
+            positions: vec![],
+        };
+        let mut emitted = Batch { schemas: vec![], text: vec![], values: Values { kinds: vec![], data: vec![] }, headers: vec![], records };
+        let (mut output_counts, mut outputs, mut errors) = (Vec::new(), Vec::new(), Vec::new());
+        for (r, &after) in batch.records.after.iter().enumerate() {
+            // Kind 5 is str; its data is the span `start << 32 | len`.
+            let action = match (action_index, after) {
+                (Some(i), start) if start != NONE32 && batch.values.kinds[start as usize + i] == 5 => {
+                    let span = batch.values.data[start as usize + i];
+                    let (at, len) = ((span >> 32) as usize, span as u32 as usize);
+                    std::str::from_utf8(&batch.text[at..at + len]).unwrap_or("")
+                }
                 _ => "",
             };
             match action {
                 "loop" => spin(),
                 "alloc" => hoard(),
                 "panic" => panic!("faulty plugin panicked on purpose"),
-                "fail" => results.push(Err(RecordError { message: "rejected on purpose".into() })),
+                "fail" => {
+                    errors.push("rejected on purpose".to_owned());
+                    output_counts.push(NONE32);
+                }
                 _ if OUTPUT.get() == "bad-schema" => {
-                    emitted.records.push(Record {
-                        schema: Some(9999),
-                        before: None,
-                        after: None,
-                        key: None,
-                        payload: None,
-                        headers: Range { start: 0, count: 0 },
-                        destination: None,
-                        position: Position::Other(Span { start: 0, len: 0 }),
-                        ..*record
-                    });
-                    outputs.push(Output::Emit(emitted.records.len() as u32 - 1));
-                    results.push(Ok(Range { start: outputs.len() as u32 - 1, count: 1 }));
+                    let out = &mut emitted.records;
+                    outputs.push(out.ops.len() as u32);
+                    out.ops.push(batch.records.ops[r]);
+                    out.ts_ms.push(batch.records.ts_ms[r]);
+                    out.schemas.push(9999);
+                    out.before.push(NONE32);
+                    out.after.push(NONE32);
+                    out.keys.push(NONE64);
+                    out.payloads.push(NONE64);
+                    out.headers.push(0);
+                    out.destinations.push(NONE64);
+                    out.position_kinds.push(2);
+                    out.positions.extend([0, 0, 0, 0]);
+                    output_counts.push(1);
                 }
                 _ => {
-                    outputs.push(Output::Keep);
-                    results.push(Ok(Range { start: outputs.len() as u32 - 1, count: 1 }));
+                    outputs.push(NONE32);
+                    output_counts.push(1);
                 }
             }
         }
         if OUTPUT.get() == "short" {
-            results.pop();
+            output_counts.pop();
         }
-        BatchResult { emitted, outputs, results }
+        let destinations = vec![NONE64; outputs.len()];
+        BatchResult { emitted, output_counts, outputs, destinations, errors }
     }
 }
 
