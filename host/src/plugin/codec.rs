@@ -251,10 +251,14 @@ pub(crate) fn decode(
 /// Turns one record's outputs into records: a kept input is moved into its
 /// last use and cloned only for earlier ones (fan-out).
 fn resolve(outputs: &[u32], destinations: &[u64], input: Record, reader: &Reader<'_>) -> Result<Outputs, Failed> {
+    if let ([NONE32], [NONE64]) = (outputs, destinations) {
+        // By far the commonest answer: the record as it came.
+        return Ok(smallvec::smallvec![input]);
+    }
     let bad_output = |input, message: String| Err(Failed { record: input, failure: RecordFailure::new(FailureKind::BadOutput, message) });
     // Emitted records and destinations are read first: a bad one fails the
     // input, which must still be at hand.
-    let mut read = Vec::with_capacity(outputs.len());
+    let mut read: SmallVec<[_; 1]> = SmallVec::with_capacity(outputs.len());
     for (&output, &destination) in outputs.iter().zip(destinations) {
         let what = match (output, destination) {
             (NONE32, NONE64) => Ok(None),

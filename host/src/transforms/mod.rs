@@ -38,6 +38,8 @@ impl PluginChain {
         let mut out = ChainOutput { records, rejected: Vec::new() };
         for step in &mut self.steps {
             let result = step.transform(std::mem::take(&mut out.records));
+            // Sized for one output per record, the common case, rather than grown by doubling.
+            out.records.reserve(result.outputs.len());
             for output in result.outputs {
                 match output {
                     Ok(records) => out.records.extend(records),
