@@ -258,19 +258,19 @@ fn resolve(outputs: &[u32], destinations: &[u64], input: Record, reader: &Reader
     let bad_output = |input, message: String| Err(Failed { record: input, failure: RecordFailure::new(FailureKind::BadOutput, message) });
     // Emitted records and destinations are read first: a bad one fails the
     // input, which must still be at hand.
-    let mut read: SmallVec<[_; 1]> = SmallVec::with_capacity(outputs.len());
+    let mut read: SmallVec<[Answer; 1]> = SmallVec::with_capacity(outputs.len());
     for (&output, &destination) in outputs.iter().zip(destinations) {
-        let what = match (output, destination) {
-            (NONE32, NONE64) => Ok(None),
-            (NONE32, span) => reader.text(span).map(|d| Some(Err(d))),
-            (emitted, _) => reader.record(emitted).map(|r| Some(Ok(r))),
+        let answer = match (output, destination) {
+            (NONE32, NONE64) => Ok(Answer::Keep(None)),
+            (NONE32, span) => reader.text(span).map(|d| Answer::Keep(Some(d))),
+            (emitted, _) => reader.record(emitted).map(Answer::Emitted),
         };
-        match what {
-            Ok(what) => read.push(what),
+        match answer {
+            Ok(answer) => read.push(answer),
             Err(message) => return bad_output(input, message),
         }
     }
-    let mut keeps = read.iter().filter(|r| !matches!(r, Some(Ok(_)))).count();
+    let mut keeps = read.iter().filter(|a| matches!(a, Answer::Keep(_))).count();
     let mut input = Some(input);
     let mut take = || {
         keeps -= 1;
@@ -278,12 +278,19 @@ fn resolve(outputs: &[u32], destinations: &[u64], input: Record, reader: &Reader
     };
     Ok(read
         .into_iter()
-        .map(|r| match r {
-            None => take(),
-            Some(Err(destination)) => Record { destination: Some(destination), ..take() },
-            Some(Ok(emitted)) => emitted,
+        .map(|answer| match answer {
+            Answer::Keep(None) => take(),
+            Answer::Keep(Some(destination)) => Record { destination: Some(destination), ..take() },
+            Answer::Emitted(record) => record,
         })
         .collect())
+}
+
+/// One output as read from a plugin's answer.
+enum Answer {
+    /// The input record, sent to this destination when one is given.
+    Keep(Option<String>),
+    Emitted(Record),
 }
 
 struct Reader<'a> {

@@ -43,8 +43,8 @@ pub struct BatchAcks {
 
 /// Messages to produce, in order. The keys and payloads of all of them
 /// share one buffer, and a run of messages to one topic shares its name:
-/// separate allocations for each were a tenth of the pipeline thread's time.
-#[derive(Default)]
+/// three allocations and frees fewer per message, on the pipeline's busiest
+/// thread, than a key, a payload and a topic of its own.
 pub struct Outgoing {
     bytes: Vec<u8>,
     topics: Vec<String>,
@@ -84,10 +84,6 @@ impl Outgoing {
             self.topics.push(topic.to_owned());
         }
         self.messages.push(OutgoingMessage { topic: self.topics.len() - 1, key, payload, headers });
-    }
-
-    pub fn len(&self) -> usize {
-        self.messages.len()
     }
 
     /// Total size of the payloads.
