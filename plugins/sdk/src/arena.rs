@@ -135,22 +135,28 @@ pub(crate) struct Writer {
 
 impl Default for Writer {
     fn default() -> Self {
-        let records = wit::Records {
-            ops: vec![],
-            ts_ms: vec![],
-            schemas: vec![],
-            before: vec![],
-            after: vec![],
-            keys: vec![],
-            payloads: vec![],
-            headers: vec![],
-            destinations: vec![],
-            position_kinds: vec![],
-            positions: vec![],
-        };
-        let values = wit::Values { kinds: vec![], data: vec![] };
-        Writer { batch: wit::Batch { schemas: vec![], text: vec![], values, headers: vec![], records } }
+        Writer { batch: empty_batch() }
     }
+}
+
+/// A batch with no records, to build one in (also for guests that answer
+/// through the raw bindings, such as the host's test guests).
+pub fn empty_batch() -> wit::Batch {
+    let records = wit::Records {
+        ops: vec![],
+        ts_ms: vec![],
+        schemas: vec![],
+        before: vec![],
+        after: vec![],
+        keys: vec![],
+        payloads: vec![],
+        headers: vec![],
+        destinations: vec![],
+        position_kinds: vec![],
+        positions: vec![],
+    };
+    let values = wit::Values { kinds: vec![], data: vec![] };
+    wit::Batch { schemas: vec![], text: vec![], values, headers: vec![], records }
 }
 
 /// A record's content in owned form, ready to be written.

@@ -2,6 +2,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+pub use crate::arena::empty_batch;
 use crate::arena::{NONE32, Writer};
 use crate::bindings::sluice::plugin::types::{Batch, BatchResult};
 use crate::record::Input;
@@ -17,7 +18,7 @@ pub fn transform<T: Transform>(slot: &RefCell<Option<T>>, batch: Batch) -> Batch
     let mut slot = slot.borrow_mut();
     let Some(plugin) = slot.as_mut() else {
         let n = batch.records.ops.len();
-        let emitted = Writer::default().batch;
+        let emitted = empty_batch();
         let errors = vec!["plugin used before init".to_owned(); n];
         return BatchResult { emitted, output_counts: vec![NONE32; n], outputs: vec![], destinations: vec![], errors };
     };

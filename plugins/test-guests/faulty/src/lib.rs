@@ -12,7 +12,7 @@
 use std::cell::Cell;
 
 use sluice_plugin::bindings::exports::sluice::plugin::transform::Guest;
-use sluice_plugin::bindings::sluice::plugin::types::{Batch, BatchResult, Records, Values};
+use sluice_plugin::bindings::sluice::plugin::types::{Batch, BatchResult};
 
 thread_local! {
     static OUTPUT: Cell<&'static str> = const { Cell::new("ok") };
@@ -37,20 +37,7 @@ impl Guest for Faulty {
         const NONE32: u32 = u32::MAX;
         const NONE64: u64 = u64::MAX;
         let action_index = batch.schemas.first().and_then(|s| s.columns.iter().position(|c| c.name == "action"));
-        let records = Records {
-            ops: vec![],
-            ts_ms: vec![],
-            schemas: vec![],
-            before: vec![],
-            after: vec![],
-            keys: vec![],
-            payloads: vec![],
-            headers: vec![],
-            destinations: vec![],
-            position_kinds: vec![],
-            positions: vec![],
-        };
-        let mut emitted = Batch { schemas: vec![], text: vec![], values: Values { kinds: vec![], data: vec![] }, headers: vec![], records };
+        let mut emitted = sluice_plugin::rt::empty_batch();
         let (mut output_counts, mut outputs, mut errors) = (Vec::new(), Vec::new(), Vec::new());
         for (r, &after) in batch.records.after.iter().enumerate() {
             // Kind 5 is str; its data is the span `start << 32 | len`.
