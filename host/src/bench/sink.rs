@@ -65,15 +65,15 @@ async fn bench(args: &SinkBenchArgs, stack: &LocalStack, out: &mut dyn Write) ->
     .await?;
     let producer = producer(stack.kafka_brokers(), &Default::default())?;
     let started = Instant::now();
+    let mut messages = Outgoing::with_capacity(20_000);
     for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
-        let mut messages = Outgoing::with_capacity(chunk.len());
         for &i in chunk {
             let value = serde_json::json!({"op": "c", "before": null, "after": row(i), "source": {"db": "bench", "table": "accounts"}});
             let key = messages.write(|out| write!(out, "{{\"id\":{i}}}").is_ok());
             let payload = messages.write(|out| serde_json::to_writer(out, &value).is_ok());
             messages.push("bench.accounts", key, payload, Default::default());
         }
-        deliver_all(&producer, messages).await?;
+        deliver_all(&producer, &mut messages).await?;
     }
     writeln!(out, "Kafka -> MySQL, {n} Debezium envelopes of 5-column rows (Tansu memory storage, MariaDB 10.11 private)")?;
     writeln!(out, "{:<58} {:>12.0} msg/s", "(setup) produce", n as f64 / started.elapsed().as_secs_f64())?;

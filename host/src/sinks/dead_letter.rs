@@ -63,6 +63,6 @@ impl DeadLetterQueue {
             });
             messages.push(&self.topic, key, payload, headers);
         }
-        enqueue_all(&self.producer, messages).await
+        enqueue_all(&self.producer, &mut messages).await
     }
 }

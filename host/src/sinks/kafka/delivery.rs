@@ -112,12 +112,17 @@ impl Acks {
 /// Hands every message to the producer, in order, and returns their pending
 /// acknowledgements. Order of hand-over is order per partition, so a
 /// pipeline enqueues batch after batch and may wait for acks concurrently.
-pub async fn enqueue_all(producer: &Producer, outgoing: Outgoing) -> Result<Acks, SinkError> {
+/// The producer copies what it is given, so `outgoing` is left empty with its
+/// capacity, to be filled again: a fresh buffer per batch is memory the
+/// allocator returns to the kernel and faults back in, zeroed, for the next
+/// batch (8% of the stream's CPU, 2026-11-27).
+pub async fn enqueue_all(producer: &Producer, outgoing: &mut Outgoing) -> Result<Acks, SinkError> {
     let Outgoing { bytes, topics, messages } = outgoing;
     // Counted up front: a report may arrive before the last message is handed over.
     let batch = Arc::new(BatchAcks { left: AtomicUsize::new(messages.len()), failure: Mutex::new(None), done: Notify::new() });
-    let mut messages = messages.into_iter();
-    while let Some(OutgoingMessage { topic, key, payload, headers }) = messages.next() {
+    let mut sent = messages.drain(..);
+    let mut failed = None;
+    while let Some(OutgoingMessage { topic, key, payload, headers }) = sent.next() {
         let topic = &topics[topic];
         let mut record = BaseRecord::with_opaque_to(topic, batch.clone()).headers(headers);
         if let Some(Written(key)) = key {
@@ -137,17 +142,26 @@ pub async fn enqueue_all(producer: &Producer, outgoing: Outgoing) -> Result<Acks
                 }
                 Err((source, _)) => {
                     // This message and those after it will never be reported.
-                    let unsent = 1 + messages.len();
-                    batch.left.fetch_sub(unsent, Ordering::AcqRel);
-                    return Err(SinkError::Delivery { topic: topic.clone(), source });
+                    batch.left.fetch_sub(1 + sent.len(), Ordering::AcqRel);
+                    failed = Some(SinkError::Delivery { topic: topic.clone(), source });
+                    break;
                 }
             }
         }
+        if failed.is_some() {
+            break;
+        }
     }
-    Ok(Acks(batch))
+    drop(sent);
+    bytes.clear();
+    topics.clear();
+    match failed {
+        Some(error) => Err(error),
+        None => Ok(Acks(batch)),
+    }
 }
 
 /// Sends every message and waits until Kafka has acknowledged all of them.
-pub async fn deliver_all(producer: &Producer, messages: Outgoing) -> Result<(), SinkError> {
+pub async fn deliver_all(producer: &Producer, messages: &mut Outgoing) -> Result<(), SinkError> {
     enqueue_all(producer, messages).await?.wait().await
 }

@@ -45,9 +45,11 @@ pub struct KafkaSink {
     topic: Destination,
     encoder: MessageEncoder,
     tombstones: bool,
-    /// Scratch space for each message's topic and dedup id.
+    /// Scratch space for each message's topic and dedup id, and for each
+    /// batch's messages.
     topic_name: String,
     dedup: String,
+    messages: Outgoing,
 }
 
 impl KafkaSink {
@@ -59,6 +61,7 @@ impl KafkaSink {
             tombstones: config.tombstones,
             topic_name: String::new(),
             dedup: String::new(),
+            messages: Outgoing::with_capacity(0),
         })
     }
 
@@ -77,7 +80,7 @@ impl KafkaSink {
 
     /// Hands every record to the producer, in order; the acks come later.
     pub async fn enqueue(&mut self, records: &[Record]) -> Result<Acks, SinkError> {
-        let mut messages = Outgoing::with_capacity(records.len());
+        let messages = &mut self.messages;
         let now_ms = chrono::Utc::now().timestamp_millis();
         for record in records {
             self.topic.fill_into(record, &mut self.topic_name);
