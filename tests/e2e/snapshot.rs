@@ -184,6 +184,19 @@ async fn snapshot_hands_over_to_the_binlog_exactly() {
     task.await.unwrap();
 }
 
+/// Runs a `snapshot-only` pipeline, from what `state` holds, until it returns
+/// by itself once every table is read.
+async fn run_snapshot_only(stack: &Stack, state: &Path) {
+    let mut file = pipeline_file(stack, state, "snapshot-only");
+    let host = sluice::plugin::PluginHost::open(sluice_tests::engine(), &file.plugin_dir).unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let pipeline = file.pipelines.remove(0);
+    tokio::time::timeout(Duration::from_secs(120), sluice::topology::run_pipeline(&pipeline, host, &file.state_dir, stop))
+        .await
+        .expect("snapshot-only finishes")
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshot_only_stops_when_read_and_never_skips_the_snapshot() {
     let stack = Stack::start();
@@ -192,15 +205,7 @@ async fn snapshot_only_stops_when_read_and_never_skips_the_snapshot() {
     db.query_drop(fill("SELECT CAST(seq AS SIGNED) AS n FROM seq_1_to_2500")).await.unwrap();
 
     let state = tempfile::tempdir().unwrap();
-    let mut file = pipeline_file(&stack, state.path(), "snapshot-only");
-    let host = sluice::plugin::PluginHost::open(sluice_tests::engine(), &file.plugin_dir).unwrap();
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let pipeline = file.pipelines.remove(0);
-    // Returns by itself once every table is read.
-    tokio::time::timeout(Duration::from_secs(60), sluice::topology::run_pipeline(&pipeline, host, &file.state_dir, stop))
-        .await
-        .expect("snapshot-only finishes")
-        .unwrap();
+    run_snapshot_only(&stack, state.path()).await;
     let got = consume(stack.kafka_brokers(), "snapshot-only", &["shop.everything"], 2500);
     assert!(got.iter().all(|r| op(r) == "r"));
     let stored = std::fs::read_to_string(state.path().join("snap.position.json")).unwrap();
@@ -238,14 +243,7 @@ async fn a_stopped_snapshot_resumes_after_its_last_delivered_row() {
     let stored = std::fs::read_to_string(state.path().join("snap.position.json")).unwrap();
     assert!(stored.contains(r#""cursor":{"#), "stopped part-way through the table: {stored}");
 
-    let mut file = pipeline_file(&stack, state.path(), "snapshot-only");
-    let host = sluice::plugin::PluginHost::open(sluice_tests::engine(), &file.plugin_dir).unwrap();
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let pipeline = file.pipelines.remove(0);
-    tokio::time::timeout(Duration::from_secs(120), sluice::topology::run_pipeline(&pipeline, host, &file.state_dir, stop))
-        .await
-        .expect("the resumed snapshot finishes")
-        .unwrap();
+    run_snapshot_only(&stack, state.path()).await;
     let got = consume(stack.kafka_brokers(), "snapshot-resume", &["shop.everything"], ROWS);
     let ids: std::collections::BTreeSet<u64> = got.iter().map(id_of).collect();
     assert_eq!(got.len(), ROWS, "no row twice");
