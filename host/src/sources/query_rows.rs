@@ -38,18 +38,18 @@ impl QueryShape {
         QueryShape { schema: Arc::new(schema), decoders }
     }
 
+    /// Into a vector of the row's exact size: collecting through `Result`
+    /// started at four values and reallocated per row (2% of a snapshot).
     pub fn decode(&self, row: Row) -> Result<Vec<Value>, SourceError> {
-        let values = row.unwrap();
-        values
-            .into_iter()
-            .zip(&self.decoders)
-            .map(|(value, decoder)| {
-                decoder.decode_value(value).map_err(|message| SourceError::Decode {
-                    what: format!("a row of {}.{}", self.schema.database, self.schema.table),
-                    message,
-                })
-            })
-            .collect()
+        let wire = row.unwrap();
+        let mut values = Vec::with_capacity(wire.len());
+        for (value, decoder) in wire.into_iter().zip(&self.decoders) {
+            values.push(decoder.decode_value(value).map_err(|message| SourceError::Decode {
+                what: format!("a row of {}.{}", self.schema.database, self.schema.table),
+                message,
+            })?);
+        }
+        Ok(values)
     }
 
     /// Where `columns` (by name) are in a row.
