@@ -340,12 +340,13 @@ impl Reader<'_> {
             let n = values.kinds.len().min(values.data.len());
             return Err(format!("{image} row at {start} needs {width} values; the batch has {n}"));
         };
-        kinds
-            .iter()
-            .zip(data)
-            .zip(&schema.columns)
-            .map(|((&k, &d), c)| self.value(k, d).map_err(|e| format!("{image}.{}: {e}", c.name)))
-            .collect()
+        // Sized up front: collected through `Result`, a row would start at
+        // four values and grow.
+        let mut row = Vec::with_capacity(width);
+        for ((&k, &d), c) in kinds.iter().zip(data).zip(&schema.columns) {
+            row.push(self.value(k, d).map_err(|e| format!("{image}.{}: {e}", c.name))?);
+        }
+        Ok(row)
     }
 
     fn record(&self, index: u32) -> Result<Record, String> {
