@@ -47,10 +47,15 @@ struct TableScan {
     /// Rows read and not yet handed out, and whether the table has no more.
     buffered: VecDeque<Vec<Value>>,
     exhausted: bool,
-    /// Rows handed out.
-    delivered: u64,
     started: Instant,
     logged: Instant,
+}
+
+impl TableScan {
+    /// Rows handed out so far.
+    fn delivered(&self) -> u64 {
+        self.read - self.buffered.len() as u64
+    }
 }
 
 pub struct SnapshotReader {
@@ -104,6 +109,7 @@ impl SnapshotReader {
                 read_chunk(&mut self.conn, scan, max * QUERY_BATCHES).await?;
             }
             let take = max.min(scan.buffered.len());
+            let first = scan.delivered();
             let rows: Vec<Vec<Value>> = scan.buffered.drain(..take).collect();
             let mut records = Vec::with_capacity(rows.len());
             let mut last_key = None;
@@ -116,14 +122,13 @@ impl SnapshotReader {
                 }
                 for (n, row) in rows.into_iter().enumerate() {
                     let position = if key.is_empty() {
-                        Position::Other(format!("{prefix}#{}", scan.delivered + n as u64))
+                        Position::Other(format!("{prefix}#{}", first + n as u64))
                     } else {
                         key_position(&prefix, &row, &key)
                     };
                     records.push(Record::read(position, self.ts_ms, shape.schema.clone(), row));
                 }
             }
-            scan.delivered += records.len() as u64;
             let done = scan.exhausted && scan.buffered.is_empty();
             if done || scan.logged.elapsed() >= PROGRESS_EVERY {
                 log_progress(scan, done);
@@ -163,7 +168,6 @@ impl SnapshotReader {
             read: 0,
             buffered: VecDeque::new(),
             exhausted: false,
-            delivered: 0,
             started: now,
             logged: now,
         }
@@ -205,13 +209,14 @@ async fn read_chunk(conn: &mut Conn, scan: &mut TableScan, max: usize) -> Result
 
 fn log_progress(scan: &mut TableScan, done: bool) {
     let secs = scan.started.elapsed().as_secs_f64().max(0.001);
-    let estimated = scan.info.estimated_rows.max(scan.delivered);
+    let delivered = scan.delivered();
+    let estimated = scan.info.estimated_rows.max(delivered);
     tracing::info!(
         table = %scan.info.qualified(),
-        rows = scan.delivered,
+        rows = delivered,
         estimated,
-        percent = format!("{:.0}", 100.0 * scan.delivered as f64 / estimated.max(1) as f64),
-        rows_per_sec = format!("{:.0}", scan.delivered as f64 / secs),
+        percent = format!("{:.0}", 100.0 * delivered as f64 / estimated.max(1) as f64),
+        rows_per_sec = format!("{:.0}", delivered as f64 / secs),
         "{}",
         if done { "snapshot table done" } else { "snapshot progress" }
     );

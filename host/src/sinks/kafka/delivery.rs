@@ -122,7 +122,7 @@ pub async fn enqueue_all(producer: &Producer, outgoing: &mut Outgoing) -> Result
     let batch = Arc::new(BatchAcks { left: AtomicUsize::new(messages.len()), failure: Mutex::new(None), done: Notify::new() });
     let mut sent = messages.drain(..);
     let mut failed = None;
-    while let Some(OutgoingMessage { topic, key, payload, headers }) = sent.next() {
+    'messages: while let Some(OutgoingMessage { topic, key, payload, headers }) = sent.next() {
         let topic = &topics[topic];
         let mut record = BaseRecord::with_opaque_to(topic, batch.clone()).headers(headers);
         if let Some(Written(key)) = key {
@@ -144,15 +144,11 @@ pub async fn enqueue_all(producer: &Producer, outgoing: &mut Outgoing) -> Result
                     // This message and those after it will never be reported.
                     batch.left.fetch_sub(1 + sent.len(), Ordering::AcqRel);
                     failed = Some(SinkError::Delivery { topic: topic.clone(), source });
-                    break;
+                    break 'messages;
                 }
             }
         }
-        if failed.is_some() {
-            break;
-        }
     }
-    drop(sent);
     bytes.clear();
     topics.clear();
     match failed {
