@@ -16,7 +16,7 @@ use crate::positions::PositionStore;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::kafka::{KafkaSink, KafkaSinkConfig};
 use crate::sources::{MysqlCapture, PollingSource, SourceBatch, SourceError, SourcePosition};
-use crate::transforms::PluginChain;
+use crate::transforms::{ChainOutput, PluginChain};
 
 /// Records per batch through the plugins and to the sink. A batch's records,
 /// its plugin copy and its messages stay in a core's cache at this size:
@@ -29,8 +29,9 @@ const BATCH_WAIT: Duration = Duration::from_millis(50);
 /// source reads on meanwhile instead of idling for a round trip per batch
 /// (16,000 records in flight).
 pub const MAX_IN_FLIGHT: usize = 32;
-/// Batches the source may read ahead of the plugins: reading and decoding
-/// run on another core while plugins and encoding run on this one.
+/// Batches each stage may work ahead of the next: the source reads and
+/// decodes, the plugins transform, and this loop encodes and produces, each
+/// on a task of its own, so that no core idles while another works.
 const READ_AHEAD: usize = 4;
 /// While batches keep coming, a stored position is at most this old: saving
 /// each batch's (two fsyncs) on the pipeline's loop held back a snapshot,
@@ -68,13 +69,14 @@ pub async fn run(
         message: "a kafka sink takes a mysql-binlog or mysql-poll source".into(),
     };
     let store = PositionStore::new(state_dir, &config.name);
-    let mut chain = PluginChain::build(&host, &config.plugins)?;
+    let chain = PluginChain::build(&host, &config.plugins)?;
     let mut sink = KafkaSink::new(sink_config, &config.name)?;
     sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &config.name)?;
     let source = Source::connect(&config.source, store.load()?).await?.ok_or_else(unsupported)?;
     let mut positions = Positions { store, acked: None, saved_at: Instant::now() };
-    let mut batches = read_ahead(source, READ_AHEAD);
+    let read = read_ahead(source, READ_AHEAD);
+    let mut batches = read_ahead(Transformed { read, chain }, READ_AHEAD);
     tracing::info!(pipeline = %config.name, "running");
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let result = async {
@@ -91,12 +93,9 @@ pub async fn run(
                 tracing::info!(pipeline = %config.name, "source finished");
                 break;
             }
-            let acks = if batch.records.is_empty() {
-                None
-            } else {
-                // Plugins run synchronously on this worker; other pipelines keep their threads.
-                let out = tokio::task::block_in_place(|| chain.run(batch.records));
-                Some((sink.enqueue(&out.records).await?, dead_letters.enqueue(&out.rejected).await?))
+            let acks = match batch.out {
+                None => None,
+                Some(out) => Some((sink.enqueue(&out.records).await?, dead_letters.enqueue(&out.rejected).await?)),
             };
             let waiting = tokio::spawn(async move {
                 if let Some((records, dead)) = acks {
@@ -133,6 +132,39 @@ impl BatchSource for Source {
     }
 
     fn is_last(batch: &SourceBatch) -> bool {
+        batch.finished
+    }
+}
+
+/// A source's batches through the plugin chain, on a task of their own: the
+/// plugins work on the next batch while this one is encoded and produced.
+struct Transformed {
+    read: tokio::sync::mpsc::Receiver<Result<SourceBatch, SourceError>>,
+    chain: PluginChain,
+}
+
+struct TransformedBatch {
+    /// None when the source's batch held no records.
+    out: Option<ChainOutput>,
+    checkpoint: Option<SourcePosition>,
+    finished: bool,
+}
+
+impl BatchSource for Transformed {
+    type Batch = TransformedBatch;
+
+    async fn next_batch(&mut self) -> Result<TransformedBatch, SourceError> {
+        let batch = self.read.recv().await.expect("the reader sends its error before it ends")?;
+        let out = if batch.records.is_empty() {
+            None
+        } else {
+            // Plugins run synchronously on this worker; other pipelines keep their threads.
+            Some(tokio::task::block_in_place(|| self.chain.run(batch.records)))
+        };
+        Ok(TransformedBatch { out, checkpoint: batch.checkpoint, finished: batch.finished })
+    }
+
+    fn is_last(batch: &TransformedBatch) -> bool {
         batch.finished
     }
 }
