@@ -10,10 +10,7 @@ use smallvec::SmallVec;
 use super::bindings::wit;
 use super::failure::{Failed, FailureKind, RecordFailure};
 use crate::record::{Column, Header, Op, Position, Record, Schema, Value};
-
-/// Absent, in the WIT's lists of numbers.
-const NONE32: u32 = u32::MAX;
-const NONE64: u64 = u64::MAX;
+use sluice_layout::{BatchLists, NONE32, NONE64, PositionRef, RecordRef, kind, position_kind};
 
 /// A batch ready to send, with the schema behind each id it uses.
 pub(crate) struct Encoded {
@@ -21,64 +18,33 @@ pub(crate) struct Encoded {
     pub schemas: Vec<Arc<Schema>>,
 }
 
-fn empty_batch(records: usize) -> wit::Batch {
-    wit::Batch {
-        schemas: vec![],
-        text: vec![],
-        values: wit::Values { kinds: vec![], data: vec![] },
-        headers: vec![],
-        records: wit::Records {
-            ops: Vec::with_capacity(records),
-            ts_ms: Vec::with_capacity(records),
-            schemas: Vec::with_capacity(records),
-            before: Vec::with_capacity(records),
-            after: Vec::with_capacity(records),
-            keys: Vec::with_capacity(records),
-            payloads: Vec::with_capacity(records),
-            headers: Vec::with_capacity(records),
-            destinations: Vec::with_capacity(records),
-            position_kinds: Vec::with_capacity(records),
-            positions: Vec::with_capacity(4 * records),
-        },
-    }
-}
-
 pub(crate) fn encode(records: &[Record]) -> Encoded {
-    let mut encoder = Encoder { batch: empty_batch(records.len()), schemas: Vec::new(), ids: HashMap::new() };
+    let mut encoder = Encoder { lists: BatchLists::with_capacity(records.len()), wit_schemas: Vec::new(), schemas: Vec::new(), ids: HashMap::new() };
     if let Some((first, rest)) = records.split_first() {
         encoder.push(first);
-        // Sized from the first record: growing the arenas step by step was
-        // most of the encoding time (copies of copies).
-        let batch = &mut encoder.batch;
-        batch.text.reserve(batch.text.len() * rest.len());
-        batch.values.kinds.reserve(batch.values.kinds.len() * rest.len());
-        batch.values.data.reserve(batch.values.data.len() * rest.len());
+        encoder.lists.reserve_like_written(rest.len());
         for record in rest {
             encoder.push(record);
         }
     }
-    Encoded { batch: encoder.batch, schemas: encoder.schemas }
+    let batch = sluice_layout::into_batch!(encoder.lists, encoder.wit_schemas, wit);
+    Encoded { batch, schemas: encoder.schemas }
 }
 
 struct Encoder {
-    batch: wit::Batch,
+    lists: BatchLists,
+    wit_schemas: Vec<wit::Schema>,
     schemas: Vec<Arc<Schema>>,
     ids: HashMap<*const Schema, u32>,
 }
 
 impl Encoder {
-    fn span(&mut self, bytes: &[u8]) -> u64 {
-        let start = self.batch.text.len() as u64;
-        self.batch.text.extend_from_slice(bytes);
-        start << 32 | bytes.len() as u64
-    }
-
     fn schema_id(&mut self, schema: &Arc<Schema>) -> u32 {
         if let Some(&id) = self.ids.get(&Arc::as_ptr(schema)) {
             return id;
         }
         let id = self.schemas.len() as u32;
-        self.batch.schemas.push(wit::Schema {
+        self.wit_schemas.push(wit::Schema {
             id,
             database: schema.database.clone(),
             table: schema.table.clone(),
@@ -90,93 +56,31 @@ impl Encoder {
         id
     }
 
-    fn value(&mut self, v: &Value) -> (u8, u64) {
-        match v {
-            Value::Null => (kind::NULL, 0),
-            Value::Int(i) => (kind::INT, *i as u64),
-            Value::Uint(u) => (kind::UINT, *u),
-            Value::Float(f) => (kind::FLOAT, f.to_bits()),
-            Value::Decimal(s) => (kind::DECIMAL, self.span(s.as_bytes())),
-            Value::Str(s) => (kind::STR, self.span(s.as_bytes())),
-            Value::Bytes(b) => (kind::BYTES, self.span(b)),
-            Value::Date(s) => (kind::DATE, self.span(s.as_bytes())),
-            Value::Time(s) => (kind::TIME, self.span(s.as_bytes())),
-            Value::Datetime(s) => (kind::DATETIME, self.span(s.as_bytes())),
-            Value::Timestamp(t) => (kind::TIMESTAMP, *t as u64),
-            Value::Json(s) => (kind::JSON, self.span(s.as_bytes())),
-        }
-    }
-
-    fn row(&mut self, row: Option<&[Value]>) -> u32 {
-        let Some(row) = row else { return NONE32 };
-        let start = self.batch.values.kinds.len() as u32;
-        for v in row {
-            let (kind, data) = self.value(v);
-            self.batch.values.kinds.push(kind);
-            self.batch.values.data.push(data);
-        }
-        start
-    }
-
-    fn optional_span(&mut self, bytes: Option<&[u8]>) -> u64 {
-        bytes.map_or(NONE64, |b| self.span(b))
-    }
-
     fn push(&mut self, r: &Record) {
-        let (position_kind, position) = match &r.position {
-            Position::Binlog { file, pos, gtid, row } => {
-                let gtid = self.optional_span(gtid.as_deref().map(str::as_bytes));
-                (0, [self.span(file.as_bytes()), *pos, gtid, u64::from(*row)])
-            }
-            Position::Kafka { topic, partition, offset } => (1, [self.span(topic.as_bytes()), *partition as u64, *offset as u64, 0]),
-            Position::Other(s) => (2, [self.span(s.as_bytes()), 0, 0, 0]),
-        };
-        let schema = r.schema.as_ref().map_or(NONE32, |s| self.schema_id(s));
-        let before = self.row(r.before.as_deref());
-        let after = self.row(r.after.as_deref());
-        let key = self.optional_span(r.key.as_deref());
-        let payload = self.optional_span(r.payload.as_deref());
-        let headers = (self.batch.headers.len() as u64 / 2) << 32 | r.headers.len() as u64;
-        for h in &r.headers {
-            let header = [self.span(h.key.as_bytes()), self.span(&h.value)];
-            self.batch.headers.extend(header);
-        }
-        let destination = self.optional_span(r.destination.as_deref().map(str::as_bytes));
-        let records = &mut self.batch.records;
-        records.ops.push(match r.op {
-            Op::Read => 0,
-            Op::Insert => 1,
-            Op::Update => 2,
-            Op::Delete => 3,
-            Op::Message => 4,
+        let schema = r.schema.as_ref().map(|s| self.schema_id(s));
+        self.lists.push(RecordRef {
+            op: match r.op {
+                Op::Read => 0,
+                Op::Insert => 1,
+                Op::Update => 2,
+                Op::Delete => 3,
+                Op::Message => 4,
+            },
+            position: match &r.position {
+                Position::Binlog { file, pos, gtid, row } => PositionRef::Binlog { file, pos: *pos, gtid: gtid.as_deref(), row: *row },
+                Position::Kafka { topic, partition, offset } => PositionRef::Kafka { topic, partition: *partition, offset: *offset },
+                Position::Other(s) => PositionRef::Other(s),
+            },
+            ts_ms: r.ts_ms,
+            schema,
+            before: r.before.as_deref(),
+            after: r.after.as_deref(),
+            key: r.key.as_deref(),
+            payload: r.payload.as_deref(),
+            headers: &r.headers,
+            destination: r.destination.as_deref(),
         });
-        records.ts_ms.push(r.ts_ms);
-        records.schemas.push(schema);
-        records.before.push(before);
-        records.after.push(after);
-        records.keys.push(key);
-        records.payloads.push(payload);
-        records.headers.push(headers);
-        records.destinations.push(destination);
-        records.position_kinds.push(position_kind);
-        records.positions.extend(position);
     }
-}
-
-/// Value kinds, numbered as in the WIT's `values.kinds`.
-mod kind {
-    pub const NULL: u8 = 0;
-    pub const INT: u8 = 1;
-    pub const UINT: u8 = 2;
-    pub const FLOAT: u8 = 3;
-    pub const DECIMAL: u8 = 4;
-    pub const STR: u8 = 5;
-    pub const BYTES: u8 = 6;
-    pub const DATE: u8 = 7;
-    pub const TIME: u8 = 8;
-    pub const DATETIME: u8 = 9;
-    pub const TIMESTAMP: u8 = 10;
-    pub const JSON: u8 = 11;
 }
 
 /// What one input record became. Nearly always one record: kept inline, not
@@ -300,7 +204,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn bytes(&self, span: u64) -> Result<&[u8], String> {
-        let (start, len) = ((span >> 32) as usize, span as u32 as usize);
+        let (start, len) = sluice_layout::unspan(span);
         self.batch
             .text
             .get(start..start.saturating_add(len))
@@ -396,14 +300,14 @@ impl Reader<'_> {
                 other => return Err(format!("op {other} is not one of 0..=4")),
             },
             position: match position_kind {
-                0 => Position::Binlog {
+                position_kind::BINLOG => Position::Binlog {
                     file: self.text(span)?.into(),
                     pos: n1,
                     gtid: self.optional(n2, |g| self.text(g))?.map(Into::into),
                     row: n3 as u32,
                 },
-                1 => Position::Kafka { topic: self.text(span)?, partition: n1 as i32, offset: n2 as i64 },
-                2 => Position::Other(self.text(span)?),
+                position_kind::KAFKA => Position::Kafka { topic: self.text(span)?, partition: n1 as i32, offset: n2 as i64 },
+                position_kind::OTHER => Position::Other(self.text(span)?),
                 other => return Err(format!("position kind {other} is not one of 0..=2")),
             },
             ts_ms,

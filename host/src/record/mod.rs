@@ -9,23 +9,9 @@ use std::sync::Arc;
 
 pub use json::{JsonRecordError, JsonRecordReader, record_to_json};
 
-/// One column value; exact where MySQL is exact (see `wit/plugin.wit`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub enum Value {
-    Null,
-    Int(i64),
-    Uint(u64),
-    Float(f64),
-    Decimal(String),
-    Str(String),
-    Bytes(Vec<u8>),
-    Date(String),
-    Time(String),
-    Datetime(String),
-    /// Microseconds since 1970-01-01 UTC.
-    Timestamp(i64),
-    Json(String),
-}
+/// Column values and headers are the plugin boundary's own types: one
+/// definition for the host and the SDK.
+pub use sluice_layout::{Header, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Column {
@@ -65,12 +51,6 @@ pub enum Position {
     Binlog { file: Arc<str>, pos: u64, gtid: Option<Arc<str>>, row: u32 },
     Kafka { topic: String, partition: i32, offset: i64 },
     Other(String),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Header {
-    pub key: String,
-    pub value: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

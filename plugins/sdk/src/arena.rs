@@ -3,9 +3,8 @@
 use crate::bindings::sluice::plugin::types::{self as wit, Op};
 use crate::{Header, Position, Value};
 
-/// Absent, in the WIT's lists of numbers.
-pub(crate) const NONE32: u32 = u32::MAX;
-pub(crate) const NONE64: u64 = u64::MAX;
+pub(crate) use sluice_layout::{NONE32, NONE64};
+use sluice_layout::{BatchLists, PositionRef, RecordRef, kind, position_kind};
 
 fn present32(n: u32) -> Option<u32> {
     (n != NONE32).then_some(n)
@@ -13,22 +12,6 @@ fn present32(n: u32) -> Option<u32> {
 
 fn present64(n: u64) -> Option<u64> {
     (n != NONE64).then_some(n)
-}
-
-/// Value kinds, numbered as in the WIT's `values.kinds`.
-mod kind {
-    pub const NULL: u8 = 0;
-    pub const INT: u8 = 1;
-    pub const UINT: u8 = 2;
-    pub const FLOAT: u8 = 3;
-    pub const DECIMAL: u8 = 4;
-    pub const STR: u8 = 5;
-    pub const BYTES: u8 = 6;
-    pub const DATE: u8 = 7;
-    pub const TIME: u8 = 8;
-    pub const DATETIME: u8 = 9;
-    pub const TIMESTAMP: u8 = 10;
-    pub const JSON: u8 = 11;
 }
 
 const OPS: [Op; 5] = [Op::Read, Op::Insert, Op::Update, Op::Delete, Op::Message];
@@ -42,7 +25,7 @@ pub(crate) struct Reader<'a> {
 
 impl Reader<'_> {
     fn slice(&self, span: u64) -> &[u8] {
-        let (start, len) = ((span >> 32) as usize, span as u32 as usize);
+        let (start, len) = sluice_layout::unspan(span);
         &self.batch.text[start..start + len]
     }
 
@@ -112,8 +95,8 @@ impl Reader<'_> {
         let i = i as usize;
         let &[span, n1, n2, n3] = &self.batch.records.positions[4 * i..4 * i + 4] else { unreachable!("four") };
         match self.batch.records.position_kinds[i] {
-            0 => Position::Binlog { file: self.str(span), pos: n1, gtid: present64(n2).map(|g| self.str(g)), row: n3 as u32 },
-            1 => Position::Kafka { topic: self.str(span), partition: n1 as i32, offset: n2 as i64 },
+            position_kind::BINLOG => Position::Binlog { file: self.str(span), pos: n1, gtid: present64(n2).map(|g| self.str(g)), row: n3 as u32 },
+            position_kind::KAFKA => Position::Kafka { topic: self.str(span), partition: n1 as i32, offset: n2 as i64 },
             _ => Position::Other(self.str(span)),
         }
     }
@@ -129,122 +112,39 @@ impl Reader<'_> {
 }
 
 /// Builds a batch in the column-wise layout.
+#[derive(Default)]
 pub(crate) struct Writer {
-    pub batch: wit::Batch,
-}
-
-impl Default for Writer {
-    fn default() -> Self {
-        Writer { batch: empty_batch() }
-    }
+    lists: BatchLists,
+    pub schemas: Vec<wit::Schema>,
 }
 
 /// A batch with no records, to build one in (also for guests that answer
 /// through the raw bindings, such as the host's test guests).
 pub fn empty_batch() -> wit::Batch {
-    let records = wit::Records {
-        ops: vec![],
-        ts_ms: vec![],
-        schemas: vec![],
-        before: vec![],
-        after: vec![],
-        keys: vec![],
-        payloads: vec![],
-        headers: vec![],
-        destinations: vec![],
-        position_kinds: vec![],
-        positions: vec![],
-    };
-    let values = wit::Values { kinds: vec![], data: vec![] };
-    wit::Batch { schemas: vec![], text: vec![], values, headers: vec![], records }
-}
-
-/// A record's content in owned form, ready to be written.
-pub(crate) struct RecordParts<'a> {
-    pub op: Op,
-    pub position: &'a Position,
-    pub ts_ms: i64,
-    pub schema: Option<u32>,
-    pub before: Option<&'a [Value]>,
-    pub after: Option<&'a [Value]>,
-    pub key: Option<&'a [u8]>,
-    pub payload: Option<&'a [u8]>,
-    pub headers: &'a [Header],
-    pub destination: Option<&'a str>,
+    Writer::default().into_batch()
 }
 
 impl Writer {
     pub fn span(&mut self, bytes: &[u8]) -> u64 {
-        let start = self.batch.text.len() as u64;
-        self.batch.text.extend_from_slice(bytes);
-        start << 32 | bytes.len() as u64
-    }
-
-    fn optional_span(&mut self, bytes: Option<&[u8]>) -> u64 {
-        bytes.map_or(NONE64, |b| self.span(b))
-    }
-
-    fn value(&mut self, v: &Value) -> (u8, u64) {
-        match v {
-            Value::Null => (kind::NULL, 0),
-            Value::Int(i) => (kind::INT, *i as u64),
-            Value::Uint(u) => (kind::UINT, *u),
-            Value::Float(f) => (kind::FLOAT, f.to_bits()),
-            Value::Decimal(s) => (kind::DECIMAL, self.span(s.as_bytes())),
-            Value::Str(s) => (kind::STR, self.span(s.as_bytes())),
-            Value::Bytes(b) => (kind::BYTES, self.span(b)),
-            Value::Date(s) => (kind::DATE, self.span(s.as_bytes())),
-            Value::Time(s) => (kind::TIME, self.span(s.as_bytes())),
-            Value::Datetime(s) => (kind::DATETIME, self.span(s.as_bytes())),
-            Value::Timestamp(t) => (kind::TIMESTAMP, *t as u64),
-            Value::Json(s) => (kind::JSON, self.span(s.as_bytes())),
-        }
-    }
-
-    fn row(&mut self, row: Option<&[Value]>) -> u32 {
-        let Some(row) = row else { return NONE32 };
-        let start = self.batch.values.kinds.len() as u32;
-        for v in row {
-            let (kind, data) = self.value(v);
-            self.batch.values.kinds.push(kind);
-            self.batch.values.data.push(data);
-        }
-        start
+        self.lists.span(bytes)
     }
 
     /// Appends a record; returns its index.
-    pub fn push(&mut self, r: RecordParts<'_>) -> u32 {
-        let (position_kind, position) = match r.position {
-            Position::Binlog { file, pos, gtid, row } => {
-                let gtid = self.optional_span(gtid.as_deref().map(str::as_bytes));
-                (0, [self.span(file.as_bytes()), *pos, gtid, u64::from(*row)])
-            }
-            Position::Kafka { topic, partition, offset } => (1, [self.span(topic.as_bytes()), *partition as u64, *offset as u64, 0]),
-            Position::Other(s) => (2, [self.span(s.as_bytes()), 0, 0, 0]),
-        };
-        let before = self.row(r.before);
-        let after = self.row(r.after);
-        let key = self.optional_span(r.key);
-        let payload = self.optional_span(r.payload);
-        let headers = (self.batch.headers.len() as u64 / 2) << 32 | r.headers.len() as u64;
-        for h in r.headers {
-            let header = [self.span(h.key.as_bytes()), self.span(&h.value)];
-            self.batch.headers.extend(header);
+    pub fn push(&mut self, r: RecordRef<'_>) -> u32 {
+        self.lists.push(r)
+    }
+
+    pub fn into_batch(self) -> wit::Batch {
+        sluice_layout::into_batch!(self.lists, self.schemas, wit)
+    }
+}
+
+impl Position {
+    pub(crate) fn as_position_ref(&self) -> PositionRef<'_> {
+        match self {
+            Position::Binlog { file, pos, gtid, row } => PositionRef::Binlog { file, pos: *pos, gtid: gtid.as_deref(), row: *row },
+            Position::Kafka { topic, partition, offset } => PositionRef::Kafka { topic, partition: *partition, offset: *offset },
+            Position::Other(s) => PositionRef::Other(s),
         }
-        let destination = self.optional_span(r.destination.map(str::as_bytes));
-        let records = &mut self.batch.records;
-        let index = records.ops.len() as u32;
-        records.ops.push(r.op as u8);
-        records.ts_ms.push(r.ts_ms);
-        records.schemas.push(r.schema.unwrap_or(NONE32));
-        records.before.push(before);
-        records.after.push(after);
-        records.keys.push(key);
-        records.payloads.push(payload);
-        records.headers.push(headers);
-        records.destinations.push(destination);
-        records.position_kinds.push(position_kind);
-        records.positions.extend(position);
-        index
     }
 }

@@ -1,7 +1,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::arena::{NONE32, NONE64, Reader, RecordParts, Writer};
+use crate::arena::{NONE32, NONE64, Reader, Writer};
 use crate::bindings::sluice::plugin::types::{self as wit, Op};
 use crate::schema::{Schemas, TableSchema};
 use crate::{Header, Position, Value};
@@ -92,9 +92,10 @@ impl Record {
         let (before, after, headers) = (self.before(), self.after(), self.headers());
         let destination = self.destination();
         let (key, payload) = (self.key(), self.payload());
-        let emitted = out.push(RecordParts {
-            op: self.op(),
-            position: &self.position(),
+        let position = self.position();
+        let emitted = out.push(sluice_layout::RecordRef {
+            op: self.op() as u8,
+            position: position.as_position_ref(),
             ts_ms: self.ts_ms(),
             schema: self.schema.as_ref().map(|s| s.id()),
             before: before.as_deref(),

@@ -58,6 +58,6 @@ pub fn run<T: Transform>(plugin: &mut T, mut batch: Batch) -> BatchResult {
             (outputs.len() - start) as u32
         })
         .collect();
-    emitted.batch.schemas = schemas.borrow_mut().take_added();
-    BatchResult { emitted: emitted.batch, output_counts, outputs, destinations, errors }
+    emitted.schemas = schemas.borrow_mut().take_added();
+    BatchResult { emitted: emitted.into_batch(), output_counts, outputs, destinations, errors }
 }

@@ -2,7 +2,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::arena::{NONE32, NONE64, Reader, RecordParts, Writer};
+use crate::arena::{NONE32, NONE64, Reader, Writer};
 use crate::bindings::sluice::plugin::types::{Batch, Column, Op, Schema};
 use crate::record::Input;
 use crate::{Config, Position, Record, Schemas, Transform, Value};
@@ -10,7 +10,7 @@ use crate::{Config, Position, Record, Schemas, Transform, Value};
 /// A one-table batch of inserts: `batch("db", "users", &["id", "email"], vec![vec![...]])`.
 pub fn batch(database: &str, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Batch {
     let mut writer = Writer::default();
-    writer.batch.schemas.push(Schema {
+    writer.schemas.push(Schema {
         id: 0,
         database: database.into(),
         table: table.into(),
@@ -18,9 +18,10 @@ pub fn batch(database: &str, table: &str, columns: &[&str], rows: Vec<Vec<Value>
         key: vec![0],
     });
     for (i, after) in rows.iter().enumerate() {
-        writer.push(RecordParts {
-            op: Op::Insert,
-            position: &Position::Other(i.to_string()),
+        let position = Position::Other(i.to_string());
+        writer.push(sluice_layout::RecordRef {
+            op: Op::Insert as u8,
+            position: position.as_position_ref(),
             ts_ms: 0,
             schema: Some(0),
             before: None,
@@ -31,7 +32,7 @@ pub fn batch(database: &str, table: &str, columns: &[&str], rows: Vec<Vec<Value>
             destination: None,
         });
     }
-    writer.batch
+    writer.into_batch()
 }
 
 /// What a plugin made of a batch, each output readable as a [`Record`].
