@@ -41,6 +41,8 @@ pub fn unspan(span: u64) -> (usize, usize) {
     ((span >> 32) as usize, span as u32 as usize)
 }
 
+/// A record's position, borrowed: the host keeps binlog file names as shared
+/// `Arc<str>`, the SDK as owned strings.
 pub enum PositionRef<'a> {
     Binlog { file: &'a str, pos: u64, gtid: Option<&'a str>, row: u32 },
     Kafka { topic: &'a str, partition: i32, offset: i64 },
