@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 use super::bindings::wit;
 use super::failure::{Failed, FailureKind, RecordFailure};
 use crate::record::{Column, Header, Op, Position, Record, Schema, Value};
-use sluice_layout::{BatchLists, NONE32, NONE64, PositionRef, RecordRef, kind, position_kind};
+use sluice_layout::{BatchLists, NONE32, NONE64, PositionRef, RecordRef, kind, op, position_kind};
 
 /// A batch ready to send, with the schema behind each id it uses.
 pub(crate) struct Encoded {
@@ -60,11 +60,11 @@ impl Encoder {
         let schema = r.schema.as_ref().map(|s| self.schema_id(s));
         self.lists.push(RecordRef {
             op: match r.op {
-                Op::Read => 0,
-                Op::Insert => 1,
-                Op::Update => 2,
-                Op::Delete => 3,
-                Op::Message => 4,
+                Op::Read => op::READ,
+                Op::Insert => op::INSERT,
+                Op::Update => op::UPDATE,
+                Op::Delete => op::DELETE,
+                Op::Message => op::MESSAGE,
             },
             position: match &r.position {
                 Position::Binlog { file, pos, gtid, row } => PositionRef::Binlog { file, pos: *pos, gtid: gtid.as_deref(), row: *row },
@@ -292,11 +292,11 @@ impl Reader<'_> {
             .collect::<Result<_, String>>()?;
         Ok(Record {
             op: match op {
-                0 => Op::Read,
-                1 => Op::Insert,
-                2 => Op::Update,
-                3 => Op::Delete,
-                4 => Op::Message,
+                op::READ => Op::Read,
+                op::INSERT => Op::Insert,
+                op::UPDATE => Op::Update,
+                op::DELETE => Op::Delete,
+                op::MESSAGE => Op::Message,
                 other => return Err(format!("op {other} is not one of 0..=4")),
             },
             position: match position_kind {

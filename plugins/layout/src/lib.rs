@@ -29,6 +29,15 @@ pub mod kind {
     pub const JSON: u8 = 11;
 }
 
+/// Record operations, numbered as the WIT's `op` cases (`records.ops`).
+pub mod op {
+    pub const READ: u8 = 0;
+    pub const INSERT: u8 = 1;
+    pub const UPDATE: u8 = 2;
+    pub const DELETE: u8 = 3;
+    pub const MESSAGE: u8 = 4;
+}
+
 /// Position kinds, numbered as in the WIT's `records.position-kinds`.
 pub mod position_kind {
     pub const BINLOG: u8 = 0;
