@@ -16,27 +16,18 @@ use tokio::sync::watch;
 use crate::kafka_sink::consume;
 
 fn pipeline_file(stack: &Stack, state: &Path) -> PipelineFile {
-    let text = format!(
-        r#"
-plugin_dir = "{plugins}"
-state_dir = "{state}"
-
+    let pipeline = r#"
 [[pipeline]]
 name = "shop"
-source = {{ type = "mysql-binlog", url = "{url}", tables = ["shop.*"], exclude = ["shop.audit"], server_id = 4242 }}
-sink = {{ type = "kafka", brokers = "{brokers}" }}
-dead_letter = {{ topic = "shop.dlq" }}
+source = { type = "mysql-binlog", url = "{url}", tables = ["shop.*"], exclude = ["shop.audit"], server_id = 4242 }
+sink = { type = "kafka", brokers = "{brokers}" }
+dead_letter = { topic = "shop.dlq" }
 
 [[pipeline.plugins]]
 name = "clean"
-config = {{ mask = ["phone"], trim = false, lowercase = [], email_columns = [] }}
-"#,
-        plugins = plugins_dir().display(),
-        state = state.display(),
-        url = stack.mysql_url(),
-        brokers = stack.kafka_brokers(),
-    );
-    PipelineFile::parse(&text, |_| None).unwrap()
+config = { mask = ["phone"], trim = false, lowercase = [], email_columns = [] }
+"#;
+    PipelineFile::parse(&stack.pipeline_text(plugins_dir(), Some(state), pipeline), |_| None).unwrap()
 }
 
 /// Starts the pipeline; waits until it has stored a position, so changes

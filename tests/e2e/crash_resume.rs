@@ -20,25 +20,17 @@ const ROWS: u32 = 200_000;
 const CHILD_ENV: &str = "SLUICE_TEST_PIPELINE_FILE";
 
 fn pipeline_text(stack: &Stack, state: &Path) -> String {
-    format!(
-        r#"
-plugin_dir = "{plugins}"
-state_dir = "{state}"
-
+    let pipeline = r#"
 [[pipeline]]
 name = "load"
-source = {{ type = "mysql-binlog", url = "{url}", tables = ["shop.bulk_load"], server_id = 5151 }}
-sink = {{ type = "kafka", brokers = "{brokers}" }}
-dead_letter = {{ topic = "load.dlq" }}
+source = { type = "mysql-binlog", url = "{url}", tables = ["shop.bulk_load"], server_id = 5151 }
+sink = { type = "kafka", brokers = "{brokers}" }
+dead_letter = { topic = "load.dlq" }
 
 [[pipeline.plugins]]
 name = "passthrough"
-"#,
-        plugins = plugins_dir().display(),
-        state = state.display(),
-        url = stack.mysql_url(),
-        brokers = stack.kafka_brokers(),
-    )
+"#;
+    stack.pipeline_text(plugins_dir(), Some(state), pipeline)
 }
 
 /// The pipeline as a separate process (this test binary, running the ignored

@@ -10,23 +10,14 @@ use crate::binlog_to_kafka::start_pipeline;
 use crate::kafka_sink::consume;
 
 fn pipeline_file(stack: &Stack, state: &std::path::Path) -> PipelineFile {
-    let text = format!(
-        r#"
-plugin_dir = "{plugins}"
-state_dir = "{state}"
-
+    let pipeline = r#"
 [[pipeline]]
 name = "gtid"
-source = {{ type = "mysql-binlog", url = "{url}", tables = ["shop.t"], server_id = 4545, snapshot = "never", gtid = true }}
-sink = {{ type = "kafka", brokers = "{brokers}" }}
-dead_letter = {{ topic = "gtid.dlq" }}
-"#,
-        plugins = plugins_dir().display(),
-        state = state.display(),
-        url = stack.mysql_url(),
-        brokers = stack.kafka_brokers(),
-    );
-    PipelineFile::parse(&text, |_| None).unwrap()
+source = { type = "mysql-binlog", url = "{url}", tables = ["shop.t"], server_id = 4545, snapshot = "never", gtid = true }
+sink = { type = "kafka", brokers = "{brokers}" }
+dead_letter = { topic = "gtid.dlq" }
+"#;
+    PipelineFile::parse(&stack.pipeline_text(plugins_dir(), Some(state), pipeline), |_| None).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

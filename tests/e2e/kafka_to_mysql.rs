@@ -30,23 +30,17 @@ fn pipeline_file(stack: &Stack, group: &str, topic: &str) -> PipelineFile {
 }
 
 fn pipeline_text(stack: &Stack, group: &str, topic: &str) -> String {
-    format!(
-        r#"
-plugin_dir = "{plugins}"
-
+    let pipeline = r#"
 [[pipeline]]
 name = "accounts"
-source = {{ type = "kafka", brokers = "{brokers}", topics = ["{topic}"], group = "{group}", properties = {{ "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" }} }}
-sink = {{ type = "mysql", url = "{url}" }}
-dead_letter = {{ topic = "accounts.dlq" }}
+source = { type = "kafka", brokers = "{brokers}", topics = ["{topic}"], group = "{group}", properties = { "session.timeout.ms" = "6000", "heartbeat.interval.ms" = "500" } }
+sink = { type = "mysql", url = "{url}" }
+dead_letter = { topic = "accounts.dlq" }
 
 [[pipeline.plugins]]
 name = "passthrough"
-"#,
-        plugins = plugins_dir().display(),
-        brokers = stack.kafka_brokers(),
-        url = stack.mysql_url(),
-    )
+"#;
+    stack.pipeline_text(plugins_dir(), None, &pipeline.replace("{topic}", topic).replace("{group}", group))
 }
 
 async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
@@ -347,24 +341,18 @@ async fn running_totals_count_every_order_exactly_once() {
         .collect();
     produce(stack.kafka_brokers(), "shop.orders", &messages).await;
     let text = |group: &str| {
-        format!(
-            r#"
-plugin_dir = "{plugins}"
-
+        let pipeline = r#"
 [[pipeline]]
 name = "accounts"
-source = {{ type = "kafka", brokers = "{brokers}", topics = ["shop.orders"], group = "{group}" }}
-sink = {{ type = "mysql", url = "{url}", accumulate = ["orders", "amount"] }}
-dead_letter = {{ topic = "orders.dlq" }}
+source = { type = "kafka", brokers = "{brokers}", topics = ["shop.orders"], group = "{group}" }
+sink = { type = "mysql", url = "{url}", accumulate = ["orders", "amount"] }
+dead_letter = { topic = "orders.dlq" }
 
 [[pipeline.plugins]]
 name = "tally"
-config = {{ time = "at", into = "shop.customer_minutes" }}
-"#,
-            plugins = plugins_dir().display(),
-            brokers = stack.kafka_brokers(),
-            url = stack.mysql_url(),
-        )
+config = { time = "at", into = "shop.customer_minutes" }
+"#;
+        stack.pipeline_text(plugins_dir(), None, &pipeline.replace("{group}", group))
     };
     let totals = async |db: &mut mysql_async::Conn| -> BTreeMap<(u64, String), (u64, u64)> {
         let rows: Vec<(u64, String, u64, u64)> = db

@@ -15,30 +15,23 @@ use crate::kafka_sink::{Received, consume};
 fn pipeline_file(stack: &Stack, state: &Path) -> PipelineFile {
     // The poller may only read: no REPLICATION grant, no binlog.
     let url = stack.mysql_url().replace("root@", "poller:secret@");
-    let text = format!(
-        r#"
-plugin_dir = "{plugins}"
-state_dir = "{state}"
-
+    let pipeline = r#"
 [[pipeline]]
 name = "poll"
-sink = {{ type = "kafka", brokers = "{brokers}" }}
-dead_letter = {{ topic = "poll.dlq" }}
+sink = { type = "kafka", brokers = "{brokers}" }
+dead_letter = { topic = "poll.dlq" }
 
 [pipeline.source]
 type = "mysql-poll"
-url = "{url}"
+url = "{poller}"
 interval_ms = 200
 delay_ms = 500
 tables = [
-    {{ table = "shop.orders", timestamp = "updated_at", id = "id" }},
-    {{ table = "shop.events", id = "seq" }},
+    { table = "shop.orders", timestamp = "updated_at", id = "id" },
+    { table = "shop.events", id = "seq" },
 ]
-"#,
-        plugins = plugins_dir().display(),
-        state = state.display(),
-        brokers = stack.kafka_brokers(),
-    );
+"#;
+    let text = stack.pipeline_text(plugins_dir(), Some(state), &pipeline.replace("{poller}", &url));
     PipelineFile::parse(&text, |_| None).unwrap()
 }
 

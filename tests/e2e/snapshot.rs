@@ -19,25 +19,17 @@ const ROWS: u64 = 100_000;
 const INSERTS: u64 = 300;
 
 fn pipeline_file(stack: &Stack, state: &Path, mode: &str) -> PipelineFile {
-    let text = format!(
-        r#"
-plugin_dir = "{plugins}"
-state_dir = "{state}"
-
+    let pipeline = r#"
 [[pipeline]]
 name = "snap"
-source = {{ type = "mysql-binlog", url = "{url}", tables = ["shop.everything"], server_id = 4343, snapshot = "{mode}" }}
-sink = {{ type = "kafka", brokers = "{brokers}" }}
-dead_letter = {{ topic = "snap.dlq" }}
+source = { type = "mysql-binlog", url = "{url}", tables = ["shop.everything"], server_id = 4343, snapshot = "{mode}" }
+sink = { type = "kafka", brokers = "{brokers}" }
+dead_letter = { topic = "snap.dlq" }
 
 [[pipeline.plugins]]
 name = "passthrough"
-"#,
-        plugins = plugins_dir().display(),
-        state = state.display(),
-        url = stack.mysql_url(),
-        brokers = stack.kafka_brokers(),
-    );
+"#;
+    let text = stack.pipeline_text(plugins_dir(), Some(state), &pipeline.replace("{mode}", mode));
     PipelineFile::parse(&text, |_| None).unwrap()
 }
 

@@ -306,25 +306,18 @@ pub(super) fn pipeline_file(
     table: &str,
     snapshot: &str,
 ) -> anyhow::Result<PipelineFile> {
-    let text = format!(
-        r#"
-plugin_dir = "{plugins}"
-state_dir = "{state}"
-
+    let pipeline = r#"
 [[pipeline]]
 name = "bench"
-source = {{ type = "mysql-binlog", url = "{url}", tables = ["{table}"], server_id = 9002, snapshot = "{snapshot}" }}
-sink = {{ type = "kafka", brokers = "{brokers}" }}
-dead_letter = {{ topic = "bench.dlq" }}
+source = { type = "mysql-binlog", url = "{url}", tables = ["{table}"], server_id = 9002, snapshot = "{snapshot}" }
+sink = { type = "kafka", brokers = "{brokers}" }
+dead_letter = { topic = "bench.dlq" }
 
 [[pipeline.plugins]]
 name = "passthrough"
-"#,
-        plugins = args.plugins.display(),
-        state = state.display(),
-        url = stack.mysql_url(),
-        brokers = stack.kafka_brokers(),
-    );
+"#;
+    let pipeline = pipeline.replace("{table}", table).replace("{snapshot}", snapshot);
+    let text = stack.pipeline_text(&args.plugins, Some(state), &pipeline);
     PipelineFile::parse(&text, |_| None).map_err(anyhow::Error::msg)
 }
 

@@ -169,23 +169,17 @@ async fn bare_upsert(db: &mut Conn, n: usize) -> anyhow::Result<f64> {
 /// is excluded, as for the bare consumer) until the offsets table holds all.
 /// `name` is the pipeline's and its group's: offsets are stored per pipeline.
 async fn sluice(args: &SinkBenchArgs, stack: &LocalStack, db: &mut Conn, name: &str) -> anyhow::Result<f64> {
-    let text = format!(
-        r#"
-plugin_dir = "{plugins}"
-
+    let pipeline = r#"
 [[pipeline]]
 name = "{name}"
-source = {{ type = "kafka", brokers = "{brokers}", topics = ["bench.accounts"], group = "{name}-sluice" }}
-sink = {{ type = "mysql", url = "{url}" }}
-dead_letter = {{ topic = "bench.dlq" }}
+source = { type = "kafka", brokers = "{brokers}", topics = ["bench.accounts"], group = "{name}-sluice" }
+sink = { type = "mysql", url = "{url}" }
+dead_letter = { topic = "bench.dlq" }
 
 [[pipeline.plugins]]
 name = "passthrough"
-"#,
-        plugins = args.plugins.display(),
-        brokers = stack.kafka_brokers(),
-        url = stack.mysql_url(),
-    );
+"#;
+    let text = stack.pipeline_text(&args.plugins, None, &pipeline.replace("{name}", name));
     let mut file = PipelineFile::parse(&text, |_| None).map_err(anyhow::Error::msg)?;
     let host = PluginHost::open(std::sync::Arc::new(PluginEngine::new()?), &file.plugin_dir)?;
     let pipeline = file.pipelines.remove(0);

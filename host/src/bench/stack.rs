@@ -66,6 +66,19 @@ impl LocalStack {
     pub fn kafka_brokers(&self) -> &str {
         &self.env["SLUICE_KAFKA_BROKERS"]
     }
+
+    /// A pipeline file on this stack: `plugin_dir`, `state_dir` when given,
+    /// then `pipelines` with `{url}` and `{brokers}` standing for this
+    /// stack's MySQL URL and brokers. A plain string rather than a `format!`
+    /// template, so the TOML's inline tables need no doubled braces.
+    pub fn pipeline_text(&self, plugin_dir: &Path, state_dir: Option<&Path>, pipelines: &str) -> String {
+        let path = |p: &Path| toml::Value::String(p.display().to_string());
+        let mut text = format!("plugin_dir = {}\n", path(plugin_dir));
+        if let Some(state) = state_dir {
+            text.push_str(&format!("state_dir = {}\n", path(state)));
+        }
+        text + &pipelines.replace("{url}", self.mysql_url()).replace("{brokers}", self.kafka_brokers())
+    }
 }
 
 impl Drop for LocalStack {
