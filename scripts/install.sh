@@ -7,12 +7,20 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 tools="$root/.tools"
 mkdir -p "$tools/bin"
 
-# Debian packages: the MariaDB server, and what rdkafka needs to build its bundled librdkafka.
+# Debian packages: the MariaDB server, what rdkafka needs to build its bundled
+# librdkafka with TLS, SASL (SCRAM, PLAIN, GSSAPI) and zstd, and the tools the
+# TLS stack uses (openssl for its certificates, socat for the broker's TLS front).
 missing=()
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 command -v cmake >/dev/null || missing+=(cmake)
+command -v pkg-config >/dev/null || missing+=(pkg-config)
+command -v openssl >/dev/null || missing+=(openssl)
+command -v socat >/dev/null || missing+=(socat)
 # librdkafka 2.12 includes curl headers even when built without curl.
 [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
+for lib in openssl:libssl-dev libsasl2:libsasl2-dev libzstd:libzstd-dev; do
+    pkg-config --exists "${lib%%:*}" 2>/dev/null || missing+=("${lib#*:}")
+done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "install: ${missing[*]} (Debian)"
     apt-get update -qq

@@ -98,7 +98,7 @@ drop = ["XX"]"#),
     let mut sink = KafkaSink::new(&sink_config, "users").unwrap();
     sink.deliver(&out.records).await.unwrap();
     let dlq_config: DeadLetterConfig = toml::from_str("topic = \"sluice.dlq\"").unwrap();
-    let dlq = DeadLetterQueue::new(&dlq_config, stack.kafka_brokers(), "users").unwrap();
+    let dlq = DeadLetterQueue::new(&dlq_config, stack.kafka_brokers(), &Default::default(), "users").unwrap();
     dlq.send(&out.rejected).await.unwrap();
 
     let got = consume(stack.kafka_brokers(), "kafka-sink-test", &["users.eu", "users.us", "users.audit", "sluice.dlq"], 7);

@@ -387,7 +387,7 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
     // The table does not exist: `create_tables` makes it from the first record.
     db.query_drop("CREATE DATABASE shop").await.unwrap();
     let config: MysqlSinkConfig = toml::from_str(&format!("url = \"{}\"\ncreate_tables = true", stack.mysql_url())).unwrap();
-    let dlq: DeadLetterQueue = DeadLetterQueue::new(&toml::from_str("topic = \"t.dlq\"").unwrap(), stack.kafka_brokers(), "p").unwrap();
+    let dlq: DeadLetterQueue = DeadLetterQueue::new(&toml::from_str("topic = \"t.dlq\"").unwrap(), stack.kafka_brokers(), &Default::default(), "p").unwrap();
     let mut sink = MysqlSink::connect(&config, "p").await.unwrap();
     let mut planner = RowPlanner::connect(&config, "p").await.unwrap();
     let schema = std::sync::Arc::new(Schema {

@@ -18,6 +18,8 @@ pub struct DeadLetterConfig {
     pub topic: String,
     /// Defaults to the brokers of the pipeline's Kafka side.
     pub brokers: Option<String>,
+    /// On the Kafka side's brokers, added to its `security.protocol`,
+    /// `ssl.*` and `sasl.*`; on other brokers, all there is.
     #[serde(default)]
     pub properties: ClientProperties,
 }
@@ -29,9 +31,14 @@ pub struct DeadLetterQueue {
 }
 
 impl DeadLetterQueue {
-    pub fn new(config: &DeadLetterConfig, default_brokers: &str, pipeline: &str) -> Result<Self, SinkError> {
-        let brokers = config.brokers.as_deref().unwrap_or(default_brokers);
-        Ok(DeadLetterQueue { producer: producer(brokers, &config.properties)?, topic: config.topic.clone(), pipeline: pipeline.into() })
+    /// `brokers` and `properties` are the pipeline's Kafka side (its sink or
+    /// source): a secured cluster's settings need not be written twice.
+    pub fn new(config: &DeadLetterConfig, brokers: &str, properties: &ClientProperties, pipeline: &str) -> Result<Self, SinkError> {
+        let producer = match &config.brokers {
+            Some(own) => producer(own, &config.properties)?,
+            None => producer(brokers, &properties.connection().with(&config.properties))?,
+        };
+        Ok(DeadLetterQueue { producer, topic: config.topic.clone(), pipeline: pipeline.into() })
     }
 
     pub async fn send(&self, rejected: &[Rejected]) -> Result<(), SinkError> {

@@ -4,6 +4,7 @@
 pub mod binlog;
 pub mod capture;
 pub(crate) mod catalog;
+mod connection;
 mod decode;
 mod flavor;
 mod gtid;
@@ -16,6 +17,8 @@ use serde::{Deserialize, Serialize};
 
 pub use self::binlog::BinlogCheckpoint;
 pub use self::capture::MysqlCapture;
+pub(crate) use self::connection::connect;
+pub use self::connection::MysqlTls;
 pub use self::polling::{PollingMarks, PollingSource};
 pub use self::snapshot::SnapshotProgress;
 
@@ -27,6 +30,13 @@ pub enum SourceError {
         #[source]
         source: mysql_async::Error,
     },
+    #[error("MySQL at {url}: {message}")]
+    TlsSettings { url: String, message: String },
+    #[error(
+        "TLS with MySQL at {url} failed: {message} (the source's or sink's `tls.ca` must name the CA that signed the \
+         server's certificate, and the URL's host must be one the certificate names, or add `verify_identity=false` to the URL)"
+    )]
+    TlsHandshake { url: String, message: String },
     #[error("MySQL server is not set up for change data capture: {0}")]
     ServerSetup(String),
     #[error("MySQL: {0}")]
@@ -90,24 +100,4 @@ impl TableFilter {
     fn databases(&self) -> impl Iterator<Item = &str> {
         self.include.iter().map(|(d, _)| d.as_str())
     }
-}
-
-/// The URL without its password, for messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// A connection to the server named by `url`; the error names the server
-/// without its password.
-pub(crate) async fn connect(url: &crate::pipeline::Secret) -> Result<mysql_async::Conn, SourceError> {
-    let redacted = redact(url.expose());
-    let opts = mysql_async::Opts::from_url(url.expose()).map_err(|e| SourceError::Connect { url: redacted.clone(), source: e.into() })?;
-    mysql_async::Conn::new(opts).await.map_err(|e| SourceError::Connect { url: redacted, source: e })
 }

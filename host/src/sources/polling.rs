@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use super::catalog::{self, TableInfo, quote, table_info};
 use super::query_rows::{QueryShape, key_position, keyset_after, pick};
-use super::{SourceBatch, SourceError, SourcePosition};
+use super::{MysqlTls, SourceBatch, SourceError, SourcePosition};
 use crate::pipeline::Secret;
 use crate::record::{Record, Value};
 
@@ -23,6 +23,9 @@ use crate::record::{Record, Value};
 #[serde(deny_unknown_fields)]
 pub struct PollingSourceConfig {
     pub url: Secret,
+    /// TLS files (a private CA, a client certificate); giving them turns TLS on.
+    #[serde(default)]
+    pub tls: Option<MysqlTls>,
     pub tables: Vec<PolledTable>,
     /// Pause between polls once every table is caught up.
     #[serde(default = "default_interval_ms")]
@@ -85,7 +88,7 @@ impl PollingSource {
                 ));
             }
         };
-        let mut conn = super::connect(&config.url).await?;
+        let mut conn = super::connect(&config.url, config.tls.as_ref()).await?;
         conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
         let mut tables = Vec::new();
         for polled in &config.tables {

@@ -72,7 +72,7 @@ pub async fn run(
     let chain = PluginChain::build(&host, &config.plugins)?;
     let mut sink = KafkaSink::new(sink_config, &config.name)?;
     sink.check_brokers(&sink_config.brokers).await?;
-    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &config.name)?;
+    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &sink_config.properties, &config.name)?;
     let source = Source::connect(&config.source, store.load()?).await?.ok_or_else(unsupported)?;
     let mut positions = Positions { store, acked: None, saved_at: Instant::now() };
     let read = read_ahead(source, READ_AHEAD);

@@ -30,7 +30,7 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
     let mut chain = PluginChain::build(&host, &config.plugins)?;
-    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &config.name)?;
+    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &source_config.properties, &config.name)?;
     let mut sink = MysqlSink::connect(sink_config, &config.name).await?;
     let mut planner = RowPlanner::connect(sink_config, &config.name).await?;
     let source = KafkaSource::connect(source_config, &sink.applied_offsets().await?)?;

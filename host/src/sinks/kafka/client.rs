@@ -23,6 +23,18 @@ impl ClientProperties {
         }
     }
 
+    /// Those that say how to reach and sign in to the cluster.
+    pub fn connection(&self) -> ClientProperties {
+        let connects = |key: &str| key == "security.protocol" || key.starts_with("ssl.") || key.starts_with("sasl.");
+        ClientProperties(self.0.iter().filter(|(k, _)| connects(k)).map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    /// These, with `overrides` set over them.
+    pub fn with(mut self, overrides: &ClientProperties) -> ClientProperties {
+        self.0.extend(overrides.0.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self
+    }
+
     fn is_secret(key: &str) -> bool {
         ["password", "secret", "key", "token", "jaas"].iter().any(|s| key.contains(s))
     }
@@ -49,4 +61,29 @@ pub fn producer(brokers: &str, properties: &ClientProperties) -> Result<Producer
         .set("queue.buffering.max.messages", "1000000");
     properties.apply(&mut config);
     config.create_with_context(BatchAckCounter).map_err(|source| SinkError::Client { brokers: brokers.to_owned(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn properties(pairs: &[(&str, &str)]) -> ClientProperties {
+        ClientProperties(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    }
+
+    #[test]
+    fn a_dead_letter_queue_takes_the_clusters_sign_in_settings_and_its_own_win() {
+        let side = properties(&[
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.password", "pw"),
+            ("ssl.ca.location", "/ca.pem"),
+            ("session.timeout.ms", "6000"),
+        ]);
+        let own = properties(&[("ssl.ca.location", "/other.pem"), ("linger.ms", "1")]);
+        let merged = side.connection().with(&own);
+        let expected =
+            properties(&[("linger.ms", "1"), ("sasl.password", "pw"), ("security.protocol", "SASL_SSL"), ("ssl.ca.location", "/other.pem")]);
+        assert_eq!(merged.0, expected.0);
+        assert!(!format!("{merged:?}").contains("pw\""), "secrets stay hidden: {merged:?}");
+    }
 }

@@ -19,6 +19,7 @@ pub use self::plan::{Plan, RowPlanner};
 use self::plan::Planned;
 use self::target::TargetTable;
 use crate::pipeline::Secret;
+use crate::sources::MysqlTls;
 use crate::plugin::{FailureKind, RecordFailure};
 use crate::record::{Position, Record};
 use crate::sources::kafka::Offsets;
@@ -29,6 +30,9 @@ use crate::transforms::Rejected;
 #[serde(deny_unknown_fields)]
 pub struct MysqlSinkConfig {
     pub url: Secret,
+    /// TLS files (a private CA, a client certificate); giving them turns TLS on.
+    #[serde(default)]
+    pub tls: Option<MysqlTls>,
     /// `database.table` per record from `{database}`, `{table}` (of the
     /// envelope, else the topic split at its first dot), `{topic}` and
     /// `{pipeline}`; a routing plugin's destination wins.
@@ -240,7 +244,7 @@ impl SinkConnection {
 }
 
 async fn open(config: &MysqlSinkConfig) -> Result<Conn, MysqlSinkError> {
-    let mut conn = crate::sources::connect(&config.url).await.map_err(MysqlSinkError::Connect)?;
+    let mut conn = crate::sources::connect(&config.url, config.tls.as_ref()).await.map_err(MysqlSinkError::Connect)?;
     // Refuse values that do not fit rather than store them altered.
     conn.query_drop("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'").await?;
     Ok(conn)

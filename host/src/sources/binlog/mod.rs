@@ -20,7 +20,7 @@ use self::shape::TableShape;
 use super::catalog::{CatalogColumns, catalog_columns};
 use super::flavor::ServerFlavor;
 use super::gtid::{Gtid, GtidState, MariaGtid, MysqlGtid};
-use super::{SourceBatch, SourceError, SourcePosition, TableFilter};
+use super::{MysqlTls, SourceBatch, SourceError, SourcePosition, TableFilter};
 use crate::pipeline::Secret;
 use crate::record::{Op, Position, Record};
 
@@ -29,6 +29,9 @@ use crate::record::{Op, Position, Record};
 pub struct BinlogSourceConfig {
     /// `mysql://user:password@host:port/`; use `${ENV}` for the password.
     pub url: Secret,
+    /// TLS files (a private CA, a client certificate); giving them turns TLS on.
+    #[serde(default)]
+    pub tls: Option<MysqlTls>,
     /// `database.table` or `database.*` to capture.
     pub tables: Vec<String>,
     #[serde(default)]
@@ -113,7 +116,7 @@ impl BinlogSource {
                  which is right only for events written since the table's last ALTER; SET GLOBAL binlog_row_metadata = 'FULL'"
             );
         }
-        let catalog = super::connect(&config.url).await?;
+        let catalog = super::connect(&config.url, config.tls.as_ref()).await?;
         // A heartbeat each second carries the position while the server is idle.
         conn.query_drop("SET @master_heartbeat_period = 1000000000").await?;
         match resume_at {
@@ -300,7 +303,7 @@ fn with_text(gtid: Gtid) -> (Gtid, Arc<str>) {
 /// Connects and checks that the server can be captured from: binlog
 /// settings, and every named table.
 pub async fn check(config: &BinlogSourceConfig) -> Result<Conn, SourceError> {
-    let mut conn = super::connect(&config.url).await?;
+    let mut conn = super::connect(&config.url, config.tls.as_ref()).await?;
     check_server(&mut conn).await?;
     check_tables(&mut conn, config).await?;
     // Before any snapshot work: the stream will need these grants.
@@ -351,7 +354,7 @@ pub(super) fn privilege_hint(e: SourceError) -> SourceError {
     match e {
         SourceError::Mysql(mysql_async::Error::Server(server)) if matches!(server.code, 1045 | 1142 | 1227 | 1044) => {
             SourceError::ServerSetup(format!(
-                "{} — grant the capture user: GRANT SELECT, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '<user>'@'<host>'                  (MariaDB 10.5+: BINLOG MONITOR, REPLICATION SLAVE)",
+                "{} — grant the capture user: GRANT SELECT, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '<user>'@'<host>' (MariaDB 10.5+: BINLOG MONITOR, REPLICATION SLAVE)",
                 server.message
             ))
         }
