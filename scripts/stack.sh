@@ -8,6 +8,11 @@
 #   scripts/stack.sh restart-kafka DIR   stop Tansu and start an empty one on the same port
 #
 # DIR/stack.env holds SLUICE_MYSQL_URL, SLUICE_KAFKA_BROKERS and the pids.
+#
+# SLUICE_STACK_TLS=on: a private CA signs certificates for 127.0.0.1 and for a
+# client, under DIR/tls (SLUICE_STACK_TLS_DIR); MariaDB also takes TLS
+# connections, and the broker is reached only through a TLS front that it
+# advertises (this Tansu build's own --cert does not handshake).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cmd="${1:?usage: stack.sh start|stop|restart-mysql|restart-kafka DIR}"
@@ -32,11 +37,11 @@ wait_for() { # what, seconds, command...
 # Starts mariadbd on the datadir, port and settings `start` recorded.
 start_mysqld() {
     local mysqld; mysqld="$(command -v mariadbd || echo /usr/sbin/mariadbd)"
-    local binlog; read -r -a binlog <"$dir/mysql/binlog.args"
+    local binlog tls; read -r -a binlog <"$dir/mysql/binlog.args"; read -r -a tls <"$dir/mysql/tls.args"
     "$mysqld" --no-defaults --user=root --datadir="$dir/mysql/data" \
         --socket="$dir/mysql/sock" --pid-file="$dir/mysql/pid" \
         --port="$(cat "$dir/mysql/port")" --bind-address=127.0.0.1 --skip-name-resolve \
-        "${binlog[@]}" --server-id="$(cat "$dir/mysql/server-id")" \
+        "${binlog[@]}" "${tls[@]}" --server-id="$(cat "$dir/mysql/server-id")" \
         --tmpdir="$dir/mysql/tmp" --innodb-buffer-pool-size=256M --innodb-flush-log-at-trx-commit=2 \
         --log-error="$dir/mysql/error.log" >/dev/null 2>&1 &
     echo $! >"$dir/mysql/mysqld.pid"
@@ -65,7 +70,7 @@ await_exit() {
 start_tansu() {
     local tansu="$root/.tools/bin/tansu" kport; kport="$(cat "$dir/kafka.port")"
     "$tansu" broker --listener-url "tcp://127.0.0.1:$kport" \
-        --advertised-listener-url "tcp://127.0.0.1:$kport" \
+        --advertised-listener-url "tcp://127.0.0.1:$(cat "$dir/kafka.advertised-port")" \
         --storage-engine memory://tansu/ >>"$dir/tansu.log" 2>&1 &
     echo $! >"$dir/tansu.pid"
 }
@@ -80,6 +85,29 @@ restart_kafka() {
     start_tansu
     sed -i "s/^SLUICE_STACK_TANSU_PID=.*/SLUICE_STACK_TANSU_PID=$(cat "$dir/tansu.pid")/" "$dir/stack.env"
     wait_for "Tansu" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$(cat "$dir/kafka.port")"
+}
+
+# A CA, and certificates it signs: the server's (for 127.0.0.1 and
+# localhost) and a client's (for accounts that REQUIRE X509).
+make_certs() {
+    local t="$dir/tls" name
+    mkdir -p "$t"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=sluice test CA" \
+        -keyout "$t/ca.key" -out "$t/ca.pem" 2>>"$t/openssl.log"
+    for name in server client; do
+        openssl req -newkey rsa:2048 -nodes -subj "/CN=sluice $name" \
+            -keyout "$t/$name.key" -out "$t/$name.csr" 2>>"$t/openssl.log"
+        openssl x509 -req -in "$t/$name.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial -days 7 \
+            -extfile <(printf 'basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n') \
+            -out "$t/$name.pem" 2>>"$t/openssl.log"
+    done
+}
+
+# The broker's TLS front: TLS on the advertised port, plain TCP to Tansu.
+start_tls_front() {
+    socat "OPENSSL-LISTEN:$(cat "$dir/kafka.advertised-port"),bind=127.0.0.1,reuseaddr,fork,cert=$dir/tls/server.pem,key=$dir/tls/server.key,verify=0" \
+        "TCP:127.0.0.1:$(cat "$dir/kafka.port")" >>"$dir/tls/socat.log" 2>&1 &
+    echo $! >"$dir/tls/front.pid"
 }
 
 start() {
@@ -111,26 +139,45 @@ start() {
         sleep 1
     done
     echo "${binlog[*]}" >"$dir/mysql/binlog.args"
+    local tls=() aport="$kport"
+    if [ "${SLUICE_STACK_TLS:-off}" = on ]; then
+        make_certs
+        tls=(--ssl-ca="$dir/tls/ca.pem" --ssl-cert="$dir/tls/server.pem" --ssl-key="$dir/tls/server.key")
+        aport="$(free_port)"
+    fi
+    echo "${tls[*]}" >"$dir/mysql/tls.args"
     echo "$server_id" >"$dir/mysql/server-id"
     echo "$mport" >"$dir/mysql/port"
     start_mysqld
     local mpid; mpid="$(cat "$dir/mysql/mysqld.pid")"
 
     echo "$kport" >"$dir/kafka.port"
+    echo "$aport" >"$dir/kafka.advertised-port"
     start_tansu
-    local kpid; kpid="$(cat "$dir/tansu.pid")"
+    local kpid; kpid="$(cat "$dir/tansu.pid")" front=""
+    if [ ${#tls[@]} -gt 0 ]; then
+        start_tls_front
+        front="$(cat "$dir/tls/front.pid")"
+    fi
 
     cat >"$dir/stack.env" <<ENV
 SLUICE_MYSQL_URL=mysql://root@127.0.0.1:$mport/
 SLUICE_MYSQL_SOCKET=$dir/mysql/sock
-SLUICE_KAFKA_BROKERS=127.0.0.1:$kport
+SLUICE_KAFKA_BROKERS=127.0.0.1:$aport
 SLUICE_STACK_MYSQL_PID=$mpid
 SLUICE_STACK_TANSU_PID=$kpid
+SLUICE_STACK_FRONT_PID=$front
+SLUICE_STACK_TLS_DIR=$([ -n "$front" ] && echo "$dir/tls")
 ENV
     wait_for "MariaDB on 127.0.0.1:$mport" 60 mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot ping
     wait_for "Tansu on 127.0.0.1:$kport" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$kport"
     echo "MariaDB: mysql://root@127.0.0.1:$mport/ (${binlog[*]}, server-id $server_id)"
-    echo "Kafka:   127.0.0.1:$kport (Tansu, memory storage)"
+    if [ -n "$front" ]; then
+        wait_for "the broker's TLS front on 127.0.0.1:$aport" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$aport"
+        echo "Kafka:   127.0.0.1:$aport (TLS, CA $dir/tls/ca.pem; Tansu, memory storage)"
+    else
+        echo "Kafka:   127.0.0.1:$kport (Tansu, memory storage)"
+    fi
 }
 
 stop() {
@@ -139,8 +186,8 @@ stop() {
     source "$dir/stack.env"
     mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot shutdown >/dev/null 2>&1 \
         || kill "$SLUICE_STACK_MYSQL_PID" 2>/dev/null || true
-    kill "$SLUICE_STACK_TANSU_PID" 2>/dev/null || true
-    for pid in "$SLUICE_STACK_MYSQL_PID" "$SLUICE_STACK_TANSU_PID"; do
+    kill "$SLUICE_STACK_TANSU_PID" ${SLUICE_STACK_FRONT_PID:-} 2>/dev/null || true
+    for pid in "$SLUICE_STACK_MYSQL_PID" "$SLUICE_STACK_TANSU_PID" ${SLUICE_STACK_FRONT_PID:-}; do
         await_exit "$pid"
     done
     rm -f "$dir/stack.env"

@@ -14,3 +14,4 @@ mod polling;
 mod sandbox;
 mod snapshot;
 mod stack;
+mod tls;

@@ -16,21 +16,30 @@ fn script() -> PathBuf {
 impl LocalStack {
     /// Panics with the script's output when the servers do not come up.
     pub fn start() -> LocalStack {
-        Self::start_with(true)
+        Self::start_with(&[])
     }
 
     /// A stack whose MariaDB has binary logging off.
     pub fn start_without_binlog() -> LocalStack {
-        Self::start_with(false)
+        Self::start_with(&[("SLUICE_STACK_BINLOG", "off")])
     }
 
-    fn start_with(binlog: bool) -> LocalStack {
+    /// A stack whose MariaDB also takes TLS and whose broker takes only TLS,
+    /// with certificates from a private CA in [`LocalStack::tls_file`].
+    pub fn start_with_tls() -> LocalStack {
+        Self::start_with(&[("SLUICE_STACK_TLS", "on")])
+    }
+
+    fn start_with(settings: &[(&str, &str)]) -> LocalStack {
         let dir = tempfile::Builder::new().prefix("sluice-stack-").tempdir().expect("temp dir");
         let output = Command::new("bash")
             .arg(script())
             .arg("start")
             .arg(dir.path())
-            .env("SLUICE_STACK_BINLOG", if binlog { "on" } else { "off" })
+            // Only what this stack asks for, whatever the caller's environment says.
+            .env_remove("SLUICE_STACK_BINLOG")
+            .env_remove("SLUICE_STACK_TLS")
+            .envs(settings.iter().copied())
             .output()
             .expect("run stack.sh");
         assert!(
@@ -65,6 +74,11 @@ impl LocalStack {
 
     pub fn kafka_brokers(&self) -> &str {
         &self.env["SLUICE_KAFKA_BROKERS"]
+    }
+
+    /// `ca.pem`, `server.pem`, `client.pem`, `client.key`, … of a TLS stack.
+    pub fn tls_file(&self, name: &str) -> PathBuf {
+        Path::new(&self.env["SLUICE_STACK_TLS_DIR"]).join(name)
     }
 
     /// A pipeline file on this stack: `plugin_dir`, `state_dir` when given,
