@@ -103,6 +103,47 @@ fn check_accepts_a_good_pipeline_and_names_what_is_wrong_in_bad_ones() {
 }
 
 #[test]
+fn check_creates_every_client_and_reads_every_tls_file_without_reaching_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing-ca.pem").display().to_string();
+    let file = |name: &str, source: &str, sink: &str, dead_letter: &str| {
+        let text = r#"plugin_dir = "{plugins}"
+
+[[pipeline]]
+name = "users"
+source = { type = "mysql-binlog", url = "mysql://sluice:pw@127.0.0.1:3306/", tables = ["shop.users"], server_id = 99 {source} }
+sink = { type = "kafka", brokers = "127.0.0.1:9", properties = { {sink} } }
+dead_letter = { topic = "sluice.dlq", properties = { {dead_letter} } }
+"#;
+        let text = text
+            .replace("{plugins}", &plugins_dir().display().to_string())
+            .replace("{source}", source)
+            .replace("{sink}", sink)
+            .replace("{dead_letter}", dead_letter);
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // A librdkafka built without OpenSSL, SASL or zstd refused each of these.
+    let secured = r#""security.protocol" = "SASL_SSL", "sasl.mechanism" = "SCRAM-SHA-512", "sasl.username" = "sluice", "sasl.password" = "hunter2", "compression.type" = "zstd""#;
+    let run = sluice(&["check", file("secured", "", secured, "").to_str().unwrap()], "");
+    assert_eq!(run.code, 0, "{}", run.err);
+    assert!(!format!("{}{}", run.out, run.err).contains("hunter2"), "the password printed: {}{}", run.out, run.err);
+
+    let no_ca = format!(r#""security.protocol" = "SSL", "ssl.ca.location" = "{missing}""#);
+    let cases = [
+        (file("mysql-ca", &format!(r#", tls = {{ ca = "{missing}" }}"#), "", ""), format!("pipeline `users`: source: tls.ca: cannot read {missing}")),
+        (file("kafka-ca", "", &no_ca, ""), "pipeline `users`: sink: cannot create the Kafka producer for 127.0.0.1:9: Client creation error: ssl.ca.location failed".into()),
+        (file("dead-letter", "", "", r#""compression.type" = "brotli""#), "pipeline `users`: dead_letter: cannot create the Kafka producer".into()),
+    ];
+    for (path, expected) in cases {
+        let run = sluice(&["check", path.to_str().unwrap()], "");
+        assert_eq!(run.code, 1, "{}", std::fs::read_to_string(&path).unwrap());
+        assert!(run.err.contains(&expected), "expected {expected:?} in: {}", run.err);
+    }
+}
+
+#[test]
 fn plugin_new_scaffolds_a_crate_that_builds_and_passes_records() {
     let dir = tempfile::tempdir().unwrap();
     let crate_dir = dir.path().join("my-filter");

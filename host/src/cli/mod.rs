@@ -149,8 +149,38 @@ pub fn run(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRead, ou
     match result {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(err, "error: {e:#}");
+            let _ = writeln!(err, "error: {}", explain(&e));
             1
         }
+    }
+}
+
+/// The error and its causes, each once: many of our errors already name
+/// their cause in their own message, and anyhow's `{:#}` would repeat it.
+fn explain(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1).map(ToString::to_string) {
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_names_each_cause_once() {
+        let client = crate::sinks::SinkError::Client { brokers: "k1:9092".into(), source: rdkafka::error::KafkaError::ClientCreation("bad".into()) };
+        let error = anyhow::Error::from(client).context("pipeline `p`: sink");
+        assert_eq!(
+            explain(&error),
+            "pipeline `p`: sink: cannot create the Kafka producer for k1:9092: Client creation error: bad (check brokers and the client properties)"
+        );
+        let error = anyhow::Error::from(std::io::Error::other("disk gone")).context("reading state");
+        assert_eq!(explain(&error), "reading state: disk gone");
     }
 }

@@ -27,6 +27,11 @@ pub struct MysqlTls {
 }
 
 impl MysqlTls {
+    /// Reads the files, as connecting would, without connecting.
+    pub fn check(&self) -> Result<(), String> {
+        self.ssl_opts(None).map(drop)
+    }
+
     /// The URL's TLS settings with these files added. The files are read
     /// here, so a missing one is named with its key at start-up.
     fn ssl_opts(&self, from_url: Option<&SslOpts>) -> Result<SslOpts, String> {

@@ -68,20 +68,7 @@ impl KafkaSource {
     /// has stored: they are first committed as the group's own, so reading
     /// resumes there rather than wherever the broker's offsets stood.
     pub fn connect(config: &KafkaSourceConfig, applied: &Offsets) -> Result<Self, SourceError> {
-        let mut client = ClientConfig::new();
-        client
-            .set("bootstrap.servers", &config.brokers)
-            .set("group.id", &config.group)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", match config.start {
-                StartFrom::Earliest => "earliest",
-                StartFrom::Latest => "latest",
-            })
-            // A topic created after subscribing is noticed within a second.
-            .set("topic.metadata.refresh.interval.ms", "1000")
-            .set("fetch.wait.max.ms", "50");
-        config.properties.apply(&mut client);
-        let consumer: Arc<StreamConsumer> = Arc::new(client.create()?);
+        let consumer: Arc<StreamConsumer> = Arc::new(client_config(config).create()?);
         // An unreachable cluster fails here, named, instead of stalling later.
         consumer.fetch_metadata(None, Duration::from_secs(10)).map_err(|source| SourceError::KafkaUnreachable {
             brokers: config.brokers.clone(),
@@ -97,6 +84,13 @@ impl KafkaSource {
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(KafkaSource { consumer, decoder: EnvelopeDecoder::default(), format: config.format })
+    }
+
+    /// Creates the consumer without reaching the brokers: librdkafka checks
+    /// its properties, and the files they name, as it creates a client.
+    pub fn check(config: &KafkaSourceConfig) -> Result<(), SourceError> {
+        client_config(config).create::<rdkafka::consumer::BaseConsumer>()?;
+        Ok(())
     }
 
     /// Up to `max` messages, waiting at most `wait` in all.
@@ -146,6 +140,24 @@ impl KafkaSource {
     pub fn committer(&self) -> OffsetCommitter {
         OffsetCommitter(self.consumer.clone())
     }
+}
+
+/// The consumer's settings: Sluice's, then the file's properties over them.
+fn client_config(config: &KafkaSourceConfig) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client
+        .set("bootstrap.servers", &config.brokers)
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", match config.start {
+            StartFrom::Earliest => "earliest",
+            StartFrom::Latest => "latest",
+        })
+        // A topic created after subscribing is noticed within a second.
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "50");
+    config.properties.apply(&mut client);
+    client
 }
 
 pub struct OffsetCommitter(Arc<StreamConsumer>);
