@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::{BatchSource, PipelineError, read_ahead};
+use super::{BatchSource, PipelineError, on_own_thread, read_ahead};
 use crate::pipeline::{PipelineConfig, SourceConfig};
 use crate::plugin::PluginHost;
 use crate::positions::PositionStore;
@@ -30,8 +30,8 @@ const BATCH_WAIT: Duration = Duration::from_millis(50);
 /// (16,000 records in flight).
 pub const MAX_IN_FLIGHT: usize = 32;
 /// Batches each stage may work ahead of the next: the source reads and
-/// decodes, the plugins transform, and this loop encodes and produces, each
-/// on a task of its own, so that no core idles while another works.
+/// decodes (a task), the plugins transform (a thread), and this loop encodes
+/// and produces, so that no core idles while another works.
 const READ_AHEAD: usize = 4;
 /// While batches keep coming, a stored position is at most this old: saving
 /// each batch's (two fsyncs) on the pipeline's loop held back a snapshot,
@@ -69,14 +69,17 @@ pub async fn run(
         message: "a kafka sink takes a mysql-binlog or mysql-poll source".into(),
     };
     let store = PositionStore::new(state_dir, &config.name);
-    let chain = PluginChain::build(&host, &config.plugins)?;
+    let mut chain = PluginChain::build(&host, &config.plugins)?;
     let mut sink = KafkaSink::new(sink_config, &config.name)?;
     sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &sink_config.properties, &config.name)?;
     let source = Source::connect(&config.source, store.load()?).await?.ok_or_else(unsupported)?;
     let mut positions = Positions { store, acked: None, saved_at: Instant::now() };
-    let read = read_ahead(source, READ_AHEAD);
-    let mut batches = read_ahead(Transformed { read, chain }, READ_AHEAD);
+    let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |batch: SourceBatch| TransformedBatch {
+        out: (!batch.records.is_empty()).then(|| chain.run(batch.records)),
+        checkpoint: batch.checkpoint,
+        finished: batch.finished,
+    });
     tracing::info!(pipeline = %config.name, "running");
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let result = async {
@@ -136,37 +139,12 @@ impl BatchSource for Source {
     }
 }
 
-/// A source's batches through the plugin chain, on a task of their own: the
-/// plugins work on the next batch while this one is encoded and produced.
-struct Transformed {
-    read: tokio::sync::mpsc::Receiver<Result<SourceBatch, SourceError>>,
-    chain: PluginChain,
-}
-
+/// A source's batch after the plugin chain.
 struct TransformedBatch {
     /// None when the source's batch held no records.
     out: Option<ChainOutput>,
     checkpoint: Option<SourcePosition>,
     finished: bool,
-}
-
-impl BatchSource for Transformed {
-    type Batch = TransformedBatch;
-
-    async fn next_batch(&mut self) -> Result<TransformedBatch, SourceError> {
-        let batch = self.read.recv().await.expect("the reader sends its error before it ends")?;
-        let out = if batch.records.is_empty() {
-            None
-        } else {
-            // Plugins run synchronously on this worker; other pipelines keep their threads.
-            Some(tokio::task::block_in_place(|| self.chain.run(batch.records)))
-        };
-        Ok(TransformedBatch { out, checkpoint: batch.checkpoint, finished: batch.finished })
-    }
-
-    fn is_last(batch: &TransformedBatch) -> bool {
-        batch.finished
-    }
 }
 
 /// The position of everything acknowledged so far, and when it was last stored.

@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
 
-use super::{BatchSource, PipelineError, read_ahead};
+use super::{BatchSource, PipelineError, on_own_thread, read_ahead};
 use crate::pipeline::PipelineConfig;
+use crate::record::Record;
 use crate::plugin::{FailureKind, PluginHost, RecordFailure};
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::mysql::{MysqlSink, MysqlSinkConfig, Plan, RowPlanner};
 use crate::sources::SourceError;
 use crate::sources::kafka::{KafkaBatch, KafkaSource, KafkaSourceConfig, OffsetCommitter, Offsets};
-use crate::transforms::{PluginChain, Rejected};
+use crate::transforms::{ChainOutput, PluginChain, Rejected};
 
 /// Messages per batch, and how long a batch waits to fill.
 const BATCH_RECORDS: usize = 5000;
@@ -35,9 +36,13 @@ pub async fn run(
     let mut planner = RowPlanner::connect(sink_config, &config.name).await?;
     let source = KafkaSource::connect(source_config, &sink.applied_offsets().await?)?;
     let committer = source.committer();
-    let mut batches = read_ahead(source, READ_AHEAD);
-    // Plugins and the planner work on the next batch while the sink writes
-    // this one.
+    // The plugins (on their thread) and the planner work on the next batch
+    // while the sink writes this one.
+    let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |batch: KafkaBatch| Transformed {
+        out: chain.run(batch.records),
+        undecodable: batch.undecodable,
+        next_offsets: batch.next_offsets,
+    });
     let (to_writer, written) = mpsc::channel(1);
     let writer = tokio::spawn(write_batches(sink, dead_letters, committer, written, config.name.clone()));
     tracing::info!(pipeline = %config.name, "running");
@@ -46,15 +51,14 @@ pub async fn run(
         if batch.next_offsets.is_empty() {
             continue;
         }
-        let out = tokio::task::block_in_place(|| chain.run(batch.records));
-        let mut dead = out.rejected;
+        let mut dead = batch.out.rejected;
         dead.extend(batch.undecodable.into_iter().map(|(record, reason)| Rejected {
             record,
             plugin: "source:kafka".into(),
             version: String::new(),
             failure: RecordFailure::new(FailureKind::Undecodable, reason),
         }));
-        let plan = planner.plan(out.records).await?;
+        let plan = planner.plan(batch.out.records).await?;
         let write = Write { plan, dead, next_offsets: batch.next_offsets };
         if to_writer.send(write).await.is_err() {
             break; // the writer failed; its error is returned below
@@ -65,6 +69,13 @@ pub async fn run(
     writer.await.expect("the MySQL writer does not panic")?;
     tracing::info!(pipeline = %config.name, "stopped");
     Ok(())
+}
+
+/// A consumed batch after the plugin chain.
+struct Transformed {
+    out: ChainOutput,
+    undecodable: Vec<(Record, String)>,
+    next_offsets: Offsets,
 }
 
 /// One batch after the plugins, planned for the sink.
