@@ -9,6 +9,8 @@ use anyhow::Context;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use tokio::sync::watch;
@@ -31,6 +33,14 @@ pub async fn report(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write
     let pipeline = file.pipelines.remove(0);
     let (stop_tx, stop) = watch::channel(false);
     let state_dir = file.state_dir.clone();
+    // The topic exists before the consumer subscribes: a group that joined
+    // while its topic was unknown waited for it past the 60 s warm-up in one
+    // full run of three (Tansu, 2026-11-27). Four partitions, as the broker
+    // gives a topic it creates on first produce.
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", stack.kafka_brokers()).create()?;
+    for result in admin.create_topics(&[NewTopic::new("bench.live", 4, TopicReplication::Fixed(1))], &AdminOptions::new()).await? {
+        result.map_err(|(topic, code)| anyhow::anyhow!("cannot create topic {topic}: {code}"))?;
+    }
     let task = tokio::spawn(async move { run_pipeline(&pipeline, host, &state_dir, stop).await });
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", stack.kafka_brokers())
@@ -48,7 +58,6 @@ pub async fn report(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write
     }
     db.query_drop(format!("INSERT INTO bench.live VALUES (-1, {})", chrono::Utc::now().timestamp_micros())).await?;
     let warm_up = async {
-        // Until the pipeline creates the topic, the broker says it is unknown.
         while consumer.recv().await.is_err() {}
     };
     tokio::time::timeout(Duration::from_secs(60), warm_up).await.context("the warm-up row did not arrive within 60 s")?;
