@@ -39,6 +39,15 @@ impl PositionStore {
         }
     }
 
+    /// Deletes the stored position; false when there was none.
+    pub fn remove(&self) -> Result<bool, PositionError> {
+        match fs::remove_file(&self.path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.error(e)),
+        }
+    }
+
     pub fn save<T: Serialize>(&self, position: &T) -> Result<(), PositionError> {
         fs::create_dir_all(&self.dir).map_err(|e| self.error(e))?;
         let staged = self.path.with_extension("json.tmp");

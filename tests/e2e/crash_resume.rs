@@ -130,3 +130,81 @@ async fn a_killed_pipeline_resumes_without_losing_rows() {
     assert_eq!(ids.len(), ROWS as usize, "every row, once per dedup id");
     eprintln!("{ROWS} rows, {messages} messages ({} duplicates after the kill)", messages - u64::from(ROWS));
 }
+
+/// A snapshot killed midway and resumed reads some rows again, at a newer
+/// state: each dedup id still names one content, and the resumed read's
+/// ids name its own (newer) view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_killed_midway_gives_each_dedup_id_one_content() {
+    const SNAPSHOT_ROWS: u32 = 150_000;
+    let stack = Stack::start();
+    let state = tempfile::tempdir().unwrap();
+    let pipeline = r#"
+[[pipeline]]
+name = "snap"
+source = { type = "mysql-binlog", url = "{url}", tables = ["shop.snap"], server_id = 5252 }
+sink = { type = "kafka", brokers = "{brokers}" }
+dead_letter = { topic = "snap.dlq" }
+"#;
+    let file = state.path().join("pipeline.toml");
+    std::fs::write(&file, stack.pipeline_text(plugins_dir(), Some(state.path()), pipeline)).unwrap();
+    let position = state.path().join("snap.position.json");
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop(format!(
+        "CREATE DATABASE shop; CREATE TABLE shop.snap (id INT PRIMARY KEY, v VARCHAR(20));
+         USE shop; INSERT INTO shop.snap SELECT seq, 'first' FROM seq_1_to_{SNAPSHOT_ROWS}"
+    ))
+    .await
+    .unwrap();
+    let mut child = spawn_pipeline(&file);
+    // Killed once the snapshot has stored a cursor part-way through.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stored = std::fs::read_to_string(&position).unwrap_or_default();
+        if stored.contains("\"cursor\":{") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no snapshot cursor stored within 120 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Every row changes while the pipeline is down: a row read again reads differently.
+    db.query_drop("UPDATE shop.snap SET v = 'second'").await.unwrap();
+    let mut child = spawn_pipeline(&file);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !std::fs::read_to_string(&position).unwrap_or_default().contains("\"binlog\"") {
+        assert!(Instant::now() < deadline, "the resumed snapshot did not finish within 300 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", stack.kafka_brokers())
+        .set("group.id", "snap-check")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["shop.snap"]).unwrap();
+    let mut contents: std::collections::HashMap<String, HashSet<String>> = std::collections::HashMap::new();
+    let mut read_rows = HashSet::new();
+    let (started, mut quiet) = (Instant::now(), Instant::now());
+    while quiet.elapsed() < Duration::from_secs(5) || contents.is_empty() && started.elapsed() < Duration::from_secs(30) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            quiet = Instant::now();
+            let dedup = m.headers().and_then(|hs| hs.iter().find(|h| h.key == "sluice.dedup-id")).and_then(|h| h.value).unwrap();
+            let value: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+            if value["op"] == "r" {
+                read_rows.insert(value["after"]["id"].as_u64().unwrap());
+            }
+            contents.entry(String::from_utf8(dedup.to_vec()).unwrap()).or_default().insert(value["after"].to_string());
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(read_rows.len(), SNAPSHOT_ROWS as usize, "every row read by the snapshot");
+    let two_contents: Vec<&String> = contents.iter().filter(|(_, c)| c.len() > 1).map(|(id, _)| id).collect();
+    assert!(two_contents.is_empty(), "{} dedup ids name two contents, e.g. {:?}", two_contents.len(), two_contents.first());
+    let views: HashSet<&str> =
+        contents.keys().filter_map(|id| id.strip_prefix("shop.snap@snapshot:")).map(|rest| &rest[..rest.rfind(':').unwrap()]).collect();
+    assert_eq!(views.len(), 2, "the resumed read has ids of its own view: {views:?}");
+}

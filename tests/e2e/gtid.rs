@@ -56,3 +56,25 @@ async fn a_restart_resumes_from_the_gtid_state_alone() {
     let stored: Json = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(stored["binlog"]["file"], "binlog.000001", "the file name is learnt from the stream: {stored}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_snapshot_hand_over_stores_the_gtid_state() {
+    use sluice::sources::{MysqlCapture, SourcePosition};
+    let stack = Stack::start();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY); INSERT INTO shop.t VALUES (1), (2)").await.unwrap();
+    let gtid_now: String = db.query_first("SELECT @@gtid_binlog_pos").await.unwrap().unwrap();
+    let config: sluice::sources::binlog::BinlogSourceConfig = toml::from_str(&format!(
+        "url = \"{}\"\ntables = [\"shop.t\"]\nserver_id = 9911\ngtid = true",
+        stack.mysql_url()
+    ))
+    .unwrap();
+    let mut capture = MysqlCapture::connect(&config, None, "handover").await.unwrap();
+    let handover = loop {
+        let batch = capture.next_batch(100, std::time::Duration::from_millis(100)).await.unwrap();
+        if let Some(SourcePosition::Binlog(at)) = batch.checkpoint {
+            break at;
+        }
+    };
+    assert_eq!(handover.gtid.as_deref(), Some(gtid_now.as_str()), "the hand-over names the GTID state, not only file and offset");
+}

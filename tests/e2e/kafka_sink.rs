@@ -73,6 +73,24 @@ pub fn consume(brokers: &str, group: &str, topics: &[&str], expected: usize) -> 
     received
 }
 
+/// Every message value of `topic`, read from the start until none came for
+/// three seconds (the first may take 30, while the group forms).
+pub fn read_all(brokers: &str, group: &str, topic: &str) -> Vec<Json> {
+    let consumer: BaseConsumer =
+        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).set("auto.offset.reset", "earliest").create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let mut values: Vec<Json> = Vec::new();
+    let started = Instant::now();
+    let mut quiet_since = Instant::now();
+    while quiet_since.elapsed() < Duration::from_secs(3) || values.is_empty() && started.elapsed() < Duration::from_secs(30) {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            values.push(serde_json::from_slice(m.payload().unwrap_or(b"null")).unwrap());
+            quiet_since = Instant::now();
+        }
+    }
+    values
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_mask_enrich_route_and_reject_on_the_way_to_kafka() {
     let stack = Stack::start();

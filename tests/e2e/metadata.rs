@@ -25,7 +25,7 @@ async fn minimal_metadata_is_completed_from_the_catalog() {
 tables = ["shop.t"]
 server_id = 4646"#, stack.mysql_url()))
     .unwrap();
-    let mut source = MysqlCapture::connect(&config, None).await.unwrap();
+    let mut source = MysqlCapture::connect(&config, None, "metadata").await.unwrap();
     // A session opened now writes with the global's MINIMAL metadata.
     let mut writer = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
     let metadata: String = writer.query_first("SELECT @@binlog_row_metadata").await.unwrap().unwrap();

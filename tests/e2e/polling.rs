@@ -97,3 +97,92 @@ async fn polling_delivers_rows_sharing_a_timestamp_once() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+fn coarse_pipeline(stack: &Stack, state: &Path, lookback_ms: u64) -> PipelineFile {
+    let pipeline = r#"
+[[pipeline]]
+name = "coarse"
+sink = { type = "kafka", brokers = "{brokers}" }
+dead_letter = { topic = "coarse.dlq" }
+
+[pipeline.source]
+type = "mysql-poll"
+url = "{url}"
+interval_ms = 100
+delay_ms = 500
+lookback_ms = LOOKBACK
+tables = [{ table = "shop.accounts", timestamp = "updated_at" }]
+"#;
+    let text = stack.pipeline_text(plugins_dir(), Some(state), &pipeline.replace("LOOKBACK", &lookback_ms.to_string()));
+    PipelineFile::parse(&text, |_| None).unwrap()
+}
+
+/// The last version of every row, as the server holds it and as Kafka got it.
+async fn latest_versions(stack: &Stack, db: &mut mysql_async::Conn, topic: &str, group: &str) -> (Vec<(u64, u64)>, Vec<(u64, u64)>) {
+    let held: Vec<(u64, u64)> = db.query("SELECT id, version FROM shop.accounts ORDER BY id").await.unwrap();
+    let consumer_rows = crate::kafka_sink::read_all(stack.kafka_brokers(), group, topic);
+    let mut got: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+    for value in consumer_rows {
+        let (id, version) = (value["after"]["id"].as_u64().unwrap(), value["after"]["version"].as_u64().unwrap());
+        let entry = got.entry(id).or_default();
+        *entry = (*entry).max(version);
+    }
+    (held, got.into_iter().collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whole_second_timestamps_lose_no_update_made_within_a_second() {
+    let stack = Stack::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop(
+        "CREATE DATABASE shop; SET time_zone = '+00:00';
+         CREATE TABLE shop.accounts (id INT PRIMARY KEY, version INT NOT NULL,
+            updated_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP);
+         USE shop; INSERT INTO shop.accounts (id, version) SELECT seq, 0 FROM seq_1_to_40;",
+    )
+    .await
+    .unwrap();
+    let (stop, task) = start_pipeline(coarse_pipeline(&stack, state.path(), 30_000)).await;
+    // Updates spread over a few seconds: with whole-second timestamps,
+    // every row updated within one second shares that second.
+    for round in 1..=30u32 {
+        db.exec_drop("UPDATE shop.accounts SET version = ? WHERE id % 3 = ? OR id = ?", (round, round % 3, round)).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(130)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (held, got) = latest_versions(&stack, &mut db, "shop.accounts", "coarse-check").await;
+    assert_eq!(got, held, "the latest version of every row arrived");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_row_committed_behind_the_mark_is_found_by_the_lookback_window() {
+    let stack = Stack::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop(
+        "CREATE DATABASE shop; SET time_zone = '+00:00';
+         CREATE TABLE shop.accounts (id INT PRIMARY KEY, version INT NOT NULL, updated_at DATETIME(6) NOT NULL);
+         INSERT INTO shop.accounts VALUES (1, 1, NOW(6));",
+    )
+    .await
+    .unwrap();
+    let (stop, task) = start_pipeline(coarse_pipeline(&stack, state.path(), 30_000)).await;
+    // A transaction takes its timestamp, then stays open well past delay_ms
+    // while newer rows pass the mark.
+    let mut slow = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    slow.query_drop("SET time_zone = '+00:00'; BEGIN; INSERT INTO shop.accounts VALUES (2, 1, NOW(6))").await.unwrap();
+    for id in 3..=5 {
+        tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+        db.exec_drop("INSERT INTO shop.accounts VALUES (?, 1, NOW(6))", (id,)).await.unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    slow.query_drop("COMMIT").await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    let (held, got) = latest_versions(&stack, &mut db, "shop.accounts", "late-check").await;
+    assert_eq!(got, held, "the late row arrived too");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}

@@ -2,6 +2,7 @@
 //! takes its input and output streams so tests can run it in-process.
 mod check;
 mod plugin_test;
+mod positions;
 mod run;
 mod scaffold;
 mod tail;
@@ -33,6 +34,9 @@ pub enum Command {
     Run { config: PathBuf },
     /// Print messages of Kafka topics from the beginning, as JSON lines.
     Tail(TailArgs),
+    /// Show, reset or set the source positions pipelines have stored.
+    #[command(subcommand)]
+    Positions(PositionsCommand),
     /// Measure throughput beside the raw limits of the same machine.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -52,6 +56,25 @@ pub enum PluginCommand {
         /// Where to create it (default: ./NAME).
         #[arg(long)]
         path: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PositionsCommand {
+    /// Print each pipeline's stored position.
+    Show { config: PathBuf },
+    /// Forget a pipeline's position: its next run starts as its `snapshot` setting says.
+    Reset { config: PathBuf, pipeline: String },
+    /// Make a binlog pipeline's next run start at a position.
+    Set {
+        config: PathBuf,
+        pipeline: String,
+        /// `FILE:POS`, as SHOW BINARY LOGS names files and offsets.
+        #[arg(long)]
+        binlog: String,
+        /// The GTID state at that position, for pipelines with `gtid = true`.
+        #[arg(long)]
+        gtid: Option<String>,
     },
 }
 
@@ -142,6 +165,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRead, ou
         Command::Check { config } => check::run(&config, out),
         Command::Run { config } => run::run(&config, err),
         Command::Tail(args) => tail::run(&args, out),
+        Command::Positions(command) => positions::run(&command, out),
         Command::Bench(BenchCommand::Plugin(args)) => crate::bench::plugin::run(&args, out),
         Command::Bench(BenchCommand::Cdc(args)) => crate::bench::cdc::run(&args, out),
         Command::Bench(BenchCommand::Sink(args)) => crate::bench::sink::run(&args, out),

@@ -4,13 +4,16 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::pipeline::PipelineFile;
 use crate::plugin::{PluginEngine, PluginHost, PluginWatcher};
-use crate::topology::run_pipeline;
+use crate::topology::supervise;
 
 /// `sluice run`: every pipeline of the file, plugins hot-reloaded, until
-/// Ctrl-C (positions are stored as batches complete, so a stop loses nothing).
+/// Ctrl-C (positions are stored as batches complete, so a stop loses
+/// nothing). A pipeline that fails for good is logged at once; the process
+/// then stops the others and exits 1, unless the file says `keep_running`.
 pub fn run(path: &Path, out: &mut dyn Write) -> anyhow::Result<i32> {
     let file = PipelineFile::load(path)?;
     let host = PluginHost::open(Arc::new(PluginEngine::new()?), &file.plugin_dir)
@@ -19,27 +22,35 @@ pub fn run(path: &Path, out: &mut dyn Write) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let failures = runtime.block_on(async {
         let (stop_tx, stop) = watch::channel(false);
+        let stop_tx = Arc::new(stop_tx);
+        let on_signal = stop_tx.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
                 tracing::info!("stopping");
-                let _ = stop_tx.send(true);
+                let _ = on_signal.send(true);
             }
         });
-        let tasks: Vec<_> = file
-            .pipelines
-            .into_iter()
-            .map(|pipeline| {
-                let (host, state_dir, stop) = (host.clone(), file.state_dir.clone(), stop.clone());
-                tokio::spawn(async move { run_pipeline(&pipeline, host, &state_dir, stop).await })
-            })
-            .collect();
+        let mut tasks = JoinSet::new();
+        for pipeline in file.pipelines {
+            let (host, state_dir, stop) = (host.clone(), file.state_dir.clone(), stop.clone());
+            tasks.spawn(async move {
+                let result = supervise(&pipeline, host, &state_dir, stop).await;
+                (pipeline.name, result)
+            });
+        }
         let mut failures = Vec::new();
-        for task in tasks {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => failures.push(e.to_string()),
-                Err(e) => failures.push(format!("pipeline task: {e}")),
+        while let Some(joined) = tasks.join_next().await {
+            let failure = match joined {
+                Ok((_, Ok(()))) => continue,
+                Ok((name, Err(e))) => format!("pipeline `{name}` stopped: {e}"),
+                Err(e) => format!("pipeline task: {e}"),
+            };
+            tracing::error!("{failure}");
+            if !file.keep_running && !*stop_tx.borrow() {
+                tracing::error!("stopping the other pipelines (set `keep_running = true` to keep them running)");
+                let _ = stop_tx.send(true);
             }
+            failures.push(failure);
         }
         failures
     });

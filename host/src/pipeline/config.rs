@@ -23,6 +23,11 @@ pub struct PipelineFile {
     /// Where source positions are kept, relative to the pipeline file.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// When a pipeline stops for good (a failure that retrying cannot
+    /// cure), keep the file's other pipelines running rather than stop the
+    /// process with a non-zero exit.
+    #[serde(default)]
+    pub keep_running: bool,
     #[serde(rename = "pipeline")]
     pub pipelines: Vec<PipelineConfig>,
 }
@@ -37,6 +42,18 @@ pub struct PipelineConfig {
     pub plugins: Vec<PluginStep>,
     pub sink: SinkConfig,
     pub dead_letter: DeadLetterConfig,
+    /// What a record that fails (undecodable, rejected by a plugin,
+    /// unwritable) does: go to the dead-letter queue, or halt the pipeline.
+    #[serde(default)]
+    pub on_error: OnError,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    #[default]
+    DeadLetter,
+    Stop,
 }
 
 #[derive(Debug, Deserialize)]

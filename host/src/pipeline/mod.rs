@@ -2,7 +2,7 @@
 mod config;
 mod env;
 
-pub use config::{PipelineConfig, PipelineFile, PluginStep, Secret, SinkConfig, SourceConfig};
+pub use config::{OnError, PipelineConfig, PipelineFile, PluginStep, Secret, SinkConfig, SourceConfig};
 pub use env::expand_env;
 
 #[derive(Debug, thiserror::Error)]

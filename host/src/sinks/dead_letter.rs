@@ -6,10 +6,13 @@ use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use serde::Deserialize;
 
 use super::SinkError;
-use super::kafka::delivery::{Acks, Outgoing, Producer, enqueue_all};
+use serde_json::json;
+
+use super::kafka::delivery::{Acks, Outgoing, Producer, Written, enqueue_all, wire_size};
 use super::kafka::encode::position_text;
 use super::kafka::{ClientProperties, MessageEncoder, ValueFormat, producer};
-use crate::record::record_to_json;
+use crate::pipeline::OnError;
+use crate::record::{Position, record_to_json};
 use crate::transforms::Rejected;
 
 #[derive(Debug, Deserialize)]
@@ -28,48 +31,121 @@ pub struct DeadLetterQueue {
     producer: Producer,
     topic: String,
     pipeline: String,
+    /// The producer's `message.max.bytes`: a dead letter over it is cut down.
+    max_message_bytes: usize,
+    on_error: OnError,
 }
+
+/// Bytes of an error message kept in a header; the whole reason is in the log.
+const MAX_REASON_BYTES: usize = 1024;
 
 impl DeadLetterQueue {
     /// `brokers` and `properties` are the pipeline's Kafka side (its sink or
     /// source): a secured cluster's settings need not be written twice.
     pub fn new(config: &DeadLetterConfig, brokers: &str, properties: &ClientProperties, pipeline: &str) -> Result<Self, SinkError> {
-        let producer = match &config.brokers {
-            Some(own) => producer(own, &config.properties)?,
-            None => producer(brokers, &properties.connection().with(&config.properties))?,
+        let properties = match &config.brokers {
+            Some(_) => config.properties.clone(),
+            None => properties.connection().with(&config.properties),
         };
-        Ok(DeadLetterQueue { producer, topic: config.topic.clone(), pipeline: pipeline.into() })
+        let producer = producer(config.brokers.as_deref().unwrap_or(brokers), &properties)?;
+        Ok(DeadLetterQueue {
+            producer,
+            topic: config.topic.clone(),
+            pipeline: pipeline.into(),
+            max_message_bytes: properties.max_message_bytes(),
+            on_error: OnError::DeadLetter,
+        })
+    }
+
+    /// With `OnError::Stop`, a dead letter halts the pipeline instead.
+    pub fn with_on_error(self, on_error: OnError) -> Self {
+        DeadLetterQueue { on_error, ..self }
     }
 
     pub async fn send(&self, rejected: &[Rejected]) -> Result<(), SinkError> {
         self.enqueue(rejected).await?.wait().await
     }
 
-    /// Hands the dead letters to the producer; the acks come later.
+    /// Hands the dead letters to the producer; the acks come later. A dead
+    /// letter too large for the queue is cut down to its reason, with where
+    /// the record came from, so that it never blocks the pipeline.
     pub async fn enqueue(&self, rejected: &[Rejected]) -> Result<Acks, SinkError> {
+        if let (OnError::Stop, Some(first)) = (self.on_error, rejected.first()) {
+            return Err(SinkError::Halted {
+                plugin: first.plugin.clone(),
+                position: position_text(&first.record.position),
+                reason: first.failure.to_string(),
+            });
+        }
         let mut keys = MessageEncoder::new(ValueFormat::Debezium, &self.pipeline);
         let mut messages = Outgoing::with_capacity(rejected.len());
         for r in rejected {
             let kind = r.failure.kind.as_str();
             let position = position_text(&r.record.position);
-            let fields = [
-                ("sluice.pipeline", self.pipeline.as_str()),
-                ("sluice.plugin", r.plugin.as_str()),
-                ("sluice.plugin-version", r.version.as_str()),
-                ("sluice.error-kind", kind),
-                ("sluice.error", r.failure.message.as_str()),
-                ("sluice.position", position.as_str()),
+            let reason = cut(&r.failure.message, MAX_REASON_BYTES);
+            let mut fields = vec![
+                ("sluice.pipeline", self.pipeline.clone()),
+                ("sluice.plugin", r.plugin.clone()),
+                ("sluice.plugin-version", r.version.clone()),
+                ("sluice.error-kind", kind.to_owned()),
+                ("sluice.error", reason.to_owned()),
+                ("sluice.position", position.clone()),
             ];
-            let headers = fields
-                .iter()
-                .fold(OwnedHeaders::new_with_capacity(fields.len()), |h, (k, v)| h.insert(KafkaHeader { key: k, value: Some(v.as_bytes()) }));
+            if let Position::Kafka { topic, partition, offset } = &r.record.position {
+                fields.extend([
+                    ("sluice.source-topic", topic.clone()),
+                    ("sluice.source-partition", partition.to_string()),
+                    ("sluice.source-offset", offset.to_string()),
+                ]);
+            }
+            let headers = |extra: &[(&str, String)]| {
+                fields
+                    .iter()
+                    .chain(extra)
+                    .fold(OwnedHeaders::new_with_capacity(fields.len() + extra.len()), |h, (k, v)| {
+                        h.insert(KafkaHeader { key: k, value: Some(v.as_bytes()) })
+                    })
+            };
             let key = messages.write(|out| keys.write_key(&r.record, out));
             let payload = messages.write(|out| {
                 serde_json::to_writer(out, &record_to_json(&r.record)).expect("writing to a Vec cannot fail");
                 true
             });
-            messages.push(&self.topic, key, payload, headers);
+            let size = wire_size(key.as_ref(), payload.as_ref(), &headers(&[]));
+            if size <= self.max_message_bytes {
+                messages.push(&self.topic, key, payload, headers(&[]));
+                continue;
+            }
+            // Too large for the queue: the reason and where the record came
+            // from, and its key where that alone is small.
+            let key_len = key.as_ref().map_or(0, Written::len);
+            let key = key.filter(|_| key_len <= self.max_message_bytes / 4);
+            let summary = json!({
+                "truncated": true,
+                "reason": reason,
+                "record_bytes": size,
+                "max_message_bytes": self.max_message_bytes,
+                "position": position,
+            });
+            let payload = messages.write(|out| {
+                serde_json::to_writer(out, &summary).expect("writing to a Vec cannot fail");
+                true
+            });
+            let note = [("sluice.truncated", format!("{size} bytes over message.max.bytes {}", self.max_message_bytes))];
+            messages.push(&self.topic, key, payload, headers(&note));
         }
         enqueue_all(&self.producer, &mut messages).await
     }
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn cut(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }

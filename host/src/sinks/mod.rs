@@ -19,12 +19,41 @@ pub enum SinkError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    #[error("a record failed and `on_error = \"stop\"` halts the pipeline: {reason} (in {plugin}, at {position})")]
+    Halted { plugin: String, position: String, reason: String },
     #[error("Kafka did not accept a record for topic `{topic}`: {source}")]
     Delivery {
         topic: String,
         #[source]
         source: rdkafka::error::KafkaError,
     },
+}
+
+impl SinkError {
+    /// Whether trying again later may succeed: brokers down or unreachable.
+    pub fn is_transient(&self) -> bool {
+        use rdkafka::types::RDKafkaErrorCode::*;
+        match self {
+            SinkError::Client { .. } | SinkError::Halted { .. } => false,
+            SinkError::Unreachable { .. } => true,
+            SinkError::Delivery { source, .. } => matches!(
+                source.rdkafka_error_code(),
+                Some(
+                    MessageTimedOut
+                        | BrokerTransportFailure
+                        | AllBrokersDown
+                        | RequestTimedOut
+                        | NetworkException
+                        | NotLeaderForPartition
+                        | LeaderNotAvailable
+                        | NotEnoughReplicas
+                        | NotEnoughReplicasAfterAppend
+                        | BrokerNotAvailable
+                        | QueueFull
+                )
+            ),
+        }
+    }
 }
 
 /// A record's topic or table: a template with `{database}`, `{table}`,

@@ -16,6 +16,7 @@ enum Phase {
 
 pub struct MysqlCapture {
     config: BinlogSourceConfig,
+    pipeline: String,
     flavor: ServerFlavor,
     phase: Phase,
 }
@@ -23,13 +24,13 @@ pub struct MysqlCapture {
 impl MysqlCapture {
     /// Checks the server, then resumes from `stored` or starts as the
     /// snapshot mode says.
-    pub async fn connect(config: &BinlogSourceConfig, stored: Option<SourcePosition>) -> Result<Self, SourceError> {
+    pub async fn connect(config: &BinlogSourceConfig, stored: Option<SourcePosition>, pipeline: &str) -> Result<Self, SourceError> {
         let mut conn = check(config).await?;
         let flavor = ServerFlavor::detect(&mut conn).await?;
         let filter = TableFilter::new(&config.tables, &config.exclude);
         let phase = match (stored, config.snapshot) {
             (Some(SourcePosition::Binlog(_)), SnapshotMode::SnapshotOnly) => Phase::Finished,
-            (Some(SourcePosition::Binlog(at)), _) => Phase::Stream(BinlogSource::start(conn, flavor, config, at).await?),
+            (Some(SourcePosition::Binlog(at)), _) => Phase::Stream(BinlogSource::start(conn, flavor, config, at, pipeline).await?),
             (Some(SourcePosition::Snapshot(progress)), _) => {
                 Phase::Snapshot(SnapshotReader::open(conn, flavor, &filter, Some(progress)).await?)
             }
@@ -40,11 +41,11 @@ impl MysqlCapture {
             }
             (None, SnapshotMode::Never) => {
                 let at = current_position(&mut conn).await.map_err(privilege_hint)?;
-                Phase::Stream(BinlogSource::start(conn, flavor, config, at).await?)
+                Phase::Stream(BinlogSource::start(conn, flavor, config, at, pipeline).await?)
             }
             (None, _) => Phase::Snapshot(SnapshotReader::open(conn, flavor, &filter, None).await?),
         };
-        Ok(MysqlCapture { config: config.clone(), flavor, phase })
+        Ok(MysqlCapture { config: config.clone(), pipeline: pipeline.to_owned(), flavor, phase })
     }
 
     pub async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<SourceBatch, SourceError> {
@@ -52,9 +53,12 @@ impl MysqlCapture {
             Phase::Stream(stream) => stream.next_batch(max, wait).await,
             Phase::Finished => Ok(SourceBatch { finished: true, ..SourceBatch::empty() }),
             Phase::Snapshot(reader) => match reader.next_chunk(max).await? {
-                Some((records, progress)) => {
-                    Ok(SourceBatch { records, checkpoint: progress.map(SourcePosition::Snapshot), finished: false })
-                }
+                Some(chunk) => Ok(SourceBatch {
+                    records: chunk.records,
+                    undecodable: chunk.undecodable,
+                    checkpoint: chunk.progress.map(SourcePosition::Snapshot),
+                    finished: false,
+                }),
                 None => {
                     // Every table read: the binlog position of the snapshot is
                     // where the stream starts, with no gap and no overlap.
@@ -64,9 +68,9 @@ impl MysqlCapture {
                     self.phase = if self.config.snapshot == SnapshotMode::SnapshotOnly {
                         Phase::Finished
                     } else {
-                        Phase::Stream(BinlogSource::start(check(&self.config).await?, self.flavor, &self.config, handover).await?)
+                        Phase::Stream(BinlogSource::start(check(&self.config).await?, self.flavor, &self.config, handover, &self.pipeline).await?)
                     };
-                    Ok(SourceBatch { records: Vec::new(), checkpoint, finished: false })
+                    Ok(SourceBatch { checkpoint, ..SourceBatch::empty() })
                 }
             },
         }

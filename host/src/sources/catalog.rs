@@ -4,6 +4,7 @@
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
+use super::decode::SpecialType;
 use super::{SourceError, TableFilter};
 
 #[derive(Debug, Clone)]
@@ -14,6 +15,8 @@ pub struct TableInfo {
     pub key: Vec<String>,
     /// Columns declared JSON (MariaDB: a `json_valid()` check on a text column).
     pub json_columns: Vec<String>,
+    /// MariaDB's INET6 and UUID columns, which the binlog carries as bytes.
+    pub special_columns: Vec<(String, SpecialType)>,
     /// The server's estimate, for progress display.
     pub estimated_rows: u64,
 }
@@ -59,11 +62,17 @@ pub async fn captured_tables(conn: &mut Conn, filter: &TableFilter) -> Result<Ve
 }
 
 pub async fn table_info(conn: &mut Conn, database: &str, table: &str) -> Result<TableInfo, SourceError> {
+    let special_columns = columns(conn, database, table)
+        .await?
+        .into_iter()
+        .filter_map(|c| SpecialType::of(&c.data_type).map(|special| (c.name, special)))
+        .collect();
     Ok(TableInfo {
         database: database.to_owned(),
         table: table.to_owned(),
         key: primary_key(conn, database, table).await?,
         json_columns: json_columns(conn, database, table).await,
+        special_columns,
         estimated_rows: 0,
     })
 }
@@ -83,21 +92,34 @@ pub struct ColumnInfo {
     pub name: String,
     /// As declared: `int(10) unsigned`, `enum('a','b')`.
     pub column_type: String,
-    /// The bare type: `int`, `enum`, `datetime`.
+    /// The bare type: `int`, `enum`, `datetime`, `inet6`.
     pub data_type: String,
+    /// The character set of a text column; None for other columns.
+    pub charset: Option<String>,
+    /// Fractional-second digits of a temporal column.
+    pub datetime_precision: Option<u32>,
 }
 
 /// The table's columns in table order; empty when it does not exist (or
 /// this user cannot see it).
 pub async fn columns(conn: &mut impl Queryable, database: &str, table: &str) -> Result<Vec<ColumnInfo>, mysql_async::Error> {
-    let rows: Vec<(String, String, String)> = conn
+    let rows: Vec<(String, String, String, Option<String>, Option<u32>)> = conn
         .exec(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE FROM information_schema.COLUMNS
+            "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, CHARACTER_SET_NAME, DATETIME_PRECISION FROM information_schema.COLUMNS
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (database, table),
         )
         .await?;
-    Ok(rows.into_iter().map(|(name, column_type, data_type)| ColumnInfo { name, column_type, data_type }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(name, column_type, data_type, charset, datetime_precision)| ColumnInfo {
+            name,
+            column_type,
+            data_type,
+            charset,
+            datetime_precision,
+        })
+        .collect())
 }
 
 /// What the binlog may leave out of a table's columns (names, keys and
@@ -109,6 +131,10 @@ pub struct CatalogColumns {
     pub unsigned: Vec<bool>,
     /// ENUM or SET member names per column (empty for other types).
     pub members: Vec<Vec<String>>,
+    /// Character set per column (None: not text, or binary).
+    pub charsets: Vec<Option<String>>,
+    /// information_schema's DATA_TYPE per column.
+    pub data_types: Vec<String>,
     pub key: Vec<String>,
     pub json: Vec<String>,
 }
@@ -119,6 +145,8 @@ pub async fn catalog_columns(conn: &mut Conn, database: &str, table: &str) -> Re
     Ok(CatalogColumns {
         unsigned: rows.iter().map(|c| c.column_type.contains("unsigned")).collect(),
         members: rows.iter().map(|c| members(&c.column_type)).collect(),
+        charsets: rows.iter().map(|c| c.charset.clone()).collect(),
+        data_types: rows.iter().map(|c| c.data_type.clone()).collect(),
         names: rows.into_iter().map(|c| c.name).collect(),
         key: info.key,
         json: info.json_columns,

@@ -1,26 +1,37 @@
 //! MySQL column values into exact record values, from binlog row images and
 //! from query results alike, so a snapshot row and the same row changed later
 //! in the binlog carry identical values. The binlog gives the physical type,
-//! signedness (with binlog_row_metadata=FULL), charset and fractional-second
-//! digits; a result set gives the same in its column definitions.
+//! its metadata, signedness and collation (with binlog_row_metadata=FULL); a
+//! result set gives the same in its column definitions, with text already
+//! converted to the connection's utf8mb4.
+//!
+//! A few binlog forms are read here rather than by mysql_common, which hands
+//! them over differently from what a query returns: `BINARY(n)` without its
+//! trailing zero bytes, `YEAR` 0 as 1900, and negative `TIME(1)`/`TIME(2)`
+//! with a fraction through an unsigned underflow.
 use std::collections::VecDeque;
+use std::io;
+use std::sync::Arc;
 
 use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::{Column as WireColumn, Value as Wire};
+use mysql_common::io::ParseBuf;
 
+use super::charset::{BINARY_COLLATION, TextCodec};
 use crate::record::{Column, Value};
-
-/// Charset number of `binary`: such strings are bytes, not text.
-const BINARY_CHARSET: u16 = 63;
 
 /// How to read one column of a table.
 #[derive(Debug, Clone)]
 pub struct ColumnDecoder {
     ty: ColumnType,
     unsigned: bool,
-    binary: bool,
+    /// How the column's bytes become text; None for binary strings and
+    /// types that are not text.
+    text: Option<Arc<TextCodec>>,
+    /// The table map's metadata for the column (binlog only).
+    meta: Box<[u8]>,
     /// Fractional-second digits of DATETIME/TIME/TIMESTAMP.
     fsp: u8,
     /// Member names of an ENUM or SET column, in declaration order.
@@ -31,13 +42,37 @@ pub struct ColumnDecoder {
     /// MariaDB's JSON is LONGTEXT with a json_valid() check: only the
     /// catalog tells it apart from text.
     json: bool,
+    /// `BINARY(n)`: the binlog leaves out trailing zero bytes, which a query
+    /// returns; the length to pad to.
+    binary_len: usize,
+    /// A MariaDB type that the binlog stores as bytes and a query returns
+    /// as text.
+    special: Option<SpecialType>,
+}
+
+/// MariaDB's own types, stored as `BINARY(16)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecialType {
+    Inet6,
+    Uuid,
+}
+
+impl SpecialType {
+    /// From information_schema's DATA_TYPE.
+    pub fn of(data_type: &str) -> Option<Self> {
+        match data_type {
+            "inet6" => Some(SpecialType::Inet6),
+            "uuid" => Some(SpecialType::Uuid),
+            _ => None,
+        }
+    }
 }
 
 /// Member names of the table's ENUM and SET columns, each list in column
-/// order (from binlog_row_metadata=FULL).
+/// order (from binlog_row_metadata=FULL), as the bytes of their charset.
 pub struct Members {
-    enums: VecDeque<Vec<String>>,
-    sets: VecDeque<Vec<String>>,
+    enums: VecDeque<Vec<Vec<u8>>>,
+    sets: VecDeque<Vec<Vec<u8>>>,
 }
 
 impl Members {
@@ -46,36 +81,59 @@ impl Members {
         for field in map.iter_optional_meta().flatten() {
             match field {
                 OptionalMetadataField::EnumStrValue(values) => members.enums.extend(
-                    values.iter_values().flatten().map(|v| v.values().iter().map(|m| m.value().into_owned()).collect()),
+                    values.iter_values().flatten().map(|v| v.values().iter().map(|m| m.value_raw().to_vec()).collect()),
                 ),
                 OptionalMetadataField::SetStrValue(values) => members.sets.extend(
-                    values.iter_values().flatten().map(|v| v.values().iter().map(|m| m.value().into_owned()).collect()),
+                    values.iter_values().flatten().map(|v| v.values().iter().map(|m| m.value_raw().to_vec()).collect()),
                 ),
                 _ => {}
             }
         }
         members
     }
+
+    /// The next ENUM's or SET's members, for a column of type `ty`.
+    pub fn next(&mut self, ty: ColumnType) -> Vec<Vec<u8>> {
+        match ty {
+            ColumnType::MYSQL_TYPE_ENUM => self.enums.pop_front().unwrap_or_default(),
+            ColumnType::MYSQL_TYPE_SET => self.sets.pop_front().unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl ColumnDecoder {
-    pub fn new(column: &WireColumn, meta: &[u8], members: &mut Members) -> Self {
-        let ty = column.column_type();
+    /// For a column of a binlog table map: its real type, metadata,
+    /// signedness, text codec (None: bytes) and ENUM/SET members in their
+    /// charset's bytes.
+    pub fn for_binlog(
+        ty: ColumnType,
+        meta: &[u8],
+        unsigned: bool,
+        text: Option<Arc<TextCodec>>,
+        members: Vec<Vec<u8>>,
+    ) -> Result<Self, String> {
         let temporal = matches!(ty, ColumnType::MYSQL_TYPE_DATETIME2 | ColumnType::MYSQL_TYPE_TIME2 | ColumnType::MYSQL_TYPE_TIMESTAMP2);
-        let members = match ty {
-            ColumnType::MYSQL_TYPE_ENUM => members.enums.pop_front().unwrap_or_default(),
-            ColumnType::MYSQL_TYPE_SET => members.sets.pop_front().unwrap_or_default(),
-            _ => Vec::new(),
+        let codec = text.clone().unwrap_or_else(TextCodec::utf8);
+        let members = members.into_iter().map(|m| codec.decode(m)).collect::<Result<_, _>>()?;
+        let binary_len = match (ty, &text, meta) {
+            (ColumnType::MYSQL_TYPE_STRING, None, [byte0, byte1, ..]) => fixed_string_len(*byte0, *byte1),
+            _ => 0,
         };
-        ColumnDecoder {
+        // A text type keeps its codec; others are not text at all.
+        let text = if is_text_type(ty) { text } else { None };
+        Ok(ColumnDecoder {
             ty,
-            unsigned: column.flags().contains(ColumnFlags::UNSIGNED_FLAG),
-            binary: column.character_set() == BINARY_CHARSET,
+            unsigned,
+            text,
+            meta: meta.into(),
             fsp: if temporal { meta.first().copied().unwrap_or(0).min(6) } else { 0 },
             members,
             members_as_text: false,
             json: false,
-        }
+            binary_len,
+            special: None,
+        })
     }
 
     /// For a column of a (binary protocol) query result.
@@ -92,15 +150,25 @@ impl ColumnDecoder {
             ty,
             ColumnType::MYSQL_TYPE_DATETIME | ColumnType::MYSQL_TYPE_TIME | ColumnType::MYSQL_TYPE_TIMESTAMP
         );
+        let text = (column.character_set() != BINARY_COLLATION && is_text_type(ty)).then(TextCodec::utf8);
         ColumnDecoder {
             ty,
             unsigned: flags.contains(ColumnFlags::UNSIGNED_FLAG) && ty != ColumnType::MYSQL_TYPE_YEAR,
-            binary: column.character_set() == BINARY_CHARSET,
+            text,
+            meta: Box::default(),
             fsp: if temporal { column.decimals().min(6) } else { 0 },
             members: Vec::new(),
             members_as_text: true,
             json: false,
+            binary_len: 0,
+            special: None,
         }
+    }
+
+    /// Marks a column as one of MariaDB's INET6 or UUID (from the catalog):
+    /// its bytes in the binlog become the text a query returns.
+    pub fn treat_as(&mut self, special: SpecialType) {
+        self.special = Some(special);
     }
 
     /// Fills in what a table map without full metadata leaves out.
@@ -113,19 +181,22 @@ impl ColumnDecoder {
 
     /// Marks a text column as JSON (MariaDB's JSON alias, found in the catalog).
     pub fn treat_as_json(&mut self) {
-        if !self.binary && matches!(self.ty, ColumnType::MYSQL_TYPE_BLOB | ColumnType::MYSQL_TYPE_LONG_BLOB) {
+        if self.text.is_some() && matches!(self.ty, ColumnType::MYSQL_TYPE_BLOB | ColumnType::MYSQL_TYPE_LONG_BLOB) {
             self.json = true;
         }
     }
 
-    pub fn describe(&self, _column: &WireColumn, name: String) -> Column {
+    pub fn describe(&self, name: String) -> Column {
         Column { name, sql_type: self.sql_type() }
     }
 
     fn sql_type(&self) -> String {
         use ColumnType::*;
+        let binary = self.text.is_none();
         let base = match self.ty {
             _ if self.json => "json",
+            _ if self.special == Some(SpecialType::Inet6) => "inet6",
+            _ if self.special == Some(SpecialType::Uuid) => "uuid",
             MYSQL_TYPE_TINY => "tinyint",
             MYSQL_TYPE_SHORT => "smallint",
             MYSQL_TYPE_INT24 => "mediumint",
@@ -144,16 +215,54 @@ impl ColumnDecoder {
             MYSQL_TYPE_ENUM => "enum",
             MYSQL_TYPE_SET => "set",
             MYSQL_TYPE_GEOMETRY => "geometry",
-            MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB if self.binary => "blob",
+            MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB if binary => "blob",
             MYSQL_TYPE_BLOB | MYSQL_TYPE_TINY_BLOB | MYSQL_TYPE_MEDIUM_BLOB | MYSQL_TYPE_LONG_BLOB => "text",
-            _ if self.binary => "varbinary",
+            _ if binary => "varbinary",
             _ => "varchar",
         };
         if self.unsigned { format!("{base} unsigned") } else { base.to_owned() }
     }
 
-    /// Takes the value: strings and decimals arrive as owned bytes, which
-    /// become the record's text without another copy.
+    /// Reads the column's next value from a binlog row image. The outer
+    /// error means the image itself cannot be read on; the inner one, that
+    /// this value cannot become a record value (its bytes are consumed).
+    pub fn read<'a>(&'a self, buf: &mut ParseBuf<'a>) -> io::Result<Result<Value, String>> {
+        use ColumnType::*;
+        let wire = match self.ty {
+            MYSQL_TYPE_TIME2 => time2(buf, self.fsp)?,
+            MYSQL_TYPE_TIME => {
+                // The pre-5.6 TIME: a signed HHMMSS.
+                let raw: &[u8] = buf.parse(3)?;
+                let n = i32::from_le_bytes([raw[0], raw[1], raw[2], if raw[2] & 0x80 != 0 { 0xff } else { 0 }]);
+                let hhmmss = n.unsigned_abs();
+                let hours = hhmmss / 10000;
+                Wire::Time(n < 0, hours / 24, (hours % 24) as u8, (hhmmss / 100 % 100) as u8, (hhmmss % 100) as u8, 0)
+            }
+            // A byte: 0 is the year 0000, any other n is 1900 + n.
+            MYSQL_TYPE_YEAR => {
+                let year: &[u8] = buf.parse(1)?;
+                return Ok(Ok(Value::Int(if year[0] == 0 { 0 } else { 1900 + i64::from(year[0]) })));
+            }
+            // The pre-5.6 TIMESTAMP: seconds since the epoch.
+            MYSQL_TYPE_TIMESTAMP => {
+                let secs: &[u8] = buf.parse(4)?;
+                let secs = u32::from_le_bytes([secs[0], secs[1], secs[2], secs[3]]);
+                return Ok(Ok(Value::Timestamp(i64::from(secs) * 1_000_000)));
+            }
+            _ => match buf.parse::<BinlogValue<'a>>((self.ty, &self.meta[..], self.unsigned, false))? {
+                BinlogValue::Value(Wire::Bytes(mut bytes)) if self.binary_len > bytes.len() => {
+                    bytes.resize(self.binary_len, 0);
+                    Wire::Bytes(bytes)
+                }
+                BinlogValue::Value(wire) => wire,
+                other => return Ok(self.decode(Some(other))),
+            },
+        };
+        Ok(self.decode_value(wire))
+    }
+
+    /// A value of a row mysql_common read (partial JSON updates and
+    /// values not read by [`ColumnDecoder::read`]).
     pub fn decode(&self, value: Option<BinlogValue<'_>>) -> Result<Value, String> {
         match value {
             None => Ok(Value::Null),
@@ -166,12 +275,16 @@ impl ColumnDecoder {
         }
     }
 
+    fn text(&self, bytes: Vec<u8>) -> Result<String, String> {
+        self.text.as_deref().unwrap_or(&TextCodec::Utf8).decode(bytes)
+    }
+
     pub fn decode_value(&self, wire: Wire) -> Result<Value, String> {
         use ColumnType::*;
         Ok(match (wire, self.ty) {
             (Wire::NULL, _) => Value::Null,
-            (Wire::Bytes(b), _) if self.json => Value::Json(text(b)?),
-            (Wire::Bytes(name), MYSQL_TYPE_ENUM | MYSQL_TYPE_SET) if self.members_as_text => Value::Str(text(name)?),
+            (Wire::Bytes(b), _) if self.json => Value::Json(self.text(b)?),
+            (Wire::Bytes(name), MYSQL_TYPE_ENUM | MYSQL_TYPE_SET) if self.members_as_text => Value::Str(self.text(name)?),
             // ENUM is stored as its 1-based member number (0: the invalid '').
             (Wire::Int(i), MYSQL_TYPE_ENUM) => Value::Str(match usize::try_from(i - 1).ok().and_then(|m| self.members.get(m)) {
                 Some(name) => name.clone(),
@@ -193,15 +306,19 @@ impl ColumnDecoder {
             (Wire::Int(i), _) if self.unsigned => Value::Uint(self.as_unsigned(i)),
             (Wire::Int(i), _) => Value::Int(i),
             (Wire::UInt(u), _) => Value::Uint(u),
-            (Wire::Float(f), _) => Value::Float(f64::from(f)),
+            (Wire::Float(f), _) => Value::Float(float_as_written(f)),
             (Wire::Double(d), _) => Value::Float(d),
-            (Wire::Bytes(b), MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL) => Value::Decimal(text(b)?),
-            (Wire::Bytes(b), MYSQL_TYPE_YEAR) => Value::Int(text(b)?.parse().map_err(|e| format!("YEAR: {e}"))?),
-            (Wire::Bytes(b), MYSQL_TYPE_TIMESTAMP2 | MYSQL_TYPE_TIMESTAMP) => Value::Timestamp(timestamp_micros(&text(b)?)?),
+            (Wire::Bytes(b), MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL) => Value::Decimal(self.text(b)?),
+            (Wire::Bytes(b), MYSQL_TYPE_YEAR) => Value::Int(self.text(b)?.parse().map_err(|e| format!("YEAR: {e}"))?),
+            (Wire::Bytes(b), MYSQL_TYPE_TIMESTAMP2 | MYSQL_TYPE_TIMESTAMP) => Value::Timestamp(timestamp_micros(&self.text(b)?)?),
             (Wire::Bytes(b), MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY) => Value::Bytes(b),
-            (Wire::Bytes(b), MYSQL_TYPE_JSON) => Value::Json(text(b)?),
-            (Wire::Bytes(b), _) if self.binary => Value::Bytes(b),
-            (Wire::Bytes(b), _) => Value::Str(text(b)?),
+            (Wire::Bytes(b), MYSQL_TYPE_JSON) => Value::Json(self.text(b)?),
+            (Wire::Bytes(b), _) if self.text.is_none() => match (self.special, <[u8; 16]>::try_from(b.as_slice())) {
+                (Some(SpecialType::Inet6), Ok(address)) => Value::Str(inet6_text(address)),
+                (Some(SpecialType::Uuid), Ok(uuid)) => Value::Str(uuid_text(uuid)),
+                _ => Value::Bytes(b),
+            },
+            (Wire::Bytes(b), _) => Value::Str(self.text(b)?),
             // A query result's TIMESTAMP is in the session time zone, which the
             // readers set to UTC.
             (Wire::Date(y, mo, d, h, mi, s, us), MYSQL_TYPE_TIMESTAMP | MYSQL_TYPE_TIMESTAMP2) => {
@@ -280,8 +397,102 @@ fn push_digits(out: &mut String, mut n: u32, width: usize) {
     out.push_str(std::str::from_utf8(&digits[..width]).expect("ASCII digits"));
 }
 
-fn text(bytes: Vec<u8>) -> Result<String, String> {
-    String::from_utf8(bytes).map_err(|e| format!("text column is not UTF-8: {e}"))
+/// Types whose bytes are text in the column's character set.
+fn is_text_type(ty: ColumnType) -> bool {
+    use ColumnType::*;
+    matches!(
+        ty,
+        MYSQL_TYPE_STRING
+            | MYSQL_TYPE_VAR_STRING
+            | MYSQL_TYPE_VARCHAR
+            | MYSQL_TYPE_BLOB
+            | MYSQL_TYPE_TINY_BLOB
+            | MYSQL_TYPE_MEDIUM_BLOB
+            | MYSQL_TYPE_LONG_BLOB
+            | MYSQL_TYPE_ENUM
+            | MYSQL_TYPE_SET
+    )
+}
+
+/// The byte length of a `CHAR(n)`/`BINARY(n)` from its two metadata bytes
+/// (lengths over 255 borrow two bits of the first, which holds the real type).
+fn fixed_string_len(byte0: u8, byte1: u8) -> usize {
+    let (byte0, byte1) = (usize::from(byte0), usize::from(byte1));
+    if byte0 & 0x30 != 0x30 { byte1 | (((byte0 & 0x30) ^ 0x30) << 4) } else { byte1 }
+}
+
+/// TIME(fsp) in the binlog's 5.6 form: a 24-bit big-endian integer part
+/// (sign-flipped: 0x800000 is zero) of packed hours, minutes and seconds,
+/// then 0-3 bytes of fraction. A negative time with a fraction stores its
+/// integer part one lower and the fraction as its complement.
+fn time2(buf: &mut ParseBuf<'_>, fsp: u8) -> io::Result<Wire> {
+    const INT_OFFSET: i64 = 0x80_0000;
+    let be = |bytes: &[u8]| bytes.iter().fold(0i64, |n, &b| (n << 8) | i64::from(b));
+    // The value in microseconds, signed, with its packed clock in the integer part.
+    let (mut int_part, mut frac) = match fsp {
+        1 | 2 => {
+            let raw: &[u8] = buf.parse(4)?;
+            (be(&raw[..3]) - INT_OFFSET, be(&raw[3..]) * 10_000)
+        }
+        3 | 4 => {
+            let raw: &[u8] = buf.parse(5)?;
+            (be(&raw[..3]) - INT_OFFSET, be(&raw[3..]) * 100)
+        }
+        5 | 6 => {
+            let raw: &[u8] = buf.parse(6)?;
+            let packed = be(raw) - 0x8000_0000_0000;
+            (packed >> 24, packed & 0xff_ffff)
+        }
+        _ => {
+            let raw: &[u8] = buf.parse(3)?;
+            (be(raw) - INT_OFFSET, 0)
+        }
+    };
+    if matches!(fsp, 1..=4) && int_part < 0 && frac > 0 {
+        int_part += 1;
+        frac -= if fsp <= 2 { 0x100 * 10_000 } else { 0x1_0000 * 100 };
+    }
+    let packed = (int_part << 24) + frac;
+    let (negative, magnitude) = (packed < 0, packed.unsigned_abs());
+    let clock = magnitude >> 24;
+    let hours = (clock >> 12) as u32 & 0x3ff;
+    Ok(Wire::Time(negative, hours / 24, (hours % 24) as u8, (clock >> 6 & 0x3f) as u8, (clock & 0x3f) as u8, (magnitude & 0xff_ffff) as u32))
+}
+
+/// A FLOAT as the shortest decimal that reads back as the same FLOAT
+/// (`0.1`, not the `0.10000000149011612` of its widening to double).
+fn float_as_written(f: f32) -> f64 {
+    // Rust writes a float as the shortest decimal that reads back the same.
+    f.to_string().parse().unwrap_or(f64::from(f))
+}
+
+/// INET6 as MariaDB prints it: IPv4-mapped and IPv4-compatible addresses
+/// with their IPv4 part dotted, the rest as RFC 5952 compresses them.
+fn inet6_text(bytes: [u8; 16]) -> String {
+    let address = std::net::Ipv6Addr::from(bytes);
+    let v4 = std::net::Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
+    let compatible = bytes[..12].iter().all(|&b| b == 0) && u32::from(v4) > 1;
+    if compatible { format!("::{v4}") } else { address.to_string() }
+}
+
+/// UUID as MariaDB prints it. A UUID of versions 1-5 with the RFC variant
+/// is stored with its segments swapped (time-ordered), others as written;
+/// the stored bytes themselves say which.
+fn uuid_text(stored: [u8; 16]) -> String {
+    let swapped = (i32::from(stored[6] as i8) & -i32::from(stored[8] as i8) & 0x80) != 0;
+    let bytes: [u8; 16] = if swapped {
+        let mut b = [0; 16];
+        b[0..4].copy_from_slice(&stored[12..16]);
+        b[4..6].copy_from_slice(&stored[10..12]);
+        b[6..8].copy_from_slice(&stored[8..10]);
+        b[8..10].copy_from_slice(&stored[6..8]);
+        b[10..16].copy_from_slice(&stored[0..6]);
+        b
+    } else {
+        stored
+    };
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 fn utc_micros(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, us: u32) -> Result<i64, String> {
@@ -331,6 +542,102 @@ mod tests {
         assert_eq!(time.decode_value(Wire::Time(false, 0, 7, 0, 1, 0)), Ok(Value::Time("07:00:01.000".into())));
         let time = decoder(ColumnType::MYSQL_TYPE_TIME, 0);
         assert_eq!(time.decode_value(Wire::Time(false, 4, 4, 0, 0, 0)), Ok(Value::Time("100:00:00".into())));
+    }
+
+    /// What the server writes for TIME(fsp) (my_time_packed_to_binary).
+    fn time2_bytes(negative: bool, (h, m, s): (i64, i64, i64), micros: i64, fsp: u8) -> Vec<u8> {
+        let mut packed = (((h << 12) | (m << 6) | s) << 24) + micros;
+        if negative {
+            packed = -packed;
+        }
+        let (int_part, frac) = (packed >> 24, packed % (1 << 24));
+        let int_bytes = ((0x80_0000 + int_part) as u32).to_be_bytes()[1..].to_vec();
+        match fsp {
+            0 => int_bytes,
+            1 | 2 => [int_bytes, vec![(frac / 10_000) as i8 as u8]].concat(),
+            3 | 4 => [int_bytes, ((frac / 100) as i16).to_be_bytes().to_vec()].concat(),
+            _ => ((packed + 0x8000_0000_0000) as u64).to_be_bytes()[2..].to_vec(),
+        }
+    }
+
+    fn read(decoder: &ColumnDecoder, bytes: &[u8]) -> Value {
+        let mut buf = ParseBuf(bytes);
+        let value = decoder.read(&mut buf).expect("readable").expect("decodable");
+        assert!(buf.is_empty(), "every byte read");
+        value
+    }
+
+    #[test]
+    fn binlog_time_reads_negative_fractions_at_every_precision() {
+        let cases = [
+            (false, (0, 0, 0), 500_000, "00:00:00.5"),
+            (true, (0, 0, 0), 500_000, "-00:00:00.5"),
+            (true, (0, 0, 1), 10_000, "-00:00:01.01"),
+            (true, (838, 59, 59), 990_000, "-838:59:59.99"),
+            (true, (12, 0, 0), 123_400, "-12:00:00.1234"),
+            (true, (0, 0, 0), 1, "-00:00:00.000001"),
+            (true, (1, 2, 3), 0, "-01:02:03"),
+            (false, (838, 59, 59), 0, "838:59:59"),
+        ];
+        for (negative, clock, micros, expected) in cases {
+            let fsp = expected.split_once('.').map_or(0, |(_, f)| f.len() as u8);
+            for fsp in fsp..=6 {
+                let decoder = ColumnDecoder::for_binlog(ColumnType::MYSQL_TYPE_TIME2, &[fsp], false, None, Vec::new()).unwrap();
+                let text = read(&decoder, &time2_bytes(negative, clock, micros, fsp));
+                let Value::Time(text) = text else { panic!("{text:?}") };
+                let digits = usize::from(fsp.saturating_sub(expected.split_once('.').map_or(0, |(_, f)| f.len() as u8)));
+                let padded = if expected.contains('.') || fsp == 0 { format!("{expected}{}", "0".repeat(digits)) } else { format!("{expected}.{}", "0".repeat(digits)) };
+                assert_eq!(text, padded, "TIME({fsp})");
+            }
+        }
+    }
+
+    #[test]
+    fn binlog_binary_keeps_its_trailing_zeros_and_year_zero_is_zero() {
+        let binary = ColumnDecoder::for_binlog(ColumnType::MYSQL_TYPE_STRING, &[0xfe, 8], false, None, Vec::new()).unwrap();
+        assert_eq!(read(&binary, &[2, 1, 2]), Value::Bytes(vec![1, 2, 0, 0, 0, 0, 0, 0]));
+        assert_eq!(read(&binary, &[0]), Value::Bytes(vec![0; 8]));
+        let text = ColumnDecoder::for_binlog(ColumnType::MYSQL_TYPE_STRING, &[0xfe, 8], false, Some(TextCodec::utf8()), Vec::new()).unwrap();
+        assert_eq!(read(&text, &[2, b'a', b'b']), Value::Str("ab".into()), "CHAR is not padded, as a query returns it");
+        let year = ColumnDecoder::for_binlog(ColumnType::MYSQL_TYPE_YEAR, &[], true, None, Vec::new()).unwrap();
+        assert_eq!(read(&year, &[0]), Value::Int(0));
+        assert_eq!(read(&year, &[1]), Value::Int(1901));
+        assert_eq!(read(&year, &[255]), Value::Int(2155));
+    }
+
+    #[test]
+    fn mariadb_inet6_and_uuid_print_as_the_server_prints_them() {
+        let mut inet6 = ColumnDecoder::for_binlog(ColumnType::MYSQL_TYPE_STRING, &[0xfe, 16], false, None, Vec::new()).unwrap();
+        inet6.treat_as(SpecialType::Inet6);
+        let mut loopback = vec![16];
+        loopback.extend([0u8; 15]);
+        loopback.push(1);
+        assert_eq!(read(&inet6, &loopback), Value::Str("::1".into()));
+        let mut mapped = vec![16];
+        mapped.extend([0u8; 10]);
+        mapped.extend([0xff, 0xff, 10, 0, 0, 1]);
+        assert_eq!(read(&inet6, &mapped), Value::Str("::ffff:10.0.0.1".into()));
+        let mut compatible = vec![16];
+        compatible.extend([0u8; 12]);
+        compatible.extend([10, 0, 0, 1]);
+        assert_eq!(read(&inet6, &compatible), Value::Str("::10.0.0.1".into()));
+        assert_eq!(read(&inet6, &[0]), Value::Str("::".into()), "all zeros: the binlog keeps no byte of it");
+
+        // 6ccd780c-baba-1026-9564-5b8c656024db, a version 1 UUID, is stored time-ordered.
+        let stored = [0x5b, 0x8c, 0x65, 0x60, 0x24, 0xdb, 0x95, 0x64, 0x10, 0x26, 0xba, 0xba, 0x6c, 0xcd, 0x78, 0x0c];
+        assert_eq!(uuid_text(stored), "6ccd780c-baba-1026-9564-5b8c656024db");
+        let v4 = [0x44, 0x66, 0x55, 0x44, 0x00, 0x00, 0xa7, 0x16, 0x41, 0xd4, 0xe2, 0x9b, 0x55, 0x0e, 0x84, 0x00];
+        assert_eq!(uuid_text(v4), "550e8400-e29b-41d4-a716-446655440000");
+        // Version 7 is stored as written.
+        let v7 = [0x01, 0x89, 0x0a, 0x5d, 0xac, 0x96, 0x77, 0x4b, 0xbc, 0xce, 0xb3, 0x02, 0x09, 0x9a, 0x80, 0x57];
+        assert_eq!(uuid_text(v7), "01890a5d-ac96-774b-bcce-b302099a8057");
+    }
+
+    #[test]
+    fn floats_are_the_shortest_decimal_of_their_single_precision() {
+        let decoder = ColumnDecoder::for_query(&WireColumn::new(ColumnType::MYSQL_TYPE_FLOAT));
+        assert_eq!(decoder.decode_value(Wire::Float(0.1)), Ok(Value::Float(0.1)));
+        assert_eq!(decoder.decode_value(Wire::Float(-3.4028235e38)), Ok(Value::Float(-3.4028235e38)));
     }
 
     #[test]

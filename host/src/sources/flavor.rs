@@ -30,10 +30,14 @@ impl ServerFlavor {
                 conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await?;
                 let status: Vec<(String, String)> = conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
                 let get = |name: &str| status.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-                match (get("binlog_snapshot_file"), get("binlog_snapshot_position").and_then(|p| p.parse().ok())) {
-                    (Some(file), Some(pos)) if !file.is_empty() => Ok(BinlogCheckpoint { file, pos, gtid: None }),
-                    _ => Err(SourceError::ServerSetup("the server reports no binlog_snapshot_file: is log_bin on?".into())),
-                }
+                let (file, pos) = match (get("binlog_snapshot_file"), get("binlog_snapshot_position").and_then(|p| p.parse().ok())) {
+                    (Some(file), Some(pos)) if !file.is_empty() => (file, pos),
+                    _ => return Err(SourceError::ServerSetup("the server reports no binlog_snapshot_file: is log_bin on?".into())),
+                };
+                // The GTID state at that position, so that a hand-over stored
+                // before any transaction is streamed still resumes by GTID.
+                let gtid: Option<Option<String>> = conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos)).await?;
+                Ok(BinlogCheckpoint { file, pos, gtid: gtid.flatten().filter(|g| !g.is_empty()) })
             }
             // MySQL has no such status: hold a global read lock for the instant
             // between opening the view and reading the position.

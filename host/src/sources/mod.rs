@@ -4,6 +4,7 @@
 pub mod binlog;
 pub mod capture;
 pub(crate) mod catalog;
+mod charset;
 mod connection;
 mod decode;
 mod flavor;
@@ -39,6 +40,15 @@ pub enum SourceError {
     TlsHandshake { url: String, message: String },
     #[error("MySQL server is not set up for change data capture: {0}")]
     ServerSetup(String),
+    #[error("the MySQL server ended the binlog stream (a restart or shutdown)")]
+    StreamEnded,
+    #[error(
+        "the binlog no longer holds the stored position {position}: {message}. The binlog was purged or reset \
+         (RESET MASTER) while the pipeline was stopped or behind. To start over, with a new snapshot as \
+         `snapshot` says: `sluice positions reset FILE {pipeline}`; to start from another position: \
+         `sluice positions set FILE {pipeline} --binlog FILE:POS` (or --gtid STATE)"
+    )]
+    PositionLost { pipeline: String, position: String, message: String },
     #[error("MySQL: {0}")]
     Mysql(#[from] mysql_async::Error),
     #[error("binlog: cannot decode {what}: {message}")]
@@ -53,6 +63,33 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// Whether trying again later may succeed (see `PipelineError::is_transient`).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Connect { source, .. } | SourceError::Mysql(source) => mysql_is_transient(source),
+            SourceError::StreamEnded | SourceError::Kafka(_) | SourceError::KafkaUnreachable { .. } => true,
+            SourceError::TlsSettings { .. }
+            | SourceError::TlsHandshake { .. }
+            | SourceError::ServerSetup(_)
+            | SourceError::PositionLost { .. }
+            | SourceError::Decode { .. } => false,
+        }
+    }
+}
+
+/// A connection lost or refused, a server shutting down or restarting,
+/// a deadlock or lock wait: what trying again can cure.
+pub(crate) fn mysql_is_transient(error: &mysql_async::Error) -> bool {
+    match error {
+        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
+        // Too many connections, shutdown in progress, lock wait timeout,
+        // deadlock, connection killed.
+        mysql_async::Error::Server(server) => matches!(server.code, 1040 | 1053 | 1205 | 1213 | 1927),
+        _ => false,
+    }
+}
+
 /// What a source stores to resume exactly where delivery stopped.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -65,6 +102,8 @@ pub enum SourcePosition {
 /// Records, and the position to store once they (and all before) are delivered.
 pub struct SourceBatch {
     pub records: Vec<crate::record::Record>,
+    /// Rows that could not be decoded, with why: for the dead-letter queue.
+    pub undecodable: Vec<(crate::record::Record, String)>,
     pub checkpoint: Option<SourcePosition>,
     /// The source has nothing more to give (a snapshot-only run is complete).
     pub finished: bool,
@@ -72,7 +111,7 @@ pub struct SourceBatch {
 
 impl SourceBatch {
     fn empty() -> Self {
-        SourceBatch { records: Vec::new(), checkpoint: None, finished: false }
+        SourceBatch { records: Vec::new(), undecodable: Vec::new(), checkpoint: None, finished: false }
     }
 }
 

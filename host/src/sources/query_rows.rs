@@ -6,10 +6,20 @@ use std::sync::Arc;
 
 use mysql_async::{Column as WireColumn, Row, Value as Wire};
 
-use super::SourceError;
 use super::catalog::TableInfo;
 use super::decode::ColumnDecoder;
 use crate::record::{Position, Schema, Value};
+
+/// A row's values, or (the same, with NULL for what failed) why it cannot
+/// be decoded.
+pub type DecodedRow = Result<Vec<Value>, (Vec<Value>, String)>;
+
+/// The values of a row, decoded or not.
+pub fn values(row: &DecodedRow) -> &[Value] {
+    match row {
+        Ok(values) | Err((values, _)) => values,
+    }
+}
 
 pub struct QueryShape {
     pub schema: Arc<Schema>,
@@ -25,6 +35,9 @@ impl QueryShape {
                 if info.json_columns.iter().any(|name| *name == column.name_str()) {
                     decoder.treat_as_json();
                 }
+                if let Some((_, special)) = info.special_columns.iter().find(|(name, _)| *name == column.name_str()) {
+                    decoder.treat_as(*special);
+                }
                 decoder
             })
             .collect();
@@ -32,24 +45,32 @@ impl QueryShape {
         let schema = Schema {
             database: info.database.clone(),
             table: info.table.clone(),
-            columns: columns.iter().zip(&decoders).map(|(col, d)| d.describe(col, col.name_str().into_owned())).collect(),
+            columns: columns.iter().zip(&decoders).map(|(col, d)| d.describe(col.name_str().into_owned())).collect(),
             key: info.key.iter().filter_map(|k| names.iter().position(|n| n == k)).map(|i| i as u32).collect(),
         };
         QueryShape { schema: Arc::new(schema), decoders }
     }
 
     /// Into a vector of the row's exact size: collecting through `Result`
-    /// started at four values and reallocated per row (2% of a snapshot).
-    pub fn decode(&self, row: Row) -> Result<Vec<Value>, SourceError> {
+    /// started at four values and reallocated per row (2% of a snapshot). A
+    /// value that cannot be decoded fails the row, which still comes back
+    /// whole (that value as NULL) with why, for the dead-letter queue.
+    pub fn decode(&self, row: Row) -> DecodedRow {
         let wire = row.unwrap();
         let mut values = Vec::with_capacity(wire.len());
-        for (value, decoder) in wire.into_iter().zip(&self.decoders) {
-            values.push(decoder.decode_value(value).map_err(|message| SourceError::Decode {
-                what: format!("a row of {}.{}", self.schema.database, self.schema.table),
-                message,
-            })?);
+        let mut failed = None;
+        for ((value, decoder), column) in wire.into_iter().zip(&self.decoders).zip(&self.schema.columns) {
+            values.push(decoder.decode_value(value).unwrap_or_else(|reason| {
+                failed.get_or_insert_with(|| {
+                    format!("a row of {}.{}: column `{}`: {reason}", self.schema.database, self.schema.table, column.name)
+                });
+                Value::Null
+            }));
         }
-        Ok(values)
+        match failed {
+            None => Ok(values),
+            Some(reason) => Err((values, reason)),
+        }
     }
 
     /// Where `columns` (by name) are in a row.

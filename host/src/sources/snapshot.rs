@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{TableInfo, captured_tables, quote};
 use super::flavor::ServerFlavor;
-use super::query_rows::{QueryShape, key_position, keyset_after, pick};
+use super::query_rows::{DecodedRow, QueryShape, key_position, keyset_after, pick, values};
 use super::{BinlogCheckpoint, SourceError, TableFilter};
 use crate::record::{Position, Record, Value};
 
@@ -37,6 +37,14 @@ pub struct TableCursor {
     pub after: Vec<Value>,
 }
 
+/// Rows of a table read, those that could not be decoded (with why), and
+/// the progress to store once they are delivered.
+pub struct SnapshotChunk {
+    pub records: Vec<Record>,
+    pub undecodable: Vec<(Record, String)>,
+    pub progress: Option<SnapshotProgress>,
+}
+
 struct TableScan {
     info: TableInfo,
     shape: Option<QueryShape>,
@@ -45,7 +53,7 @@ struct TableScan {
     /// … or rows read so far (tables without one, paged by offset).
     read: u64,
     /// Rows read and not yet handed out, and whether the table has no more.
-    buffered: VecDeque<Vec<Value>>,
+    buffered: VecDeque<DecodedRow>,
     exhausted: bool,
     started: Instant,
     logged: Instant,
@@ -60,6 +68,9 @@ impl TableScan {
 
 pub struct SnapshotReader {
     conn: Conn,
+    /// The binlog position of this read's own view: a resumed snapshot reads
+    /// a newer view than the one it resumes, and its rows' dedup ids say so.
+    view: BinlogCheckpoint,
     progress: SnapshotProgress,
     pending: VecDeque<TableInfo>,
     scan: Option<TableScan>,
@@ -78,8 +89,8 @@ impl SnapshotReader {
         resume: Option<SnapshotProgress>,
     ) -> Result<Self, SourceError> {
         conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
-        let at = flavor.begin_snapshot(&mut conn).await?;
-        let progress = resume.unwrap_or(SnapshotProgress { handover: at, completed: Vec::new(), cursor: None });
+        let view = flavor.begin_snapshot(&mut conn).await?;
+        let progress = resume.unwrap_or_else(|| SnapshotProgress { handover: view.clone(), completed: Vec::new(), cursor: None });
         let tables = captured_tables(&mut conn, filter).await?;
         let total: u64 = tables.iter().map(|t| t.estimated_rows).sum();
         let pending: VecDeque<TableInfo> = tables.into_iter().filter(|t| !progress.completed.contains(&t.qualified())).collect();
@@ -89,7 +100,7 @@ impl SnapshotReader {
             handover = %format!("{}:{}", progress.handover.file, progress.handover.pos),
             "snapshot started"
         );
-        Ok(SnapshotReader { conn, progress, pending, scan: None, ts_ms: chrono::Utc::now().timestamp_millis() })
+        Ok(SnapshotReader { conn, view, progress, pending, scan: None, ts_ms: chrono::Utc::now().timestamp_millis() })
     }
 
     pub fn handover(&self) -> &BinlogCheckpoint {
@@ -98,7 +109,13 @@ impl SnapshotReader {
 
     /// Up to `max` rows of the current table and the progress once they are
     /// delivered; None when every table has been read.
-    pub async fn next_chunk(&mut self, max: usize) -> Result<Option<(Vec<Record>, Option<SnapshotProgress>)>, SourceError> {
+    ///
+    /// A row's dedup id is `snapshot:<view>:<key>`, the view being the binlog
+    /// position of the read that returned it: one id names one content. A
+    /// resumed snapshot reads a newer view, so a row it reads again (the
+    /// rows after the last stored cursor) gets a new id; of two ids for one
+    /// key, the one with the later view holds the newer content.
+    pub async fn next_chunk(&mut self, max: usize) -> Result<Option<SnapshotChunk>, SourceError> {
         loop {
             if self.scan.is_none() {
                 let Some(info) = self.pending.pop_front() else { return Ok(None) };
@@ -110,30 +127,34 @@ impl SnapshotReader {
             }
             let take = max.min(scan.buffered.len());
             let first = scan.delivered();
-            let rows: Vec<Vec<Value>> = scan.buffered.drain(..take).collect();
-            let mut records = Vec::with_capacity(rows.len());
+            let rows: Vec<_> = scan.buffered.drain(..take).collect();
+            let mut chunk = SnapshotChunk { records: Vec::with_capacity(rows.len()), undecodable: Vec::new(), progress: None };
             let mut last_key = None;
             if let Some(shape) = &scan.shape {
-                let handover = &self.progress.handover;
-                let prefix = format!("snapshot:{}:{}:", handover.file, handover.pos);
+                let prefix = format!("snapshot:{}:{}:", self.view.file, self.view.pos);
                 let key = shape.indexes(&scan.info.key);
                 if let (Some(last), false) = (rows.last(), key.is_empty()) {
-                    last_key = Some(pick(last, &key));
+                    last_key = Some(pick(values(last), &key));
                 }
                 for (n, row) in rows.into_iter().enumerate() {
                     let position = if key.is_empty() {
                         Position::Other(format!("{prefix}#{}", first + n as u64))
                     } else {
-                        key_position(&prefix, &row, &key)
+                        key_position(&prefix, values(&row), &key)
                     };
-                    records.push(Record::read(position, self.ts_ms, shape.schema.clone(), row));
+                    match row {
+                        Ok(values) => chunk.records.push(Record::read(position, self.ts_ms, shape.schema.clone(), values)),
+                        Err((values, reason)) => {
+                            chunk.undecodable.push((Record::read(position, self.ts_ms, shape.schema.clone(), values), reason));
+                        }
+                    }
                 }
             }
             let done = scan.exhausted && scan.buffered.is_empty();
             if done || scan.logged.elapsed() >= PROGRESS_EVERY {
                 log_progress(scan, done);
             }
-            let checkpoint = if done {
+            chunk.progress = if done {
                 self.progress.completed.push(scan.info.qualified());
                 self.progress.cursor = None;
                 self.scan = None;
@@ -146,8 +167,8 @@ impl SnapshotReader {
                 // is stored only once complete.
                 None
             };
-            if !records.is_empty() || checkpoint.is_some() {
-                return Ok(Some((records, checkpoint)));
+            if !chunk.records.is_empty() || !chunk.undecodable.is_empty() || chunk.progress.is_some() {
+                return Ok(Some(chunk));
             }
         }
     }
@@ -193,7 +214,7 @@ async fn read_chunk(conn: &mut Conn, scan: &mut TableScan, max: usize) -> Result
     let shape = scan.shape.as_ref();
     let before = scan.buffered.len();
     while let Some(row) = result.next().await? {
-        scan.buffered.push_back(shape.expect("columns come before rows").decode(row)?);
+        scan.buffered.push_back(shape.expect("columns come before rows").decode(row));
     }
     let read = scan.buffered.len() - before;
     scan.read += read as u64;
@@ -201,7 +222,7 @@ async fn read_chunk(conn: &mut Conn, scan: &mut TableScan, max: usize) -> Result
     if let (Some(shape), Some(last)) = (shape, scan.buffered.back()) {
         let key = shape.indexes(&scan.info.key);
         if !key.is_empty() {
-            scan.after = Some(pick(last, &key));
+            scan.after = Some(pick(values(last), &key));
         }
     }
     Ok(())

@@ -4,9 +4,12 @@
 mod to_kafka;
 pub use to_kafka::{BATCH_RECORDS, MAX_IN_FLIGHT};
 mod to_mysql;
+mod supervise;
+pub use supervise::supervise;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tokio::sync::{mpsc, watch};
 
@@ -30,17 +33,43 @@ pub enum PipelineError {
     MysqlSink(#[from] crate::sinks::mysql::MysqlSinkError),
 }
 
-/// Runs until `stop` turns true, the source finishes (snapshot-only), or a
-/// failure that retrying cannot fix.
+impl PipelineError {
+    /// Whether trying again later may succeed: a lost connection, a server
+    /// or broker that is down or restarting. Settings, grants, plugins,
+    /// positions the server no longer has, and records that `on_error =
+    /// "stop"` halts on are not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PipelineError::Source(e) => e.is_transient(),
+            PipelineError::Sink(e) => e.is_transient(),
+            PipelineError::MysqlSink(e) => e.is_transient(),
+            PipelineError::Unsupported { .. } | PipelineError::Plugin(_) | PipelineError::Position(_) => false,
+        }
+    }
+}
+
+/// Runs until `stop` turns true, the source finishes (snapshot-only), or the
+/// first failure; [`supervise`] retries the transient ones.
 pub async fn run_pipeline(
     config: &PipelineConfig,
     host: Arc<PluginHost>,
     state_dir: &Path,
     stop: watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
+    run_once(config, host, state_dir, stop, &AtomicBool::new(false)).await
+}
+
+/// One run of the pipeline; `ran` turns true once it is connected and running.
+async fn run_once(
+    config: &PipelineConfig,
+    host: Arc<PluginHost>,
+    state_dir: &Path,
+    stop: watch::Receiver<bool>,
+    ran: &AtomicBool,
+) -> Result<(), PipelineError> {
     match (&config.source, &config.sink) {
-        (SourceConfig::Kafka(source), SinkConfig::Mysql(sink)) => to_mysql::run(config, source, sink, host, stop).await,
-        (_, SinkConfig::Kafka(sink)) => to_kafka::run(config, sink, host, state_dir, stop).await,
+        (SourceConfig::Kafka(source), SinkConfig::Mysql(sink)) => to_mysql::run(config, source, sink, host, stop, ran).await,
+        (_, SinkConfig::Kafka(sink)) => to_kafka::run(config, sink, host, state_dir, stop, ran).await,
         _ => Err(PipelineError::Unsupported {
             pipeline: config.name.clone(),
             message: "a mysql sink takes a kafka source".into(),

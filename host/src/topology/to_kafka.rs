@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -16,7 +17,7 @@ use crate::positions::PositionStore;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::kafka::{KafkaSink, KafkaSinkConfig};
 use crate::sources::{MysqlCapture, PollingSource, SourceBatch, SourceError, SourcePosition};
-use crate::transforms::{ChainOutput, PluginChain};
+use crate::transforms::{ChainOutput, PluginChain, Rejected};
 
 /// Records per batch through the plugins and to the sink. A batch's records,
 /// its plugin copy and its messages stay in a core's cache at this size:
@@ -48,9 +49,9 @@ enum Source {
 }
 
 impl Source {
-    async fn connect(config: &SourceConfig, stored: Option<SourcePosition>) -> Result<Option<Self>, SourceError> {
+    async fn connect(config: &SourceConfig, stored: Option<SourcePosition>, pipeline: &str) -> Result<Option<Self>, SourceError> {
         Ok(match config {
-            SourceConfig::MysqlBinlog(c) => Some(Source::Capture(MysqlCapture::connect(c, stored).await?)),
+            SourceConfig::MysqlBinlog(c) => Some(Source::Capture(MysqlCapture::connect(c, stored, pipeline).await?)),
             SourceConfig::MysqlPoll(c) => Some(Source::Polling(PollingSource::connect(c, stored).await?)),
             SourceConfig::Kafka(_) => None,
         })
@@ -63,6 +64,7 @@ pub async fn run(
     host: Arc<PluginHost>,
     state_dir: &Path,
     stop: watch::Receiver<bool>,
+    ran: &AtomicBool,
 ) -> Result<(), PipelineError> {
     let unsupported = || PipelineError::Unsupported {
         pipeline: config.name.clone(),
@@ -72,14 +74,15 @@ pub async fn run(
     let mut chain = PluginChain::build(&host, &config.plugins)?;
     let mut sink = KafkaSink::new(sink_config, &config.name)?;
     sink.check_brokers(&sink_config.brokers).await?;
-    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &sink_config.properties, &config.name)?;
-    let source = Source::connect(&config.source, store.load()?).await?.ok_or_else(unsupported)?;
+    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &sink_config.properties, &config.name)?.with_on_error(config.on_error);
+    let source = Source::connect(&config.source, store.load()?, &config.name).await?.ok_or_else(unsupported)?;
     let mut positions = Positions { store, acked: None, saved_at: Instant::now() };
-    let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |batch: SourceBatch| TransformedBatch {
-        out: (!batch.records.is_empty()).then(|| chain.run(batch.records)),
-        checkpoint: batch.checkpoint,
-        finished: batch.finished,
+    let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |batch: SourceBatch| {
+        let mut out = if batch.records.is_empty() { ChainOutput::default() } else { chain.run(batch.records) };
+        out.rejected.extend(batch.undecodable.into_iter().map(|(record, reason)| Rejected::undecodable(record, "source:mysql", reason)));
+        TransformedBatch { out, checkpoint: batch.checkpoint, finished: batch.finished }
     });
+    ran.store(true, Ordering::Relaxed);
     tracing::info!(pipeline = %config.name, "running");
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let result = async {
@@ -96,9 +99,13 @@ pub async fn run(
                 tracing::info!(pipeline = %config.name, "source finished");
                 break;
             }
-            let acks = match batch.out {
-                None => None,
-                Some(out) => Some((sink.enqueue(&out.records).await?, dead_letters.enqueue(&out.rejected).await?)),
+            let mut out = batch.out;
+            let acks = if out.records.is_empty() && out.rejected.is_empty() {
+                None
+            } else {
+                let (records, too_large) = sink.enqueue(&out.records).await?;
+                out.rejected.extend(too_large);
+                Some((records, dead_letters.enqueue(&out.rejected).await?))
             };
             let waiting = tokio::spawn(async move {
                 if let Some((records, dead)) = acks {
@@ -112,14 +119,18 @@ pub async fn run(
         Ok::<_, PipelineError>(())
     }
     .await;
-    // After a failure no later position may be stored: the failed batch would
-    // be skipped on restart. After a clean stop, what was handed over still
-    // gets its acks and its position.
-    result?;
+    // After a sink's failure no later position may be stored: the failed
+    // batch would be skipped on restart. After a clean stop, or when the
+    // source failed (a server restart), what was handed over still gets its
+    // acks and its position, so a restart repeats as little as it can.
+    if result.as_ref().is_err_and(|e| !matches!(e, PipelineError::Source(_))) {
+        return result;
+    }
     while let Some(entry) = in_flight.pop_front() {
         settle(entry, &mut positions).await?;
     }
     positions.save()?;
+    result?;
     tracing::info!(pipeline = %config.name, "stopped");
     Ok(())
 }
@@ -139,10 +150,10 @@ impl BatchSource for Source {
     }
 }
 
-/// A source's batch after the plugin chain.
+/// A source's batch after the plugin chain, with the rows the source could
+/// not decode among the rejected.
 struct TransformedBatch {
-    /// None when the source's batch held no records.
-    out: Option<ChainOutput>,
+    out: ChainOutput,
     checkpoint: Option<SourcePosition>,
     finished: bool,
 }

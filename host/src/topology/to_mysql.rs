@@ -3,6 +3,7 @@
 //! are acknowledged before that commit. The broker's group offsets are
 //! committed afterwards, as a hint for where reading resumes.
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -10,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use super::{BatchSource, PipelineError, on_own_thread, read_ahead};
 use crate::pipeline::PipelineConfig;
 use crate::record::Record;
-use crate::plugin::{FailureKind, PluginHost, RecordFailure};
+use crate::plugin::PluginHost;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::mysql::{MysqlSink, MysqlSinkConfig, Plan, RowPlanner};
 use crate::sources::SourceError;
@@ -29,9 +30,10 @@ pub async fn run(
     sink_config: &MysqlSinkConfig,
     host: Arc<PluginHost>,
     stop: watch::Receiver<bool>,
+    ran: &AtomicBool,
 ) -> Result<(), PipelineError> {
     let mut chain = PluginChain::build(&host, &config.plugins)?;
-    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &source_config.properties, &config.name)?;
+    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &source_config.properties, &config.name)?.with_on_error(config.on_error);
     let mut sink = MysqlSink::connect(sink_config, &config.name).await?;
     let mut planner = RowPlanner::connect(sink_config, &config.name).await?;
     let source = KafkaSource::connect(source_config, &sink.applied_offsets().await?)?;
@@ -45,19 +47,17 @@ pub async fn run(
     });
     let (to_writer, written) = mpsc::channel(1);
     let writer = tokio::spawn(write_batches(sink, dead_letters, committer, written, config.name.clone()));
+    ran.store(true, Ordering::Relaxed);
     tracing::info!(pipeline = %config.name, "running");
-    while !*stop.borrow() {
+    // The reader hands over a batch, empty or not, at least every BATCH_WAIT:
+    // a writer that failed is noticed then, not only when data comes.
+    while !*stop.borrow() && !writer.is_finished() {
         let batch = batches.recv().await.expect("the reader sends its error before it ends")?;
         if batch.next_offsets.is_empty() {
             continue;
         }
         let mut dead = batch.out.rejected;
-        dead.extend(batch.undecodable.into_iter().map(|(record, reason)| Rejected {
-            record,
-            plugin: "source:kafka".into(),
-            version: String::new(),
-            failure: RecordFailure::new(FailureKind::Undecodable, reason),
-        }));
+        dead.extend(batch.undecodable.into_iter().map(|(record, reason)| Rejected::undecodable(record, "source:kafka", reason)));
         let plan = planner.plan(batch.out.records).await?;
         let write = Write { plan, dead, next_offsets: batch.next_offsets };
         if to_writer.send(write).await.is_err() {

@@ -2,7 +2,7 @@
 //! record a plugin fails on leaves the chain with the plugin's name, version
 //! and reason, bound for the dead-letter queue.
 use crate::pipeline::PluginStep;
-use crate::plugin::{PluginError, PluginHost, PluginRunner, RecordFailure};
+use crate::plugin::{FailureKind, PluginError, PluginHost, PluginRunner, RecordFailure};
 use crate::record::Record;
 
 pub struct PluginChain {
@@ -16,6 +16,19 @@ pub struct Rejected {
     pub plugin: String,
     pub version: String,
     pub failure: RecordFailure,
+}
+
+impl Rejected {
+    /// A record its source could not decode; `source` names the source
+    /// (`source:mysql`, `source:kafka`) where a plugin's name would be.
+    pub fn undecodable(record: Record, source: &str, reason: String) -> Self {
+        Rejected { record, plugin: source.into(), version: String::new(), failure: RecordFailure::new(FailureKind::Undecodable, reason) }
+    }
+
+    /// A record its sink (`sink:kafka`, `sink:mysql`) cannot write.
+    pub fn unwritable(record: Record, sink: &str, reason: String) -> Self {
+        Rejected { record, plugin: sink.into(), version: String::new(), failure: RecordFailure::new(FailureKind::Unwritable, reason) }
+    }
 }
 
 #[derive(Debug, Default)]

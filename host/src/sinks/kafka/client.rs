@@ -23,6 +23,12 @@ impl ClientProperties {
         }
     }
 
+    /// librdkafka's `message.max.bytes` as set here, else its default: the
+    /// largest message the producer takes (key, value and headers).
+    pub fn max_message_bytes(&self) -> usize {
+        self.0.get("message.max.bytes").and_then(|v| v.trim().parse().ok()).unwrap_or(1_000_000)
+    }
+
     /// Those that say how to reach and sign in to the cluster.
     pub fn connection(&self) -> ClientProperties {
         let connects = |key: &str| key == "security.protocol" || key.starts_with("ssl.") || key.starts_with("sasl.");

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Message, OwnedHeaders};
+use rdkafka::message::{Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use tokio::sync::Notify;
 
@@ -55,6 +55,12 @@ pub struct Outgoing {
 #[derive(Clone)]
 pub struct Written(std::ops::Range<usize>);
 
+impl Written {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 struct OutgoingMessage {
     topic: usize,
     key: Option<Written>,
@@ -90,6 +96,22 @@ impl Outgoing {
     pub fn payload_bytes(&self) -> usize {
         self.messages.iter().filter_map(|m| m.payload.as_ref()).map(|p| p.0.len()).sum()
     }
+}
+
+/// The size a message of `key`, `payload` and `headers` has against
+/// librdkafka's `message.max.bytes`: key, value and headers as they are
+/// written in a record batch.
+pub fn wire_size(key: Option<&Written>, payload: Option<&Written>, headers: &OwnedHeaders) -> usize {
+    let len = |w: Option<&Written>| w.map_or(0, |w| w.0.len());
+    let varint = |n: usize| (64 - ((n as u64) << 1).leading_zeros() as usize).div_ceil(7).max(1);
+    let headers: usize = (0..headers.count())
+        .map(|i| {
+            let h = headers.get(i);
+            let value = h.value.map_or(0, <[u8]>::len);
+            varint(h.key.len()) + h.key.len() + varint(value) + value
+        })
+        .sum();
+    len(key) + len(payload) + headers
 }
 
 /// Acknowledgements still to come for messages already handed to the producer.

@@ -201,6 +201,25 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
     }
 }
 
+/// A record's Kafka key on its own, as the sink writes it: for headers that
+/// name another record's key.
+pub struct KeyWriter(MessageEncoder);
+
+impl Default for KeyWriter {
+    fn default() -> Self {
+        KeyWriter(MessageEncoder::new(ValueFormat::Debezium, ""))
+    }
+}
+
+impl KeyWriter {
+    /// The key's bytes; empty for a record without one.
+    pub fn of(&mut self, record: &Record) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.0.write_key(record, &mut out);
+        out
+    }
+}
+
 fn write_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }

@@ -10,11 +10,12 @@ use serde::Deserialize;
 pub use client::ClientProperties;
 pub use client::producer;
 pub use delivery::Acks;
-use delivery::{Outgoing, Producer, enqueue_all};
-pub use encode::{MessageEncoder, ValueFormat};
+use delivery::{Outgoing, Producer, enqueue_all, wire_size};
+pub use encode::{KeyWriter, MessageEncoder, ValueFormat};
 
 use crate::record::{Op, Record};
 use crate::sinks::{Destination, SinkError};
+use crate::transforms::Rejected;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +51,7 @@ pub struct KafkaSink {
     topic_name: String,
     dedup: String,
     messages: Outgoing,
+    max_message_bytes: usize,
 }
 
 impl KafkaSink {
@@ -62,6 +64,7 @@ impl KafkaSink {
             topic_name: String::new(),
             dedup: String::new(),
             messages: Outgoing::with_capacity(0),
+            max_message_bytes: config.properties.max_message_bytes(),
         })
     }
 
@@ -73,27 +76,45 @@ impl KafkaSink {
             .map_err(|source| SinkError::Unreachable { brokers: brokers.to_owned(), source })
     }
 
-    /// Produces every record and returns once Kafka acknowledged all of them.
-    pub async fn deliver(&mut self, records: &[Record]) -> Result<(), SinkError> {
-        self.enqueue(records).await?.wait().await
+    /// Produces every record and returns once Kafka acknowledged all of
+    /// them; records too large to produce come back for the dead-letter queue.
+    pub async fn deliver(&mut self, records: &[Record]) -> Result<Vec<Rejected>, SinkError> {
+        let (acks, too_large) = self.enqueue(records).await?;
+        acks.wait().await?;
+        Ok(too_large)
     }
 
-    /// Hands every record to the producer, in order; the acks come later.
-    pub async fn enqueue(&mut self, records: &[Record]) -> Result<Acks, SinkError> {
+    /// Hands every record to the producer, in order; the acks come later. A
+    /// record whose message would exceed the producer's `message.max.bytes`
+    /// is not sent (librdkafka would refuse it, and with it the batch, on
+    /// every restart) but handed back, named with the limit.
+    pub async fn enqueue(&mut self, records: &[Record]) -> Result<(Acks, Vec<Rejected>), SinkError> {
         let messages = &mut self.messages;
         let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut too_large = Vec::new();
         for record in records {
             self.topic.fill_into(record, &mut self.topic_name);
             let key = messages.write(|out| self.encoder.write_key(record, out));
             let payload = messages.write(|out| self.encoder.write_value(record, now_ms, out));
             let headers = encode::headers(record, &mut self.dedup);
-            if self.tombstones && record.op == Op::Delete && key.is_some() {
+            let size = wire_size(key.as_ref(), payload.as_ref(), &headers);
+            if size > self.max_message_bytes {
+                too_large.push(Rejected::unwritable(
+                    record.clone(),
+                    "sink:kafka",
+                    format!(
+                        "its message for topic `{}` is {size} bytes, over the producer's message.max.bytes of {}: raise \
+                         message.max.bytes in the sink's properties (and max.message.bytes on the topic), or shrink the row in a plugin",
+                        self.topic_name, self.max_message_bytes
+                    ),
+                ));
+            } else if self.tombstones && record.op == Op::Delete && key.is_some() {
                 messages.push(&self.topic_name, key.clone(), payload, headers.clone());
                 messages.push(&self.topic_name, key, None, headers);
             } else {
                 messages.push(&self.topic_name, key, payload, headers);
             }
         }
-        enqueue_all(&self.producer, messages).await
+        Ok((enqueue_all(&self.producer, messages).await?, too_large))
     }
 }

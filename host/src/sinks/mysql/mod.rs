@@ -20,7 +20,6 @@ use self::plan::Planned;
 use self::target::TargetTable;
 use crate::pipeline::Secret;
 use crate::sources::MysqlTls;
-use crate::plugin::{FailureKind, RecordFailure};
 use crate::record::{Position, Record};
 use crate::sources::kafka::Offsets;
 use crate::sinks::dead_letter::DeadLetterQueue;
@@ -92,8 +91,19 @@ pub enum MysqlSinkError {
     Connect(crate::sources::SourceError),
     #[error("MySQL sink: {0}")]
     Mysql(#[from] mysql_async::Error),
-    #[error("MySQL sink: the dead letters of a batch were not accepted: {0}")]
+    #[error("MySQL sink: {0}")]
     DeadLetters(#[from] super::SinkError),
+}
+
+impl MysqlSinkError {
+    /// Whether trying again later may succeed: the server down or restarting.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            MysqlSinkError::Connect(e) => e.is_transient(),
+            MysqlSinkError::Mysql(e) => crate::sources::mysql_is_transient(e),
+            MysqlSinkError::DeadLetters(e) => e.is_transient(),
+        }
+    }
 }
 
 /// Applies planned batches on its own connection.
@@ -231,7 +241,7 @@ impl SinkConnection {
     /// After `error` on the `attempt`th try: waits and reconnects if trying
     /// again can help, else hands the error back.
     async fn recover(&mut self, error: MysqlSinkError, attempt: u32) -> Result<(), MysqlSinkError> {
-        if !retryable(&error) || attempt > 60 {
+        if !error.is_transient() || attempt > 60 {
             return Err(error);
         }
         tracing::warn!(pipeline = %self.pipeline, %error, attempt, "MySQL sink: reconnecting");
@@ -251,20 +261,5 @@ async fn open(config: &MysqlSinkConfig) -> Result<Conn, MysqlSinkError> {
 }
 
 fn unwritable(record: &Record, reason: String) -> Rejected {
-    Rejected {
-        record: record.clone(),
-        plugin: "sink:mysql".into(),
-        version: String::new(),
-        failure: RecordFailure::new(FailureKind::Unwritable, reason),
-    }
-}
-
-/// Lost connections and server restarts, deadlocks and lock timeouts: the
-/// whole batch is tried again.
-fn retryable(e: &MysqlSinkError) -> bool {
-    match e {
-        MysqlSinkError::Mysql(mysql_async::Error::Server(server)) => matches!(server.code, 1205 | 1213 | 1053 | 1927),
-        MysqlSinkError::Mysql(mysql_async::Error::Io(_) | mysql_async::Error::Driver(_)) | MysqlSinkError::Connect(_) => true,
-        _ => false,
-    }
+    Rejected::unwritable(record.clone(), "sink:mysql", reason)
 }

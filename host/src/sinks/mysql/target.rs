@@ -37,11 +37,20 @@ impl TargetTable {
     pub fn convert(&self, index: usize, value: &Value) -> Wire {
         let data_type = self.columns[index].1.as_str();
         match (value, data_type) {
+            // The epoch is how the zero TIMESTAMP travels: no TIMESTAMP can
+            // otherwise hold it.
+            (Value::Str(text), "timestamp") if chrono::DateTime::parse_from_rfc3339(text).is_ok_and(|t| t.timestamp_micros() == 0) => {
+                Wire::Bytes(b"0000-00-00 00:00:00".to_vec())
+            }
             (Value::Str(text), "datetime" | "timestamp") => match chrono::DateTime::parse_from_rfc3339(text) {
                 Ok(t) => Wire::Bytes(t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string().into_bytes()),
                 Err(_) => param(value),
             },
-            (Value::Str(text), "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" | "bit") => {
+            (
+                Value::Str(text),
+                "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" | "bit" | "geometry" | "point" | "linestring"
+                | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection",
+            ) => {
                 match BASE64.decode(text) {
                     Ok(bytes) => Wire::Bytes(bytes),
                     Err(_) => param(value),

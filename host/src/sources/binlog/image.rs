@@ -1,75 +1,88 @@
-//! Row images read straight from a rows event with the column types,
-//! metadata and signedness of the table map, worked out once per table map.
-//! mysql_common's own row reader builds a column description per value and
-//! walks the table map's metadata again for every row: more than half of
-//! the binlog source's CPU in profiles. Events it reads differently (some
-//! columns left out of an image, partial JSON updates) still go through it.
-use mysql_async::Column as WireColumn;
-use mysql_async::binlog::events::{RowsEventData, TableMapEvent};
-use mysql_async::binlog::value::BinlogValue;
-use mysql_async::consts::{ColumnFlags, ColumnType};
+//! Row images read straight from a rows event with the decoders of its
+//! table, worked out once per table map. A value that cannot become a
+//! record value fails its row alone; an image that cannot be read on fails
+//! the rest of the event. Either way the bytes go with the reason, for the
+//! dead-letter queue.
+use mysql_async::binlog::events::RowsEventData;
 use mysql_common::io::ParseBuf;
 
-pub struct ImageLayout {
-    /// Per column: type, metadata bytes, unsigned.
-    columns: Vec<(ColumnType, Vec<u8>, bool)>,
-}
+use crate::record::{Schema, Value};
+use crate::sources::decode::ColumnDecoder;
 
 /// A row's before and after images.
-pub type Images<T> = (Option<Vec<T>>, Option<Vec<T>>);
+pub type Images = (Option<Vec<Value>>, Option<Vec<Value>>);
 
-impl ImageLayout {
-    pub fn new(map: &TableMapEvent<'_>, columns: &[WireColumn]) -> Self {
-        let columns = columns
-            .iter()
-            .enumerate()
-            .map(|(c, col)| {
-                let meta = map.get_column_metadata(c).unwrap_or(&[]).to_vec();
-                (col.column_type(), meta, col.flags().contains(ColumnFlags::UNSIGNED_FLAG))
-            })
-            .collect();
-        ImageLayout { columns }
+/// A row (or the rest of an event) that cannot be read, and its bytes.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub reason: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Every row of `rows`, in order.
+pub fn read_rows(rows: &RowsEventData<'_>, schema: &Schema, decoders: &[ColumnDecoder]) -> Vec<Result<Images, Unreadable>> {
+    let data = rows.rows_data();
+    let whole = |reason: String| vec![Err(Unreadable { reason, bytes: data.to_vec() })];
+    if rows.num_columns() != decoders.len() as u64 {
+        return whole(format!("the rows event has {} columns, its table map {}", rows.num_columns(), decoders.len()));
     }
-
-    /// Every column is in each image and none is a partial JSON update.
-    pub fn fits(&self, rows: &RowsEventData<'_>) -> bool {
-        let n = self.columns.len();
-        rows.num_columns() == n as u64
-            && !matches!(rows, RowsEventData::PartialUpdateRowsEvent(_))
-            && [rows.columns_before_image(), rows.columns_after_image()].into_iter().flatten().all(|present| present.count_ones() == n)
+    if matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)) {
+        return whole("a partial JSON update: SET GLOBAL binlog_row_value_options = '' on the server".into());
     }
-
-    /// The images of every row of `rows` (which `fits`), each value turned
-    /// into a `T` by `decode(column, value)`; None is SQL NULL.
-    pub fn read<'a, T>(
-        &'a self,
-        rows: &'a RowsEventData<'_>,
-        decode: impl Fn(usize, Option<BinlogValue<'_>>) -> Result<T, String>,
-    ) -> Result<Vec<Images<T>>, String> {
-        let (has_before, has_after) = (rows.columns_before_image().is_some(), rows.columns_after_image().is_some());
-        // Values borrow the metadata and the event alike.
-        let mut buf = ParseBuf(rows.rows_data());
-        let mut out = Vec::new();
-        while !buf.is_empty() {
-            let before = if has_before { Some(self.image(&mut buf, &decode)?) } else { None };
-            let after = if has_after { Some(self.image(&mut buf, &decode)?) } else { None };
-            out.push((before, after));
+    for present in [rows.columns_before_image(), rows.columns_after_image()].into_iter().flatten() {
+        if let Some(missing) = (0..decoders.len()).find(|&c| !present.get(c).is_some_and(|bit| *bit)) {
+            let name = schema.columns.get(missing).map_or("?", |c| c.name.as_str());
+            return whole(format!("the row image leaves out column `{name}`: SET GLOBAL binlog_row_image = 'FULL' on the server"));
         }
-        Ok(out)
     }
-
-    /// A null bitmap, then each non-null value in its column's wire form.
-    fn image<'a, T>(&'a self, buf: &mut ParseBuf<'a>, decode: &impl Fn(usize, Option<BinlogValue<'_>>) -> Result<T, String>) -> Result<Vec<T>, String> {
-        let nulls: &[u8] = buf.parse(self.columns.len().div_ceil(8)).map_err(|e| format!("row image: {e}"))?;
-        let mut values = Vec::with_capacity(self.columns.len());
-        for (c, (ty, meta, unsigned)) in self.columns.iter().enumerate() {
-            if nulls[c / 8] & (1 << (c % 8)) != 0 {
-                values.push(decode(c, None)?);
-                continue;
+    let (has_before, has_after) = (rows.columns_before_image().is_some(), rows.columns_after_image().is_some());
+    let mut buf = ParseBuf(data);
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        let start = data.len() - buf.len();
+        let images = (|| {
+            let before = if has_before { Some(image(&mut buf, schema, decoders)?) } else { None };
+            let after = if has_after { Some(image(&mut buf, schema, decoders)?) } else { None };
+            Ok::<_, std::io::Error>((before, after))
+        })();
+        let bytes = || data[start..data.len() - buf.len()].to_vec();
+        match images {
+            Ok((before, after)) => out.push(match (before.transpose(), after.transpose()) {
+                (Ok(before), Ok(after)) => Ok((before, after)),
+                (Err(reason), _) | (_, Err(reason)) => Err(Unreadable { reason, bytes: bytes() }),
+            }),
+            Err(e) => {
+                out.push(Err(Unreadable { reason: format!("row image: {e}"), bytes: data[start..].to_vec() }));
+                break;
             }
-            let value: BinlogValue<'_> = buf.parse((*ty, meta.as_slice(), *unsigned, false)).map_err(|e| format!("row image: {e}"))?;
-            values.push(decode(c, Some(value))?);
         }
-        Ok(values)
     }
+    out
+}
+
+/// A null bitmap, then each non-null value in its column's wire form; the
+/// first value that cannot be decoded fails the image, once all of its
+/// bytes are read.
+fn image<'a>(buf: &mut ParseBuf<'a>, schema: &Schema, decoders: &'a [ColumnDecoder]) -> std::io::Result<Result<Vec<Value>, String>> {
+    let nulls: &[u8] = buf.parse(decoders.len().div_ceil(8))?;
+    let mut values = Vec::with_capacity(decoders.len());
+    let mut failed = None;
+    for (c, decoder) in decoders.iter().enumerate() {
+        if nulls[c / 8] & (1 << (c % 8)) != 0 {
+            values.push(Value::Null);
+            continue;
+        }
+        match decoder.read(buf)? {
+            Ok(value) => values.push(value),
+            Err(reason) => {
+                let name = schema.columns.get(c).map_or("?", |c| c.name.as_str());
+                failed.get_or_insert_with(|| format!("column `{name}`: {reason}"));
+                values.push(Value::Null);
+            }
+        }
+    }
+    Ok(match failed {
+        Some(reason) => Err(reason),
+        None => Ok(values),
+    })
 }

@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use mysql_async::binlog::events::{EventData, RowsEventData};
-use mysql_async::binlog::row::BinlogRow;
-use mysql_async::binlog::value::BinlogValue;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, Conn};
 use serde::{Deserialize, Serialize};
@@ -16,13 +14,16 @@ use serde::{Deserialize, Serialize};
 mod image;
 mod shape;
 
+use self::image::Unreadable;
 use self::shape::TableShape;
 use super::catalog::{CatalogColumns, catalog_columns};
+use super::charset::Charsets;
 use super::flavor::ServerFlavor;
 use super::gtid::{Gtid, GtidState, MariaGtid, MysqlGtid};
 use super::{MysqlTls, SourceBatch, SourceError, SourcePosition, TableFilter};
 use crate::pipeline::Secret;
-use crate::record::{Op, Position, Record};
+use crate::record::{Header, Op, Position, Record, Value};
+use crate::sinks::kafka::KeyWriter;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,7 +91,14 @@ pub struct BinlogSource {
     /// until the next DDL, and whether table maps carry full metadata.
     catalog: Conn,
     catalog_cache: HashMap<(String, String), Arc<CatalogColumns>>,
-    full_metadata: bool,
+    /// How each of the server's collations reads as text.
+    charsets: Charsets,
+    /// Writes the keys that a key change's two records name.
+    key_json: KeyWriter,
+    /// Where the stream was asked to start, and by which pipeline: named
+    /// when the server no longer has it.
+    start: BinlogCheckpoint,
+    pipeline: String,
 }
 
 impl BinlogSource {
@@ -100,6 +108,7 @@ impl BinlogSource {
         flavor: ServerFlavor,
         config: &BinlogSourceConfig,
         start: BinlogCheckpoint,
+        pipeline: &str,
     ) -> Result<Self, SourceError> {
         let gtid_state = flavor.gtid_at(&mut conn, &start).await?;
         // A stored GTID state exists once a transaction was delivered; before,
@@ -116,7 +125,8 @@ impl BinlogSource {
                  which is right only for events written since the table's last ALTER; SET GLOBAL binlog_row_metadata = 'FULL'"
             );
         }
-        let catalog = super::connect(&config.url, config.tls.as_ref()).await?;
+        let mut catalog = super::connect(&config.url, config.tls.as_ref()).await?;
+        let charsets = Charsets::load(&mut catalog).await?;
         // A heartbeat each second carries the position while the server is idle.
         conn.query_drop("SET @master_heartbeat_period = 1000000000").await?;
         match resume_at {
@@ -124,7 +134,7 @@ impl BinlogSource {
             None => tracing::info!(file = %start.file, pos = start.pos, "binlog stream starting"),
         }
         let stream = conn.get_binlog_stream(request).await.map_err(|e| privilege_hint(e.into()))?;
-        let file = if by_gtid { "".into() } else { start.file.into() };
+        let file = if by_gtid { "".into() } else { start.file.as_str().into() };
         Ok(BinlogSource {
             stream,
             filter: TableFilter::new(&config.tables, &config.exclude),
@@ -137,7 +147,10 @@ impl BinlogSource {
             checksum_len: if checksum.is_some_and(|c| c.eq_ignore_ascii_case("NONE")) { 0 } else { 4 },
             catalog,
             catalog_cache: HashMap::new(),
-            full_metadata,
+            charsets,
+            key_json: KeyWriter::default(),
+            start,
+            pipeline: pipeline.to_owned(),
         })
     }
 
@@ -150,8 +163,8 @@ impl BinlogSource {
         while batch.records.len() < max {
             let event = match tokio::time::timeout_at(deadline, self.stream.next()).await {
                 Err(_elapsed) => break,
-                Ok(None) => return Err(SourceError::ServerSetup("the server closed the binlog stream".into())),
-                Ok(Some(event)) => event?,
+                Ok(None) => return Err(SourceError::StreamEnded),
+                Ok(Some(event)) => event.map_err(|e| self.stream_error(e))?,
             };
             let end = u64::from(event.header().log_pos());
             let ts_ms = i64::from(event.header().timestamp()) * 1000;
@@ -184,7 +197,7 @@ impl BinlogSource {
                 }
                 Some(EventData::RowsEvent(rows)) => {
                     self.look_up_catalog(rows.table_id()).await?;
-                    self.read_rows(&rows, end, ts_ms)?;
+                    self.read_rows(&rows, end, ts_ms, &mut batch.undecodable)?;
                     // A large transaction streams through in batches rather than being
                     // held whole; the checkpoint still moves only at its commit, so a
                     // restart repeats its delivered part (same dedup ids), never skips it.
@@ -207,6 +220,22 @@ impl BinlogSource {
             }
         }
         Ok(batch)
+    }
+
+    /// A stream error; the server's 1236 says the binlog no longer holds
+    /// where the stream was asked to start (purged, or RESET MASTER), which
+    /// is named with the way out.
+    fn stream_error(&self, error: mysql_async::Error) -> SourceError {
+        match error {
+            mysql_async::Error::Server(server) if server.code == 1236 => {
+                let mut position = format!("{}:{}", self.start.file, self.start.pos);
+                if let Some(gtid) = &self.start.gtid {
+                    position.push_str(&format!(" (GTID {gtid})"));
+                }
+                SourceError::PositionLost { pipeline: self.pipeline.clone(), position, message: server.message }
+            }
+            other => other.into(),
+        }
     }
 
     /// The position just after the event that ends at `end`, which closes
@@ -238,7 +267,15 @@ impl BinlogSource {
         Ok(())
     }
 
-    fn read_rows(&mut self, rows: &RowsEventData<'_>, end: u64, ts_ms: i64) -> Result<(), SourceError> {
+    /// The rows of a captured table's event as records of the open
+    /// transaction; rows that cannot be decoded go to `undecodable` with why.
+    fn read_rows(
+        &mut self,
+        rows: &RowsEventData<'_>,
+        end: u64,
+        ts_ms: i64,
+        undecodable: &mut Vec<(Record, String)>,
+    ) -> Result<(), SourceError> {
         let table_id = rows.table_id();
         let Some(map) = self.stream.get_tme(table_id) else {
             return Err(SourceError::Decode { what: format!("rows of table id {table_id}"), message: "no table map".into() });
@@ -252,35 +289,38 @@ impl BinlogSource {
             RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_) | RowsEventData::PartialUpdateRowsEvent(_) => Op::Update,
             RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Op::Delete,
         };
-        let what = || format!("a row of {database}.{table}");
-        let decode_error = |message| SourceError::Decode { what: what(), message };
+        let position = |row: u32| Position::Binlog {
+            file: self.file.clone(),
+            pos: end,
+            gtid: self.gtid.as_ref().map(|(_, text)| text.clone()),
+            row,
+        };
         if !self.shapes.contains_key(&table_id) {
-            // The first row's column list (names, flags) shapes the table.
-            let Some(first) = rows.rows(map).next() else { return Ok(()) };
-            let (before, after) = first.map_err(|e| decode_error(e.to_string()))?;
-            let columns = after.as_ref().or(before.as_ref()).expect("a row image").columns_ref();
             let catalog = self.catalog_cache.get(&(database.clone(), table.clone())).map(|c| &**c);
-            let shape = TableShape::build(&database, &table, map, columns, catalog, self.full_metadata).map_err(decode_error)?;
-            self.shapes.insert(table_id, shape);
+            match TableShape::build(map, catalog, &self.charsets) {
+                Ok(shape) => {
+                    self.shapes.insert(table_id, shape);
+                }
+                Err(reason) => {
+                    // No row of this event can be read: one dead letter holds them all.
+                    let bytes = rows.rows_data().to_vec();
+                    undecodable.push((raw_record(op, position(0), ts_ms, bytes), format!("{database}.{table}: {reason}")));
+                    return Ok(());
+                }
+            }
         }
         let shape = &self.shapes[&table_id];
-        let decode = |c: usize, value: Option<BinlogValue<'_>>| shape.decoders[c].decode(value);
-        let images = if shape.layout.fits(rows) {
-            shape.layout.read(rows, decode).map_err(decode_error)?
-        } else {
-            let image = |row: Option<BinlogRow>| row.map(|mut row| (0..shape.decoders.len()).map(|c| decode(c, row.take(c))).collect()).transpose();
-            rows.rows(map)
-                .map(|row| {
-                    let (before, after) = row.map_err(|e| e.to_string())?;
-                    Ok((image(before)?, image(after)?))
-                })
-                .collect::<Result<Vec<_>, String>>()
-                .map_err(decode_error)?
+        // Records are numbered as handed on: an update that changes the key
+        // becomes two, and each keeps its own dedup id.
+        let mut row = 0;
+        let mut next_position = || {
+            row += 1;
+            position(row - 1)
         };
-        for (i, (before, after)) in images.into_iter().enumerate() {
-            self.open.push(Record {
+        for images in image::read_rows(rows, &shape.schema, &shape.decoders) {
+            let record = |op, position, before, after| Record {
                 op,
-                position: Position::Binlog { file: self.file.clone(), pos: end, gtid: self.gtid.as_ref().map(|(_, text)| text.clone()), row: i as u32 },
+                position,
                 ts_ms,
                 schema: Some(shape.schema.clone()),
                 before,
@@ -289,9 +329,57 @@ impl BinlogSource {
                 payload: None,
                 headers: Vec::new(),
                 destination: None,
-            });
+            };
+            match images {
+                Ok((Some(before), Some(after))) if op == Op::Update && key_changed(&shape.schema.key, &before, &after) => {
+                    // As Debezium does: a delete under the old key, then a create
+                    // under the new one, each naming the other key, so that a
+                    // compacted topic or a keyed sink keeps no row under the old key.
+                    let mut delete = record(Op::Delete, next_position(), Some(before), None);
+                    let mut create = record(Op::Insert, next_position(), None, Some(after));
+                    let (old_key, new_key) = (self.key_json.of(&delete), self.key_json.of(&create));
+                    delete.headers = vec![header(KEY_CHANGE_HEADER, b"delete"), header(NEW_KEY_HEADER, &new_key)];
+                    create.headers = vec![header(KEY_CHANGE_HEADER, b"create"), header(OLD_KEY_HEADER, &old_key)];
+                    self.open.extend([delete, create]);
+                }
+                Ok((before, after)) => self.open.push(record(op, next_position(), before, after)),
+                Err(Unreadable { reason, bytes }) => {
+                    let record = Record { schema: Some(shape.schema.clone()), ..raw_record(op, next_position(), ts_ms, bytes) };
+                    undecodable.push((record, format!("a row of {database}.{table}: {reason}")));
+                }
+            }
         }
         Ok(())
+    }
+}
+
+/// Headers of the two records an update of a row's primary key becomes.
+pub const KEY_CHANGE_HEADER: &str = "sluice.key-change";
+pub const OLD_KEY_HEADER: &str = "sluice.old-key";
+pub const NEW_KEY_HEADER: &str = "sluice.new-key";
+
+fn header(key: &str, value: &[u8]) -> Header {
+    Header { key: key.into(), value: value.to_vec() }
+}
+
+/// Whether an update moves the row to another primary key.
+fn key_changed(key: &[u32], before: &[Value], after: &[Value]) -> bool {
+    key.iter().any(|&k| before.get(k as usize) != after.get(k as usize))
+}
+
+/// A row that could not be decoded: its bytes as the binlog holds them.
+fn raw_record(op: Op, position: Position, ts_ms: i64, bytes: Vec<u8>) -> Record {
+    Record {
+        op,
+        position,
+        ts_ms,
+        schema: None,
+        before: None,
+        after: None,
+        key: None,
+        payload: Some(bytes),
+        headers: Vec::new(),
+        destination: None,
     }
 }
 

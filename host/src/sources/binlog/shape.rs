@@ -1,76 +1,95 @@
 //! How to read one table's row events: column decoders and the record
-//! schema, from the table map, completed from the catalog where the binlog
-//! leaves things out (binlog_row_metadata below FULL, MariaDB's JSON).
+//! schema, from the table map and its optional metadata (names, signedness,
+//! collations, the primary key in key order, ENUM and SET members),
+//! completed from the catalog where the binlog leaves things out
+//! (binlog_row_metadata below FULL, MariaDB's JSON, INET6 and UUID).
 use std::sync::Arc;
 
-use mysql_async::Column as WireColumn;
-use mysql_async::binlog::events::TableMapEvent;
-use mysql_async::consts::ColumnFlags;
+use mysql_async::binlog::events::{OptionalMetaExtractor, TableMapEvent};
 
-use super::image::ImageLayout;
 use crate::record::Schema;
 use crate::sources::catalog::CatalogColumns;
-use crate::sources::decode::{ColumnDecoder, Members};
+use crate::sources::charset::Charsets;
+use crate::sources::decode::{ColumnDecoder, Members, SpecialType};
 
 pub struct TableShape {
     pub schema: Arc<Schema>,
     pub decoders: Vec<ColumnDecoder>,
-    pub layout: ImageLayout,
 }
 
 impl TableShape {
-    /// `full`: the table map carries names, keys, signedness and members.
-    pub fn build(
-        database: &str,
-        table: &str,
-        map: &TableMapEvent<'_>,
-        columns: &[WireColumn],
-        catalog: Option<&CatalogColumns>,
-        full: bool,
-    ) -> Result<Self, String> {
-        let mut members = Members::of(map);
-        let mut decoders: Vec<ColumnDecoder> = columns
-            .iter()
-            .enumerate()
-            .map(|(c, col)| ColumnDecoder::new(col, map.get_column_metadata(c).unwrap_or(&[]), &mut members))
-            .collect();
-        let mut names: Vec<String> = columns.iter().map(|c| c.name_str().into_owned()).collect();
-        let mut key: Vec<u32> = columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.flags().contains(ColumnFlags::PRI_KEY_FLAG))
-            .map(|(c, _)| c as u32)
-            .collect();
-        if let Some(catalog) = catalog {
-            if !full {
-                // The catalog describes the table as it is now; it only fits
-                // events written since its last ALTER.
-                if catalog.names.len() != columns.len() {
-                    return Err(format!(
-                        "the row event has {} columns but {database}.{table} now has {}; without binlog_row_metadata=FULL \
-                         the names cannot be known — SET GLOBAL binlog_row_metadata = 'FULL'",
-                        columns.len(),
-                        catalog.names.len()
-                    ));
-                }
-                for (c, decoder) in decoders.iter_mut().enumerate() {
-                    decoder.complete_from_catalog(catalog.unsigned[c], &catalog.members[c]);
-                }
-                names = catalog.names.clone();
-                key = catalog.key.iter().filter_map(|k| names.iter().position(|n| n == k)).map(|i| i as u32).collect();
+    /// `catalog` describes the table as it is now: it names the columns
+    /// the table map leaves unnamed only while their counts agree, and
+    /// otherwise speaks of columns by name.
+    pub fn build(map: &TableMapEvent<'_>, catalog: Option<&CatalogColumns>, charsets: &Charsets) -> Result<Self, String> {
+        let (database, table) = (map.database_name(), map.table_name());
+        let count = map.columns_count() as usize;
+        let meta = OptionalMetaExtractor::new(map.iter_optional_meta()).map_err(|e| format!("table map metadata: {e}"))?;
+        let names_in_map: Vec<String> =
+            meta.iter_column_name().map(|n| n.map(|n| n.name().into_owned())).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let positional = catalog.filter(|c| c.names.len() == count);
+        let names = match (names_in_map.len() == count, positional) {
+            (true, _) => names_in_map,
+            (false, Some(catalog)) => catalog.names.clone(),
+            (false, None) => {
+                return Err(format!(
+                    "the row event has {count} columns but {database}.{table} now has a different number; without \
+                     binlog_row_metadata=FULL the names cannot be known — SET GLOBAL binlog_row_metadata = 'FULL'"
+                ));
             }
-            for (name, decoder) in names.iter().zip(&mut decoders) {
-                if catalog.json.contains(name) {
+        };
+        // What the catalog says of a column, by name where the table map named it.
+        let in_catalog = |c: usize| catalog.and_then(|cat| cat.names.iter().position(|n| *n == names[c]));
+        let mut signedness = meta.iter_signedness();
+        let mut text_collations = meta.iter_charset();
+        let mut member_collations = meta.iter_enum_and_set_charset();
+        let mut members = Members::of(map);
+        let mut decoders = Vec::with_capacity(count);
+        for c in 0..count {
+            let ty = map
+                .get_column_type(c)
+                .map_err(|e| format!("column `{}`: {e}", names[c]))?
+                .ok_or_else(|| format!("column `{}`: no type in the table map", names[c]))?;
+            let unsigned = ty.is_numeric_type() && signedness.next().unwrap_or(false);
+            let collation = if ty.is_character_type() {
+                text_collations.next()
+            } else if ty.is_enum_or_set_type() {
+                member_collations.next()
+            } else {
+                None
+            };
+            let catalog_column = in_catalog(c).and_then(|i| catalog.map(|cat| (cat, i)));
+            let text = match (collation, catalog_column) {
+                (Some(id), _) => id.map_err(|e| e.to_string()).and_then(|id| charsets.by_collation(id)),
+                (None, Some((cat, i))) => cat.charsets[i].as_deref().map_or(Ok(None), |name| charsets.by_name(name)),
+                (None, None) => Ok(None),
+            }
+            .map_err(|e| format!("column `{}`: {e}", names[c]))?;
+            let mut decoder = ColumnDecoder::for_binlog(ty, map.get_column_metadata(c).unwrap_or(&[]), unsigned, text, members.next(ty))
+                .map_err(|e| format!("column `{}`: {e}", names[c]))?;
+            if let Some((cat, i)) = catalog_column {
+                decoder.complete_from_catalog(cat.unsigned[i], &cat.members[i]);
+                if cat.json.contains(&names[c]) {
                     decoder.treat_as_json();
                 }
+                if let Some(special) = SpecialType::of(&cat.data_types[i]) {
+                    decoder.treat_as(special);
+                }
             }
+            decoders.push(decoder);
         }
+        let key_in_map: Vec<u32> =
+            meta.iter_primary_key().map(|k| k.map(|k| k as u32)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let key = match (key_in_map.is_empty(), catalog) {
+            (false, _) | (true, None) => key_in_map,
+            (true, Some(catalog)) => catalog.key.iter().filter_map(|k| names.iter().position(|n| n == k)).map(|i| i as u32).collect(),
+        };
         let schema = Schema {
-            database: database.to_owned(),
-            table: table.to_owned(),
-            columns: columns.iter().zip(&decoders).zip(names).map(|((col, d), name)| d.describe(col, name)).collect(),
+            database: database.into_owned(),
+            table: table.into_owned(),
+            columns: decoders.iter().zip(names).map(|(d, name)| d.describe(name)).collect(),
             key,
         };
-        Ok(TableShape { schema: Arc::new(schema), decoders, layout: ImageLayout::new(map, columns) })
+        Ok(TableShape { schema: Arc::new(schema), decoders })
     }
 }

@@ -155,6 +155,11 @@ fn client_config(config: &KafkaSourceConfig) -> ClientConfig {
         })
         // A topic created after subscribing is noticed within a second.
         .set("topic.metadata.refresh.interval.ms", "1000")
+        // A member that dies without leaving (SIGKILL, a lost host) holds its
+        // partitions until its session times out: librdkafka's 45 s default
+        // kept a restarted host idle for over a minute.
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "1000")
         .set("fetch.wait.max.ms", "50");
     config.properties.apply(&mut client);
     client

@@ -4,8 +4,14 @@
 //! primary key) makes rows sharing one timestamp page correctly and rows
 //! added later at an already-read timestamp still count as new; rows younger
 //! than `delay_ms` wait a poll, since a transaction still open may yet
-//! commit rows with earlier timestamps.
-use std::collections::BTreeMap;
+//! commit rows with earlier timestamps. A column coarser than a microsecond
+//! widens that wait by one step of its precision: rows written during a
+//! second that is still going on all carry that second, and the mark must
+//! not pass it.
+mod late;
+
+use self::late::LateRows;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use mysql_async::Conn;
@@ -14,10 +20,10 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::catalog::{self, TableInfo, quote, table_info};
-use super::query_rows::{QueryShape, key_position, keyset_after, pick};
+use super::query_rows::{DecodedRow, QueryShape, key_position, keyset_after, param, pick, values};
 use super::{MysqlTls, SourceBatch, SourceError, SourcePosition};
 use crate::pipeline::Secret;
-use crate::record::{Record, Value};
+use crate::record::{Position, Record, Value};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -33,6 +39,11 @@ pub struct PollingSourceConfig {
     /// Rows whose timestamp is younger than this are left for a later poll.
     #[serde(default = "default_delay_ms")]
     pub delay_ms: u64,
+    /// A window behind the high-water mark read again each poll: a row
+    /// found there that was never delivered (its transaction outlasted
+    /// `delay_ms`) is logged as late and delivered. 0 turns it off.
+    #[serde(default)]
+    pub lookback_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +76,10 @@ struct PolledShape {
     /// Columns the rows are ordered and paged by.
     order: Vec<String>,
     uses_timestamp: bool,
+    /// How long a timestamp waits before the mark may pass it: `delay_ms`
+    /// and one step of the column's precision.
+    delay_micros: u64,
+    late: Option<LateRows>,
     shape: Option<QueryShape>,
 }
 
@@ -73,7 +88,6 @@ pub struct PollingSource {
     tables: Vec<PolledShape>,
     marks: PollingMarks,
     interval: Duration,
-    delay_micros: u64,
     next_poll: Instant,
 }
 
@@ -92,14 +106,13 @@ impl PollingSource {
         conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
         let mut tables = Vec::new();
         for polled in &config.tables {
-            tables.push(check_table(&mut conn, polled).await?);
+            tables.push(check_table(&mut conn, polled, config).await?);
         }
         Ok(PollingSource {
             conn,
             tables,
             marks,
             interval: Duration::from_millis(config.interval_ms),
-            delay_micros: config.delay_ms * 1000,
             next_poll: Instant::now(),
         })
     }
@@ -113,6 +126,7 @@ impl PollingSource {
             return Ok(SourceBatch::empty());
         }
         let mut records = Vec::new();
+        let mut undecodable = Vec::new();
         let mut behind = false;
         for table in &mut self.tables {
             let room = max.saturating_sub(records.len());
@@ -120,34 +134,46 @@ impl PollingSource {
                 behind = true;
                 break;
             }
-            let mark = self.marks.tables.get(&table.info.qualified());
-            let rows = poll_table(&mut self.conn, table, mark, room, self.delay_micros).await?;
+            let name = table.info.qualified();
+            let mark = self.marks.tables.get(&name).cloned();
+            let mut rows = poll_table(&mut self.conn, table, mark.as_ref(), room).await?;
             behind |= rows.len() == room;
+            let Some(order) = table.shape.as_ref().map(|shape| shape.indexes(&table.order)) else { continue };
+            let prefix = format!("poll:{name}:");
+            if let Some(last) = rows.last() {
+                self.marks.tables.insert(name, pick(values(last), &order));
+            }
+            if let Some(mark) = &mark {
+                rows.extend(late_rows(&mut self.conn, table, mark).await?);
+            }
             let ts_ms = chrono::Utc::now().timestamp_millis();
             let Some(shape) = &table.shape else { continue };
-            let name = table.info.qualified();
-            let (prefix, order) = (format!("poll:{name}:"), shape.indexes(&table.order));
-            if let Some(last) = rows.last() {
-                self.marks.tables.insert(name, pick(last, &order));
-            }
             for row in rows {
-                records.push(Record::read(key_position(&prefix, &row, &order), ts_ms, shape.schema.clone(), row));
+                let position = key_position(&prefix, values(&row), &order);
+                if let (Some(late), Position::Other(text)) = (&mut table.late, &position) {
+                    late.delivered(text);
+                }
+                match row {
+                    Ok(row) => records.push(Record::read(position, ts_ms, shape.schema.clone(), row)),
+                    Err((row, reason)) => undecodable.push((Record::read(position, ts_ms, shape.schema.clone(), row), reason)),
+                }
             }
         }
         // Caught up: rest until the next interval; behind: go straight on.
         self.next_poll = if behind { Instant::now() } else { Instant::now() + self.interval };
-        let checkpoint = (!records.is_empty()).then(|| SourcePosition::Polling(self.marks.clone()));
-        Ok(SourceBatch { records, checkpoint, finished: false })
+        let checkpoint = (!records.is_empty() || !undecodable.is_empty()).then(|| SourcePosition::Polling(self.marks.clone()));
+        Ok(SourceBatch { records, undecodable, checkpoint, finished: false })
     }
 }
 
-async fn check_table(conn: &mut Conn, polled: &PolledTable) -> Result<PolledShape, SourceError> {
+async fn check_table(conn: &mut Conn, polled: &PolledTable, config: &PollingSourceConfig) -> Result<PolledShape, SourceError> {
     let setup = |message: String| SourceError::ServerSetup(format!("source.tables `{}`: {message}", polled.table));
     let Some((database, table)) = polled.table.split_once('.') else {
         return Err(setup("name the table as database.table".into()));
     };
     let info = table_info(conn, database, table).await?;
-    let columns: Vec<String> = catalog::columns(conn, database, table).await?.into_iter().map(|c| c.name).collect();
+    let catalog = catalog::columns(conn, database, table).await?;
+    let columns: Vec<String> = catalog.iter().map(|c| c.name.clone()).collect();
     if columns.is_empty() {
         return Err(setup("no such table on the server (or this user cannot see it); fix the name or create it".into()));
     }
@@ -165,7 +191,76 @@ async fn check_table(conn: &mut Conn, polled: &PolledTable) -> Result<PolledShap
         (None, Some(id)) => vec![id.clone()],
         (None, None) => return Err(setup("set `timestamp`, `id` or both".into())),
     };
-    Ok(PolledShape { info, order, uses_timestamp: polled.timestamp.is_some(), shape: None })
+    let mut delay_micros = config.delay_ms * 1000;
+    let precision = polled.timestamp.as_ref().and_then(|ts| catalog.iter().find(|c| c.name == *ts)).and_then(|c| c.datetime_precision);
+    if let Some(digits) = precision {
+        let step = 10u64.pow(6 - digits.min(6));
+        delay_micros += step;
+        if step >= 1000 {
+            tracing::info!(
+                table = %polled.table,
+                "`{}` holds {digits} fractional digits: rows wait delay_ms ({} ms) and one step of that precision ({} ms) \
+                 before the mark passes them, so that no row of a time still being written is skipped",
+                polled.timestamp.as_deref().unwrap_or_default(),
+                config.delay_ms,
+                step / 1000
+            );
+        }
+    }
+    let late = (config.lookback_ms > 0 && polled.timestamp.is_some()).then(|| LateRows::new(Duration::from_millis(config.lookback_ms)));
+    Ok(PolledShape {
+        info,
+        order,
+        uses_timestamp: polled.timestamp.is_some(),
+        delay_micros,
+        late,
+        shape: None,
+    })
+}
+
+/// Rows in the window behind the mark never delivered: warned of, to be
+/// delivered with this poll's.
+async fn late_rows(conn: &mut Conn, table: &mut PolledShape, mark: &[Value]) -> Result<Vec<DecodedRow>, SourceError> {
+    let Some(late) = &mut table.late else { return Ok(Vec::new()) };
+    let Some(shape) = &table.shape else { return Ok(Vec::new()) };
+    let (condition, mut params) = keyset_after(&table.order, mark);
+    params.insert(0, param(&mark[0]));
+    let ts = quote(&table.order[0]);
+    let window = late.window().as_micros();
+    let order: Vec<String> = table.order.iter().map(|c| quote(c)).collect();
+    let sql = format!(
+        "SELECT * FROM {} WHERE {ts} >= ? - INTERVAL {window} MICROSECOND AND NOT ({condition}) ORDER BY {}",
+        table.info.sql_name(),
+        order.join(", ")
+    );
+    let mut result = conn.exec_iter(sql, params).await?;
+    let mut rows = Vec::new();
+    while let Some(row) = result.next().await? {
+        rows.push(shape.decode(row));
+    }
+    let name = table.info.qualified();
+    let prefix = format!("poll:{name}:");
+    let indexes = shape.indexes(&table.order);
+    let positions: Vec<String> = rows
+        .iter()
+        .map(|row| match key_position(&prefix, values(row), &indexes) {
+            Position::Other(text) => text,
+            other => format!("{other:?}"),
+        })
+        .collect();
+    let late_ones: HashSet<&str> = late.late(positions.iter().map(String::as_str)).into_iter().collect();
+    let mut found = Vec::new();
+    for (row, position) in rows.into_iter().zip(&positions) {
+        if late_ones.contains(position.as_str()) {
+            tracing::warn!(
+                table = %name,
+                row = %position,
+                "a row committed behind the high-water mark (its transaction outlasted delay_ms): delivered late"
+            );
+            found.push(row);
+        }
+    }
+    Ok(found)
 }
 
 async fn poll_table(
@@ -173,8 +268,7 @@ async fn poll_table(
     table: &mut PolledShape,
     mark: Option<&Vec<Value>>,
     max: usize,
-    delay_micros: u64,
-) -> Result<Vec<Vec<Value>>, SourceError> {
+) -> Result<Vec<DecodedRow>, SourceError> {
     let mut conditions = Vec::new();
     let mut params = Vec::new();
     if let Some(mark) = mark {
@@ -183,7 +277,7 @@ async fn poll_table(
         params.extend(values);
     }
     if table.uses_timestamp {
-        conditions.push(format!("{} < NOW(6) - INTERVAL {delay_micros} MICROSECOND", quote(&table.order[0])));
+        conditions.push(format!("{} < NOW(6) - INTERVAL {} MICROSECOND", quote(&table.order[0]), table.delay_micros));
     }
     let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
     let order: Vec<String> = table.order.iter().map(|c| quote(c)).collect();
@@ -194,7 +288,7 @@ async fn poll_table(
     }
     let mut rows = Vec::new();
     while let Some(row) = result.next().await? {
-        rows.push(table.shape.as_ref().expect("columns come before rows").decode(row)?);
+        rows.push(table.shape.as_ref().expect("columns come before rows").decode(row));
     }
     Ok(rows)
 }
