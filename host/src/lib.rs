@@ -6,6 +6,7 @@ pub mod pipeline;
 pub mod plugin;
 pub mod positions;
 pub mod record;
+pub mod redact;
 pub mod sinks;
 pub mod sources;
 pub mod topology;

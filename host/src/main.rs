@@ -1,6 +1,7 @@
 use std::io;
 use std::process::ExitCode;
 
+use sluice::redact::RedactingWriter;
 use tracing_subscriber::EnvFilter;
 
 // Records are many small allocations (values, strings) made and freed at high
@@ -13,9 +14,10 @@ use tracing_subscriber::EnvFilter;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    sluice::redact::install_panic_hook();
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_writer(io::stderr)
+        .with_writer(|| RedactingWriter(io::stderr()))
         .init();
     let code = sluice::cli::run(std::env::args_os(), &mut io::stdin().lock(), &mut io::stdout().lock(), &mut io::stderr());
     ExitCode::from(code.clamp(0, 255) as u8)

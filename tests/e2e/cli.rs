@@ -89,7 +89,7 @@ fn check_accepts_a_good_pipeline_and_names_what_is_wrong_in_bad_ones() {
     assert!(run.out.contains("pipeline users: plugin clean version"), "{}", run.out);
 
     let cases = [
-        ("limits = { memory_mb = 0 }", "memory_mb and batch_timeout_ms must be at least 1"),
+        ("limits = { memory_mb = 0 }", "memory_mb must be at least 1"),
         ("mask_styl = 1", "unknown field `mask_styl`"),
         ("[[pipeline.plugins]]\nname = \"clean\"\nconfig = { mask_style = \"blur\" }", "mask_style must be `redact` or `last4`"),
         ("[[pipeline.plugins]]\nname = \"nosuch\"", "no plugin `nosuch`"),

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::plugin::PluginLimits;
+use crate::redact::RedactingWriter;
 
 #[derive(Debug, Parser)]
 #[command(name = "sluice", version, about = "Moves records between MySQL and Kafka through WebAssembly plugins")]
@@ -113,7 +114,7 @@ pub struct RunArgs {
 
 impl RunArgs {
     fn limits(&self) -> PluginLimits {
-        PluginLimits { memory_mb: self.memory_mb, batch_timeout_ms: self.timeout_ms }
+        PluginLimits { memory_mb: self.memory_mb, batch_timeout_ms: self.timeout_ms, ..PluginLimits::default() }
     }
 }
 
@@ -149,8 +150,14 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
-/// Runs the command line; returns the process exit code.
+/// Runs the command line; returns the process exit code. What it writes
+/// goes through the redaction, as the log does.
 pub fn run(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let (mut out, mut err) = (RedactingWriter(out), RedactingWriter(err));
+    run_redacted(args, input, &mut out, &mut err)
+}
+
+fn run_redacted(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {

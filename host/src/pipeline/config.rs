@@ -126,9 +126,16 @@ pub enum SinkConfig {
 
 
 /// A value that must never be printed (connection URLs carry passwords).
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        crate::redact::register_in_text(&text);
+        Ok(Secret(text))
+    }
+}
 
 impl Secret {
     pub fn expose(&self) -> &str {
@@ -155,7 +162,11 @@ impl PipelineFile {
     }
 
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        // Before anything can quote the text back: the secrets it shows, and
+        // those the environment puts in.
+        crate::redact::register_in_text(text);
         let text = expand_env(text, env)?;
+        crate::redact::register_in_text(&text);
         let file: PipelineFile = toml::from_str(&text).map_err(|e| e.to_string())?;
         file.validate()?;
         Ok(file)
@@ -171,11 +182,8 @@ impl PipelineFile {
                 return Err(format!("pipeline.name: `{}` is used twice; names must be unique", p.name));
             }
             for step in &p.plugins {
-                if step.limits.memory_mb < 1 || step.limits.batch_timeout_ms < 1 {
-                    return Err(format!(
-                        "pipeline `{}`: plugins.limits of `{}`: memory_mb and batch_timeout_ms must be at least 1",
-                        p.name, step.name
-                    ));
+                if let Err(e) = step.limits.check() {
+                    return Err(format!("pipeline `{}`: plugins.limits of `{}`: {e}", p.name, step.name));
                 }
             }
         }

@@ -30,6 +30,9 @@ fn expand_line(line_no: usize, line: &str, lookup: &impl Fn(&str) -> Option<Stri
         let value = lookup(name).ok_or_else(|| {
             format!("line {line_no}: environment variable {name} is not set (export it, or write $${{ for a literal)")
         })?;
+        if crate::redact::is_secret_name(name) {
+            crate::redact::register(&value);
+        }
         out.push_str(&value);
         rest = &after[end + 1..];
     }

@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 
 use super::bindings::wit;
 use super::failure::{Failed, FailureKind, RecordFailure};
+use super::limits::PluginLimits;
 use crate::record::{Column, Header, Op, Position, Record, Schema, Value};
 use sluice_layout::{BatchLists, NONE32, NONE64, PositionRef, RecordRef, kind, op, position_kind};
 
@@ -92,10 +93,17 @@ pub(crate) type Decoded = Vec<Result<Outputs, Failed>>;
 
 /// Reads a plugin's answer for `input`, moving kept records into the output.
 /// A breach that voids the whole answer gives the input back with the reason.
+///
+/// Outputs are counted before any is read: a record fanning out past
+/// `max_outputs_per_record` fails alone, and an answer past
+/// `max_outputs_per_batch` is refused whole, before the host builds
+/// records from it (a plugin's output is bounded by its memory cap, the
+/// records the host makes of it are several times larger).
 pub(crate) fn decode(
     result: wit::BatchResult,
     input: Vec<Record>,
     schemas: &[Arc<Schema>],
+    limits: &PluginLimits,
 ) -> Result<Decoded, (String, Vec<Record>)> {
     if result.output_counts.len() != input.len() {
         let message = format!(
@@ -107,6 +115,11 @@ pub(crate) fn decode(
     }
     if result.destinations.len() != result.outputs.len() {
         let message = format!("returned {} destinations for {} outputs (one per output is required)", result.destinations.len(), result.outputs.len());
+        return Err((message, input));
+    }
+    if result.outputs.len() > limits.max_outputs_per_batch {
+        let message =
+            format!("returned {} outputs, over limits.max_outputs_per_batch of {}", result.outputs.len(), limits.max_outputs_per_batch);
         return Err((message, input));
     }
     let failed = result.output_counts.iter().filter(|&&n| n == NONE32).count();
@@ -140,6 +153,10 @@ pub(crate) fn decode(
             }
             let (start, count) = (next, count as usize);
             next = start.saturating_add(count);
+            if count > limits.max_outputs_per_record {
+                let message = format!("fanned out to {count} outputs, over limits.max_outputs_per_record of {}", limits.max_outputs_per_record);
+                return Err(Failed { record: input, failure: RecordFailure::new(FailureKind::BadOutput, message) });
+            }
             match (result.outputs.get(start..next), result.destinations.get(start..next)) {
                 (Some(outputs), Some(destinations)) => resolve(outputs, destinations, input, &reader),
                 _ => {
@@ -383,7 +400,7 @@ mod tests {
         let routed = emitted.text.len() as u64;
         emitted.text.extend_from_slice(b"elsewhere");
         let result = answer(emitted, vec![2, 1, 1], vec![0, NONE32, 1, 2], vec![NONE64, routed << 32 | 9, NONE64, NONE64], vec![]);
-        let decoded = decode(result, input.clone(), &encoded.schemas).unwrap_or_else(|(e, _)| panic!("{e}"));
+        let decoded = decode(result, input.clone(), &encoded.schemas, &PluginLimits::default()).unwrap_or_else(|(e, _)| panic!("{e}"));
         let outputs: Vec<Vec<Record>> = decoded.into_iter().map(|o| o.expect("no failure").into_vec()).collect();
         assert_eq!(outputs[0], vec![input[0].clone(), Record { destination: Some("elsewhere".into()), ..input[0].clone() }]);
         assert_eq!(outputs[1], vec![input[1].clone()]);
@@ -398,7 +415,7 @@ mod tests {
         emitted.schemas.clear();
         emitted.values.kinds[0] = 12;
         let result = answer(emitted, vec![NONE32, 1, 5], vec![0], vec![NONE64], vec!["no".into()]);
-        let decoded = decode(result, input.clone(), &encoded.schemas).unwrap_or_else(|(e, _)| panic!("{e}"));
+        let decoded = decode(result, input.clone(), &encoded.schemas, &PluginLimits::default()).unwrap_or_else(|(e, _)| panic!("{e}"));
         let failures: Vec<(FailureKind, String)> =
             decoded.into_iter().map(|o| o.map(|_| ()).expect_err("every record fails")).map(|f| (f.failure.kind, f.failure.message)).collect();
         assert_eq!(failures[0], (FailureKind::Rejected, "no".into()));
@@ -407,7 +424,7 @@ mod tests {
         assert_eq!(failures[2], (FailureKind::BadOutput, "outputs 1+5 lie outside the 1 returned".into()));
 
         let whole = |result, expected: &str| {
-            let (message, back) = decode(result, input.clone(), &encoded.schemas).map(|_| ()).expect_err("voided");
+            let (message, back) = decode(result, input.clone(), &encoded.schemas, &PluginLimits::default()).map(|_| ()).expect_err("voided");
             assert_eq!((message.as_str(), back.len()), (expected, 3));
         };
         let empty = || encode(&[]).batch;

@@ -6,6 +6,7 @@ mod directory;
 mod engine;
 mod failure;
 mod limits;
+mod log_budget;
 mod reload;
 mod runner;
 mod state;

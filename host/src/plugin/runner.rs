@@ -1,25 +1,21 @@
 //! Runs batches through one plugin for one pipeline: a long-lived instance
 //! (plugin state survives between batches), replaced after any failure, and
 //! moved to a new version only between batches.
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use wasmtime::{Store, Trap};
+use wasmtime::{Store, Trap, WasmBacktrace};
 
 use super::PluginError;
 use super::bindings::Plugin;
 use super::codec::{Decoded, Outputs, decode, encode};
 use super::directory::PluginSlot;
-use super::engine::{EPOCH_TICK, PluginEngine};
+use super::engine::{EPOCH_TICK, PluginEngine, SleepRefused};
 use super::failure::{Failed, FailureKind, RecordFailure};
 use super::limits::PluginLimits;
 use super::state::{Counters, HostState};
 use super::version::PluginVersion;
 use crate::record::Record;
-
-/// Failed calls allowed while isolating the bad records of one batch; past
-/// that, the records still unresolved share the last failure (so a plugin
-/// that always times out cannot stall a pipeline for minutes).
-const ISOLATION_FAILURES: usize = 12;
 
 /// The plugin's answer for a batch, produced entirely by `version`.
 #[derive(Debug)]
@@ -86,47 +82,55 @@ impl PluginRunner {
 
     /// Transforms a batch; never fails as a whole. Every input record gets its
     /// outputs or its own failure, all from one plugin version.
+    ///
+    /// When the batch's call fails as a whole (a trap, its time budget, an
+    /// answer too large), each of its records runs alone under
+    /// `record_timeout_ms`, and only a record that fails alone is blamed: a
+    /// bad record costs its batch's failed call and its own run, and no good
+    /// record of the batch fails with it.
     pub fn transform(&mut self, records: Vec<Record>) -> BatchOutput {
         let version = self.version();
-        let mut failures_left = ISOLATION_FAILURES;
-        let mut outputs = Vec::with_capacity(records.len());
-        self.run_isolating(&version, records, &mut failures_left, &mut outputs);
+        let alone = records.len() == 1;
+        let batch_budget = self.limits.batch_timeout_ms;
+        let outputs = match self.call(&version, records, batch_budget) {
+            Ok(decoded) => decoded,
+            Err((failure, mut records)) if alone => {
+                let record = records.pop().expect("the record comes back");
+                vec![Err(self.blame(&version, record, failure))]
+            }
+            Err((failure, records)) => {
+                tracing::debug!(plugin = %version.name, version = %version.hash, records = records.len(),
+                    "the batch's call failed ({failure}); running its records one by one");
+                records.into_iter().map(|record| self.run_alone(&version, record)).collect()
+            }
+        };
         BatchOutput { version, outputs }
     }
 
-    /// Runs `batch`; when the call fails as a whole, splits it in halves to
-    /// find the records that cause it, so good records still get through.
-    fn run_isolating(
-        &mut self,
-        version: &Arc<PluginVersion>,
-        mut records: Vec<Record>,
-        failures_left: &mut usize,
-        outputs: &mut Decoded,
-    ) {
-        let n = records.len();
-        if n == 0 {
-            return;
+    fn run_alone(&mut self, version: &Arc<PluginVersion>, record: Record) -> Result<Outputs, Failed> {
+        let budget = self.limits.record_timeout_ms.min(self.limits.batch_timeout_ms);
+        match self.call(version, vec![record], budget) {
+            Ok(mut decoded) => decoded.pop().expect("one answer per record"),
+            Err((failure, mut back)) => Err(self.blame(version, back.pop().expect("the record comes back"), failure)),
         }
-        let failure = match self.call(version, records) {
-            Ok(decoded) => return outputs.extend(decoded),
-            Err((failure, back)) => {
-                records = back;
-                failure
-            }
-        };
-        *failures_left = failures_left.saturating_sub(1);
-        if n == 1 || *failures_left == 0 {
-            tracing::warn!(plugin = %version.name, version = %version.hash, records = n, "{failure}");
-            return outputs.extend(records.into_iter().map(|record| Err(Failed { record, failure: failure.clone() })));
-        }
-        let right = records.split_off(n / 2);
-        self.run_isolating(version, records, failures_left, outputs);
-        self.run_isolating(version, right, failures_left, outputs);
     }
 
-    /// One call into the plugin and the checked reading of its answer. A
-    /// trap, or an answer that breaks the contract as a whole, fails the call.
-    fn call(&mut self, version: &Arc<PluginVersion>, records: Vec<Record>) -> Result<Decoded, (RecordFailure, Vec<Record>)> {
+    /// A record that failed on its own, logged with where it came from.
+    fn blame(&self, version: &PluginVersion, record: Record, failure: RecordFailure) -> Failed {
+        tracing::warn!(
+            plugin = %version.name,
+            version = %version.hash,
+            position = %record.position,
+            key = %record.key_text(),
+            "{failure}"
+        );
+        Failed { record, failure }
+    }
+
+    /// One call into the plugin under a budget of `budget_ms`, and the
+    /// checked reading of its answer. A trap, or an answer that breaks the
+    /// contract or the limits as a whole, fails the call.
+    fn call(&mut self, version: &Arc<PluginVersion>, records: Vec<Record>, budget_ms: u64) -> Result<Decoded, (RecordFailure, Vec<Record>)> {
         let mut live = match self.live.take() {
             Some(live) => live,
             None => match self.instantiate(version) {
@@ -135,18 +139,22 @@ impl PluginRunner {
             },
         };
         live.store.data_mut().memory.hit = None;
-        live.store.set_epoch_deadline(self.budget_ticks());
+        let dropped = live.store.data().log.restart();
+        if dropped > 0 {
+            tracing::warn!(plugin = %version.name, dropped_bytes = dropped, "the plugin's log of its last batch was over limits.log_bytes_per_batch; the rest was dropped");
+        }
+        live.store.set_epoch_deadline(ticks(budget_ms));
         let encoded = encode(&records);
         match live.plugin.sluice_plugin_transform().call_transform(&mut live.store, &encoded.batch) {
             Ok(result) => {
-                let decoded = decode(result, records, &encoded.schemas)
+                let decoded = decode(result, records, &encoded.schemas, &self.limits)
                     .map_err(|(message, records)| (RecordFailure::new(FailureKind::BadOutput, message), records))?;
                 self.live = Some(live);
                 Ok(decoded)
             }
             // The instance is poisoned after a trap: drop it; the next call
             // starts a fresh one from the same version.
-            Err(e) => Err((self.classify(e, &live.store), records)),
+            Err(e) => Err((self.classify(e, &live.store, budget_ms), records)),
         }
     }
 
@@ -175,42 +183,91 @@ impl PluginRunner {
         let state = HostState::new(version.name.clone(), &self.limits, self.counters.clone());
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.memory);
-        store.set_epoch_deadline(self.budget_ticks());
+        store.set_epoch_deadline(ticks(self.limits.batch_timeout_ms));
         let plugin = version.pre.instantiate(&mut store).map_err(|e| format!("cannot instantiate: {e:#}"))?;
         match plugin.sluice_plugin_transform().call_init(&mut store, &self.config) {
             Ok(Ok(())) => Ok(Live { version: version.clone(), store, plugin }),
             Ok(Err(message)) => Err(format!("init refused its config: {message}")),
-            Err(e) => Err(format!("init failed: {}", self.classify(e, &store))),
+            Err(e) => Err(format!("init failed: {}", self.classify(e, &store, self.limits.batch_timeout_ms))),
         }
     }
 
-    fn budget_ticks(&self) -> u64 {
-        (self.limits.batch_timeout_ms / EPOCH_TICK.as_millis() as u64).max(1)
-    }
-
-    fn classify(&self, error: wasmtime::Error, store: &Store<HostState>) -> RecordFailure {
+    /// A short reason a person can act on; the wasm backtrace goes to the
+    /// log at debug level, never into a dead letter's header.
+    fn classify(&self, error: wasmtime::Error, store: &Store<HostState>, budget_ms: u64) -> RecordFailure {
+        tracing::debug!(plugin = %self.slot.name(), "plugin failure: {error:?}");
         if let Some(desired) = store.data().memory.hit {
             return RecordFailure::new(
                 FailureKind::OutOfMemory,
                 format!(
-                    "tried to grow memory to {} MiB, over its cap of {} MiB (limits.memory_mb)",
+                    "asked for {} MiB of memory, over its cap of {} MiB (limits.memory_mb)",
                     desired.div_ceil(1 << 20),
                     self.limits.memory_mb
                 ),
             );
         }
-        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return RecordFailure::new(
-                FailureKind::Timeout,
-                format!("ran past its budget of {} ms (limits.batch_timeout_ms)", self.limits.batch_timeout_ms),
-            );
+        if let Some(sleep) = error.downcast_ref::<SleepRefused>() {
+            return RecordFailure::new(FailureKind::Trap, sleep.to_string());
         }
-        let stderr = store.data().stderr.tail();
-        let detail = stderr.lines().rev().find(|l| l.contains("panicked")).unwrap_or(&stderr);
-        if detail.is_empty() {
-            RecordFailure::new(FailureKind::Trap, format!("{error:#}"))
-        } else {
-            RecordFailure::new(FailureKind::Trap, format!("{detail} ({error})"))
+        let trap = error.downcast_ref::<Trap>().copied();
+        if trap == Some(Trap::Interrupt) {
+            let limit = if budget_ms == self.limits.batch_timeout_ms { "limits.batch_timeout_ms" } else { "limits.record_timeout_ms" };
+            return RecordFailure::new(FailureKind::Timeout, format!("ran past its budget of {budget_ms} ms ({limit})"));
         }
+        if let Some(panic) = panic_message(&store.data().stderr.tail()) {
+            return RecordFailure::new(FailureKind::Trap, panic);
+        }
+        let message = match trap {
+            Some(Trap::StackOverflow) => "stack overflow".to_owned(),
+            // A Rust guest's stack lives in its linear memory: running off
+            // its end is an access out of bounds, deep in a recursion.
+            Some(Trap::MemoryOutOfBounds) if error.downcast_ref::<WasmBacktrace>().is_some_and(recursing) => {
+                "stack overflow (out of bounds memory access in a recursion)".to_owned()
+            }
+            Some(trap) => trap.to_string(),
+            None => error.to_string(),
+        };
+        RecordFailure::new(FailureKind::Trap, message)
+    }
+}
+
+/// Whether the frames wasmtime kept (the innermost 20 by default) are
+/// mostly one function: a recursion, not a single bad access.
+fn recursing(backtrace: &WasmBacktrace) -> bool {
+    let frames = backtrace.frames();
+    let mut calls: HashMap<u32, usize> = HashMap::new();
+    for frame in frames {
+        *calls.entry(frame.func_index()).or_default() += 1;
+    }
+    frames.len() >= 16 && calls.values().any(|&n| n * 2 >= frames.len())
+}
+
+fn ticks(budget_ms: u64) -> u64 {
+    (budget_ms / EPOCH_TICK.as_millis() as u64).max(1)
+}
+
+/// The message of a Rust panic in what the guest wrote to stderr:
+/// `thread '…' panicked at src/lib.rs:7:9:` and the lines after it, up to
+/// the `note:` that follows, become `panicked: <message> (src/lib.rs:7:9)`.
+fn panic_message(stderr: &str) -> Option<String> {
+    let at = stderr.rfind(" panicked at ")?;
+    let rest = &stderr[at + " panicked at ".len()..];
+    let (location, message) = rest.split_once('\n').unwrap_or((rest, ""));
+    let message: Vec<&str> = message.lines().take_while(|l| !l.starts_with("note:")).collect();
+    let message = message.join(" ");
+    let location = location.trim_end_matches(':');
+    Some(if message.trim().is_empty() { format!("panicked ({location})") } else { format!("panicked: {} ({location})", message.trim()) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::panic_message;
+
+    #[test]
+    fn a_panic_reads_as_its_own_message_and_place() {
+        let stderr = "earlier output\nthread '<unnamed>' panicked at src/lib.rs:52:27:\nthe price is negative\nnote: run with `RUST_BACKTRACE=1`";
+        assert_eq!(panic_message(stderr).as_deref(), Some("panicked: the price is negative (src/lib.rs:52:27)"));
+        assert_eq!(panic_message("thread 'main' panicked at src/a.rs:1:1:\n").as_deref(), Some("panicked (src/a.rs:1:1)"));
+        assert_eq!(panic_message("no panic here"), None);
     }
 }

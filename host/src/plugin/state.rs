@@ -9,6 +9,7 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 
 use super::bindings::{HostImports, Level, sluice};
 use super::limits::{MemoryCap, PluginLimits};
+use super::log_budget::LogBudget;
 use super::stderr::GuestStderr;
 
 /// Named counters a plugin adds to through the `count` import.
@@ -19,13 +20,19 @@ pub struct HostState {
     table: ResourceTable,
     pub(crate) memory: MemoryCap,
     pub(crate) stderr: GuestStderr,
+    pub(crate) log: LogBudget,
     plugin: Arc<str>,
     counters: Counters,
+    limits: PluginLimits,
 }
+
+/// The counter that counts what `max_counters` turned away.
+const DROPPED_COUNTS: &str = "sluice.dropped-counts";
 
 impl HostState {
     pub fn new(plugin: Arc<str>, limits: &PluginLimits, counters: Counters) -> Self {
-        let stderr = GuestStderr::new(plugin.clone());
+        let log = LogBudget::new(limits.log_bytes_per_batch);
+        let stderr = GuestStderr::new(plugin.clone(), log.clone());
         // WASI is linked only because Rust's std imports it; the context grants
         // nothing: no preopens, env, args or sockets, and clocks stand still.
         let wasi = WasiCtx::builder()
@@ -35,7 +42,7 @@ impl HostState {
             .allow_tcp(false)
             .allow_udp(false)
             .build();
-        HostState { wasi, table: ResourceTable::new(), memory: MemoryCap::new(limits), stderr, plugin, counters }
+        HostState { wasi, table: ResourceTable::new(), memory: MemoryCap::new(limits), stderr, log, plugin, counters, limits: *limits }
     }
 }
 
@@ -48,6 +55,7 @@ impl WasiView for HostState {
 impl HostImports for HostState {
     fn log(&mut self, level: Level, message: String) {
         let plugin = &*self.plugin;
+        let Some(message) = self.log.take(&message) else { return };
         match level {
             Level::Trace => tracing::trace!(plugin, "{message}"),
             Level::Debug => tracing::debug!(plugin, "{message}"),
@@ -57,8 +65,29 @@ impl HostImports for HostState {
         }
     }
 
-    fn count(&mut self, name: String, delta: u64) {
-        *self.counters.lock().expect("counters lock").entry(name).or_default() += delta;
+    /// Counts under at most `max_counters` names of at most
+    /// `max_counter_name_bytes` each: the host keeps every name for good.
+    fn count(&mut self, mut name: String, delta: u64) {
+        let max = self.limits.max_counter_name_bytes;
+        if name.len() > max {
+            let mut end = max;
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            name.truncate(end);
+        }
+        let mut counters = self.counters.lock().expect("counters lock");
+        if !counters.contains_key(&name) && counters.len() >= self.limits.max_counters {
+            if !counters.contains_key(DROPPED_COUNTS) {
+                tracing::warn!(
+                    plugin = %self.plugin,
+                    "the plugin counts under more than limits.max_counters ({}) names: counts to new names are dropped and counted as {DROPPED_COUNTS}",
+                    self.limits.max_counters
+                );
+            }
+            name = DROPPED_COUNTS.to_owned();
+        }
+        *counters.entry(name).or_default() += delta;
     }
 }
 

@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+
+use super::log_budget::LogBudget;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
@@ -16,11 +18,12 @@ const KEEP: usize = 4096;
 pub struct GuestStderr {
     plugin: Arc<str>,
     tail: Arc<Mutex<VecDeque<u8>>>,
+    log: LogBudget,
 }
 
 impl GuestStderr {
-    pub fn new(plugin: Arc<str>) -> Self {
-        GuestStderr { plugin, tail: Arc::default() }
+    pub fn new(plugin: Arc<str>, log: LogBudget) -> Self {
+        GuestStderr { plugin, tail: Arc::default(), log }
     }
 
     /// What the guest wrote last (e.g. "panicked at src/lib.rs:10: …"), trimmed.
@@ -31,7 +34,9 @@ impl GuestStderr {
 
     fn append(&self, bytes: &[u8]) {
         for line in String::from_utf8_lossy(bytes).lines().filter(|l| !l.trim().is_empty()) {
-            tracing::warn!(plugin = %self.plugin, "plugin stderr: {line}");
+            if let Some(line) = self.log.take(line) {
+                tracing::warn!(plugin = %self.plugin, "plugin stderr: {line}");
+            }
         }
         let mut tail = self.tail.lock().expect("stderr lock");
         tail.extend(bytes);

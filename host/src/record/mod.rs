@@ -36,6 +36,23 @@ impl Schema {
     }
 }
 
+/// A value as plain text (`7`, `eu`, bytes in hex, `null`): for positions
+/// made of key values and for log lines.
+pub fn push_value_text(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Int(i) => out.push_str(itoa::Buffer::new().format(*i)),
+        Value::Uint(u) => out.push_str(itoa::Buffer::new().format(*u)),
+        Value::Float(f) => out.push_str(&f.to_string()),
+        Value::Timestamp(us) => out.push_str(itoa::Buffer::new().format(*us)),
+        Value::Decimal(t) | Value::Str(t) | Value::Date(t) | Value::Time(t) | Value::Datetime(t) | Value::Json(t) => out.push_str(t),
+        Value::Bytes(b) => b.iter().for_each(|x| {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{x:02x}");
+        }),
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
     Read,
@@ -51,6 +68,39 @@ pub enum Position {
     Binlog { file: Arc<str>, pos: u64, gtid: Option<Arc<str>>, row: u32 },
     Kafka { topic: String, partition: i32, offset: i64 },
     Other(String),
+}
+
+impl Position {
+    /// Where the record came from, as text: `binlog.000003:1234:0`,
+    /// `topic/2/99`, …; written per record, so without `format!`.
+    pub fn write_text(&self, out: &mut String) {
+        let mut number = itoa::Buffer::new();
+        match self {
+            Position::Binlog { file, pos, row, .. } => {
+                out.push_str(file);
+                out.push(':');
+                out.push_str(number.format(*pos));
+                out.push(':');
+                out.push_str(number.format(*row));
+            }
+            Position::Kafka { topic, partition, offset } => {
+                out.push_str(topic);
+                out.push('/');
+                out.push_str(number.format(*partition));
+                out.push('/');
+                out.push_str(number.format(*offset));
+            }
+            Position::Other(text) => out.push_str(text),
+        }
+    }
+}
+
+impl std::fmt::Display for Position {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = String::new();
+        self.write_text(&mut text);
+        f.write_str(&text)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +135,32 @@ impl Record {
             payload: None,
             headers: Vec::new(),
             destination: None,
+        }
+    }
+
+    /// The record's key for a log line: `id=7, region=eu` from its row, or
+    /// a raw message's key; `-` without one. Long values are cut.
+    pub fn key_text(&self) -> String {
+        const MAX: usize = 200;
+        let text = match (&self.schema, self.after.as_ref().or(self.before.as_ref())) {
+            (Some(schema), Some(row)) if !schema.key.is_empty() => schema
+                .key
+                .iter()
+                .filter_map(|&k| {
+                    let mut pair = format!("{}=", schema.columns.get(k as usize)?.name);
+                    push_value_text(&mut pair, row.get(k as usize)?);
+                    Some(pair)
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => match &self.key {
+                Some(key) => String::from_utf8_lossy(key).into_owned(),
+                None => return "-".into(),
+            },
+        };
+        match text.char_indices().nth(MAX) {
+            Some((end, _)) => format!("{}…", &text[..end]),
+            None => text,
         }
     }
 

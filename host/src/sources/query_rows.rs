@@ -1,7 +1,6 @@
 //! Rows of a `SELECT` (binary protocol) into records' values, decoded as the
 //! binlog decodes the same columns, and record values back into statement
 //! parameters for keyset paging.
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use mysql_async::{Column as WireColumn, Row, Value as Wire};
@@ -131,17 +130,7 @@ pub fn key_position(prefix: &str, row: &[Value], indexes: &[usize]) -> Position 
         if n > 0 {
             text.push(',');
         }
-        match value {
-            Value::Null => text.push_str("null"),
-            Value::Int(i) => text.push_str(itoa::Buffer::new().format(*i)),
-            Value::Uint(u) => text.push_str(itoa::Buffer::new().format(*u)),
-            Value::Float(f) => text.push_str(&f.to_string()),
-            Value::Timestamp(us) => text.push_str(itoa::Buffer::new().format(*us)),
-            Value::Decimal(t) | Value::Str(t) | Value::Date(t) | Value::Time(t) | Value::Datetime(t) | Value::Json(t) => text.push_str(t),
-            Value::Bytes(b) => b.iter().for_each(|x| {
-                let _ = write!(text, "{x:02x}");
-            }),
-        }
+        crate::record::push_value_text(&mut text, value);
     }
     Position::Other(text)
 }

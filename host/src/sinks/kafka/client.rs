@@ -11,9 +11,20 @@ use crate::sinks::SinkError;
 /// (`security.protocol`, `sasl.*`, `ssl.*`, `compression.type`, …), so a
 /// secured cluster needs nothing Sluice-specific. Values of credential-like
 /// keys never print.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
+#[derive(Clone, Default)]
 pub struct ClientProperties(BTreeMap<String, String>);
+
+impl<'de> Deserialize<'de> for ClientProperties {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let properties = BTreeMap::<String, String>::deserialize(deserializer)?;
+        for (key, value) in &properties {
+            if Self::is_secret(key) {
+                crate::redact::register(value);
+            }
+        }
+        Ok(ClientProperties(properties))
+    }
+}
 
 impl ClientProperties {
     /// Sets every property on `config`; set last, so the file's values win.
@@ -42,7 +53,7 @@ impl ClientProperties {
     }
 
     fn is_secret(key: &str) -> bool {
-        ["password", "secret", "key", "token", "jaas"].iter().any(|s| key.contains(s))
+        crate::redact::is_secret_name(key)
     }
 }
 

@@ -247,24 +247,7 @@ pub fn position_text(position: &Position) -> String {
 }
 
 fn write_position(out: &mut String, position: &Position) {
-    let mut number = itoa::Buffer::new();
-    match position {
-        Position::Binlog { file, pos, row, .. } => {
-            out.push_str(file);
-            out.push(':');
-            out.push_str(number.format(*pos));
-            out.push(':');
-            out.push_str(number.format(*row));
-        }
-        Position::Kafka { topic, partition, offset } => {
-            out.push_str(topic);
-            out.push('/');
-            out.push_str(number.format(*partition));
-            out.push('/');
-            out.push_str(number.format(*offset));
-        }
-        Position::Other(text) => out.push_str(text),
-    }
+    position.write_text(out);
 }
 
 /// The record's headers; `dedup` is scratch space, reused from message to message.

@@ -1,11 +1,14 @@
 //! Misbehaves on purpose, for the host's sandbox tests. It implements the WIT
 //! export directly (not through `Transform`) so it can also break the ABI
 //! contract. A record's `action` column picks the fault:
-//! `loop` spins forever, `alloc` allocates without bound, `panic` panics,
+//! `loop` spins forever, `alloc` allocates without bound, `panic` panics
+//! with a message, `overflow` recurses without end, `sleep` sleeps 5 s,
+//! `count-flood` counts under 200,000 names, `log-flood` logs 8 MiB through
+//! the host and 8 MiB to stderr, `fan-out` emits 100,000 copies of itself,
 //! `fail` returns an error; anything else passes through.
 //! Config `output = short` returns one result too few for the batch,
 //! `output = bad-schema` emits records of a schema that does not exist;
-//! `init = fail` refuses to start.
+//! `init = fail` refuses to start, `init = sleep` sleeps 600 s in `init`.
 // Only meaningful as a wasm component.
 #![cfg(target_arch = "wasm32")]
 
@@ -25,6 +28,7 @@ impl Guest for Faulty {
         for (k, v) in config {
             match (k.as_str(), v.as_str()) {
                 ("init", "fail") => return Err("init refused on purpose".into()),
+                ("init", "sleep") => std::thread::sleep(std::time::Duration::from_secs(600)),
                 ("output", "short") => OUTPUT.set("short"),
                 ("output", "bad-schema") => OUTPUT.set("bad-schema"),
                 _ => {}
@@ -53,6 +57,29 @@ impl Guest for Faulty {
                 "loop" => spin(),
                 "alloc" => hoard(),
                 "panic" => panic!("faulty plugin panicked on purpose"),
+                "overflow" => {
+                    std::hint::black_box(recurse(0));
+                }
+                // Side effects, then the record passes through.
+                "sleep" | "count-flood" | "log-flood" => {
+                    match action {
+                        "sleep" => std::thread::sleep(std::time::Duration::from_secs(5)),
+                        "count-flood" => (0..200_000).for_each(|n| sluice_plugin::count(&format!("flood-{n}"), 1)),
+                        _ => {
+                            let line = "x".repeat(1 << 20);
+                            (0..8).for_each(|_| sluice_plugin::log::info(&line));
+                            (0..8).for_each(|_| eprintln!("{line}"));
+                        }
+                    }
+                    outputs.push(NONE32);
+                    output_counts.push(1);
+                }
+                "fan-out" => {
+                    let copies = 100_000;
+                    outputs.extend(std::iter::repeat_n(NONE32, copies));
+                    output_counts.push(copies as u32);
+                    continue;
+                }
                 "fail" => {
                     errors.push("rejected on purpose".to_owned());
                     output_counts.push(NONE32);
@@ -92,6 +119,13 @@ fn spin() -> ! {
     loop {
         n = std::hint::black_box(n.wrapping_add(1));
     }
+}
+
+/// Recurses until the stack runs out; each frame keeps a buffer in memory.
+#[allow(unconditional_recursion, reason = "running out of stack is the point")]
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(depth + 1) + frame[0]
 }
 
 fn hoard() {
