@@ -15,10 +15,12 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     sluice::redact::install_panic_hook();
+    let args: Vec<_> = std::env::args_os().collect();
+    let default_filter = sluice::cli::default_log_filter(&args);
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter)))
         .with_writer(|| RedactingWriter(io::stderr()))
         .init();
-    let code = sluice::cli::run(std::env::args_os(), &mut io::stdin().lock(), &mut io::stdout().lock(), &mut io::stderr());
+    let code = sluice::cli::run(args, &mut io::stdin().lock(), &mut io::stdout().lock(), &mut io::stderr());
     ExitCode::from(code.clamp(0, 255) as u8)
 }

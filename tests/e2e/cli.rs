@@ -2,7 +2,10 @@
 use std::io::Cursor;
 use std::path::Path;
 
-use sluice_tests::{plugin_path, plugins_dir, repo_root};
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use sluice_tests::{Stack, plugin_path, plugins_dir, repo_root};
 
 struct Run {
     code: i32,
@@ -174,4 +177,79 @@ fn every_example_pipeline_file_passes_check() {
         let run = sluice(&["check", path.to_str().unwrap()], "");
         assert_eq!(run.code, 0, "examples/{name}: {}{}", run.out, run.err);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_connect_reaches_every_server_and_names_each_fault_in_one_line() {
+    let stack = Stack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)").await.unwrap();
+    let url = stack.mysql_url();
+    let port = &url[url.rfind(':').unwrap()..];
+    let pipeline = |name: &str, url: &str, table: &str, brokers: &str| {
+        format!(
+            "[[pipeline]]\nname = \"{name}\"\nsource = {{ type = \"mysql-binlog\", url = \"{url}\", tables = [\"{table}\"], server_id = 9 }}\n\
+             sink = {{ type = \"kafka\", brokers = \"{brokers}\" }}\ndead_letter = {{ topic = \"dlq\" }}\n"
+        )
+    };
+    let brokers = stack.kafka_brokers();
+    let good = pipeline("good", url, "shop.t", brokers);
+    let faults = [
+        pipeline("mysql-down", &url.replace(port, ":1/"), "shop.t", brokers),
+        pipeline("wrong-password", &url.replace("root@", "root:nope@"), "shop.t", brokers),
+        pipeline("missing-table", url, "shop.missing", brokers),
+        pipeline("broker-down", url, "shop.t", "127.0.0.1:1"),
+    ]
+    .concat();
+    let path = dir.path().join("pipelines.toml");
+    std::fs::write(&path, stack.pipeline_text(plugins_dir(), Some(dir.path()), &good)).unwrap();
+    let (code, output) = crate::process::run_to_end(&["check", "--connect", path.to_str().unwrap()], &[], Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.contains("pipeline good: source (MySQL binlog): ok") && output.contains("pipeline good: sink (Kafka): ok"), "{output}");
+
+    std::fs::write(&path, stack.pipeline_text(plugins_dir(), Some(dir.path()), &faults)).unwrap();
+    let started = std::time::Instant::now();
+    let (code, output) = crate::process::run_to_end(&["check", "--connect", path.to_str().unwrap()], &[], Duration::from_secs(30));
+    let took = started.elapsed();
+    assert_eq!(code, Some(1), "{output}");
+    let failed: Vec<&str> = output.lines().filter(|l| l.contains("FAILED")).collect();
+    // The dead-letter queue shares the sink's brokers: the broker that is down fails twice.
+    assert_eq!(failed.len(), 5, "one line per fault:\n{output}");
+    for (pipeline, says) in [
+        ("mysql-down", "cannot connect to MySQL at mysql://root:***@127.0.0.1:1/"),
+        ("wrong-password", "Access denied"),
+        ("missing-table", "`shop.missing` in source.tables does not exist"),
+        ("broker-down", "no Kafka broker answers at 127.0.0.1:1"),
+    ] {
+        assert!(failed.iter().any(|l| l.contains(&format!("pipeline {pipeline}:")) && l.contains(says)), "{pipeline}: {says}\n{output}");
+    }
+    assert!(!output.contains("librdkafka"), "librdkafka's own lines are folded into ours:\n{output}");
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+}
+
+#[test]
+fn a_broken_file_in_the_plugin_directory_that_no_pipeline_uses_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(plugin_path("passthrough"), plugins.join("passthrough.wasm")).unwrap();
+    std::fs::write(plugins.join("junk.wasm"), b"not a component").unwrap();
+    let file = dir.path().join("pipelines.toml");
+    std::fs::write(
+        &file,
+        r#"plugin_dir = "plugins"
+[[pipeline]]
+name = "p"
+source = { type = "kafka", brokers = "127.0.0.1:1", topics = ["t"], group = "g" }
+sink = { type = "mysql", url = "mysql://u@127.0.0.1:1/" }
+dead_letter = { topic = "dlq" }
+[[pipeline.plugins]]
+name = "passthrough"
+"#,
+    )
+    .unwrap();
+    let (code, output) = crate::process::run_to_end(&["check", file.to_str().unwrap()], &[], std::time::Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{output}");
+    assert!(!output.contains("ERROR") && !output.contains("junk"), "{output}");
 }

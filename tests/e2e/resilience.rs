@@ -2,10 +2,8 @@
 //! for the broker, a row that cannot be decoded, a pipeline that fails for
 //! good beside healthy ones, and a MySQL server that restarts under load.
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
@@ -20,79 +18,7 @@ use tokio::sync::watch;
 
 use crate::binlog_to_kafka::{spawn_pipeline, start_pipeline, stop_pipeline};
 use crate::kafka_sink::consume;
-
-const ARGS_ENV: &str = "SLUICE_TEST_ARGS";
-
-/// `sluice ARGS…` as a process of its own (this test binary, running the
-/// ignored test below), its log lines collected as they come.
-struct SluiceProcess {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl SluiceProcess {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--ignored", "--exact", "resilience::sluice_process", "--nocapture"])
-            .env(ARGS_ENV, args.join("\n"))
-            .env("SLUICE_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = BufReader::new(child.stderr.take().unwrap());
-        let sink = log.clone();
-        std::thread::spawn(move || lines.lines().map_while(Result::ok).for_each(|l| sink.lock().unwrap().push(l)));
-        SluiceProcess { child, log }
-    }
-
-    /// Waits until a log line contains every one of `parts`; returns it.
-    fn wait_for_line(&self, parts: &[&str], within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(line) = self.log.lock().unwrap().iter().find(|l| parts.iter().all(|p| l.contains(p))) {
-                return line.clone();
-            }
-            assert!(Instant::now() < deadline, "no log line with {parts:?} within {within:?}; the log:\n{}", self.log.lock().unwrap().join("\n"));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The exit code, waiting at most `within`.
-    fn exit_code(&mut self, within: Duration) -> Option<i32> {
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-
-    fn interrupt(&self) {
-        Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap();
-    }
-}
-
-impl Drop for SluiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Not a test of its own: the `sluice` process of the tests here.
-#[test]
-#[ignore = "run by the tests of this module"]
-fn sluice_process() {
-    let args = std::env::var(ARGS_ENV).expect("started by a test");
-    let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new("info")).with_writer(std::io::stderr).try_init();
-    let argv = std::iter::once("sluice").chain(args.split('\n')).map(Into::into);
-    let code = sluice::cli::run(argv, &mut std::io::empty(), &mut std::io::stdout(), &mut std::io::stderr());
-    std::process::exit(code);
-}
+use crate::process::SluiceProcess;
 
 fn file_of(stack: &Stack, state: &Path, pipelines: &str) -> PipelineFile {
     PipelineFile::parse(&stack.pipeline_text(plugins_dir(), Some(state), pipelines), |_| None).unwrap()

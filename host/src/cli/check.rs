@@ -14,10 +14,10 @@ use crate::sources::kafka::KafkaSource;
 /// `sluice check`: parse the file, create every Kafka client and read every
 /// TLS file, then start every plugin with its config and limits exactly as
 /// `run` would, so a bad key, property, file or plugin fails here. No server
-/// is reached.
-pub fn run(path: &Path, out: &mut dyn Write) -> anyhow::Result<i32> {
+/// is reached, unless `--connect` asks to reach them all.
+pub fn run(path: &Path, connect: bool, out: &mut dyn Write) -> anyhow::Result<i32> {
     let file = PipelineFile::load(path)?;
-    let host = PluginHost::open(Arc::new(PluginEngine::new()?), &file.plugin_dir)
+    let host = PluginHost::open_only(Arc::new(PluginEngine::new()?), &file.plugin_dir, file.plugin_names())
         .with_context(|| format!("plugin_dir {}", file.plugin_dir.display()))?;
     for pipeline in &file.pipelines {
         check_clients(pipeline).with_context(|| format!("pipeline `{}`", pipeline.name))?;
@@ -28,6 +28,10 @@ pub fn run(path: &Path, out: &mut dyn Write) -> anyhow::Result<i32> {
             let version = runner.version().hash.clone();
             writeln!(out, "pipeline {}: plugin {} version {} ok", pipeline.name, step.name, version)?;
         }
+    }
+    if connect && !super::connect::check_servers(&file, out)? {
+        writeln!(out, "{}: a server did not answer as it should (see above)", path.display())?;
+        return Ok(1);
     }
     writeln!(out, "{}: {} pipeline(s) ok", path.display(), file.pipelines.len())?;
     Ok(0)

@@ -1,6 +1,7 @@
 //! The `sluice` command line: argument parsing and dispatch. Each command
 //! takes its input and output streams so tests can run it in-process.
 mod check;
+mod connect;
 mod plugin_test;
 mod positions;
 mod run;
@@ -29,8 +30,14 @@ pub enum Command {
     /// Work with plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
-    /// Validate a pipeline file and the plugins it uses; exit non-zero naming the problem.
-    Check { config: PathBuf },
+    /// Validate a pipeline file and the plugins it uses, without reaching a
+    /// server; exit non-zero naming the problem.
+    Check {
+        config: PathBuf,
+        /// Also reach every server the file names: one line each.
+        #[arg(long)]
+        connect: bool,
+    },
     /// Run the pipelines of a file until Ctrl-C.
     Run { config: PathBuf },
     /// Print messages of Kafka topics from the beginning, as JSON lines.
@@ -150,6 +157,16 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
+/// The log filter when `SLUICE_LOG` sets none. An offline `check`
+/// creates Kafka clients only to have librdkafka check their properties:
+/// what they then log of brokers they cannot reach says nothing.
+pub fn default_log_filter(args: &[OsString]) -> &'static str {
+    match args.get(1).and_then(|a| a.to_str()) {
+        Some("check") => "info,librdkafka=off,rdkafka=off",
+        _ => "info",
+    }
+}
+
 /// Runs the command line; returns the process exit code. What it writes
 /// goes through the redaction, as the log does.
 pub fn run(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRead, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
@@ -169,7 +186,7 @@ fn run_redacted(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRea
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(&args, input, out, err),
         Command::Plugin(PluginCommand::Watch(args)) => watch::run(&args, input, out),
         Command::Plugin(PluginCommand::New { name, path }) => scaffold::run(&name, path, out),
-        Command::Check { config } => check::run(&config, out),
+        Command::Check { config, connect } => check::run(&config, connect, out),
         Command::Run { config } => run::run(&config, err),
         Command::Tail(args) => tail::run(&args, out),
         Command::Positions(command) => positions::run(&command, out),

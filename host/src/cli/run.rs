@@ -16,7 +16,7 @@ use crate::topology::supervise;
 /// then stops the others and exits 1, unless the file says `keep_running`.
 pub fn run(path: &Path, out: &mut dyn Write) -> anyhow::Result<i32> {
     let file = PipelineFile::load(path)?;
-    let host = PluginHost::open(Arc::new(PluginEngine::new()?), &file.plugin_dir)
+    let host = PluginHost::open_only(Arc::new(PluginEngine::new()?), &file.plugin_dir, file.plugin_names())
         .with_context(|| format!("plugin_dir {}", file.plugin_dir.display()))?;
     let _watcher = PluginWatcher::start(host.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

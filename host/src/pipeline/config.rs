@@ -172,6 +172,11 @@ impl PipelineFile {
         Ok(file)
     }
 
+    /// The names of the plugins the file's pipelines use.
+    pub fn plugin_names(&self) -> impl Iterator<Item = String> + '_ {
+        self.pipelines.iter().flat_map(|p| p.plugins.iter().map(|step| step.name.clone()))
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.pipelines.is_empty() {
             return Err("no pipelines: add at least one [[pipeline]] table".into());

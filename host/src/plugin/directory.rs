@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::Instant;
@@ -44,6 +44,8 @@ pub struct PluginHost {
     /// Why a file present at start-up was not loaded, to explain `runner` errors.
     refused: RwLock<BTreeMap<String, String>>,
     subscribers: Mutex<Vec<mpsc::Sender<ReloadEvent>>>,
+    /// The plugins loaded and reloaded, when not every file of the directory.
+    only: Option<BTreeSet<String>>,
 }
 
 impl PluginHost {
@@ -54,12 +56,23 @@ impl PluginHost {
             slots: RwLock::default(),
             refused: RwLock::default(),
             subscribers: Mutex::default(),
+            only: None,
         })
     }
 
     /// Loads every `*.wasm` in `dir`. A file that fails is logged and left out
     /// (a pipeline naming it fails to start with the reason).
     pub fn open(engine: Arc<PluginEngine>, dir: &Path) -> Result<Arc<Self>, PluginError> {
+        Self::open_with(engine, dir, None)
+    }
+
+    /// Loads, and reloads, only the plugins named: what a pipeline file uses.
+    /// Other files of the directory are left alone, whatever they hold.
+    pub fn open_only(engine: Arc<PluginEngine>, dir: &Path, names: impl IntoIterator<Item = String>) -> Result<Arc<Self>, PluginError> {
+        Self::open_with(engine, dir, Some(names.into_iter().collect()))
+    }
+
+    fn open_with(engine: Arc<PluginEngine>, dir: &Path, only: Option<BTreeSet<String>>) -> Result<Arc<Self>, PluginError> {
         let dir = dir.canonicalize().map_err(|e| PluginError::Read { path: dir.to_owned(), source: e })?;
         let host = Arc::new(PluginHost {
             engine,
@@ -67,16 +80,32 @@ impl PluginHost {
             slots: RwLock::default(),
             refused: RwLock::default(),
             subscribers: Mutex::default(),
+            only,
         });
         let entries = std::fs::read_dir(&dir).map_err(|e| PluginError::Read { path: dir.clone(), source: e })?;
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
+        let mut unused = Vec::new();
         for path in paths.iter().filter(|p| p.extension().is_some_and(|e| e == "wasm")) {
-            if let Err(e) = host.load_file(path) {
+            if !host.wanted(path) {
+                unused.extend(path.file_name().map(|n| n.to_string_lossy().into_owned()));
+            } else if let Err(e) = host.load_file(path) {
                 tracing::error!("{e}");
             }
         }
+        if !unused.is_empty() {
+            tracing::debug!(dir = %dir.display(), "not loaded, as no pipeline uses them: {}", unused.join(", "));
+        }
         Ok(host)
+    }
+
+    /// Whether the plugin of this file is one to load.
+    fn wanted(&self, path: &Path) -> bool {
+        match (&self.only, plugin_name(path)) {
+            (None, _) => true,
+            (Some(names), Ok(name)) => names.contains(name),
+            (Some(_), Err(_)) => false,
+        }
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -133,6 +162,9 @@ impl PluginHost {
     /// Re-reads `path` after a change: compiles and validates off the hot path,
     /// then swaps; a broken file is refused and the serving version stays.
     pub fn reload(&self, path: &Path) -> Option<ReloadEvent> {
+        if !self.wanted(path) {
+            return None;
+        }
         let name = plugin_name(path).ok()?.to_owned();
         let event = match std::fs::read(path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
