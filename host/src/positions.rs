@@ -24,16 +24,24 @@ pub struct PositionStore {
 
 impl PositionStore {
     pub fn new(state_dir: &Path, pipeline: &str) -> Self {
-        PositionStore { dir: state_dir.to_owned(), path: state_dir.join(format!("{pipeline}.position.json")) }
+        PositionStore {
+            dir: state_dir.to_owned(),
+            path: state_dir.join(format!("{pipeline}.position.json")),
+        }
     }
 
     fn error(&self, message: impl ToString) -> PositionError {
-        PositionError { path: self.path.clone(), message: message.to_string() }
+        PositionError {
+            path: self.path.clone(),
+            message: message.to_string(),
+        }
     }
 
     pub fn load<T: DeserializeOwned>(&self) -> Result<Option<T>, PositionError> {
         match fs::read(&self.path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| self.error(format!("unreadable ({e}); delete it to start over"))),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| self.error(format!("unreadable ({e}); delete it to start over"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.error(e)),
         }
@@ -52,7 +60,8 @@ impl PositionStore {
         fs::create_dir_all(&self.dir).map_err(|e| self.error(e))?;
         let staged = self.path.with_extension("json.tmp");
         let mut file = File::create(&staged).map_err(|e| self.error(e))?;
-        file.write_all(&serde_json::to_vec(position).map_err(|e| self.error(e))?).map_err(|e| self.error(e))?;
+        file.write_all(&serde_json::to_vec(position).map_err(|e| self.error(e))?)
+            .map_err(|e| self.error(e))?;
         file.sync_all().map_err(|e| self.error(e))?;
         fs::rename(&staged, &self.path).map_err(|e| self.error(e))?;
         File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| self.error(e))

@@ -46,7 +46,20 @@ pub fn redact(text: &str) -> Cow<'_, str> {
 /// Whether a setting or variable of this name holds a credential.
 pub fn is_secret_name(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["password", "passwd", "passphrase", "pwd", "secret", "token", "credential", "jaas", "private", "key.pem"].iter().any(|s| name.contains(s))
+    [
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "secret",
+        "token",
+        "credential",
+        "jaas",
+        "private",
+        "key.pem",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
         || name.ends_with("pass")
 }
 
@@ -54,7 +67,8 @@ pub fn is_secret_name(name: &str) -> bool {
 /// parsed: the passwords of URLs, and values of credential-like keys
 /// (`sasl.password = "…"`), so an error that quotes a line shows none.
 pub fn register_in_text(text: &str) {
-    static URL_PASSWORD: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s"']*:([^@/\s"']+)@"#).expect("a valid pattern"));
+    static URL_PASSWORD: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r#"[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s"']*:([^@/\s"']+)@"#).expect("a valid pattern"));
     static SECRET_VALUE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r#"(?m)["']?([A-Za-z0-9_.\-]+)["']?\s*=\s*["']([^"'\n]+)["']"#).expect("a valid pattern"));
     for found in URL_PASSWORD.captures_iter(text) {
@@ -73,7 +87,11 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(high), Some(low)) => {
                 out.push((high * 16 + low) as u8);
                 i += 3;
@@ -123,7 +141,10 @@ mod tests {
     fn registered_secrets_are_masked_wherever_they_appear() {
         register("Zq-unit-secret-1");
         register("abc");
-        assert_eq!(redact("url mysql://u:Zq-unit-secret-1@h, again Zq-unit-secret-1"), "url mysql://u:***@h, again ***");
+        assert_eq!(
+            redact("url mysql://u:Zq-unit-secret-1@h, again Zq-unit-secret-1"),
+            "url mysql://u:***@h, again ***"
+        );
         assert_eq!(redact("abc is too short to mask"), "abc is too short to mask");
         assert!(matches!(redact("nothing here"), Cow::Borrowed(_)));
     }

@@ -26,8 +26,14 @@ dead_letter = {{ topic = "bad.dlq" }}
     let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
     let (_stop_tx, stop) = watch::channel(false);
     let pipeline = file.pipelines.remove(0);
-    let run = tokio::time::timeout(std::time::Duration::from_secs(60), run_pipeline(&pipeline, host, &file.state_dir, stop));
-    run.await.expect("start-up errors come within a minute").expect_err("the pipeline must not start").to_string()
+    let run = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        run_pipeline(&pipeline, host, &file.state_dir, stop),
+    );
+    run.await
+        .expect("start-up errors come within a minute")
+        .expect_err("the pipeline must not start")
+        .to_string()
 }
 
 fn assert_names(error: &str, expected: &[&str]) {
@@ -95,6 +101,10 @@ tables = [{{ table = "shop.users", timestamp = "seen" }}]"#
 tables = [{{ table = "shop.users", timestamp = "updated" }}]"#
     ))
     .unwrap();
-    let e = sluice::sources::PollingSource::connect(&bad, None).await.err().expect("an unknown column").to_string();
+    let e = sluice::sources::PollingSource::connect(&bad, None)
+        .await
+        .err()
+        .expect("an unknown column")
+        .to_string();
     assert_names(&e, &["timestamp column `updated` does not exist", "id, seen"]);
 }

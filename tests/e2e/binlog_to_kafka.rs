@@ -44,7 +44,10 @@ pub fn spawn_pipeline(mut file: PipelineFile) -> (watch::Sender<bool>, PipelineT
     let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
     let (stop_tx, stop) = watch::channel(false);
     let state_dir = file.state_dir.clone();
-    (stop_tx, tokio::spawn(async move { run_pipeline(&pipeline, host, &state_dir, stop).await }))
+    (
+        stop_tx,
+        tokio::spawn(async move { run_pipeline(&pipeline, host, &state_dir, stop).await }),
+    )
 }
 
 /// Stops a pipeline; it must have run without failing.
@@ -148,7 +151,9 @@ async fn binlog_changes_reach_kafka_exactly_and_resume_after_restart() {
     // Stop, change more while stopped, start again: only the new change comes.
     stop.send(true).unwrap();
     task.await.unwrap();
-    db.query_drop("INSERT INTO shop.users (id, full_name) VALUES (3, 'while stopped')").await.unwrap();
+    db.query_drop("INSERT INTO shop.users (id, full_name) VALUES (3, 'while stopped')")
+        .await
+        .unwrap();
     let (stop, task) = start(&stack, state.path()).await;
     let all = consume(stack.kafka_brokers(), "binlog-3", &["shop.users"], 7);
     assert_eq!(all.iter().filter(|r| r.value["after"]["full_name"] == "while stopped").count(), 1);

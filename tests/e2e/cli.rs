@@ -17,7 +17,11 @@ fn sluice(args: &[&str], stdin: &str) -> Run {
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let argv = std::iter::once("sluice").chain(args.iter().copied()).map(Into::into);
     let code = sluice::cli::run(argv, &mut Cursor::new(stdin.as_bytes()), &mut out, &mut err);
-    Run { code, out: String::from_utf8(out).unwrap(), err: String::from_utf8(err).unwrap() }
+    Run {
+        code,
+        out: String::from_utf8(out).unwrap(),
+        err: String::from_utf8(err).unwrap(),
+    }
 }
 
 const RECORDS: &str = r#"{"op":"insert","database":"shop","table":"users","primary_key":["id"],"after":{"id":1,"email":" A@B.IO ","phone":"12345678"}}
@@ -42,9 +46,24 @@ fn plugin_test_prints_outputs_and_exits_zero_when_all_pass() {
 fn plugin_test_reports_failed_records_by_line_and_exits_non_zero() {
     let clean = plugin_path("clean");
     let input = format!("{RECORDS}this is not json\n");
-    let run = sluice(&["plugin", "test", clean.to_str().unwrap(), "--config", "on_invalid=reject", "--batch-size", "2"], &input);
+    let run = sluice(
+        &[
+            "plugin",
+            "test",
+            clean.to_str().unwrap(),
+            "--config",
+            "on_invalid=reject",
+            "--batch-size",
+            "2",
+        ],
+        &input,
+    );
     assert_eq!(run.code, 1);
-    assert!(run.err.contains("line 2: rejected: column `email` is not an email address"), "{}", run.err);
+    assert!(
+        run.err.contains("line 2: rejected: column `email` is not an email address"),
+        "{}",
+        run.err
+    );
     assert!(run.err.contains("line 4: invalid record: not JSON"), "{}", run.err);
     assert_eq!(run.out.lines().count(), 2);
 }
@@ -56,7 +75,11 @@ fn plugin_test_names_a_plugin_that_is_not_a_component() {
     std::fs::write(&path, wat::parse_str("(module)").unwrap()).unwrap();
     let run = sluice(&["plugin", "test", path.to_str().unwrap()], "");
     assert_eq!(run.code, 1);
-    assert!(run.err.contains("plugin `broken` refused: this is a core wasm module"), "{}", run.err);
+    assert!(
+        run.err.contains("plugin `broken` refused: this is a core wasm module"),
+        "{}",
+        run.err
+    );
 }
 
 fn pipeline_file(dir: &Path, plugins: &Path, extra: &str) -> std::path::PathBuf {
@@ -94,7 +117,10 @@ fn check_accepts_a_good_pipeline_and_names_what_is_wrong_in_bad_ones() {
     let cases = [
         ("limits = { memory_mb = 0 }", "memory_mb must be at least 1"),
         ("mask_styl = 1", "unknown field `mask_styl`"),
-        ("[[pipeline.plugins]]\nname = \"clean\"\nconfig = { mask_style = \"blur\" }", "mask_style must be `redact` or `last4`"),
+        (
+            "[[pipeline.plugins]]\nname = \"clean\"\nconfig = { mask_style = \"blur\" }",
+            "mask_style must be `redact` or `last4`",
+        ),
         ("[[pipeline.plugins]]\nname = \"nosuch\"", "no plugin `nosuch`"),
     ];
     for (extra, expected) in cases {
@@ -131,13 +157,28 @@ dead_letter = { topic = "sluice.dlq", properties = { {dead_letter} } }
     let secured = r#""security.protocol" = "SASL_SSL", "sasl.mechanism" = "SCRAM-SHA-512", "sasl.username" = "sluice", "sasl.password" = "hunter2", "compression.type" = "zstd""#;
     let run = sluice(&["check", file("secured", "", secured, "").to_str().unwrap()], "");
     assert_eq!(run.code, 0, "{}", run.err);
-    assert!(!format!("{}{}", run.out, run.err).contains("hunter2"), "the password printed: {}{}", run.out, run.err);
+    assert!(
+        !format!("{}{}", run.out, run.err).contains("hunter2"),
+        "the password printed: {}{}",
+        run.out,
+        run.err
+    );
 
     let no_ca = format!(r#""security.protocol" = "SSL", "ssl.ca.location" = "{missing}""#);
     let cases = [
-        (file("mysql-ca", &format!(r#", tls = {{ ca = "{missing}" }}"#), "", ""), format!("pipeline `users`: source: tls.ca: cannot read {missing}")),
-        (file("kafka-ca", "", &no_ca, ""), "pipeline `users`: sink: cannot create the Kafka producer for 127.0.0.1:9: Client creation error: ssl.ca.location failed".into()),
-        (file("dead-letter", "", "", r#""compression.type" = "brotli""#), "pipeline `users`: dead_letter: cannot create the Kafka producer".into()),
+        (
+            file("mysql-ca", &format!(r#", tls = {{ ca = "{missing}" }}"#), "", ""),
+            format!("pipeline `users`: source: tls.ca: cannot read {missing}"),
+        ),
+        (
+            file("kafka-ca", "", &no_ca, ""),
+            "pipeline `users`: sink: cannot create the Kafka producer for 127.0.0.1:9: Client creation error: ssl.ca.location failed"
+                .into(),
+        ),
+        (
+            file("dead-letter", "", "", r#""compression.type" = "brotli""#),
+            "pipeline `users`: dead_letter: cannot create the Kafka producer".into(),
+        ),
     ];
     for (path, expected) in cases {
         let run = sluice(&["check", path.to_str().unwrap()], "");
@@ -184,7 +225,9 @@ async fn check_connect_reaches_every_server_and_names_each_fault_in_one_line() {
     let stack = Stack::start();
     let dir = tempfile::tempdir().unwrap();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)").await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
     let url = stack.mysql_url();
     let port = &url[url.rfind(':').unwrap()..];
     let pipeline = |name: &str, url: &str, table: &str, brokers: &str| {
@@ -206,7 +249,10 @@ async fn check_connect_reaches_every_server_and_names_each_fault_in_one_line() {
     std::fs::write(&path, stack.pipeline_text(plugins_dir(), Some(dir.path()), &good)).unwrap();
     let (code, output) = crate::process::run_to_end(&["check", "--connect", path.to_str().unwrap()], &[], Duration::from_secs(30));
     assert_eq!(code, Some(0), "{output}");
-    assert!(output.contains("pipeline good: source (MySQL binlog): ok") && output.contains("pipeline good: sink (Kafka): ok"), "{output}");
+    assert!(
+        output.contains("pipeline good: source (MySQL binlog): ok") && output.contains("pipeline good: sink (Kafka): ok"),
+        "{output}"
+    );
 
     std::fs::write(&path, stack.pipeline_text(plugins_dir(), Some(dir.path()), &faults)).unwrap();
     let started = std::time::Instant::now();
@@ -222,9 +268,17 @@ async fn check_connect_reaches_every_server_and_names_each_fault_in_one_line() {
         ("missing-table", "`shop.missing` in source.tables does not exist"),
         ("broker-down", "no Kafka broker answers at 127.0.0.1:1"),
     ] {
-        assert!(failed.iter().any(|l| l.contains(&format!("pipeline {pipeline}:")) && l.contains(says)), "{pipeline}: {says}\n{output}");
+        assert!(
+            failed
+                .iter()
+                .any(|l| l.contains(&format!("pipeline {pipeline}:")) && l.contains(says)),
+            "{pipeline}: {says}\n{output}"
+        );
     }
-    assert!(!output.contains("librdkafka"), "librdkafka's own lines are folded into ours:\n{output}");
+    assert!(
+        !output.contains("librdkafka"),
+        "librdkafka's own lines are folded into ours:\n{output}"
+    );
     assert!(took < Duration::from_secs(15), "took {took:?}");
 }
 

@@ -75,7 +75,9 @@ async fn a_killed_pipeline_resumes_without_losing_rows() {
     std::fs::write(&file, pipeline_text(&stack, state.path())).unwrap();
     let position = state.path().join("load.position.json");
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop("CREATE DATABASE shop; USE shop; CREATE TABLE bulk_load (id INT PRIMARY KEY, v VARCHAR(20))").await.unwrap();
+    db.query_drop("CREATE DATABASE shop; USE shop; CREATE TABLE bulk_load (id INT PRIMARY KEY, v VARCHAR(20))")
+        .await
+        .unwrap();
 
     let mut child = spawn_pipeline(&file);
     wait_for_position(&position, None);
@@ -114,11 +116,18 @@ async fn a_killed_pipeline_resumes_without_losing_rows() {
     let (mut ids, mut messages) = (HashSet::new(), 0u64);
     let deadline = Instant::now() + Duration::from_secs(300);
     while ids.len() < ROWS as usize {
-        assert!(Instant::now() < deadline, "only {} of {ROWS} rows reached Kafka within 5 minutes", ids.len());
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {ROWS} rows reached Kafka within 5 minutes",
+            ids.len()
+        );
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 messages += 1;
-                let dedup = m.headers().and_then(|hs| hs.iter().find(|h| h.key == "sluice.dedup-id")).and_then(|h| h.value);
+                let dedup = m
+                    .headers()
+                    .and_then(|hs| hs.iter().find(|h| h.key == "sluice.dedup-id"))
+                    .and_then(|h| h.value);
                 ids.insert(dedup.expect("dedup id header").to_vec());
             }
             None | Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) => {}
@@ -128,7 +137,10 @@ async fn a_killed_pipeline_resumes_without_losing_rows() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(ids.len(), ROWS as usize, "every row, once per dedup id");
-    eprintln!("{ROWS} rows, {messages} messages ({} duplicates after the kill)", messages - u64::from(ROWS));
+    eprintln!(
+        "{ROWS} rows, {messages} messages ({} duplicates after the kill)",
+        messages - u64::from(ROWS)
+    );
 }
 
 /// A snapshot killed midway and resumed reads some rows again, at a newer
@@ -191,20 +203,35 @@ dead_letter = { topic = "snap.dlq" }
     while quiet.elapsed() < Duration::from_secs(5) || contents.is_empty() && started.elapsed() < Duration::from_secs(30) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
             quiet = Instant::now();
-            let dedup = m.headers().and_then(|hs| hs.iter().find(|h| h.key == "sluice.dedup-id")).and_then(|h| h.value).unwrap();
+            let dedup = m
+                .headers()
+                .and_then(|hs| hs.iter().find(|h| h.key == "sluice.dedup-id"))
+                .and_then(|h| h.value)
+                .unwrap();
             let value: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
             if value["op"] == "r" {
                 read_rows.insert(value["after"]["id"].as_u64().unwrap());
             }
-            contents.entry(String::from_utf8(dedup.to_vec()).unwrap()).or_default().insert(value["after"].to_string());
+            contents
+                .entry(String::from_utf8(dedup.to_vec()).unwrap())
+                .or_default()
+                .insert(value["after"].to_string());
         }
     }
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(read_rows.len(), SNAPSHOT_ROWS as usize, "every row read by the snapshot");
     let two_contents: Vec<&String> = contents.iter().filter(|(_, c)| c.len() > 1).map(|(id, _)| id).collect();
-    assert!(two_contents.is_empty(), "{} dedup ids name two contents, e.g. {:?}", two_contents.len(), two_contents.first());
-    let views: HashSet<&str> =
-        contents.keys().filter_map(|id| id.strip_prefix("shop.snap@snapshot:")).map(|rest| &rest[..rest.rfind(':').unwrap()]).collect();
+    assert!(
+        two_contents.is_empty(),
+        "{} dedup ids name two contents, e.g. {:?}",
+        two_contents.len(),
+        two_contents.first()
+    );
+    let views: HashSet<&str> = contents
+        .keys()
+        .filter_map(|id| id.strip_prefix("shop.snap@snapshot:"))
+        .map(|rest| &rest[..rest.rfind(':').unwrap()])
+        .collect();
     assert_eq!(views.len(), 2, "the resumed read has ids of its own view: {views:?}");
 }

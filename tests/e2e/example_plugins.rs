@@ -23,7 +23,11 @@ fn clean_trims_lowercases_and_masks_both_row_images() {
     assert_eq!(after(&out, 0, 0, "name"), str("Ann Lee"));
     assert_eq!(after(&out, 0, 0, "phone"), str("****4567"));
     let update = &out.outputs[1].as_ref().unwrap()[0];
-    assert_eq!(update.before.as_ref().unwrap()[3], str("****0000"), "the before image is masked too");
+    assert_eq!(
+        update.before.as_ref().unwrap()[3],
+        str("****0000"),
+        "the before image is masked too"
+    );
     assert_eq!(update.after.as_ref().unwrap()[1], str("b@x.io"));
 }
 
@@ -45,7 +49,11 @@ fn clean_drops_or_rejects_rows_that_fail_its_rules() {
     let out = rejecting.transform(input);
     let failure = &out.outputs[1].as_ref().unwrap_err().failure;
     assert_eq!(failure.kind, FailureKind::Rejected);
-    assert_eq!(out.outputs[1].as_ref().unwrap_err().record.get("id"), Some(&Value::Int(3)), "the failed record comes back whole");
+    assert_eq!(
+        out.outputs[1].as_ref().unwrap_err().record.get("id"),
+        Some(&Value::Int(3)),
+        "the failed record comes back whole"
+    );
     assert_eq!(failure.kind, FailureKind::Rejected);
     assert!(failure.message.contains("not an email address"), "{failure}");
     assert!(out.outputs[2].as_ref().unwrap_err().failure.message.contains("`name` is empty"));
@@ -56,7 +64,9 @@ fn clean_drops_or_rejects_rows_that_fail_its_rules() {
 fn clean_refuses_a_bad_config_at_start() {
     let host = sluice::plugin::PluginHost::new(sluice_tests::engine());
     host.load_file(&sluice_tests::plugin_path("clean")).unwrap();
-    let e = host.runner("clean", vec![("mask_style".into(), "blur".into())], PluginLimits::default()).unwrap_err();
+    let e = host
+        .runner("clean", vec![("mask_style".into(), "blur".into())], PluginLimits::default())
+        .unwrap_err();
     assert!(e.to_string().contains("mask_style must be"), "{e}");
 }
 
@@ -80,7 +90,10 @@ fn enrich_adds_derived_and_looked_up_columns() {
     assert_eq!(after(&out, 1, 0, "country_name"), str("unknown"));
     let first = out.outputs[0].as_ref().unwrap()[0].schema.clone().unwrap();
     let update = &out.outputs[1].as_ref().unwrap()[0];
-    assert!(std::sync::Arc::ptr_eq(&first, update.schema.as_ref().unwrap()), "one derived schema shared by both records");
+    assert!(
+        std::sync::Arc::ptr_eq(&first, update.schema.as_ref().unwrap()),
+        "one derived schema shared by both records"
+    );
     let names: Vec<&str> = first.columns.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["id", "email", "name", "phone", "country", "email_domain", "country_name"]);
     assert_eq!(update.before.as_ref().unwrap().len(), 7);
@@ -94,7 +107,12 @@ fn route_picks_fans_out_and_drops_by_column_value() {
     };
     let lines = [row(1, "DE"), row(2, "US"), row(3, "test"), row(4, "BR")];
     let input = batch(&lines.iter().map(String::as_str).collect::<Vec<_>>());
-    let config = [("column", "country"), ("routes.DE", "orders.eu"), ("routes.US", "orders.us,orders.audit"), ("drop", "test")];
+    let config = [
+        ("column", "country"),
+        ("routes.DE", "orders.eu"),
+        ("routes.US", "orders.us,orders.audit"),
+        ("drop", "test"),
+    ];
     let mut route = runner("route", &config, PluginLimits::default());
     let out = route.transform(input);
     let destinations: Vec<Vec<Option<String>>> = out

@@ -25,13 +25,20 @@ async fn a_restart_resumes_from_the_gtid_state_alone() {
     let stack = Stack::start();
     let state = tempfile::tempdir().unwrap();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)").await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
     let (stop, task) = start_pipeline(pipeline_file(&stack, state.path())).await;
-    db.query_drop("INSERT INTO shop.t VALUES (1); INSERT INTO shop.t VALUES (2), (3)").await.unwrap();
+    db.query_drop("INSERT INTO shop.t VALUES (1); INSERT INTO shop.t VALUES (2), (3)")
+        .await
+        .unwrap();
     let got = consume(stack.kafka_brokers(), "gtid-1", &["shop.t"], 3);
     let server_gtid: String = db.query_first("SELECT @@gtid_binlog_pos").await.unwrap().unwrap();
     let gtids: Vec<&str> = got.iter().map(|r| r.value["source"]["gtid"].as_str().expect("a gtid")).collect();
-    assert!(gtids.contains(&server_gtid.as_str()), "{gtids:?} lacks the server's last GTID {server_gtid}");
+    assert!(
+        gtids.contains(&server_gtid.as_str()),
+        "{gtids:?} lacks the server's last GTID {server_gtid}"
+    );
     stop.send(true).unwrap();
     task.await.unwrap();
 
@@ -54,7 +61,10 @@ async fn a_restart_resumes_from_the_gtid_state_alone() {
     stop.send(true).unwrap();
     task.await.unwrap();
     let stored: Json = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(stored["binlog"]["file"], "binlog.000001", "the file name is learnt from the stream: {stored}");
+    assert_eq!(
+        stored["binlog"]["file"], "binlog.000001",
+        "the file name is learnt from the stream: {stored}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,7 +72,9 @@ async fn the_snapshot_hand_over_stores_the_gtid_state() {
     use sluice::sources::{MysqlCapture, SourcePosition};
     let stack = Stack::start();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY); INSERT INTO shop.t VALUES (1), (2)").await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY); INSERT INTO shop.t VALUES (1), (2)")
+        .await
+        .unwrap();
     let gtid_now: String = db.query_first("SELECT @@gtid_binlog_pos").await.unwrap().unwrap();
     let config: sluice::sources::binlog::BinlogSourceConfig = toml::from_str(&format!(
         "url = \"{}\"\ntables = [\"shop.t\"]\nserver_id = 9911\ngtid = true",
@@ -76,5 +88,9 @@ async fn the_snapshot_hand_over_stores_the_gtid_state() {
             break at;
         }
     };
-    assert_eq!(handover.gtid.as_deref(), Some(gtid_now.as_str()), "the hand-over names the GTID state, not only file and offset");
+    assert_eq!(
+        handover.gtid.as_deref(),
+        Some(gtid_now.as_str()),
+        "the hand-over names the GTID state, not only file and offset"
+    );
 }

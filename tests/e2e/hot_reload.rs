@@ -12,8 +12,9 @@ use sluice::record::{Record, Value};
 use sluice_tests::{batch, engine, plugin_path};
 
 fn numbered(from: usize, n: usize) -> Vec<Record> {
-    let lines: Vec<String> =
-        (from..from + n).map(|i| format!(r#"{{"op":"insert","database":"d","table":"t","after":{{"id":{i}}}}}"#)).collect();
+    let lines: Vec<String> = (from..from + n)
+        .map(|i| format!(r#"{{"op":"insert","database":"d","table":"t","after":{{"id":{i}}}}}"#))
+        .collect();
     batch(&lines.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
@@ -79,14 +80,22 @@ fn twenty_reloads_under_load_process_every_record_once_by_one_version() {
         let marked = *marks.get(&out.version.hash).expect("a known version served");
         served.insert(out.version.hash.clone());
         for (i, output) in out.outputs.iter().enumerate() {
-            let records = output.as_ref().unwrap_or_else(|e| panic!("record failed during reload: {}", e.failure));
+            let records = output
+                .as_ref()
+                .unwrap_or_else(|e| panic!("record failed during reload: {}", e.failure));
             assert_eq!(records.len(), 1);
             let record = &records[0];
-            let Value::Int(id) = record.after.as_ref().unwrap()[0] else { panic!("id column") };
+            let Value::Int(id) = record.after.as_ref().unwrap()[0] else {
+                panic!("id column")
+            };
             assert_eq!(record.after, input[i].after, "record {id} unchanged");
             *seen.entry(id).or_default() += 1;
             let has_marker = record.headers.iter().any(|h| h.key == "marker");
-            assert_eq!(has_marker, marked, "record {id} half-processed: version {} marked={marked}", out.version.hash);
+            assert_eq!(
+                has_marker, marked,
+                "record {id} half-processed: version {} marked={marked}",
+                out.version.hash
+            );
         }
     }
     writer.join().unwrap();
@@ -138,7 +147,13 @@ fn a_plugin_added_to_the_directory_becomes_available() {
         ReloadEvent::Loaded { name, previous, .. } => assert_eq!((name.as_str(), previous), ("router", None)),
         other => panic!("expected a load, got {other:?}"),
     }
-    let mut router = host.runner("router", vec![("column".into(), "id".into()), ("routes.7".into(), "seven".into())], PluginLimits::default()).unwrap();
+    let mut router = host
+        .runner(
+            "router",
+            vec![("column".into(), "id".into()), ("routes.7".into(), "seven".into())],
+            PluginLimits::default(),
+        )
+        .unwrap();
     let out = router.transform(numbered(7, 1));
     assert_eq!(out.outputs[0].as_ref().unwrap()[0].destination.as_deref(), Some("seven"));
 }
@@ -160,5 +175,8 @@ fn a_build_of_the_wrong_world_is_refused_and_removal_keeps_pipelines_running() {
     std::fs::remove_file(dir.path().join("live.wasm")).unwrap();
     assert!(matches!(next_event(&events), ReloadEvent::Removed { .. }));
     assert!(host.slot("live").is_none(), "new pipelines can no longer use it");
-    assert!(runner.transform(numbered(1, 1)).outputs[0].is_ok(), "a running pipeline keeps its version");
+    assert!(
+        runner.transform(numbered(1, 1)).outputs[0].is_ok(),
+        "a running pipeline keeps its version"
+    );
 }

@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
 use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Headers, Message};
 use serde_json::Value as Json;
 use sluice::pipeline::PluginStep;
 use sluice::plugin::{PluginHost, PluginLimits};
@@ -25,7 +25,11 @@ pub struct Received {
 
 fn step(name: &str, config: &str) -> PluginStep {
     let config: toml::Table = toml::from_str(config).unwrap();
-    PluginStep { name: name.into(), config, limits: PluginLimits::default() }
+    PluginStep {
+        name: name.into(),
+        config,
+        limits: PluginLimits::default(),
+    }
 }
 
 /// Reads `topics` from the start until `expected` messages arrived, then
@@ -67,7 +71,11 @@ pub fn consume(brokers: &str, group: &str, topics: &[&str], expected: usize) -> 
     let settle = Instant::now() + Duration::from_secs(2);
     while Instant::now() < settle {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            panic!("unexpected extra message on {}: {:?}", m.topic(), m.payload().map(String::from_utf8_lossy));
+            panic!(
+                "unexpected extra message on {}: {:?}",
+                m.topic(),
+                m.payload().map(String::from_utf8_lossy)
+            );
         }
     }
     received
@@ -76,8 +84,12 @@ pub fn consume(brokers: &str, group: &str, topics: &[&str], expected: usize) -> 
 /// Every message value of `topic`, read from the start until none came for
 /// three seconds (the first may take 30, while the group forms).
 pub fn read_all(brokers: &str, group: &str, topic: &str) -> Vec<Json> {
-    let consumer: BaseConsumer =
-        ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).set("auto.offset.reset", "earliest").create().unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
     consumer.subscribe(&[topic]).unwrap();
     let mut values: Vec<Json> = Vec::new();
     let started = Instant::now();
@@ -99,18 +111,27 @@ async fn plugins_mask_enrich_route_and_reject_on_the_way_to_kafka() {
 
     let host = PluginHost::open(engine(), plugins_dir()).unwrap();
     let steps = [
-        step("clean", r#"mask = ["phone"]
+        step(
+            "clean",
+            r#"mask = ["phone"]
 mask_style = "last4"
-on_invalid = "reject""#),
+on_invalid = "reject""#,
+        ),
         step("enrich", r#"domain_from = "email""#),
-        step("route", r#"column = "country"
+        step(
+            "route",
+            r#"column = "country"
 routes = { DE = "users.eu", US = "users.us,users.audit" }
-drop = ["XX"]"#),
+drop = ["XX"]"#,
+        ),
     ];
     let mut chain = PluginChain::build(&host, &steps).unwrap();
     let out = chain.run(records);
     assert_eq!(out.rejected.len(), 1);
-    assert!(out.records.iter().all(|r| r.destination.is_some()), "every surviving record was routed");
+    assert!(
+        out.records.iter().all(|r| r.destination.is_some()),
+        "every surviving record was routed"
+    );
 
     let sink_config: KafkaSinkConfig = toml::from_str(&format!("brokers = \"{}\"", stack.kafka_brokers())).unwrap();
     let mut sink = KafkaSink::new(&sink_config, "users").unwrap();
@@ -119,11 +140,20 @@ drop = ["XX"]"#),
     let dlq = DeadLetterQueue::new(&dlq_config, stack.kafka_brokers(), &Default::default(), "users").unwrap();
     dlq.send(&out.rejected).await.unwrap();
 
-    let got = consume(stack.kafka_brokers(), "kafka-sink-test", &["users.eu", "users.us", "users.audit", "sluice.dlq"], 7);
+    let got = consume(
+        stack.kafka_brokers(),
+        "kafka-sink-test",
+        &["users.eu", "users.us", "users.audit", "sluice.dlq"],
+        7,
+    );
     let by_topic = |t: &str| got.iter().filter(|r| r.topic == t).collect::<Vec<_>>();
 
     for r in &got {
-        assert!(!r.value.to_string().contains("170 1234567"), "an unmasked phone reached Kafka: {}", r.value);
+        assert!(
+            !r.value.to_string().contains("170 1234567"),
+            "an unmasked phone reached Kafka: {}",
+            r.value
+        );
     }
     let eu = by_topic("users.eu");
     assert_eq!(eu.len(), 2, "the read and the delete of Ann");
@@ -143,7 +173,10 @@ drop = ["XX"]"#),
     for topic in ["users.us", "users.audit"] {
         let ops: Vec<&Json> = by_topic(topic).iter().map(|r| &r.value["op"]).collect();
         assert_eq!(ops.len(), 2, "{topic}: Bob's insert and update fan out to both topics");
-        assert!(ops.contains(&&Json::from("c")) && ops.contains(&&Json::from("u")), "{topic}: {ops:?}");
+        assert!(
+            ops.contains(&&Json::from("c")) && ops.contains(&&Json::from("u")),
+            "{topic}: {ops:?}"
+        );
     }
     assert!(got.iter().all(|r| r.value["after"]["id"] != 4), "country XX is dropped");
 
@@ -156,5 +189,8 @@ drop = ["XX"]"#),
     assert_eq!(dead.headers["sluice.pipeline"], "users");
     assert_eq!(dead.headers["sluice.position"], "binlog.000001:1377:0");
     assert_eq!(dead.headers["sluice.plugin-version"].len(), 16);
-    assert_eq!(dead.value["after"]["id"], 3, "the record as it entered the plugin, replayable with `sluice plugin test`");
+    assert_eq!(
+        dead.value["after"]["id"], 3,
+        "the record as it entered the plugin, replayable with `sluice plugin test`"
+    );
 }

@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, TopicPartitionList};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, TopicPartitionList};
 use serde_json::json;
 use sluice::pipeline::PipelineFile;
 use sluice::plugin::PluginHost;
@@ -45,14 +45,24 @@ name = "passthrough"
 
 async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
-    let result = admin.create_topics(&[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))], &AdminOptions::new()).await.unwrap();
+    let result = admin
+        .create_topics(
+            &[NewTopic::new(topic, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
     result.into_iter().for_each(|r| {
         r.unwrap();
     });
 }
 
 async fn produce(brokers: &str, topic: &str, messages: &[(i32, Option<String>, Option<String>)]) {
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", brokers).set("linger.ms", "5").create().unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .create()
+        .unwrap();
     for chunk in messages.chunks(5000) {
         let sends = chunk.iter().map(|(partition, key, value)| {
             let mut record = FutureRecord::<String, String>::to(topic).partition(*partition);
@@ -72,7 +82,11 @@ async fn produce(brokers: &str, topic: &str, messages: &[(i32, Option<String>, O
 
 /// The offsets `group` has committed to the broker on `topic`, summed.
 fn group_committed(brokers: &str, group: &str, topic: &str, partitions: i32) -> i64 {
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .create()
+        .unwrap();
     let mut list = TopicPartitionList::new();
     for p in 0..partitions {
         list.add_partition(topic, p);
@@ -114,7 +128,11 @@ fn mixed_stream(count: usize, partitions: u64, seed: u64) -> (Messages, Model) {
         let id = (seed >> 33) % KEYS;
         let partition = (id % partitions) as i32;
         let key = Some(json!({ "id": id }).to_string());
-        let row = (format!("name {i}"), format!("{}.{:02}", i % 100000, i % 100), format!("2026-01-01T00:00:{:02}.{:06}Z", i % 60, i % 1_000_000));
+        let row = (
+            format!("name {i}"),
+            format!("{}.{:02}", i % 100000, i % 100),
+            format!("2026-01-01T00:00:{:02}.{:06}Z", i % 60, i % 1_000_000),
+        );
         let after = json!({ "id": id, "name": row.0, "balance": row.1, "seen": row.2 });
         let source = json!({ "db": "shop", "table": "accounts" });
         let value = match (model.contains_key(&id), (seed >> 20) % 10) {
@@ -133,7 +151,10 @@ fn mixed_stream(count: usize, partitions: u64, seed: u64) -> (Messages, Model) {
 }
 
 fn normalise(model: &Model) -> Model {
-    model.iter().map(|(id, (n, b, s))| (*id, (n.clone(), format!("{:.2}", b.parse::<f64>().unwrap()), s.clone()))).collect()
+    model
+        .iter()
+        .map(|(id, (n, b, s))| (*id, (n.clone(), format!("{:.2}", b.parse::<f64>().unwrap()), s.clone())))
+        .collect()
 }
 
 async fn accounts(db: &mut mysql_async::Conn) -> Model {
@@ -165,13 +186,28 @@ async fn mixed_envelopes_end_in_the_exact_final_state_once() {
     // A new group starts where the offsets table says, not at the start of
     // the topic: nothing is applied again (a hand-made edit survives).
     let survivor = *table.keys().next().unwrap();
-    db.query_drop(format!("UPDATE shop.accounts SET name = 'edited by hand' WHERE id = {survivor}")).await.unwrap();
+    db.query_drop(format!("UPDATE shop.accounts SET name = 'edited by hand' WHERE id = {survivor}"))
+        .await
+        .unwrap();
     let (stop_tx, task) = spawn_pipeline(pipeline_file(&stack, "accounts-2", "shop.accounts"));
     let started = "the new group did not start at the offsets table's offsets";
-    wait_group_committed(stack.kafka_brokers(), "accounts-2", "shop.accounts", 3, MESSAGES as i64, Duration::from_secs(60), started).await;
+    wait_group_committed(
+        stack.kafka_brokers(),
+        "accounts-2",
+        "shop.accounts",
+        3,
+        MESSAGES as i64,
+        Duration::from_secs(60),
+        started,
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop_pipeline(stop_tx, task).await;
-    let name: String = db.query_first(format!("SELECT name FROM shop.accounts WHERE id = {survivor}")).await.unwrap().unwrap();
+    let name: String = db
+        .query_first(format!("SELECT name FROM shop.accounts WHERE id = {survivor}"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(name, "edited by hand");
     let count: u64 = db.query_first("SELECT COUNT(*) FROM shop.accounts").await.unwrap().unwrap();
     assert_eq!(count as usize, normalised.len());
@@ -189,29 +225,53 @@ async fn poison_messages_go_to_the_dead_letter_queue_with_their_reasons() {
     };
     let key = |id: u64| Some(json!({ "id": id }).to_string());
     let messages = vec![
-        (0, key(1), envelope(json!({ "id": 1, "name": "good", "balance": "1.50" }), "accounts")),
+        (
+            0,
+            key(1),
+            envelope(json!({ "id": 1, "name": "good", "balance": "1.50" }), "accounts"),
+        ),
         (0, key(2), Some("{not json".to_string())),
-        (0, key(3), envelope(json!({ "id": 3, "name": "x", "balance": "123456789.00" }), "accounts")),
-        (0, key(4), envelope(json!({ "id": 4, "name": "far too long a name", "balance": "1" }), "accounts")),
+        (
+            0,
+            key(3),
+            envelope(json!({ "id": 3, "name": "x", "balance": "123456789.00" }), "accounts"),
+        ),
+        (
+            0,
+            key(4),
+            envelope(json!({ "id": 4, "name": "far too long a name", "balance": "1" }), "accounts"),
+        ),
         (0, None, envelope(json!({ "name": "no key", "balance": "1" }), "accounts")),
         (0, key(6), envelope(json!({ "id": 6, "name": "lost" }), "nosuch")),
-        (0, key(7), envelope(json!({ "id": 7, "name": "good too", "balance": "2.25" }), "accounts")),
+        (
+            0,
+            key(7),
+            envelope(json!({ "id": 7, "name": "good too", "balance": "2.25" }), "accounts"),
+        ),
     ];
     create_topic(stack.kafka_brokers(), "shop.accounts", 1).await;
     produce(stack.kafka_brokers(), "shop.accounts", &messages).await;
     run_until_applied(pipeline_file(&stack, "poison", "shop.accounts"), &mut db, messages.len() as i64).await;
 
-    let rows: Vec<(u64, String, String)> =
-        db.query("SELECT id, name, CAST(balance AS CHAR) FROM shop.accounts ORDER BY id").await.unwrap();
+    let rows: Vec<(u64, String, String)> = db
+        .query("SELECT id, name, CAST(balance AS CHAR) FROM shop.accounts ORDER BY id")
+        .await
+        .unwrap();
     assert_eq!(rows, [(1, "good".into(), "1.50".into()), (7, "good too".into(), "2.25".into())]);
     let dead = consume(stack.kafka_brokers(), "poison-dlq", &["accounts.dlq"], 5);
     let reason = |needle: &str| {
-        dead.iter()
-            .find(|d| d.headers["sluice.error"].contains(needle))
-            .unwrap_or_else(|| panic!("no dead letter says {needle:?}: {:?}", dead.iter().map(|d| &d.headers["sluice.error"]).collect::<Vec<_>>()))
+        dead.iter().find(|d| d.headers["sluice.error"].contains(needle)).unwrap_or_else(|| {
+            panic!(
+                "no dead letter says {needle:?}: {:?}",
+                dead.iter().map(|d| &d.headers["sluice.error"]).collect::<Vec<_>>()
+            )
+        })
     };
     assert_eq!(reason("not valid JSON").headers["sluice.error-kind"], "undecodable");
-    assert_eq!(reason("Out of range value for column 'balance'").headers["sluice.error-kind"], "unwritable");
+    assert_eq!(
+        reason("Out of range value for column 'balance'").headers["sluice.error-kind"],
+        "unwritable"
+    );
     reason("Data too long for column 'name'");
     reason("missing primary key column `id`");
     reason("table `shop.nosuch` does not exist");
@@ -236,7 +296,10 @@ async fn wait_applied(db: &mut mysql_async::Conn, total: i64, what: &str, within
         if applied == total {
             return;
         }
-        assert!(Instant::now() < deadline, "{what}: offsets table at {applied} of {total} after {within_secs} s");
+        assert!(
+            Instant::now() < deadline,
+            "{what}: offsets table at {applied} of {total} after {within_secs} s"
+        );
         assert!(running.is_none_or(|task| !task.is_finished()), "{what}: the pipeline stopped early");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -367,7 +430,16 @@ config = { time = "at", into = "shop.customer_minutes" }
     // Read again by a new group: every order was counted; none counts twice.
     let (stop_tx, task) = spawn_pipeline(PipelineFile::parse(&text("tally-2"), |_| None).unwrap());
     let read = "the second run did not read the topic";
-    wait_group_committed(stack.kafka_brokers(), "tally-2", "shop.orders", 3, 3000, Duration::from_secs(120), read).await;
+    wait_group_committed(
+        stack.kafka_brokers(),
+        "tally-2",
+        "shop.orders",
+        3,
+        3000,
+        Duration::from_secs(120),
+        read,
+    )
+    .await;
     stop_pipeline(stop_tx, task).await;
     assert_eq!(totals(&mut db).await, expected);
 }
@@ -387,19 +459,38 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
     // The table does not exist: `create_tables` makes it from the first record.
     db.query_drop("CREATE DATABASE shop").await.unwrap();
     let config: MysqlSinkConfig = toml::from_str(&format!("url = \"{}\"\ncreate_tables = true", stack.mysql_url())).unwrap();
-    let dlq: DeadLetterQueue = DeadLetterQueue::new(&toml::from_str("topic = \"t.dlq\"").unwrap(), stack.kafka_brokers(), &Default::default(), "p").unwrap();
+    let dlq: DeadLetterQueue = DeadLetterQueue::new(
+        &toml::from_str("topic = \"t.dlq\"").unwrap(),
+        stack.kafka_brokers(),
+        &Default::default(),
+        "p",
+    )
+    .unwrap();
     let mut sink = MysqlSink::connect(&config, "p").await.unwrap();
     let mut planner = RowPlanner::connect(&config, "p").await.unwrap();
     let schema = std::sync::Arc::new(Schema {
         database: "shop".into(),
         table: "t".into(),
-        columns: vec![Column { name: "id".into(), sql_type: String::new() }, Column { name: "v".into(), sql_type: String::new() }],
+        columns: vec![
+            Column {
+                name: "id".into(),
+                sql_type: String::new(),
+            },
+            Column {
+                name: "v".into(),
+                sql_type: String::new(),
+            },
+        ],
         key: vec![0],
     });
     let mut records: Vec<Record> = (0..10)
         .map(|i| Record {
             op: Op::Insert,
-            position: Position::Kafka { topic: "shop.t".into(), partition: 0, offset: i },
+            position: Position::Kafka {
+                topic: "shop.t".into(),
+                partition: 0,
+                offset: i,
+            },
             ts_ms: 0,
             schema: Some(schema.clone()),
             before: None,
@@ -413,10 +504,17 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
     // A raw message no plugin decoded: it cannot be written, so it is a dead letter.
     let mut raw = records[0].clone();
     (raw.op, raw.schema, raw.after, raw.payload) = (Op::Message, None, None, Some(b"not a row".to_vec()));
-    raw.position = Position::Kafka { topic: "shop.t".into(), partition: 0, offset: 10 };
+    raw.position = Position::Kafka {
+        topic: "shop.t".into(),
+        partition: 0,
+        offset: 10,
+    };
     records.push(raw);
     let next = [(("shop.t".to_owned(), 0), 11)].into_iter().collect();
-    let unwritable = sink.apply(&planner.plan(records.clone()).await.unwrap(), &next, &[], &dlq).await.unwrap();
+    let unwritable = sink
+        .apply(&planner.plan(records.clone()).await.unwrap(), &next, &[], &dlq)
+        .await
+        .unwrap();
     assert_eq!(unwritable, 1);
     let rows: Vec<(i32, i32)> = db.query("SELECT id, v FROM shop.t ORDER BY id").await.unwrap();
     assert_eq!(rows, [(0, 9), (1, 7), (2, 8)], "the last change per key");
@@ -431,14 +529,21 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
     // and the dead letter is not sent a second time.
     let mut again = records;
     let mut newer = again[0].clone();
-    newer.position = Position::Kafka { topic: "shop.t".into(), partition: 0, offset: 11 };
+    newer.position = Position::Kafka {
+        topic: "shop.t".into(),
+        partition: 0,
+        offset: 11,
+    };
     again.push(newer);
     let next = [(("shop.t".to_owned(), 0), 12)].into_iter().collect();
     let unwritable = sink.apply(&planner.plan(again).await.unwrap(), &next, &[], &dlq).await.unwrap();
     assert_eq!(unwritable, 0);
     let rows: Vec<(i32, i32)> = db.query("SELECT id, v FROM shop.t ORDER BY id").await.unwrap();
     assert_eq!(rows, [(0, 0), (1, -1), (2, -1)]);
-    assert_eq!(sink.applied_offsets().await.unwrap(), [(("shop.t".to_owned(), 0), 12)].into_iter().collect());
+    assert_eq!(
+        sink.applied_offsets().await.unwrap(),
+        [(("shop.t".to_owned(), 0), 12)].into_iter().collect()
+    );
     let dead = consume(stack.kafka_brokers(), "dlq-reader", &["t.dlq"], 1);
     assert_eq!(dead[0].headers["sluice.position"], "shop.t/0/10");
 }
@@ -452,7 +557,11 @@ async fn unreachable_brokers_and_mysql_are_named_at_start() {
         let (_stop_tx, stop) = watch::channel(false);
         let pipeline = file.pipelines.remove(0);
         let run = run_pipeline(&pipeline, host, std::path::Path::new("."), stop);
-        tokio::time::timeout(Duration::from_secs(60), run).await.expect("start-up errors come within a minute").unwrap_err().to_string()
+        tokio::time::timeout(Duration::from_secs(60), run)
+            .await
+            .expect("start-up errors come within a minute")
+            .unwrap_err()
+            .to_string()
     };
     let no_broker = pipeline_text(&stack, "g", "t").replace(stack.kafka_brokers(), "127.0.0.1:1");
     let e = run(no_broker).await;

@@ -21,9 +21,12 @@ async fn minimal_metadata_is_completed_from_the_catalog() {
     )
     .await
     .unwrap();
-    let config: BinlogSourceConfig = toml::from_str(&format!(r#"url = "{}"
+    let config: BinlogSourceConfig = toml::from_str(&format!(
+        r#"url = "{}"
 tables = ["shop.t"]
-server_id = 4646"#, stack.mysql_url()))
+server_id = 4646"#,
+        stack.mysql_url()
+    ))
     .unwrap();
     let mut source = MysqlCapture::connect(&config, None, "metadata").await.unwrap();
     // A session opened now writes with the global's MINIMAL metadata.

@@ -36,7 +36,11 @@ tables = [
 }
 
 fn ids(got: &[Received], topic: &str) -> Vec<u64> {
-    let mut ids: Vec<u64> = got.iter().filter(|r| r.topic == topic).map(|r| r.value["after"]["id"].as_u64().unwrap()).collect();
+    let mut ids: Vec<u64> = got
+        .iter()
+        .filter(|r| r.topic == topic)
+        .map(|r| r.value["after"]["id"].as_u64().unwrap())
+        .collect();
     ids.sort_unstable();
     ids
 }
@@ -79,7 +83,12 @@ async fn polling_delivers_rows_sharing_a_timestamp_once() {
     let mut expected: Vec<u64> = db.query("SELECT id FROM shop.orders").await.unwrap();
     expected.push(1); // the update is a new version of row 1
     expected.sort_unstable();
-    assert!(orders == expected, "orders delivered: {} ids, expected {}", orders.len(), expected.len());
+    assert!(
+        orders == expected,
+        "orders delivered: {} ids, expected {}",
+        orders.len(),
+        expected.len()
+    );
     assert_eq!(ids(&got, "shop.events"), [1, 2, 3]);
     let dedup: HashSet<&String> = got.iter().map(|r| &r.headers["sluice.dedup-id"]).collect();
     assert_eq!(dedup.len(), total, "each row version has its own dedup id");
@@ -147,7 +156,12 @@ async fn whole_second_timestamps_lose_no_update_made_within_a_second() {
     // Updates spread over a few seconds: with whole-second timestamps,
     // every row updated within one second shares that second.
     for round in 1..=30u32 {
-        db.exec_drop("UPDATE shop.accounts SET version = ? WHERE id % 3 = ? OR id = ?", (round, round % 3, round)).await.unwrap();
+        db.exec_drop(
+            "UPDATE shop.accounts SET version = ? WHERE id % 3 = ? OR id = ?",
+            (round, round % 3, round),
+        )
+        .await
+        .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(130)).await;
     }
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
@@ -173,10 +187,14 @@ async fn a_row_committed_behind_the_mark_is_found_by_the_lookback_window() {
     // A transaction takes its timestamp, then stays open well past delay_ms
     // while newer rows pass the mark.
     let mut slow = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    slow.query_drop("SET time_zone = '+00:00'; BEGIN; INSERT INTO shop.accounts VALUES (2, 1, NOW(6))").await.unwrap();
+    slow.query_drop("SET time_zone = '+00:00'; BEGIN; INSERT INTO shop.accounts VALUES (2, 1, NOW(6))")
+        .await
+        .unwrap();
     for id in 3..=5 {
         tokio::time::sleep(std::time::Duration::from_millis(700)).await;
-        db.exec_drop("INSERT INTO shop.accounts VALUES (?, 1, NOW(6))", (id,)).await.unwrap();
+        db.exec_drop("INSERT INTO shop.accounts VALUES (?, 1, NOW(6))", (id,))
+            .await
+            .unwrap();
     }
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     slow.query_drop("COMMIT").await.unwrap();

@@ -39,7 +39,11 @@ impl SluiceProcess {
             if let Some(line) = self.log.lock().unwrap().iter().find(|l| parts.iter().all(|p| l.contains(p))) {
                 return line.clone();
             }
-            assert!(Instant::now() < deadline, "no log line with {parts:?} within {within:?}; the log:\n{}", self.log.lock().unwrap().join("\n"));
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {parts:?} within {within:?}; the log:\n{}",
+                self.log.lock().unwrap().join("\n")
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -77,7 +81,10 @@ fn sluice_process() {
     let argv: Vec<std::ffi::OsString> = std::iter::once("sluice").chain(args.split('\n')).map(Into::into).collect();
     let default = sluice::cli::default_log_filter(&argv);
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(|| sluice::redact::RedactingWriter(std::io::stderr())).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| sluice::redact::RedactingWriter(std::io::stderr()))
+        .try_init();
     let code = sluice::cli::run(argv, &mut std::io::empty(), &mut std::io::stdout(), &mut std::io::stderr());
     std::process::exit(code);
 }

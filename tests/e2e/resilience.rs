@@ -29,7 +29,9 @@ async fn a_row_over_the_message_limit_goes_to_the_dead_letter_queue_and_the_stre
     let stack = Stack::start();
     let state = tempfile::tempdir().unwrap();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.files (id INT PRIMARY KEY, body LONGBLOB)").await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.files (id INT PRIMARY KEY, body LONGBLOB)")
+        .await
+        .unwrap();
     let pipeline = r#"
 [[pipeline]]
 name = "files"
@@ -52,10 +54,20 @@ dead_letter = { topic = "files.dlq" }
     let dead = consume(stack.kafka_brokers(), "files-dlq", &["files.dlq"], 1);
     let headers = &dead[0].headers;
     assert_eq!(headers["sluice.error-kind"], "unwritable");
-    assert!(headers["sluice.error"].contains("over the producer's message.max.bytes of 1000000"), "{headers:?}");
-    assert!(headers.contains_key("sluice.truncated"), "too large for the queue too: cut down to its reason");
+    assert!(
+        headers["sluice.error"].contains("over the producer's message.max.bytes of 1000000"),
+        "{headers:?}"
+    );
+    assert!(
+        headers.contains_key("sluice.truncated"),
+        "too large for the queue too: cut down to its reason"
+    );
     assert_eq!(dead[0].value["truncated"], true);
-    assert!(dead[0].value["position"].as_str().unwrap().starts_with("binlog."), "{}", dead[0].value);
+    assert!(
+        dead[0].value["position"].as_str().unwrap().starts_with("binlog."),
+        "{}",
+        dead[0].value
+    );
     assert_eq!(dead[0].key.as_deref(), Some(r#"{"id":2}"#), "the key, small, is kept");
     stop_pipeline_ok(stop, task).await;
 }
@@ -69,14 +81,26 @@ async fn stop_pipeline_ok(stop: watch::Sender<bool>, task: tokio::task::JoinHand
 async fn a_message_the_sink_refuses_and_too_large_for_the_queue_does_not_block_the_pipeline() {
     let stack = Stack::start();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.notes (id INT PRIMARY KEY, note VARCHAR(100))").await.unwrap();
-    let producer: FutureProducer =
-        ClientConfig::new().set("bootstrap.servers", stack.kafka_brokers()).set("message.max.bytes", "10000000").create().unwrap();
-    let envelope = |id: u32, note: &str| json!({"op": "c", "after": {"id": id, "note": note}, "source": {"db": "shop", "table": "notes"}}).to_string();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.notes (id INT PRIMARY KEY, note VARCHAR(100))")
+        .await
+        .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", stack.kafka_brokers())
+        .set("message.max.bytes", "10000000")
+        .create()
+        .unwrap();
+    let envelope =
+        |id: u32, note: &str| json!({"op": "c", "after": {"id": id, "note": note}, "source": {"db": "shop", "table": "notes"}}).to_string();
     let huge = "n".repeat(5_000_000);
     for (id, note) in [(1, "first"), (2, huge.as_str()), (3, "third")] {
         let key = json!({ "id": id }).to_string();
-        producer.send(FutureRecord::to("in.notes").partition(0).key(&key).payload(&envelope(id, note)), Duration::from_secs(30)).await.unwrap();
+        producer
+            .send(
+                FutureRecord::to("in.notes").partition(0).key(&key).payload(&envelope(id, note)),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
     }
     let pipeline = r#"
 [[pipeline]]
@@ -91,7 +115,10 @@ dead_letter = { topic = "notes.dlq" }
     let headers = &dead[0].headers;
     assert_eq!(headers["sluice.error-kind"], "unwritable");
     assert!(headers["sluice.error"].contains("Data too long"), "{headers:?}");
-    assert_eq!((headers["sluice.source-topic"].as_str(), headers["sluice.source-partition"].as_str()), ("in.notes", "0"));
+    assert_eq!(
+        (headers["sluice.source-topic"].as_str(), headers["sluice.source-partition"].as_str()),
+        ("in.notes", "0")
+    );
     assert_eq!(headers["sluice.source-offset"], "1");
     assert!(headers.contains_key("sluice.truncated"), "{headers:?}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -109,12 +136,23 @@ dead_letter = { topic = "notes.dlq" }
 /// A binlog position with nothing after it yet, stored for `pipeline` by
 /// `sluice positions set`, so that a run starts exactly there.
 async fn store_current_position(db: &mut mysql_async::Conn, config: &Path, pipeline: &str) {
-    let (file, pos): (String, u64) = db.query_first("SHOW MASTER STATUS").await.unwrap().map(|row: mysql_async::Row| {
-        (row.get(0).unwrap(), row.get(1).unwrap())
-    }).unwrap();
+    let (file, pos): (String, u64) = db
+        .query_first("SHOW MASTER STATUS")
+        .await
+        .unwrap()
+        .map(|row: mysql_async::Row| (row.get(0).unwrap(), row.get(1).unwrap()))
+        .unwrap();
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let binlog = format!("{file}:{pos}");
-    let args = ["sluice", "positions", "set", config.to_str().unwrap(), pipeline, "--binlog", &binlog];
+    let args = [
+        "sluice",
+        "positions",
+        "set",
+        config.to_str().unwrap(),
+        pipeline,
+        "--binlog",
+        &binlog,
+    ];
     let code = sluice::cli::run(args.map(Into::into), &mut std::io::empty(), &mut out, &mut err);
     assert_eq!(code, 0, "{}", String::from_utf8_lossy(&err));
 }
@@ -166,21 +204,38 @@ on_error = "stop"
     let halts = file.pipelines.remove(1);
     let (stop, task) = spawn_pipeline(file);
     let delivered = consume(stack.kafka_brokers(), "t", &["shop.t"], 1);
-    assert_eq!(delivered[0].value["after"], json!({"id": 2, "note": "after the change", "extra": 7}));
+    assert_eq!(
+        delivered[0].value["after"],
+        json!({"id": 2, "note": "after the change", "extra": 7})
+    );
     let dead = consume(stack.kafka_brokers(), "t-dlq", &["t.dlq"], 1);
     assert_eq!(dead[0].headers["sluice.error-kind"], "undecodable");
     assert_eq!(dead[0].headers["sluice.plugin"], "source:mysql");
-    assert!(dead[0].headers["sluice.error"].contains("binlog_row_metadata"), "{:?}", dead[0].headers);
-    assert!(dead[0].value["payload"].is_object() || dead[0].value["payload"].is_string(), "the row's bytes: {}", dead[0].value);
+    assert!(
+        dead[0].headers["sluice.error"].contains("binlog_row_metadata"),
+        "{:?}",
+        dead[0].headers
+    );
+    assert!(
+        dead[0].value["payload"].is_object() || dead[0].value["payload"].is_string(),
+        "the row's bytes: {}",
+        dead[0].value
+    );
     stop_pipeline(stop, task).await;
 
     let host = PluginHost::open(engine(), plugins_dir()).unwrap();
     let (_stop, stop_rx) = watch::channel(false);
     let run = run_pipeline(&halts, host, state.path(), stop_rx);
-    let error = tokio::time::timeout(Duration::from_secs(60), run).await.expect("halts within a minute").unwrap_err();
+    let error = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("halts within a minute")
+        .unwrap_err();
     assert!(!error.is_transient());
     let text = error.to_string();
-    assert!(text.contains("on_error = \"stop\"") && text.contains("binlog_row_metadata") && text.contains("source:mysql"), "{text}");
+    assert!(
+        text.contains("on_error = \"stop\"") && text.contains("binlog_row_metadata") && text.contains("source:mysql"),
+        "{text}"
+    );
     let none = consume(stack.kafka_brokers(), "u", &["shop.u", "u.dlq"], 0);
     assert!(none.is_empty(), "a halted pipeline sends nothing of its batch");
 }
@@ -231,8 +286,17 @@ on_error = "stop"
     std::fs::write(&config, stack.pipeline_text(plugins_dir(), Some(state.path()), pipelines)).unwrap();
     store_current_position(&mut db, &config, "bad-out").await;
     write_unnameable_rows(&mut db, "shop.bad").await;
-    let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", stack.kafka_brokers()).create().unwrap();
-    producer.send(FutureRecord::to("poison").key("k").payload("not an envelope"), Duration::from_secs(30)).await.unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", stack.kafka_brokers())
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to("poison").key("k").payload("not an envelope"),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
 
     let mut sluice = SluiceProcess::start(&["run", config.to_str().unwrap()]);
     let bad_out = sluice.wait_for_line(&["ERROR", "pipeline `bad-out` stopped", "on_error"], Duration::from_secs(60));
@@ -252,16 +316,28 @@ on_error = "stop"
         assert!(Instant::now() < deadline, "the healthy pipelines did not carry a row within 60 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(sluice.exit_code(Duration::from_millis(100)), None, "keep_running keeps the process up");
+    assert_eq!(
+        sluice.exit_code(Duration::from_millis(100)),
+        None,
+        "keep_running keeps the process up"
+    );
     sluice.interrupt();
-    assert_eq!(sluice.exit_code(Duration::from_secs(30)), Some(1), "a run with a failed pipeline exits non-zero");
+    assert_eq!(
+        sluice.exit_code(Duration::from_secs(30)),
+        Some(1),
+        "a run with a failed pipeline exits non-zero"
+    );
 
     // Without keep_running, the first permanent failure stops the process.
     let text = std::fs::read_to_string(&config).unwrap().replace("keep_running = true", "");
     std::fs::write(&config, text).unwrap();
     let mut sluice = SluiceProcess::start(&["run", config.to_str().unwrap()]);
     sluice.wait_for_line(&["ERROR", "stopped", "on_error"], Duration::from_secs(60));
-    assert_eq!(sluice.exit_code(Duration::from_secs(30)), Some(1), "the process stops with a non-zero exit");
+    assert_eq!(
+        sluice.exit_code(Duration::from_secs(30)),
+        Some(1),
+        "the process stops with a non-zero exit"
+    );
     sluice.wait_for_line(&["stopping the other pipelines"], Duration::from_secs(1));
 }
 
@@ -270,7 +346,9 @@ async fn a_binlog_pipeline_rides_out_two_mysql_restarts_under_load() {
     let stack = Stack::start();
     let state = tempfile::tempdir().unwrap();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.load (id INT PRIMARY KEY, note VARCHAR(40))").await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.load (id INT PRIMARY KEY, note VARCHAR(40))")
+        .await
+        .unwrap();
     let pipeline = r#"
 [[pipeline]]
 name = "load"
@@ -329,10 +407,20 @@ dead_letter = { topic = "load.dlq" }
     writing.store(false, std::sync::atomic::Ordering::Relaxed);
     let committed = writer.await.unwrap();
     let count: u64 = db_count(&stack).await;
-    assert!(committed.len() as u64 <= count && count > 500, "{} committed, {count} in the table", committed.len());
+    assert!(
+        committed.len() as u64 <= count && count > 500,
+        "{} committed, {count} in the table",
+        committed.len()
+    );
     let arrived = consume_ids(stack.kafka_brokers(), "shop.load", count as usize, Duration::from_secs(120));
     let missing: Vec<&u32> = committed.iter().filter(|id| !arrived.contains(id)).collect();
-    assert!(missing.is_empty(), "{} of {} committed rows never reached Kafka: {:?}", missing.len(), committed.len(), &missing[..missing.len().min(10)]);
+    assert!(
+        missing.is_empty(),
+        "{} of {} committed rows never reached Kafka: {:?}",
+        missing.len(),
+        committed.len(),
+        &missing[..missing.len().min(10)]
+    );
     assert_eq!(arrived.len() as u64, count, "every row in the table arrived");
     stop_tx.send(true).unwrap();
     task.await.unwrap().expect("the pipeline ran on through both restarts");
@@ -372,7 +460,9 @@ async fn a_killed_kafka_to_mysql_host_resumes_within_seconds() {
     let stack = Stack::start();
     let state = tempfile::tempdir().unwrap();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.events (id INT PRIMARY KEY, note VARCHAR(40))").await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.events (id INT PRIMARY KEY, note VARCHAR(40))")
+        .await
+        .unwrap();
     let pipeline = r#"
 [[pipeline]]
 name = "events"
@@ -387,13 +477,20 @@ dead_letter = { topic = "events.dlq" }
     let producing = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let still = producing.clone();
     let producer = tokio::spawn(async move {
-        let producer: FutureProducer = ClientConfig::new().set("bootstrap.servers", &brokers).set("linger.ms", "1").create().unwrap();
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("linger.ms", "1")
+            .create()
+            .unwrap();
         let mut id = 0u32;
         while still.load(std::sync::atomic::Ordering::Relaxed) {
             id += 1;
             let value = json!({"op": "c", "after": {"id": id, "note": "steady"}}).to_string();
             let key = json!({ "id": id }).to_string();
-            producer.send(FutureRecord::to("in.events").key(&key).payload(&value), Duration::from_secs(30)).await.unwrap();
+            producer
+                .send(FutureRecord::to("in.events").key(&key).payload(&value), Duration::from_secs(30))
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     });
@@ -410,13 +507,19 @@ dead_letter = { topic = "events.dlq" }
     let restarted = Instant::now();
     let _sluice = SluiceProcess::start(&["run", config.to_str().unwrap()]);
     while rows(&mut db).await <= at_kill {
-        assert!(restarted.elapsed() < Duration::from_secs(60), "the restarted host applied nothing within 60 s");
+        assert!(
+            restarted.elapsed() < Duration::from_secs(60),
+            "the restarted host applied nothing within 60 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let resumed = restarted.elapsed();
     producing.store(false, std::sync::atomic::Ordering::Relaxed);
     producer.await.unwrap();
-    eprintln!("a Kafka -> MySQL host restarted after SIGKILL applied its first row after {:.1} s", resumed.as_secs_f64());
+    eprintln!(
+        "a Kafka -> MySQL host restarted after SIGKILL applied its first row after {:.1} s",
+        resumed.as_secs_f64()
+    );
     assert!(resumed < Duration::from_secs(20), "resumed after {resumed:?}");
 }
 
@@ -425,7 +528,9 @@ async fn a_position_the_binlog_no_longer_holds_is_named_with_the_way_out() {
     let stack = Stack::start();
     let state = tempfile::tempdir().unwrap();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)").await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
     let pipeline = r#"
 [[pipeline]]
 name = "lost"
@@ -441,29 +546,49 @@ dead_letter = { topic = "lost.dlq" }
     stop_pipeline_ok(stop, task).await;
     let stored = std::fs::read_to_string(state.path().join("lost.position.json")).unwrap();
     // The binlog starts over while the pipeline is stopped.
-    db.query_drop("INSERT INTO shop.t VALUES (4); RESET MASTER; INSERT INTO shop.t VALUES (5)").await.unwrap();
+    db.query_drop("INSERT INTO shop.t VALUES (4); RESET MASTER; INSERT INTO shop.t VALUES (5)")
+        .await
+        .unwrap();
 
     let mut file = PipelineFile::load(&config).unwrap();
     let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
     let (_stop, stop_rx) = watch::channel(false);
     let pipeline = file.pipelines.remove(0);
     let run = supervise(&pipeline, host, &file.state_dir, stop_rx);
-    let error = tokio::time::timeout(Duration::from_secs(60), run).await.expect("fails within a minute").unwrap_err();
+    let error = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .expect("fails within a minute")
+        .unwrap_err();
     let text = error.to_string();
     let position: Json = serde_json::from_str(&stored).unwrap();
-    let (file_name, pos) = (position["binlog"]["file"].as_str().unwrap(), position["binlog"]["pos"].as_u64().unwrap());
+    let (file_name, pos) = (
+        position["binlog"]["file"].as_str().unwrap(),
+        position["binlog"]["pos"].as_u64().unwrap(),
+    );
     assert!(text.contains(&format!("{file_name}:{pos}")), "the stored position is named: {text}");
-    assert!(text.contains("sluice positions reset") && text.contains("--binlog"), "the ways out are named: {text}");
+    assert!(
+        text.contains("sluice positions reset") && text.contains("--binlog"),
+        "the ways out are named: {text}"
+    );
     assert!(!text.contains("max_allowed_packet") || text.contains("purged or reset"), "{text}");
     assert!(!error.is_transient(), "retrying cannot bring a purged position back");
 
     // The first way out: start over with a new snapshot.
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let args = ["sluice", "positions", "reset", config.to_str().unwrap(), "lost"];
-    assert_eq!(sluice::cli::run(args.map(Into::into), &mut std::io::empty(), &mut out, &mut err), 0, "{}", String::from_utf8_lossy(&err));
+    assert_eq!(
+        sluice::cli::run(args.map(Into::into), &mut std::io::empty(), &mut out, &mut err),
+        0,
+        "{}",
+        String::from_utf8_lossy(&err)
+    );
     let (stop, task) = start_pipeline(PipelineFile::load(&config).unwrap()).await;
     let again = consume(stack.kafka_brokers(), "lost-2", &["shop.t"], 8);
-    let read: HashSet<u64> = again.iter().filter(|m| m.value["op"] == "r").map(|m| m.value["after"]["id"].as_u64().unwrap()).collect();
+    let read: HashSet<u64> = again
+        .iter()
+        .filter(|m| m.value["op"] == "r")
+        .map(|m| m.value["after"]["id"].as_u64().unwrap())
+        .collect();
     assert_eq!(read, (1..=5).collect(), "a new snapshot reads every row");
     stop_pipeline_ok(stop, task).await;
 }

@@ -15,24 +15,44 @@ fn actions(actions: &[&str]) -> Vec<Record> {
 }
 
 fn limits(memory_mb: u32, batch_timeout_ms: u64) -> PluginLimits {
-    PluginLimits { memory_mb, batch_timeout_ms, ..PluginLimits::default() }
+    PluginLimits {
+        memory_mb,
+        batch_timeout_ms,
+        ..PluginLimits::default()
+    }
 }
 
 /// Runs `input`, then checks the instance was replaced and serves normally.
 fn assert_recovers(runner: &mut sluice::plugin::PluginRunner) {
     let out = runner.transform(actions(&["ok", "ok"]));
-    assert!(out.outputs.iter().all(|o| o.as_ref().is_ok_and(|r| r.len() == 1)), "next batch runs normally: {:?}", out.outputs);
+    assert!(
+        out.outputs.iter().all(|o| o.as_ref().is_ok_and(|r| r.len() == 1)),
+        "next batch runs normally: {:?}",
+        out.outputs
+    );
 }
 
 /// Budgets for the timing tests: a batch's, and a record's run alone.
 fn budgets(batch_timeout_ms: u64, record_timeout_ms: u64) -> PluginLimits {
-    PluginLimits { batch_timeout_ms, record_timeout_ms, ..PluginLimits::default() }
+    PluginLimits {
+        batch_timeout_ms,
+        record_timeout_ms,
+        ..PluginLimits::default()
+    }
 }
 
 /// The process's resident memory in MiB (Linux).
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kb: f64 = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).unwrap().trim().trim_end_matches(" kB").trim().parse().unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .unwrap()
+        .trim()
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
     kb / 1024.0
 }
 
@@ -57,7 +77,10 @@ fn an_endless_loop_costs_its_batch_call_and_its_own_run_and_no_good_record_fails
     assert_eq!(failure.kind, FailureKind::Timeout, "{failure}");
     assert_eq!(failure.message, "ran past its budget of 50 ms (limits.record_timeout_ms)");
     only_these_failed(&out, &[3]);
-    eprintln!("a loop in a batch held it {} ms (batch budget 500 ms, record budget 50 ms)", took.as_millis());
+    eprintln!(
+        "a loop in a batch held it {} ms (batch budget 500 ms, record budget 50 ms)",
+        took.as_millis()
+    );
     assert!(took < Duration::from_millis(1000), "held {took:?}, over twice the batch budget");
     assert_recovers(&mut faulty);
 }
@@ -72,7 +95,10 @@ fn two_loops_in_a_batch_of_200_fail_only_themselves() {
     let out = faulty.transform(actions(&input));
     let took = started.elapsed();
     only_these_failed(&out, &[17, 160]);
-    eprintln!("two loops in 200 records held the batch {} ms (batch budget 500 ms, record budget 50 ms)", took.as_millis());
+    eprintln!(
+        "two loops in 200 records held the batch {} ms (batch budget 500 ms, record budget 50 ms)",
+        took.as_millis()
+    );
     assert!(took < Duration::from_millis(1000), "held {took:?}, over twice the batch budget");
 }
 
@@ -83,27 +109,44 @@ fn sleeping_is_refused_at_once_in_transform_and_in_init() {
     let out = faulty.transform(actions(&["ok", "sleep", "ok"]));
     let took = started.elapsed();
     let failure = &out.outputs[1].as_ref().unwrap_err().failure;
-    assert_eq!(failure.message, "tried to sleep for 5000 ms; a plugin may not wait (its clocks stand still)");
+    assert_eq!(
+        failure.message,
+        "tried to sleep for 5000 ms; a plugin may not wait (its clocks stand still)"
+    );
     only_these_failed(&out, &[1]);
     assert!(took < Duration::from_millis(200), "a 5 s sleep held the batch {took:?}");
 
     let host = PluginHost::new(engine());
     host.load_file(&sluice_tests::plugin_path("faulty")).unwrap();
     let started = Instant::now();
-    let e = host.runner("faulty", vec![("init".into(), "sleep".into())], budgets(100, 50)).unwrap_err().to_string();
+    let e = host
+        .runner("faulty", vec![("init".into(), "sleep".into())], budgets(100, 50))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("init failed: trap: tried to sleep for 600000 ms"), "{e}");
     assert!(started.elapsed() < Duration::from_millis(200), "init slept {:?}", started.elapsed());
 }
 
 #[test]
 fn counter_names_are_bounded() {
-    let mut faulty = runner("faulty", &[], PluginLimits { max_counters: 50, ..PluginLimits::default() });
+    let mut faulty = runner(
+        "faulty",
+        &[],
+        PluginLimits {
+            max_counters: 50,
+            ..PluginLimits::default()
+        },
+    );
     let before = rss_mib();
     let out = faulty.transform(actions(&["count-flood", "ok"]));
     only_these_failed(&out, &[]);
     let counters = faulty.counters();
     let counters = counters.lock().unwrap();
-    eprintln!("200,000 counter names: {} kept, host RSS {before:.0} -> {:.0} MiB", counters.len(), rss_mib());
+    eprintln!(
+        "200,000 counter names: {} kept, host RSS {before:.0} -> {:.0} MiB",
+        counters.len(),
+        rss_mib()
+    );
     assert_eq!(counters.len(), 51, "50 names and the one that counts the dropped");
     assert_eq!(counters["sluice.dropped-counts"], 200_000 - 50);
 }
@@ -124,9 +167,19 @@ fn a_log_flood_is_cut_to_the_budget_per_batch() {
     }
     let logged = Bytes::default();
     let writer = logged.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_max_level(tracing::Level::INFO).finish();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
     tracing::subscriber::with_default(subscriber, || {
-        let mut faulty = runner("faulty", &[], PluginLimits { log_bytes_per_batch: 64 * 1024, ..PluginLimits::default() });
+        let mut faulty = runner(
+            "faulty",
+            &[],
+            PluginLimits {
+                log_bytes_per_batch: 64 * 1024,
+                ..PluginLimits::default()
+            },
+        );
         let out = faulty.transform(actions(&["log-flood", "ok"]));
         only_these_failed(&out, &[]);
         let logged = *logged.0.lock().unwrap();
@@ -140,10 +193,16 @@ fn a_fan_out_past_the_cap_fails_its_record_alone() {
     let mut faulty = runner("faulty", &[], PluginLimits::default());
     let before = rss_mib();
     let out = faulty.transform(actions(&["ok", "fan-out", "ok", "fan-out", "ok"]));
-    eprintln!("two records fanning out to 100,000 copies each: host RSS {before:.0} -> {:.0} MiB", rss_mib());
+    eprintln!(
+        "two records fanning out to 100,000 copies each: host RSS {before:.0} -> {:.0} MiB",
+        rss_mib()
+    );
     only_these_failed(&out, &[1, 3]);
     let failure = &out.outputs[1].as_ref().unwrap_err().failure;
-    assert_eq!(failure.message, "fanned out to 100000 outputs, over limits.max_outputs_per_record of 1000");
+    assert_eq!(
+        failure.message,
+        "fanned out to 100000 outputs, over limits.max_outputs_per_record of 1000"
+    );
     assert!(rss_mib() - before < 100.0, "the host built no records of the refused answer");
 }
 
@@ -155,9 +214,15 @@ fn a_stack_overflow_and_a_panic_read_as_what_they_are() {
     let overflow = &out.outputs[1].as_ref().unwrap_err().failure;
     assert!(overflow.message.starts_with("stack overflow"), "{overflow}");
     let panic = &out.outputs[2].as_ref().unwrap_err().failure;
-    assert!(panic.message.starts_with("panicked: faulty plugin panicked on purpose (") && panic.message.contains("src/lib.rs:"), "{panic}");
+    assert!(
+        panic.message.starts_with("panicked: faulty plugin panicked on purpose (") && panic.message.contains("src/lib.rs:"),
+        "{panic}"
+    );
     for failure in [overflow, panic] {
-        assert!(failure.message.len() < 200 && !failure.message.contains("backtrace"), "short, without a backtrace: {failure}");
+        assert!(
+            failure.message.len() < 200 && !failure.message.contains("backtrace"),
+            "short, without a backtrace: {failure}"
+        );
     }
 }
 
@@ -205,7 +270,9 @@ fn output_that_breaks_the_contract_is_a_failure_not_a_crash() {
 fn a_plugin_whose_init_fails_is_refused_with_its_reason() {
     let host = PluginHost::new(engine());
     host.load_file(&sluice_tests::plugin_path("faulty")).unwrap();
-    let e = host.runner("faulty", vec![("init".into(), "fail".into())], PluginLimits::default()).unwrap_err();
+    let e = host
+        .runner("faulty", vec![("init".into(), "fail".into())], PluginLimits::default())
+        .unwrap_err();
     assert!(e.to_string().contains("init refused on purpose"), "{e}");
 }
 
@@ -230,7 +297,10 @@ fn components_that_do_not_match_the_world_are_refused_at_load() {
 
     let older = wat::parse_str(OLDER_WIT).unwrap();
     let e = PluginVersion::compile(engine, "older", &older).unwrap_err().to_string();
-    assert!(e.contains("sluice:plugin/host@0.1.0") && e.contains("rebuild it with the SDK for sluice:plugin/plugin@0.2.0"), "{e}");
+    assert!(
+        e.contains("sluice:plugin/host@0.1.0") && e.contains("rebuild it with the SDK for sluice:plugin/plugin@0.2.0"),
+        "{e}"
+    );
 
     let core = wat::parse_str("(module)").unwrap();
     let e = PluginVersion::compile(engine, "core", &core).unwrap_err().to_string();
@@ -240,6 +310,8 @@ fn components_that_do_not_match_the_world_are_refused_at_load() {
     assert!(e.contains("not a WebAssembly component"), "{e}");
 
     let clean = std::fs::read(sluice_tests::plugin_path("clean")).unwrap();
-    let e = PluginVersion::compile(engine, "half", &clean[..clean.len() / 2]).unwrap_err().to_string();
+    let e = PluginVersion::compile(engine, "half", &clean[..clean.len() / 2])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("does not compile"), "{e}");
 }

@@ -14,30 +14,123 @@ const LITERAL: &str = "Lit3ral-pw-0815";
 /// Bad files: each a variation of a good one on the lines that hold secrets.
 fn cases(url: &str, brokers: &str) -> Vec<(&'static str, String)> {
     let good_source = format!(r#"source = {{ type = "mysql-binlog", url = "{url}", tables = ["shop.t"], server_id = 7 }}"#);
-    let sink = format!(r#"sink = {{ type = "kafka", brokers = "{brokers}", properties = {{ "sasl.password" = "${{PASSWORD}}", "security.protocol" = "PLAINTEXT" }} }}"#);
+    let sink = format!(
+        r#"sink = {{ type = "kafka", brokers = "{brokers}", properties = {{ "sasl.password" = "${{PASSWORD}}", "security.protocol" = "PLAINTEXT" }} }}"#
+    );
     let with = |name: &'static str, source: String, sink: &str, extra: &str| {
-        (name, format!("[[pipeline]]\nname = \"p\"\n{source}\n{sink}\ndead_letter = {{ topic = \"dlq\" }}\n{extra}"))
+        (
+            name,
+            format!("[[pipeline]]\nname = \"p\"\n{source}\n{sink}\ndead_letter = {{ topic = \"dlq\" }}\n{extra}"),
+        )
     };
     let env_url = url.replace("root@", "root:${PASSWORD}@");
     let literal_url = url.replace("root@", &format!("root:{LITERAL}@"));
     vec![
-        with("a typo'd key on the URL line", good_source.replace("url =", "urll =").replace(url, &env_url), &sink, ""),
-        with("a wrong type on the URL line", good_source.replace("server_id = 7", "server_id = \"seven\"").replace(url, &env_url), &sink, ""),
-        with("an unknown source type", good_source.replace("mysql-binlog", "mysql-bin").replace(url, &literal_url), &sink, ""),
-        with("a TOML syntax error on the URL line", good_source.replace(", tables", " tables").replace(url, &env_url), &sink, ""),
-        with("a literal password and a typo", good_source.replace("tables", "tabels").replace(url, &literal_url), &sink, ""),
-        with("a percent-encoded password", good_source.replace(url, &url.replace("root@", "root:Lit3ral%2Dpw%2D0815@")).replace("server_id", "serverid"), &sink, ""),
-        with("a typo in a property on the password's line", good_source.clone(), &sink.replace("security.protocol", "security.protocl"), ""),
-        with("a bad SASL mechanism", good_source.clone(), &sink.replace("\"PLAINTEXT\"", "\"SASL_PLAINTEXT\", \"sasl.mechanism\" = \"NOPE\""), ""),
-        with("a TLS file named after the password", good_source.replace("server_id = 7", "server_id = 7, tls = { ca = \"/nowhere/${PASSWORD}.pem\" }"), &sink, ""),
-        with("a plugin config holding the password, refused", good_source.clone(), &sink, "[[pipeline.plugins]]\nname = \"clean\"\nconfig = { api_token = \"${PASSWORD}\", on_invalid = \"explode\" }"),
-        with("an unknown plugin", good_source.clone(), &sink, "[[pipeline.plugins]]\nname = \"nosuch\"\nconfig = { secret = \"${PASSWORD}\" }"),
-        with("an unreachable MySQL with the password", good_source.replace(url, &env_url.replace(&url[url.rfind(':').unwrap()..], ":1/")), &sink, ""),
+        with(
+            "a typo'd key on the URL line",
+            good_source.replace("url =", "urll =").replace(url, &env_url),
+            &sink,
+            "",
+        ),
+        with(
+            "a wrong type on the URL line",
+            good_source.replace("server_id = 7", "server_id = \"seven\"").replace(url, &env_url),
+            &sink,
+            "",
+        ),
+        with(
+            "an unknown source type",
+            good_source.replace("mysql-binlog", "mysql-bin").replace(url, &literal_url),
+            &sink,
+            "",
+        ),
+        with(
+            "a TOML syntax error on the URL line",
+            good_source.replace(", tables", " tables").replace(url, &env_url),
+            &sink,
+            "",
+        ),
+        with(
+            "a literal password and a typo",
+            good_source.replace("tables", "tabels").replace(url, &literal_url),
+            &sink,
+            "",
+        ),
+        with(
+            "a percent-encoded password",
+            good_source
+                .replace(url, &url.replace("root@", "root:Lit3ral%2Dpw%2D0815@"))
+                .replace("server_id", "serverid"),
+            &sink,
+            "",
+        ),
+        with(
+            "a typo in a property on the password's line",
+            good_source.clone(),
+            &sink.replace("security.protocol", "security.protocl"),
+            "",
+        ),
+        with(
+            "a bad SASL mechanism",
+            good_source.clone(),
+            &sink.replace("\"PLAINTEXT\"", "\"SASL_PLAINTEXT\", \"sasl.mechanism\" = \"NOPE\""),
+            "",
+        ),
+        with(
+            "a TLS file named after the password",
+            good_source.replace("server_id = 7", "server_id = 7, tls = { ca = \"/nowhere/${PASSWORD}.pem\" }"),
+            &sink,
+            "",
+        ),
+        with(
+            "a plugin config holding the password, refused",
+            good_source.clone(),
+            &sink,
+            "[[pipeline.plugins]]\nname = \"clean\"\nconfig = { api_token = \"${PASSWORD}\", on_invalid = \"explode\" }",
+        ),
+        with(
+            "an unknown plugin",
+            good_source.clone(),
+            &sink,
+            "[[pipeline.plugins]]\nname = \"nosuch\"\nconfig = { secret = \"${PASSWORD}\" }",
+        ),
+        with(
+            "an unreachable MySQL with the password",
+            good_source.replace(url, &env_url.replace(&url[url.rfind(':').unwrap()..], ":1/")),
+            &sink,
+            "",
+        ),
         with("a wrong MySQL password", good_source.replace(url, &env_url), &sink, ""),
-        with("an unreachable broker with SASL", good_source.clone(), &sink.replace(brokers, "127.0.0.1:1").replace("\"PLAINTEXT\"", "\"SASL_PLAINTEXT\", \"sasl.mechanism\" = \"PLAIN\", \"sasl.username\" = \"u\""), ""),
-        with("a dead-letter queue with a literal secret", good_source.clone(), &sink, "dead_letter.properties = { \"sasl.password\" = \"Lit3ral-pw-0815\", \"bogus.key\" = \"1\" }"),
-        with("a missing table", good_source.replace("shop.t", "shop.missing").replace(url, &env_url), &sink, ""),
-        with("a duplicate pipeline name", good_source.replace(url, &literal_url), &sink, &format!("[[pipeline]]\nname = \"p\"\n{}\n{sink}\ndead_letter = {{ topic = \"dlq\" }}", good_source.replace(url, &env_url))),
+        with(
+            "an unreachable broker with SASL",
+            good_source.clone(),
+            &sink.replace(brokers, "127.0.0.1:1").replace(
+                "\"PLAINTEXT\"",
+                "\"SASL_PLAINTEXT\", \"sasl.mechanism\" = \"PLAIN\", \"sasl.username\" = \"u\"",
+            ),
+            "",
+        ),
+        with(
+            "a dead-letter queue with a literal secret",
+            good_source.clone(),
+            &sink,
+            "dead_letter.properties = { \"sasl.password\" = \"Lit3ral-pw-0815\", \"bogus.key\" = \"1\" }",
+        ),
+        with(
+            "a missing table",
+            good_source.replace("shop.t", "shop.missing").replace(url, &env_url),
+            &sink,
+            "",
+        ),
+        with(
+            "a duplicate pipeline name",
+            good_source.replace(url, &literal_url),
+            &sink,
+            &format!(
+                "[[pipeline]]\nname = \"p\"\n{}\n{sink}\ndead_letter = {{ topic = \"dlq\" }}",
+                good_source.replace(url, &env_url)
+            ),
+        ),
     ]
 }
 
@@ -47,7 +140,9 @@ async fn no_secret_appears_in_any_output_of_a_bad_file_or_a_failing_run() {
     let dir = tempfile::tempdir().unwrap();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
     use mysql_async::prelude::Queryable;
-    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)").await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)")
+        .await
+        .unwrap();
     let mut seen = 0;
     for (name, pipelines) in cases(stack.mysql_url(), stack.kafka_brokers()) {
         let text = stack.pipeline_text(plugins_dir(), Some(dir.path()), &pipelines);

@@ -71,7 +71,9 @@ async fn snapshot_hands_over_to_the_binlog_exactly() {
     let state = tempfile::tempdir().unwrap();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
     db.query_drop(SCHEMA).await.unwrap();
-    db.query_drop(fill(&format!("SELECT CAST(seq AS SIGNED) AS n FROM seq_1_to_{ROWS}"))).await.unwrap();
+    db.query_drop(fill(&format!("SELECT CAST(seq AS SIGNED) AS n FROM seq_1_to_{ROWS}")))
+        .await
+        .unwrap();
 
     // The snapshot has begun once it stores its first chunk's progress; a
     // writer then inserts and updates while it reads on. Its changes are not
@@ -83,14 +85,18 @@ async fn snapshot_hands_over_to_the_binlog_exactly() {
         db.query_drop("SET time_zone = '+00:00'").await.unwrap();
         for k in 1..=INSERTS {
             db.query_drop(fill(&format!("SELECT {} AS n", ROWS + k))).await.unwrap();
-            db.query_drop(format!("UPDATE shop.everything SET name = 'changed {k}' WHERE id = {}", k * 300)).await.unwrap();
+            db.query_drop(format!("UPDATE shop.everything SET name = 'changed {k}' WHERE id = {}", k * 300))
+                .await
+                .unwrap();
             tokio::time::sleep(Duration::from_millis(3)).await;
         }
     });
     writer.await.unwrap();
 
     // Every row's snapshot image must equal its binlog image: touch them all.
-    db.query_drop(format!("UPDATE shop.everything SET touched = 1 WHERE id <= {ROWS}")).await.unwrap();
+    db.query_drop(format!("UPDATE shop.everything SET touched = 1 WHERE id <= {ROWS}"))
+        .await
+        .unwrap();
     db.query_drop(
         "ALTER TABLE shop.everything ADD COLUMN extra VARCHAR(10) DEFAULT 'x' AFTER id;
          UPDATE shop.everything SET extra = 'y' WHERE id = 1;
@@ -127,7 +133,10 @@ async fn snapshot_hands_over_to_the_binlog_exactly() {
     // Snapshot values equal the binlog's before image of the same row.
     for id in 1..=ROWS {
         let read = per_key[&id].iter().find(|r| op(r) == "r").map(|r| &r.value["after"]);
-        let touch = per_key[&id].iter().find(|r| op(r) == "u" && r.value["after"]["touched"] == 1).expect("touch");
+        let touch = per_key[&id]
+            .iter()
+            .find(|r| op(r) == "u" && r.value["after"]["touched"] == 1)
+            .expect("touch");
         let state_before_touch = per_key[&id]
             .iter()
             .take_while(|r| !std::ptr::eq(**r, *touch))
@@ -183,10 +192,13 @@ async fn run_snapshot_only(stack: &Stack, state: &Path) {
     let host = sluice::plugin::PluginHost::open(sluice_tests::engine(), &file.plugin_dir).unwrap();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let pipeline = file.pipelines.remove(0);
-    tokio::time::timeout(Duration::from_secs(120), sluice::topology::run_pipeline(&pipeline, host, &file.state_dir, stop))
-        .await
-        .expect("snapshot-only finishes")
-        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        sluice::topology::run_pipeline(&pipeline, host, &file.state_dir, stop),
+    )
+    .await
+    .expect("snapshot-only finishes")
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -194,7 +206,9 @@ async fn snapshot_only_stops_when_read_and_never_skips_the_snapshot() {
     let stack = Stack::start();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
     db.query_drop(SCHEMA).await.unwrap();
-    db.query_drop(fill("SELECT CAST(seq AS SIGNED) AS n FROM seq_1_to_2500")).await.unwrap();
+    db.query_drop(fill("SELECT CAST(seq AS SIGNED) AS n FROM seq_1_to_2500"))
+        .await
+        .unwrap();
 
     let state = tempfile::tempdir().unwrap();
     run_snapshot_only(&stack, state.path()).await;
@@ -224,8 +238,14 @@ async fn a_stopped_snapshot_resumes_after_its_last_delivered_row() {
     const ROWS: usize = 400_000;
     let stack = Stack::start();
     let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
-    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.everything (id BIGINT PRIMARY KEY, name VARCHAR(40))").await.unwrap();
-    db.query_drop(format!("USE shop; INSERT INTO everything SELECT seq, CONCAT('row ', seq) FROM seq_1_to_{ROWS}")).await.unwrap();
+    db.query_drop("CREATE DATABASE shop; CREATE TABLE shop.everything (id BIGINT PRIMARY KEY, name VARCHAR(40))")
+        .await
+        .unwrap();
+    db.query_drop(format!(
+        "USE shop; INSERT INTO everything SELECT seq, CONCAT('row ', seq) FROM seq_1_to_{ROWS}"
+    ))
+    .await
+    .unwrap();
 
     let state = tempfile::tempdir().unwrap();
     // Returns once the first batches are acknowledged and their progress stored.

@@ -3,16 +3,18 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use rdkafka::ClientConfig;
+use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::Message;
 use sluice_tests::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_serves_mariadb_with_row_binlog_and_a_kafka_broker() {
     let stack = Stack::start();
 
-    let mut conn = mysql_async::Conn::from_url(stack.mysql_url()).await.expect("connect to the private MariaDB");
+    let mut conn = mysql_async::Conn::from_url(stack.mysql_url())
+        .await
+        .expect("connect to the private MariaDB");
     let (log_bin, format, metadata): (u8, String, String) = conn
         .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_metadata")
         .await

@@ -49,7 +49,12 @@ impl Tls {
         Tls {
             source: format!(r#", tls = {{ ca = "{}" }}"#, file("ca.pem")),
             kafka: format!(r#""security.protocol" = "SSL", "ssl.ca.location" = "{}""#, file("ca.pem")),
-            sink: format!(r#", tls = {{ ca = "{}", cert = "{}", key = "{}" }}"#, file("ca.pem"), file("client.pem"), file("client.key")),
+            sink: format!(
+                r#", tls = {{ ca = "{}", cert = "{}", key = "{}" }}"#,
+                file("ca.pem"),
+                file("client.pem"),
+                file("client.key")
+            ),
         }
     }
 }
@@ -86,7 +91,11 @@ async fn start_up_error(mut file: PipelineFile) -> String {
 type Rows = Vec<(i64, String, String)>;
 
 async fn rows(db: &mut mysql_async::Conn, table: &str) -> Rows {
-    db.query(format!("SELECT id, name, CAST(balance AS CHAR) FROM {table} WHERE id <> {TOO_LONG} ORDER BY id")).await.unwrap()
+    db.query(format!(
+        "SELECT id, name, CAST(balance AS CHAR) FROM {table} WHERE id <> {TOO_LONG} ORDER BY id"
+    ))
+    .await
+    .unwrap()
 }
 
 /// The row whose name does not fit `copy.users`.
@@ -102,7 +111,12 @@ async fn wait_copied(db: &mut mysql_async::Conn, what: &str) -> Rows {
         if copied == expected {
             return copied;
         }
-        assert!(Instant::now() < deadline, "{what}: copy.users has {} rows, shop.users {}", copied.len(), expected.len());
+        assert!(
+            Instant::now() < deadline,
+            "{what}: copy.users has {} rows, shop.users {}",
+            copied.len(),
+            expected.len()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -129,16 +143,28 @@ async fn rows_cross_mysql_and_kafka_over_tls_both_ways_and_nothing_runs_without_
 
     // Each side without its TLS settings: the server or broker refuses, and
     // the error says what to set.
-    let no_source_tls = Tls { source: String::new(), ..Tls::full(&stack) };
+    let no_source_tls = Tls {
+        source: String::new(),
+        ..Tls::full(&stack)
+    };
     let error = start_up_error(file(&stack, state.path(), CAPTURE, &no_source_tls, cdc)).await;
     assert!(error.contains("Access denied for user 'cdc'"), "{error}");
     let url_only = format!("{cdc}?require_ssl=true");
     let error = start_up_error(file(&stack, state.path(), CAPTURE, &no_source_tls, &url_only)).await;
-    assert!(error.contains("TLS with MySQL") && error.contains("`tls.ca` must name the CA"), "{error}");
-    let no_kafka_tls = Tls { kafka: String::new(), ..Tls::full(&stack) };
+    assert!(
+        error.contains("TLS with MySQL") && error.contains("`tls.ca` must name the CA"),
+        "{error}"
+    );
+    let no_kafka_tls = Tls {
+        kafka: String::new(),
+        ..Tls::full(&stack)
+    };
     let error = start_up_error(file(&stack, state.path(), CAPTURE, &no_kafka_tls, cdc)).await;
     assert!(error.contains("no Kafka broker answers"), "{error}");
-    let no_client_cert = Tls { sink: format!(r#", tls = {{ ca = "{}" }}"#, stack.tls_file("ca.pem").display()), ..Tls::full(&stack) };
+    let no_client_cert = Tls {
+        sink: format!(r#", tls = {{ ca = "{}" }}"#, stack.tls_file("ca.pem").display()),
+        ..Tls::full(&stack)
+    };
     let error = start_up_error(file(&stack, state.path(), APPLY, &no_client_cert, cdc)).await;
     assert!(error.contains("Access denied for user 'writer'"), "{error}");
 
@@ -159,7 +185,11 @@ async fn rows_cross_mysql_and_kafka_over_tls_both_ways_and_nothing_runs_without_
     .unwrap();
     let copied = wait_copied(&mut db, "the live changes").await;
     assert_eq!(copied.len(), 500 - 20);
-    assert!(copied.contains(&(14, "user 14 (edited)".into(), "-17.50".into())), "{:?}", &copied[..20]);
+    assert!(
+        copied.contains(&(14, "user 14 (edited)".into(), "-17.50".into())),
+        "{:?}",
+        &copied[..20]
+    );
     stop_pipeline(capture_stop, capture).await;
     stop_pipeline(apply_stop, apply).await;
 }

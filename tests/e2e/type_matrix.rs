@@ -86,35 +86,168 @@ fn types_table() -> Table {
         c("uu", "UUID"),
     ];
     let min = vec![
-        "1", "-128", "0", "-32768", "0", "-8388608", "0", "-2147483648", "0", "-9223372036854775808", "0",
-        "-99999999999999999999999999999999999.999999999999999999999999999999", "-9999999999", "0", "-3.40282e38",
-        "-1.7976931348623157e308", "b'0'", "b'0'", "0", "'1000-01-01'", "'1000-01-01 00:00:00'", "'1000-01-01 00:00:00.000'",
-        "'1000-01-01 00:00:00.000000'", "'1970-01-01 00:00:01'", "'1970-01-01 00:00:01.00'", "'1970-01-01 00:00:01.000000'",
-        "'-838:59:59'", "'-838:59:59.9'", "'-838:59:59.99'", "'-838:59:59.999'", "'-838:59:59.9999'", "'-838:59:59.99999'",
-        "'-838:59:59.999999'", "1901", "''", "''", "x''", "x''", "x''", "x''", "x''", "x''", "''", "''", "''", "''", "'a'", "''",
-        "'{}'", "ST_GeomFromText('POINT(0 0)')", "ST_GeomFromText('POINT(-180 -90)')", "'::'", "'00000000-0000-0000-0000-000000000000'",
+        "1",
+        "-128",
+        "0",
+        "-32768",
+        "0",
+        "-8388608",
+        "0",
+        "-2147483648",
+        "0",
+        "-9223372036854775808",
+        "0",
+        "-99999999999999999999999999999999999.999999999999999999999999999999",
+        "-9999999999",
+        "0",
+        "-3.40282e38",
+        "-1.7976931348623157e308",
+        "b'0'",
+        "b'0'",
+        "0",
+        "'1000-01-01'",
+        "'1000-01-01 00:00:00'",
+        "'1000-01-01 00:00:00.000'",
+        "'1000-01-01 00:00:00.000000'",
+        "'1970-01-01 00:00:01'",
+        "'1970-01-01 00:00:01.00'",
+        "'1970-01-01 00:00:01.000000'",
+        "'-838:59:59'",
+        "'-838:59:59.9'",
+        "'-838:59:59.99'",
+        "'-838:59:59.999'",
+        "'-838:59:59.9999'",
+        "'-838:59:59.99999'",
+        "'-838:59:59.999999'",
+        "1901",
+        "''",
+        "''",
+        "x''",
+        "x''",
+        "x''",
+        "x''",
+        "x''",
+        "x''",
+        "''",
+        "''",
+        "''",
+        "''",
+        "'a'",
+        "''",
+        "'{}'",
+        "ST_GeomFromText('POINT(0 0)')",
+        "ST_GeomFromText('POINT(-180 -90)')",
+        "'::'",
+        "'00000000-0000-0000-0000-000000000000'",
     ];
     let max = vec![
-        "2", "127", "255", "32767", "65535", "8388607", "16777215", "2147483647", "4294967295", "9223372036854775807",
-        "18446744073709551615", "99999999999999999999999999999999999.999999999999999999999999999999", "9999999999", "999.99",
-        "3.40282e38", "1.7976931348623157e308", "b'1'", "b'1111111'", "x'FFFFFFFFFFFFFFFF'", "'9999-12-31'",
-        "'9999-12-31 23:59:59'", "'9999-12-31 23:59:59.999'", "'9999-12-31 23:59:59.999999'", "'2038-01-19 03:14:07'",
-        "'2038-01-19 03:14:07.99'", "'2038-01-19 03:14:07.999999'", "'838:59:59'", "'838:59:59.9'", "'838:59:59.99'",
-        "'838:59:59.999'", "'838:59:59.9999'", "'838:59:59.99999'", "'838:59:59.999999'", "2155", "'abcdefghij'",
-        "REPEAT('x', 300)", "x'FFFFFFFFFFFFFFFF'", "x'FFFFFFFFFFFFFFFFFFFF'", "REPEAT(x'FF', 255)", "REPEAT(x'AB', 5000)",
-        "REPEAT(x'CD', 70000)", "REPEAT(x'EF', 100000)", "REPEAT('t', 255)", "REPEAT('é', 1000)", "REPEAT('🚀', 20000)",
-        "REPEAT('ü', 50000)", "'é'", "'a,b,c'", "'{\"a\":[1,2,{\"b\":null}],\"é\":\"🚀\"}'",
-        "ST_GeomFromText('POLYGON((0 0,10 0,10 10,0 10,0 0),(2 2,3 2,3 3,2 2))')", "ST_GeomFromText('POINT(180 90)')",
-        "'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'", "'ffffffff-ffff-ffff-ffff-ffffffffffff'",
+        "2",
+        "127",
+        "255",
+        "32767",
+        "65535",
+        "8388607",
+        "16777215",
+        "2147483647",
+        "4294967295",
+        "9223372036854775807",
+        "18446744073709551615",
+        "99999999999999999999999999999999999.999999999999999999999999999999",
+        "9999999999",
+        "999.99",
+        "3.40282e38",
+        "1.7976931348623157e308",
+        "b'1'",
+        "b'1111111'",
+        "x'FFFFFFFFFFFFFFFF'",
+        "'9999-12-31'",
+        "'9999-12-31 23:59:59'",
+        "'9999-12-31 23:59:59.999'",
+        "'9999-12-31 23:59:59.999999'",
+        "'2038-01-19 03:14:07'",
+        "'2038-01-19 03:14:07.99'",
+        "'2038-01-19 03:14:07.999999'",
+        "'838:59:59'",
+        "'838:59:59.9'",
+        "'838:59:59.99'",
+        "'838:59:59.999'",
+        "'838:59:59.9999'",
+        "'838:59:59.99999'",
+        "'838:59:59.999999'",
+        "2155",
+        "'abcdefghij'",
+        "REPEAT('x', 300)",
+        "x'FFFFFFFFFFFFFFFF'",
+        "x'FFFFFFFFFFFFFFFFFFFF'",
+        "REPEAT(x'FF', 255)",
+        "REPEAT(x'AB', 5000)",
+        "REPEAT(x'CD', 70000)",
+        "REPEAT(x'EF', 100000)",
+        "REPEAT('t', 255)",
+        "REPEAT('é', 1000)",
+        "REPEAT('🚀', 20000)",
+        "REPEAT('ü', 50000)",
+        "'é'",
+        "'a,b,c'",
+        "'{\"a\":[1,2,{\"b\":null}],\"é\":\"🚀\"}'",
+        "ST_GeomFromText('POLYGON((0 0,10 0,10 10,0 10,0 0),(2 2,3 2,3 3,2 2))')",
+        "ST_GeomFromText('POINT(180 90)')",
+        "'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'",
+        "'ffffffff-ffff-ffff-ffff-ffffffffffff'",
     ];
     let special = vec![
-        "3", "0", "1", "0", "1", "-1", "1", "-1", "1", "-1", "1", "0.000000000000000000000000000001", "0", "0.50", "0.1", "0.1",
-        "b'1'", "b'1010101'", "b'1'", "'0000-00-00'", "'0000-00-00 00:00:00'", "'2024-02-29 12:34:56.5'",
-        "'2024-02-29 23:59:59.000001'", "'0000-00-00 00:00:00'", "'2024-03-01 00:00:00.12'", "'2024-03-01 00:00:00.000001'",
-        "'-00:00:00'", "'-00:00:00.5'", "'-00:00:00.5'", "'-00:00:00.005'", "'-12:00:00.25'", "'-00:00:01.00001'",
-        "'-00:00:00.000001'", "0", "'a  '", "'trailing  '", "x'0102000000000000'", "x'000100'", "x'00FF00'", "x'00'",
-        "x'0000'", "x'FF00'", "'Zoë 🚀'", "'tab\\there \"q\" \\\\'", "'\\0nul'", "'line\\nbreak'", "'b'", "'b'", "'[]'",
-        "ST_GeomFromText('LINESTRING(0 0,1 1,2 0)', 4326)", "ST_GeomFromText('POINT(1.5 -2.25)')", "'::ffff:10.0.0.1'",
+        "3",
+        "0",
+        "1",
+        "0",
+        "1",
+        "-1",
+        "1",
+        "-1",
+        "1",
+        "-1",
+        "1",
+        "0.000000000000000000000000000001",
+        "0",
+        "0.50",
+        "0.1",
+        "0.1",
+        "b'1'",
+        "b'1010101'",
+        "b'1'",
+        "'0000-00-00'",
+        "'0000-00-00 00:00:00'",
+        "'2024-02-29 12:34:56.5'",
+        "'2024-02-29 23:59:59.000001'",
+        "'0000-00-00 00:00:00'",
+        "'2024-03-01 00:00:00.12'",
+        "'2024-03-01 00:00:00.000001'",
+        "'-00:00:00'",
+        "'-00:00:00.5'",
+        "'-00:00:00.5'",
+        "'-00:00:00.005'",
+        "'-12:00:00.25'",
+        "'-00:00:01.00001'",
+        "'-00:00:00.000001'",
+        "0",
+        "'a  '",
+        "'trailing  '",
+        "x'0102000000000000'",
+        "x'000100'",
+        "x'00FF00'",
+        "x'00'",
+        "x'0000'",
+        "x'FF00'",
+        "'Zoë 🚀'",
+        "'tab\\there \"q\" \\\\'",
+        "'\\0nul'",
+        "'line\\nbreak'",
+        "'b'",
+        "'b'",
+        "'[]'",
+        "ST_GeomFromText('LINESTRING(0 0,1 1,2 0)', 4326)",
+        "ST_GeomFromText('POINT(1.5 -2.25)')",
+        "'::ffff:10.0.0.1'",
         "'6ccd780c-baba-1026-9564-5b8c656024db'",
     ];
     let mut more = special.clone();
@@ -127,7 +260,13 @@ fn types_table() -> Table {
     for row in [&min, &max, &special, &more, &nulls] {
         assert_eq!(row.len(), columns.len(), "a value per column");
     }
-    Table { name: "types", columns, key: "PRIMARY KEY (id)", rows: vec![min, max, special, more, nulls], change_key: "id = id + 1000" }
+    Table {
+        name: "types",
+        columns,
+        key: "PRIMARY KEY (id)",
+        rows: vec![min, max, special, more, nulls],
+        change_key: "id = id + 1000",
+    }
 }
 
 /// One column per character set (and two binary collations), each with text
@@ -202,7 +341,13 @@ fn charsets_table() -> Table {
     ascii.extend(["'ab '", "'ab '", "'naïve'", "'нет'", "'abc'", "'abc'"]);
     empty.extend(["''", "''", "'café'", "''", "''", "''"]);
     nulls.extend(["NULL"; 6]);
-    Table { name: "charsets", columns, key: "PRIMARY KEY (id)", rows: vec![text, ascii, empty, nulls], change_key: "id = id + 1000" }
+    Table {
+        name: "charsets",
+        columns,
+        key: "PRIMARY KEY (id)",
+        rows: vec![text, ascii, empty, nulls],
+        change_key: "id = id + 1000",
+    }
 }
 
 /// Composite keys declared in orders other than the columns', a key on a
@@ -219,8 +364,20 @@ fn key_tables() -> Vec<Table> {
         ]
     };
     vec![
-        Table { name: "k_bac", columns: abc.clone(), key: "PRIMARY KEY (b, a, c)", rows: abc_rows(), change_key: "a = a + 100" },
-        Table { name: "k_cab", columns: abc.clone(), key: "PRIMARY KEY (c, a, b)", rows: abc_rows(), change_key: "b = CONCAT(b, '!')" },
+        Table {
+            name: "k_bac",
+            columns: abc.clone(),
+            key: "PRIMARY KEY (b, a, c)",
+            rows: abc_rows(),
+            change_key: "a = a + 100",
+        },
+        Table {
+            name: "k_cab",
+            columns: abc.clone(),
+            key: "PRIMARY KEY (c, a, b)",
+            rows: abc_rows(),
+            change_key: "b = CONCAT(b, '!')",
+        },
         Table {
             name: "k_prefix",
             columns: vec![("s", "VARCHAR(20) NOT NULL"), ("n", "INT NOT NULL")],
@@ -232,7 +389,11 @@ fn key_tables() -> Vec<Table> {
             name: "k_binary",
             columns: vec![("t", "VARCHAR(8) CHARACTER SET latin1 NOT NULL"), ("b", "BINARY(4) NOT NULL")],
             key: "PRIMARY KEY (t, b)",
-            rows: vec![vec!["'café'", "x'01000000'"], vec!["'café'", "x'0100FF'"], vec!["'naïve'", "x'0100'"]],
+            rows: vec![
+                vec!["'café'", "x'01000000'"],
+                vec!["'café'", "x'0100FF'"],
+                vec!["'naïve'", "x'0100'"],
+            ],
             change_key: "t = CONCAT(t, 'é')",
         },
     ]
@@ -252,8 +413,18 @@ fn create_sql(database: &str, table: &Table) -> String {
 
 fn insert_sql(table: &Table) -> String {
     let names: Vec<String> = table.columns.iter().map(|(name, _)| format!("`{name}`")).collect();
-    let rows: Vec<String> = table.rows.iter().enumerate().map(|(n, row)| format!("({n}, {})", row.join(", "))).collect();
-    format!("INSERT INTO m.{} (rid, {}) VALUES {}", table.name, names.join(", "), rows.join(", "))
+    let rows: Vec<String> = table
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(n, row)| format!("({n}, {})", row.join(", ")))
+        .collect();
+    format!(
+        "INSERT INTO m.{} (rid, {}) VALUES {}",
+        table.name,
+        names.join(", "),
+        rows.join(", ")
+    )
 }
 
 fn tables() -> Vec<Table> {
@@ -280,7 +451,9 @@ async fn server_values(conn: &mut Conn, database: &str, table: &str) -> BTreeMap
             ("bit", _) => format!("CAST(`{name}` AS UNSIGNED)"),
             (_, Some(_)) => format!("CONVERT(`{name}` USING utf8mb4)"),
             ("binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob", _) => format!("HEX(`{name}`)"),
-            (t, _) if t.contains("point") || t.contains("geometry") || t.contains("polygon") || t.contains("string") => format!("HEX(`{name}`)"),
+            (t, _) if t.contains("point") || t.contains("geometry") || t.contains("polygon") || t.contains("string") => {
+                format!("HEX(`{name}`)")
+            }
             _ => format!("CAST(`{name}` AS CHAR)"),
         };
         let rows: Vec<(i64, Wire)> = conn.exec(format!("SELECT rid, {expr} FROM {database}.{table}"), ()).await.unwrap();
@@ -288,7 +461,11 @@ async fn server_values(conn: &mut Conn, database: &str, table: &str) -> BTreeMap
             let text = match value {
                 Wire::NULL => None,
                 Wire::Float(f) => Some(f.to_string()),
-                Wire::Double(d) => Some(if data_type == "float" { (d as f32).to_string() } else { d.to_string() }),
+                Wire::Double(d) => Some(if data_type == "float" {
+                    (d as f32).to_string()
+                } else {
+                    d.to_string()
+                }),
                 Wire::Bytes(b) => Some(String::from_utf8(b).unwrap()),
                 Wire::Int(i) => Some(i.to_string()),
                 Wire::UInt(u) => Some(u.to_string()),
@@ -320,7 +497,11 @@ fn json_text(data_type: &str, fsp: u32, value: &Json) -> Option<String> {
             // MariaDB's zero TIMESTAMP is stored as the epoch, which no
             // TIMESTAMP can otherwise hold.
             if t.and_utc().timestamp_micros() == 0 {
-                let fraction = if fsp > 0 { format!(".{}", "0".repeat(fsp as usize)) } else { String::new() };
+                let fraction = if fsp > 0 {
+                    format!(".{}", "0".repeat(fsp as usize))
+                } else {
+                    String::new()
+                };
                 return Some(format!("0000-00-00 00:00:00{fraction}"));
             }
             let text = t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
@@ -337,7 +518,10 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn row_of(received: &Received, image: &str) -> Map<String, Json> {
-    received.value[image].as_object().unwrap_or_else(|| panic!("no {image} in {}", received.value)).clone()
+    received.value[image]
+        .as_object()
+        .unwrap_or_else(|| panic!("no {image} in {}", received.value))
+        .clone()
 }
 
 /// The key a row must have: its key columns, in key order, as in the row.
@@ -347,7 +531,10 @@ fn expected_key(key_columns: &[String], row: &Map<String, Json>) -> Json {
 
 /// A row without the columns that the changes themselves change.
 fn without(row: &Map<String, Json>, columns: &[&str]) -> Map<String, Json> {
-    row.iter().filter(|(k, _)| !columns.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect()
+    row.iter()
+        .filter(|(k, _)| !columns.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -361,12 +548,18 @@ async fn every_type_and_charset_arrives_as_the_server_holds_it_on_every_path() {
         .unwrap();
     for table in &tables {
         for database in ["m", "original", "copy"] {
-            db.query_drop(create_sql(database, table)).await.unwrap_or_else(|e| panic!("{}: {e}", create_sql(database, table)));
+            db.query_drop(create_sql(database, table))
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e}", create_sql(database, table)));
         }
-        db.query_drop(insert_sql(table)).await.unwrap_or_else(|e| panic!("{}: {e}", table.name));
+        db.query_drop(insert_sql(table))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", table.name));
         let warnings: Vec<(String, u32, String)> = db.query("SHOW WARNINGS").await.unwrap();
         assert!(warnings.is_empty(), "{}: every value stored as written: {warnings:?}", table.name);
-        db.query_drop(format!("INSERT INTO original.{0} SELECT * FROM m.{0}", table.name)).await.unwrap();
+        db.query_drop(format!("INSERT INTO original.{0} SELECT * FROM m.{0}", table.name))
+            .await
+            .unwrap();
     }
     let names: Vec<&str> = tables.iter().map(|t| t.name).collect();
     let rows: usize = tables.iter().map(|t| t.rows.len()).sum();
@@ -451,13 +644,21 @@ dead_letter = { topic = "matrix.dlq" }
             let deletes = of_row("before", "d");
             let creates = of_row("after", "c");
             let updates = of_row("after", "u");
-            assert_eq!((read.len(), deletes.len(), creates.len(), updates.len()), (1, 2, 2, 1), "{what}: messages per op");
+            assert_eq!(
+                (read.len(), deletes.len(), creates.len(), updates.len()),
+                (1, 2, 2, 1),
+                "{what}: messages per op"
+            );
             let snapshot_row = row_of(read[0], "after");
 
             // The snapshot's values are what the server returns.
             for (column, value) in &snapshot_row {
                 let (data_type, fsp) = &data_types[column];
-                assert_eq!(json_text(data_type, *fsp, value), server[column], "{what}.{column} ({data_type}): snapshot vs server");
+                assert_eq!(
+                    json_text(data_type, *fsp, value),
+                    server[column],
+                    "{what}.{column} ({data_type}): snapshot vs server"
+                );
             }
             // Every binlog image of the original row is the snapshot's row.
             let (deleted, moved_away) = match deletes[0].headers.get("sluice.key-change") {
@@ -471,27 +672,62 @@ dead_letter = { topic = "matrix.dlq" }
             for (image, message) in [("before", deleted), ("after", created), ("before", moved_away)] {
                 let row = row_of(message, image);
                 for (column, value) in &snapshot_row {
-                    assert_eq!(&row[column], value, "{what}.{column}: binlog {} {image} vs snapshot", message.value["op"]);
+                    assert_eq!(
+                        &row[column], value,
+                        "{what}.{column}: binlog {} {image} vs snapshot",
+                        message.value["op"]
+                    );
                 }
             }
             // The key change: a delete under the old key, a create under the
             // new one, each naming the other; only the key columns differ.
-            assert_eq!(moved_away.headers.get("sluice.key-change").map(String::as_str), Some("delete"), "{what}");
-            assert_eq!(moved_in.headers.get("sluice.key-change").map(String::as_str), Some("create"), "{what}");
+            assert_eq!(
+                moved_away.headers.get("sluice.key-change").map(String::as_str),
+                Some("delete"),
+                "{what}"
+            );
+            assert_eq!(
+                moved_in.headers.get("sluice.key-change").map(String::as_str),
+                Some("create"),
+                "{what}"
+            );
             let new_row = row_of(moved_in, "after");
             let key_names: Vec<&str> = key_columns.iter().map(String::as_str).collect();
-            assert_eq!(without(&new_row, &key_names), without(&snapshot_row, &key_names), "{what}: a key change moves the row whole");
-            assert_ne!(expected_key(&key_columns, &new_row), expected_key(&key_columns, &snapshot_row), "{what}: the key changed");
+            assert_eq!(
+                without(&new_row, &key_names),
+                without(&snapshot_row, &key_names),
+                "{what}: a key change moves the row whole"
+            );
+            assert_ne!(
+                expected_key(&key_columns, &new_row),
+                expected_key(&key_columns, &snapshot_row),
+                "{what}: the key changed"
+            );
             assert_eq!(moved_away.headers["sluice.new-key"], moved_in.key.clone().unwrap(), "{what}");
             assert_eq!(moved_in.headers["sluice.old-key"], moved_away.key.clone().unwrap(), "{what}");
             let update = row_of(updates[0], "before");
             assert_eq!(update, new_row, "{what}: the update's before image");
-            assert_eq!(without(&row_of(updates[0], "after"), &["v"]), without(&new_row, &["v"]), "{what}: the update's after image");
+            assert_eq!(
+                without(&row_of(updates[0], "after"), &["v"]),
+                without(&new_row, &["v"]),
+                "{what}: the update's after image"
+            );
 
             // Keys: every key column, in key order, as the row holds it.
-            for (message, image) in [(read[0], "after"), (deleted, "before"), (created, "after"), (moved_away, "before"), (moved_in, "after")] {
+            for (message, image) in [
+                (read[0], "after"),
+                (deleted, "before"),
+                (created, "after"),
+                (moved_away, "before"),
+                (moved_in, "after"),
+            ] {
                 let key: Json = serde_json::from_str(message.key.as_deref().expect("a key")).unwrap();
-                assert_eq!(key, expected_key(&key_columns, &row_of(message, image)), "{what}: key of {}", message.value["op"]);
+                assert_eq!(
+                    key,
+                    expected_key(&key_columns, &row_of(message, image)),
+                    "{what}: key of {}",
+                    message.value["op"]
+                );
                 let order: Vec<&String> = key.as_object().unwrap().keys().collect();
                 assert_eq!(order, key_columns.iter().collect::<Vec<_>>(), "{what}: key columns in key order");
             }
@@ -499,7 +735,11 @@ dead_letter = { topic = "matrix.dlq" }
             for delete in [deleted, moved_away] {
                 let at = messages.iter().position(|m| std::ptr::eq(*m, delete)).unwrap();
                 let tombstone = messages[at + 1..].iter().find(|m| m.key == delete.key).expect("a tombstone");
-                assert_eq!(tombstone.value, Json::Null, "{what}: the message after a delete under its key is a tombstone");
+                assert_eq!(
+                    tombstone.value,
+                    Json::Null,
+                    "{what}: the message after a delete under its key is a tombstone"
+                );
             }
         }
         // Distinct rows have distinct keys.
@@ -515,7 +755,11 @@ dead_letter = { topic = "matrix.dlq" }
         let env_topic = format!("env.{}", table.name);
         let flat_topic = format!("flat.{}", table.name);
         let rows_of = |messages: &[Received], topic: &str| -> Vec<(Option<String>, Json)> {
-            messages.iter().filter(|m| m.topic == topic && !m.value.is_null()).map(|m| (m.key.clone(), m.value.clone())).collect()
+            messages
+                .iter()
+                .filter(|m| m.topic == topic && !m.value.is_null())
+                .map(|m| (m.key.clone(), m.value.clone()))
+                .collect()
         };
         let mut envelope_rows: Vec<(Option<String>, Json)> = all
             .iter()
@@ -526,7 +770,11 @@ dead_letter = { topic = "matrix.dlq" }
         let sort = |rows: &mut Vec<(Option<String>, Json)>| rows.sort_by_key(|(k, v)| (k.clone(), v.to_string()));
         sort(&mut envelope_rows);
         sort(&mut flat_rows);
-        assert_eq!(flat_rows, envelope_rows, "{}: flat rows are the envelope's after images", table.name);
+        assert_eq!(
+            flat_rows, envelope_rows,
+            "{}: flat rows are the envelope's after images",
+            table.name
+        );
         let tombstones = flat.iter().filter(|m| m.topic == flat_topic && m.value.is_null()).count();
         assert_eq!(tombstones, table.rows.len() * 2, "{}: each delete a tombstone", table.name);
     }

@@ -5,7 +5,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_owned()
 }
 
 /// Builds every plugin (examples and test guests) once per test run and
@@ -63,6 +66,8 @@ pub fn batch(lines: &[&str]) -> Vec<Record> {
 
 /// Value of `column` in output record `record` of input `input`.
 pub fn after(out: &BatchOutput, input: usize, record: usize, column: &str) -> Value {
-    let rec = &out.outputs[input].as_ref().unwrap_or_else(|e| panic!("record {input} failed: {}", e.failure))[record];
+    let rec = &out.outputs[input]
+        .as_ref()
+        .unwrap_or_else(|e| panic!("record {input} failed: {}", e.failure))[record];
     rec.get(column).unwrap_or_else(|| panic!("no column {column} in {rec:?}")).clone()
 }

@@ -70,8 +70,16 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
     .await?;
     let insert_rate = rows as f64 / started.elapsed().as_secs_f64();
     let end = current_position(&mut db).await?;
-    writeln!(out, "MySQL -> Kafka, {rows} rows of 5 columns (MariaDB 10.11 private, Tansu memory storage), one pipeline")?;
-    writeln!(out, "{:<58} {:>12}", "(setup) one INSERT … SELECT transaction", format!("{insert_rate:.0} rows/s"))?;
+    writeln!(
+        out,
+        "MySQL -> Kafka, {rows} rows of 5 columns (MariaDB 10.11 private, Tansu memory storage), one pipeline"
+    )?;
+    writeln!(
+        out,
+        "{:<58} {:>12}",
+        "(setup) one INSERT … SELECT transaction",
+        format!("{insert_rate:.0} rows/s")
+    )?;
 
     let mut trials = Vec::new();
     let (mut message_bytes, mut stream_rss) = (0, 0.0);
@@ -101,7 +109,13 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
              CPU per row: stream {:.2} µs, snapshot {:.2} µs, produce {:.2} µs",
             produce.rate, stream.rate, snapshot.rate, stream.cpu_us, snapshot.cpu_us, produce.cpu_us
         )?;
-        trials.push(Trial { binlog, select, produce, stream, snapshot });
+        trials.push(Trial {
+            binlog,
+            select,
+            produce,
+            stream,
+            snapshot,
+        });
     }
     let python_rate = if args.sluice_only {
         Err(anyhow::anyhow!("skipped (--sluice-only)"))
@@ -114,11 +128,26 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
     let line = |out: &mut dyn Write, what: &str, rate: f64, unit: &str| writeln!(out, "{what:<58} {rate:>12.0} {unit}");
     writeln!(out, "medians of {} trials:", trials.len())?;
     line(out, "bare binlog read + row decode (mysql_async)", median(|t| t.binlog), "rows/s")?;
-    line(out, "bare SELECT in 1000-row key chunks + decode (mysql_async)", median(|t| t.select), "rows/s")?;
-    line(out, &format!("bare produce, pipeline messages of {message_bytes} bytes (rdkafka)"), median(|t| t.produce.rate), "msg/s")?;
+    line(
+        out,
+        "bare SELECT in 1000-row key chunks + decode (mysql_async)",
+        median(|t| t.select),
+        "rows/s",
+    )?;
+    line(
+        out,
+        &format!("bare produce, pipeline messages of {message_bytes} bytes (rdkafka)"),
+        median(|t| t.produce.rate),
+        "msg/s",
+    )?;
     let stream_rate = median(|t| t.stream.rate);
     line(out, "sluice: binlog -> passthrough.wasm -> Kafka, acked", stream_rate, "rows/s")?;
-    line(out, "sluice: snapshot -> passthrough.wasm -> Kafka, acked", median(|t| t.snapshot.rate), "rows/s")?;
+    line(
+        out,
+        "sluice: snapshot -> passthrough.wasm -> Kafka, acked",
+        median(|t| t.snapshot.rate),
+        "rows/s",
+    )?;
     // Each trial's ratio pairs rates measured a few seconds apart.
     writeln!(
         out,
@@ -139,7 +168,10 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
         median(|t| t.snapshot.cpu_us),
         median(|t| t.produce.cpu_us)
     )?;
-    writeln!(out, "peak RSS while streaming the {rows}-row transaction: {stream_rss:.0} MB (target < 300)")?;
+    writeln!(
+        out,
+        "peak RSS while streaming the {rows}-row transaction: {stream_rss:.0} MB (target < 300)"
+    )?;
     match python_rate {
         Ok(rate) => {
             line(out, "python-mysql-replication + kafka-python, same rows", rate, "rows/s")?;
@@ -166,7 +198,10 @@ struct Trial {
 /// The process's peak resident memory so far (Linux's high-water mark).
 fn peak_rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok());
+    let kb = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok());
     kb.unwrap_or(0.0) / 1024.0
 }
 
@@ -177,7 +212,9 @@ async fn bare_select(url: &str, rows: usize) -> anyhow::Result<f64> {
     let started = Instant::now();
     let (mut after, mut read) = (0i64, 0);
     loop {
-        let mut result = conn.exec_iter("SELECT * FROM bench.users WHERE id > ? ORDER BY id LIMIT 1000", (after,)).await?;
+        let mut result = conn
+            .exec_iter("SELECT * FROM bench.users WHERE id > ? ORDER BY id LIMIT 1000", (after,))
+            .await?;
         let mut chunk = 0;
         while let Some(row) = result.next().await? {
             after = row.get::<i64, _>(0).context("id")?;
@@ -196,7 +233,9 @@ async fn bare_select(url: &str, rows: usize) -> anyhow::Result<f64> {
 /// Reads the binlog between two positions and decodes every row value.
 async fn bare_binlog(url: &str, start: &BinlogCheckpoint, end: &BinlogCheckpoint, rows: usize) -> anyhow::Result<f64> {
     let conn = Conn::from_url(url).await?;
-    let request = BinlogStreamRequest::new(9001).with_filename(start.file.as_bytes()).with_pos(start.pos);
+    let request = BinlogStreamRequest::new(9001)
+        .with_filename(start.file.as_bytes())
+        .with_pos(start.pos);
     let mut stream = conn.get_binlog_stream(request).await?;
     let started = Instant::now();
     let mut decoded = 0;
@@ -256,7 +295,12 @@ async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(Measured, u
 
 /// The real pipeline (`run_pipeline`), started at `start`; timed until it
 /// has stored the position `end`, i.e. until Kafka acknowledged every row.
-async fn sluice_stream(args: &CdcBenchArgs, stack: &LocalStack, start: &BinlogCheckpoint, end: &BinlogCheckpoint) -> anyhow::Result<Measured> {
+async fn sluice_stream(
+    args: &CdcBenchArgs,
+    stack: &LocalStack,
+    start: &BinlogCheckpoint,
+    end: &BinlogCheckpoint,
+) -> anyhow::Result<Measured> {
     let state = tempfile::tempdir()?;
     let mut file = pipeline_file(args, stack, state.path(), "bench.users", "never")?;
     let positions = PositionStore::new(state.path(), "bench");
@@ -332,7 +376,10 @@ struct Measured {
 impl Measured {
     fn since(started: Instant, cpu: f64, rows: usize) -> Measured {
         let rows = rows.max(1) as f64;
-        Measured { rate: rows / started.elapsed().as_secs_f64(), cpu_us: (cpu_seconds() - cpu) * 1e6 / rows }
+        Measured {
+            rate: rows / started.elapsed().as_secs_f64(),
+            cpu_us: (cpu_seconds() - cpu) * 1e6 / rows,
+        }
     }
 }
 

@@ -26,7 +26,8 @@ const TICK: Duration = Duration::from_millis(10);
 
 pub async fn report(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut db = Conn::from_url(stack.mysql_url()).await?;
-    db.query_drop("CREATE TABLE bench.live (id BIGINT PRIMARY KEY, committed_us BIGINT)").await?;
+    db.query_drop("CREATE TABLE bench.live (id BIGINT PRIMARY KEY, committed_us BIGINT)")
+        .await?;
     let state = tempfile::tempdir()?;
     let mut file = pipeline_file(args, stack, state.path(), "bench.live", "never")?;
     let host = PluginHost::open(std::sync::Arc::new(PluginEngine::new()?), &file.plugin_dir)?;
@@ -38,7 +39,10 @@ pub async fn report(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write
     // full run of three (Tansu, 2026-11-27). Four partitions, as the broker
     // gives a topic it creates on first produce.
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", stack.kafka_brokers()).create()?;
-    for result in admin.create_topics(&[NewTopic::new("bench.live", 4, TopicReplication::Fixed(1))], &AdminOptions::new()).await? {
+    for result in admin
+        .create_topics(&[NewTopic::new("bench.live", 4, TopicReplication::Fixed(1))], &AdminOptions::new())
+        .await?
+    {
         result.map_err(|(topic, code)| anyhow::anyhow!("cannot create topic {topic}: {code}"))?;
     }
     let task = tokio::spawn(async move { run_pipeline(&pipeline, host, &state_dir, stop).await });
@@ -56,11 +60,15 @@ pub async fn report(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write
     while !state.path().join("bench.position.json").exists() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    db.query_drop(format!("INSERT INTO bench.live VALUES (-1, {})", chrono::Utc::now().timestamp_micros())).await?;
-    let warm_up = async {
-        while consumer.recv().await.is_err() {}
-    };
-    tokio::time::timeout(Duration::from_secs(60), warm_up).await.context("the warm-up row did not arrive within 60 s")?;
+    db.query_drop(format!(
+        "INSERT INTO bench.live VALUES (-1, {})",
+        chrono::Utc::now().timestamp_micros()
+    ))
+    .await?;
+    let warm_up = async { while consumer.recv().await.is_err() {} };
+    tokio::time::timeout(Duration::from_secs(60), warm_up)
+        .await
+        .context("the warm-up row did not arrive within 60 s")?;
     let total = SECONDS * 1000 / TICK.as_millis() as u64 * ROWS_PER_TICK;
     let writer = tokio::spawn(async move {
         let mut tick = tokio::time::interval(TICK);
@@ -76,7 +84,9 @@ pub async fn report(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write
     let mut latencies_ms = Vec::with_capacity(total as usize);
     let deadline = Instant::now() + Duration::from_secs(SECONDS + 60);
     while (latencies_ms.len() as u64) < total && Instant::now() < deadline {
-        let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await else { continue };
+        let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await else {
+            continue;
+        };
         let received = chrono::Utc::now().timestamp_micros();
         let value: serde_json::Value = serde_json::from_slice(message.payload().unwrap_or(b"{}"))?;
         if let Some(committed) = value["after"]["committed_us"].as_i64() {
@@ -86,7 +96,11 @@ pub async fn report(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write
     writer.await??;
     stop_tx.send(true)?;
     task.await??;
-    anyhow::ensure!(latencies_ms.len() as u64 == total, "only {} of {total} rows arrived", latencies_ms.len());
+    anyhow::ensure!(
+        latencies_ms.len() as u64 == total,
+        "only {} of {total} rows arrived",
+        latencies_ms.len()
+    );
     latencies_ms.sort_by(f64::total_cmp);
     let at = |q: f64| latencies_ms[((latencies_ms.len() - 1) as f64 * q) as usize];
     writeln!(

@@ -3,8 +3,8 @@ pub mod cdc;
 mod latency;
 pub mod plugin;
 mod python;
-pub mod sink;
 mod rows;
+pub mod sink;
 mod stack;
 
 pub use stack::LocalStack;

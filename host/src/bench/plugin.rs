@@ -33,12 +33,24 @@ pub fn run(args: &PluginBenchArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     for name in ["passthrough", "clean"] {
         let path = args.plugins.join(format!("{name}.wasm"));
         if !path.exists() {
-            bail!("{} not found: build the plugins first (cd plugins && cargo build --release)", path.display());
+            bail!(
+                "{} not found: build the plugins first (cd plugins && cargo build --release)",
+                path.display()
+            );
         }
         host.load_file(&path)?;
     }
-    writeln!(out, "plugin host throughput: {} rows of {} columns per run, one thread", args.rows, COLUMNS.len())?;
-    writeln!(out, "{:<12} {:>6} {:>14} {:>16} {:>12} {:>12}", "plugin", "batch", "host rows/s", "native rows/s", "host/native", "host µs/row")?;
+    writeln!(
+        out,
+        "plugin host throughput: {} rows of {} columns per run, one thread",
+        args.rows,
+        COLUMNS.len()
+    )?;
+    writeln!(
+        out,
+        "{:<12} {:>6} {:>14} {:>16} {:>12} {:>12}",
+        "plugin", "batch", "host rows/s", "native rows/s", "host/native", "host µs/row"
+    )?;
     for name in ["passthrough", "clean"] {
         let config: Vec<(String, String)> = match name {
             "clean" => CLEAN_CONFIG.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),

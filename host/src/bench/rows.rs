@@ -24,7 +24,10 @@ fn row(i: usize) -> Vec<Value> {
 
 pub fn host_batches(rows: usize, batch: usize) -> Vec<Vec<Record>> {
     let schema = host_schema();
-    (0..rows).step_by(batch.max(1)).map(|start| host_records(&schema, start..rows.min(start + batch))).collect()
+    (0..rows)
+        .step_by(batch.max(1))
+        .map(|start| host_records(&schema, start..rows.min(start + batch)))
+        .collect()
 }
 
 /// The benchmark table's schema; its records share one, as the rows of one
@@ -33,7 +36,13 @@ pub fn host_schema() -> Arc<Schema> {
     Arc::new(Schema {
         database: "bench".into(),
         table: "users".into(),
-        columns: COLUMNS.iter().map(|(n, t)| Column { name: (*n).into(), sql_type: (*t).into() }).collect(),
+        columns: COLUMNS
+            .iter()
+            .map(|(n, t)| Column {
+                name: (*n).into(),
+                sql_type: (*t).into(),
+            })
+            .collect(),
         key: vec![0],
     })
 }
@@ -42,7 +51,12 @@ pub fn host_schema() -> Arc<Schema> {
 pub fn host_records(schema: &Arc<Schema>, ids: std::ops::Range<usize>) -> Vec<Record> {
     ids.map(|i| Record {
         op: Op::Insert,
-        position: Position::Binlog { file: "binlog.000001".into(), pos: 4 + i as u64, gtid: None, row: 0 },
+        position: Position::Binlog {
+            file: "binlog.000001".into(),
+            pos: 4 + i as u64,
+            gtid: None,
+            row: 0,
+        },
         ts_ms: 1_764_000_000_000,
         schema: Some(schema.clone()),
         before: None,
@@ -61,7 +75,10 @@ pub fn guest_batches(batches: &[Vec<Record>]) -> Vec<sluice_plugin::bindings::sl
     batches
         .iter()
         .map(|records| {
-            let rows = records.iter().map(|r| r.after.iter().flatten().map(to_sdk_value).collect()).collect();
+            let rows = records
+                .iter()
+                .map(|r| r.after.iter().flatten().map(to_sdk_value).collect())
+                .collect();
             sluice_plugin::testing::batch("bench", "users", &names, rows)
         })
         .collect()

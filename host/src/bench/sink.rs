@@ -75,8 +75,16 @@ async fn bench(args: &SinkBenchArgs, stack: &LocalStack, out: &mut dyn Write) ->
         }
         deliver_all(&producer, &mut messages).await?;
     }
-    writeln!(out, "Kafka -> MySQL, {n} Debezium envelopes of 5-column rows (Tansu memory storage, MariaDB 10.11 private)")?;
-    writeln!(out, "{:<58} {:>12.0} msg/s", "(setup) produce", n as f64 / started.elapsed().as_secs_f64())?;
+    writeln!(
+        out,
+        "Kafka -> MySQL, {n} Debezium envelopes of 5-column rows (Tansu memory storage, MariaDB 10.11 private)"
+    )?;
+    writeln!(
+        out,
+        "{:<58} {:>12.0} msg/s",
+        "(setup) produce",
+        n as f64 / started.elapsed().as_secs_f64()
+    )?;
 
     let mut trials = Vec::new();
     for trial in 1..=args.trials.max(1) {
@@ -85,7 +93,10 @@ async fn bench(args: &SinkBenchArgs, stack: &LocalStack, out: &mut dyn Write) ->
         let consume = bare_consume(stack.kafka_brokers(), n, &format!("bench-bare-{trial}")).await?;
         let upsert = bare_upsert(&mut db, n).await?;
         let sluice = sluice(args, stack, &mut db, &format!("bench{trial}")).await?;
-        writeln!(out, "trial {trial}: consume {consume:.0} msg/s, upsert {upsert:.0} rows/s, sluice {sluice:.0} rows/s")?;
+        writeln!(
+            out,
+            "trial {trial}: consume {consume:.0} msg/s, upsert {upsert:.0} rows/s, sluice {sluice:.0} rows/s"
+        )?;
         trials.push((consume, upsert, sluice));
     }
     let python_rate = super::python::sink_rate(stack, "bench.accounts", args.python_records);
@@ -95,7 +106,12 @@ async fn bench(args: &SinkBenchArgs, stack: &LocalStack, out: &mut dyn Write) ->
     let line = |out: &mut dyn Write, what: &str, rate: f64, unit: &str| writeln!(out, "{what:<58} {rate:>12.0} {unit}");
     writeln!(out, "medians of {} trials:", trials.len())?;
     line(out, "bare consume in a group (rdkafka StreamConsumer)", median(|t| t.0), "msg/s")?;
-    line(out, "bare multi-row upserts, 500 rows each, one connection", median(|t| t.1), "rows/s")?;
+    line(
+        out,
+        "bare multi-row upserts, 500 rows each, one connection",
+        median(|t| t.1),
+        "rows/s",
+    )?;
     line(out, "sluice: Kafka -> passthrough.wasm -> MySQL, committed", sluice_rate, "rows/s")?;
     // Each trial's ratio pairs rates measured seconds apart.
     writeln!(
@@ -105,7 +121,12 @@ async fn bench(args: &SinkBenchArgs, stack: &LocalStack, out: &mut dyn Write) ->
     )?;
     match python_rate {
         Ok(rate) => {
-            line(out, &format!("kafka-python + mysql-connector, commit per message ({})", args.python_records), rate, "rows/s")?;
+            line(
+                out,
+                &format!("kafka-python + mysql-connector, commit per message ({})", args.python_records),
+                rate,
+                "rows/s",
+            )?;
             writeln!(out, "sluice / Python = {:.1}x (target >= 20)", sluice_rate / rate)?;
         }
         Err(e) => writeln!(out, "Python baseline not measured: {e:#}")?,
@@ -128,7 +149,9 @@ async fn bare_consume(brokers: &str, n: usize, group: &str) -> anyhow::Result<f6
     let started = Instant::now();
     let mut read = 1;
     while read < n {
-        let m = tokio::time::timeout(Duration::from_secs(30), stream.next()).await?.ok_or_else(|| anyhow::anyhow!("stream ended"))??;
+        let m = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("stream ended"))??;
         std::hint::black_box(m.payload());
         read += 1;
     }
@@ -187,7 +210,10 @@ name = "passthrough"
     let task = tokio::spawn(async move { run_pipeline(&pipeline, host, std::path::Path::new("."), stop).await });
     let applied = async |db: &mut Conn| -> anyhow::Result<i64> {
         let sum: Option<Option<i64>> = db
-            .exec_first("SELECT CAST(SUM(next_offset) AS SIGNED) FROM sluice.sluice_offsets WHERE pipeline = ?", (name,))
+            .exec_first(
+                "SELECT CAST(SUM(next_offset) AS SIGNED) FROM sluice.sluice_offsets WHERE pipeline = ?",
+                (name,),
+            )
             .await
             .ok()
             .flatten();

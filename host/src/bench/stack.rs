@@ -49,7 +49,11 @@ impl LocalStack {
             String::from_utf8_lossy(&output.stderr)
         );
         let text = std::fs::read_to_string(dir.path().join("stack.env")).expect("stack.env");
-        let env = text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+        let env = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
         LocalStack { dir, env }
     }
 
@@ -64,8 +68,17 @@ impl LocalStack {
     }
 
     fn run(&self, command: &str) {
-        let output = Command::new("bash").arg(script()).arg(command).arg(self.dir.path()).output().expect("run stack.sh");
-        assert!(output.status.success(), "stack.sh {command} failed: {}", String::from_utf8_lossy(&output.stderr));
+        let output = Command::new("bash")
+            .arg(script())
+            .arg(command)
+            .arg(self.dir.path())
+            .output()
+            .expect("run stack.sh");
+        assert!(
+            output.status.success(),
+            "stack.sh {command} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     pub fn mysql_url(&self) -> &str {
@@ -91,7 +104,9 @@ impl LocalStack {
         if let Some(state) = state_dir {
             text.push_str(&format!("state_dir = {}\n", path(state)));
         }
-        text + &pipelines.replace("{url}", self.mysql_url()).replace("{brokers}", self.kafka_brokers())
+        text + &pipelines
+            .replace("{url}", self.mysql_url())
+            .replace("{brokers}", self.kafka_brokers())
     }
 }
 

@@ -40,7 +40,11 @@ pub fn run(path: &Path, connect: bool, out: &mut dyn Write) -> anyhow::Result<i3
 /// librdkafka checks a client's properties, and the files they name, when it
 /// creates the client; the MySQL TLS files are read as connecting would.
 fn check_clients(pipeline: &PipelineConfig) -> anyhow::Result<()> {
-    let tls = |tls: &Option<MysqlTls>, side: &str| tls.as_ref().map_or(Ok(()), MysqlTls::check).map_err(|e| anyhow::anyhow!("{side}: {e}"));
+    let tls = |tls: &Option<MysqlTls>, side: &str| {
+        tls.as_ref()
+            .map_or(Ok(()), MysqlTls::check)
+            .map_err(|e| anyhow::anyhow!("{side}: {e}"))
+    };
     let kafka_side = match &pipeline.source {
         SourceConfig::MysqlBinlog(source) => tls(&source.tls, "source").map(|()| None)?,
         SourceConfig::MysqlPoll(source) => tls(&source.tls, "source").map(|()| None)?,

@@ -43,14 +43,22 @@ fn checks(pipeline: &PipelineConfig) -> Vec<Check<'_>> {
     let mut kafka_side = None;
     match &pipeline.source {
         SourceConfig::MysqlBinlog(source) => checks.push(timed(format!("pipeline {name}: source (MySQL binlog)"), async move {
-            binlog::check(source).await.map(|_| "binlog ROW with full row images, every table present, replication grants".into())
+            binlog::check(source)
+                .await
+                .map(|_| "binlog ROW with full row images, every table present, replication grants".into())
         })),
         SourceConfig::MysqlPoll(source) => checks.push(timed(format!("pipeline {name}: source (MySQL polling)"), async move {
-            PollingSource::connect(source, None).await.map(|_| "every table and column present, readable".into())
+            PollingSource::connect(source, None)
+                .await
+                .map(|_| "every table and column present, readable".into())
         })),
         SourceConfig::Kafka(source) => {
             kafka_side = Some((&source.brokers, &source.properties));
-            checks.push(brokers(format!("pipeline {name}: source (Kafka)"), &source.brokers, &source.properties));
+            checks.push(brokers(
+                format!("pipeline {name}: source (Kafka)"),
+                &source.brokers,
+                &source.properties,
+            ));
         }
     }
     match &pipeline.sink {
@@ -59,7 +67,9 @@ fn checks(pipeline: &PipelineConfig) -> Vec<Check<'_>> {
             checks.push(brokers(format!("pipeline {name}: sink (Kafka)"), &sink.brokers, &sink.properties));
         }
         SinkConfig::Mysql(sink) => checks.push(timed(format!("pipeline {name}: sink (MySQL)"), async move {
-            crate::sources::connect(&sink.url, sink.tls.as_ref()).await.map(|_| "signed in".into())
+            crate::sources::connect(&sink.url, sink.tls.as_ref())
+                .await
+                .map(|_| "signed in".into())
         })),
     }
     let dead_letter = &pipeline.dead_letter;
@@ -94,10 +104,14 @@ fn brokers<'a>(what: String, brokers: &'a str, properties: &ClientProperties) ->
     properties.apply(&mut config);
     timed(what, async move {
         let consumer: BaseConsumer = config.create().map_err(|e| format!("cannot create a client for {brokers}: {e}"))?;
-        let metadata = tokio::task::spawn_blocking(move || consumer.fetch_metadata(None, WITHIN - Duration::from_secs(1)).map(|m| m.brokers().len()))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("no Kafka broker answers at {brokers}: {e}"))?;
+        let metadata = tokio::task::spawn_blocking(move || {
+            consumer
+                .fetch_metadata(None, WITHIN - Duration::from_secs(1))
+                .map(|m| m.brokers().len())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("no Kafka broker answers at {brokers}: {e}"))?;
         Ok::<_, String>(format!("{metadata} broker(s) at {brokers}"))
     })
 }

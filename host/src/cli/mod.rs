@@ -19,7 +19,11 @@ use crate::plugin::PluginLimits;
 use crate::redact::RedactingWriter;
 
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about = "Moves records between MySQL and Kafka through WebAssembly plugins")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Moves records between MySQL and Kafka through WebAssembly plugins"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -121,7 +125,11 @@ pub struct RunArgs {
 
 impl RunArgs {
     fn limits(&self) -> PluginLimits {
-        PluginLimits { memory_mb: self.memory_mb, batch_timeout_ms: self.timeout_ms, ..PluginLimits::default() }
+        PluginLimits {
+            memory_mb: self.memory_mb,
+            batch_timeout_ms: self.timeout_ms,
+            ..PluginLimits::default()
+        }
     }
 }
 
@@ -222,7 +230,10 @@ mod tests {
 
     #[test]
     fn an_error_names_each_cause_once() {
-        let client = crate::sinks::SinkError::Client { brokers: "k1:9092".into(), source: rdkafka::error::KafkaError::ClientCreation("bad".into()) };
+        let client = crate::sinks::SinkError::Client {
+            brokers: "k1:9092".into(),
+            source: rdkafka::error::KafkaError::ClientCreation("bad".into()),
+        };
         let error = anyhow::Error::from(client).context("pipeline `p`: sink");
         assert_eq!(
             explain(&error),

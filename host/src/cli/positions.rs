@@ -28,22 +28,40 @@ pub fn run(command: &PositionsCommand, out: &mut dyn Write) -> anyhow::Result<i3
             let file = PipelineFile::load(config)?;
             let store = store(&file, mysql_pipeline(&file, pipeline)?);
             if store.remove()? {
-                writeln!(out, "{pipeline}: stored position removed; the next run starts as its `snapshot` setting says")?;
+                writeln!(
+                    out,
+                    "{pipeline}: stored position removed; the next run starts as its `snapshot` setting says"
+                )?;
             } else {
                 writeln!(out, "{pipeline}: no position was stored")?;
             }
         }
-        PositionsCommand::Set { config, pipeline, binlog, gtid } => {
+        PositionsCommand::Set {
+            config,
+            pipeline,
+            binlog,
+            gtid,
+        } => {
             let file = PipelineFile::load(config)?;
             let found = mysql_pipeline(&file, pipeline)?;
             if !matches!(found.source, SourceConfig::MysqlBinlog(_)) {
                 bail!("pipeline `{pipeline}` does not read the binlog: only a mysql-binlog source takes --binlog");
             }
             let (name, pos) = binlog.rsplit_once(':').context("--binlog takes FILE:POS, e.g. binlog.000042:4")?;
-            let pos: u64 = pos.parse().with_context(|| format!("--binlog {binlog}: the position after `:` is a byte offset"))?;
-            let checkpoint = BinlogCheckpoint { file: name.to_owned(), pos, gtid: gtid.clone() };
+            let pos: u64 = pos
+                .parse()
+                .with_context(|| format!("--binlog {binlog}: the position after `:` is a byte offset"))?;
+            let checkpoint = BinlogCheckpoint {
+                file: name.to_owned(),
+                pos,
+                gtid: gtid.clone(),
+            };
             store(&file, found).save(&SourcePosition::Binlog(checkpoint))?;
-            writeln!(out, "{pipeline}: the next run streams the binlog from {binlog}{}", gtid.as_ref().map(|g| format!(" (GTID {g})")).unwrap_or_default())?;
+            writeln!(
+                out,
+                "{pipeline}: the next run streams the binlog from {binlog}{}",
+                gtid.as_ref().map(|g| format!(" (GTID {g})")).unwrap_or_default()
+            )?;
         }
     }
     Ok(0)

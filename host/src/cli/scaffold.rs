@@ -6,7 +6,9 @@ use anyhow::{Context, bail};
 /// `sluice plugin new NAME`: a crate that builds a component with the SDK.
 pub fn run(name: &str, path: Option<PathBuf>, out: &mut dyn Write) -> anyhow::Result<i32> {
     let valid = !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         && name.starts_with(|c: char| c.is_ascii_lowercase());
     if !valid {
         bail!("plugin name {name:?}: use lowercase letters, digits, '-' or '_', starting with a letter");
@@ -16,12 +18,12 @@ pub fn run(name: &str, path: Option<PathBuf>, out: &mut dyn Write) -> anyhow::Re
         bail!("{} already exists; choose another name or --path", dir.display());
     }
     let sdk = sdk_path()?;
-    let type_name: String = name
-        .split(['-', '_'])
-        .map(|w| w[..1].to_uppercase() + &w[1..])
-        .collect();
+    let type_name: String = name.split(['-', '_']).map(|w| w[..1].to_uppercase() + &w[1..]).collect();
     let files = [
-        ("Cargo.toml", CARGO_TOML.replace("{name}", name).replace("{sdk}", &sdk.display().to_string())),
+        (
+            "Cargo.toml",
+            CARGO_TOML.replace("{name}", name).replace("{sdk}", &sdk.display().to_string()),
+        ),
         (".cargo/config.toml", "[build]\ntarget = \"wasm32-wasip2\"\n".to_owned()),
         (".gitignore", "target/\n".to_owned()),
         ("src/lib.rs", LIB_RS.replace("{Type}", &type_name).replace("{name}", name)),
@@ -33,7 +35,12 @@ pub fn run(name: &str, path: Option<PathBuf>, out: &mut dyn Write) -> anyhow::Re
     }
     writeln!(out, "created plugin `{name}` in {}", dir.display())?;
     writeln!(out, "build:  (cd {} && cargo build --release)", dir.display())?;
-    writeln!(out, "test:   sluice plugin test {}/target/wasm32-wasip2/release/{}.wasm < records.jsonl", dir.display(), name.replace('-', "_"))?;
+    writeln!(
+        out,
+        "test:   sluice plugin test {}/target/wasm32-wasip2/release/{}.wasm < records.jsonl",
+        dir.display(),
+        name.replace('-', "_")
+    )?;
     Ok(0)
 }
 
@@ -42,8 +49,12 @@ fn sdk_path() -> anyhow::Result<PathBuf> {
     let path = std::env::var_os("SLUICE_SDK_PATH")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/sdk"));
-    path.canonicalize()
-        .with_context(|| format!("plugin SDK not found at {}; set SLUICE_SDK_PATH to plugins/sdk of a Sluice checkout", path.display()))
+    path.canonicalize().with_context(|| {
+        format!(
+            "plugin SDK not found at {}; set SLUICE_SDK_PATH to plugins/sdk of a Sluice checkout",
+            path.display()
+        )
+    })
 }
 
 const CARGO_TOML: &str = r#"[package]

@@ -9,8 +9,8 @@ use super::env::expand_env;
 use crate::plugin::PluginLimits;
 use crate::sinks::dead_letter::DeadLetterConfig;
 use crate::sinks::kafka::KafkaSinkConfig;
-use crate::sources::binlog::BinlogSourceConfig;
 use crate::sinks::mysql::MysqlSinkConfig;
+use crate::sources::binlog::BinlogSourceConfig;
 use crate::sources::kafka::KafkaSourceConfig;
 use crate::sources::polling::PollingSourceConfig;
 
@@ -83,7 +83,11 @@ fn default_state_dir() -> PathBuf {
 
 fn flatten(prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) {
     for (key, value) in table {
-        let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let key = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match value {
             toml::Value::Table(t) => flatten(&key, t, out),
             toml::Value::Array(items) => {
@@ -124,7 +128,6 @@ pub enum SinkConfig {
     Mysql(MysqlSinkConfig),
 }
 
-
 /// A value that must never be printed (connection URLs carry passwords).
 #[derive(Clone)]
 pub struct Secret(String);
@@ -151,10 +154,14 @@ impl fmt::Debug for Secret {
 
 impl PipelineFile {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.display().to_string(), source: e })?;
-        let mut file = Self::parse(&text, |name| std::env::var(name).ok())
-            .map_err(|message| ConfigError::Invalid { path: path.display().to_string(), message })?;
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let mut file = Self::parse(&text, |name| std::env::var(name).ok()).map_err(|message| ConfigError::Invalid {
+            path: path.display().to_string(),
+            message,
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         file.plugin_dir = base.join(&file.plugin_dir);
         file.state_dir = base.join(&file.state_dir);
@@ -225,7 +232,9 @@ config = { mask = ["phone", "ssn"], lookup = { DE = "Germany" } }
             step.flat_config(),
             vec![("lookup.DE".into(), "Germany".into()), ("mask".into(), "phone,ssn".into())]
         );
-        let SourceConfig::MysqlBinlog(source) = &file.pipelines[0].source else { panic!("wrong source") };
+        let SourceConfig::MysqlBinlog(source) = &file.pipelines[0].source else {
+            panic!("wrong source")
+        };
         assert!(!format!("{source:?}").contains("pw"));
     }
 

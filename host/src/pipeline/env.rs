@@ -25,11 +25,12 @@ fn expand_line(line_no: usize, line: &str, lookup: &impl Fn(&str) -> Option<Stri
         }
         out.push_str(&rest[..at]);
         let after = &rest[at + 2..];
-        let end = after.find('}').ok_or_else(|| format!("line {line_no}: `${{` without a closing `}}`"))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("line {line_no}: `${{` without a closing `}}`"))?;
         let name = &after[..end];
-        let value = lookup(name).ok_or_else(|| {
-            format!("line {line_no}: environment variable {name} is not set (export it, or write $${{ for a literal)")
-        })?;
+        let value = lookup(name)
+            .ok_or_else(|| format!("line {line_no}: environment variable {name} is not set (export it, or write $${{ for a literal)"))?;
         if crate::redact::is_secret_name(name) {
             crate::redact::register(&value);
         }
@@ -47,7 +48,10 @@ mod tests {
     #[test]
     fn expands_and_names_missing_variables() {
         let lookup = |n: &str| (n == "PW").then(|| "s3cret".to_owned());
-        assert_eq!(expand_env("url = \"mysql://u:${PW}@h/\"", lookup).unwrap(), "url = \"mysql://u:s3cret@h/\"");
+        assert_eq!(
+            expand_env("url = \"mysql://u:${PW}@h/\"", lookup).unwrap(),
+            "url = \"mysql://u:s3cret@h/\""
+        );
         assert_eq!(expand_env("a = \"$${PW}\"", lookup).unwrap(), "a = \"${PW}\"");
         assert_eq!(expand_env("# uses ${NOPE}\na = 1", lookup).unwrap(), "# uses ${NOPE}\na = 1");
         let e = expand_env("a = 1\nb = \"${NOPE}\"", lookup).unwrap_err();

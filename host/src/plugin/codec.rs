@@ -20,7 +20,12 @@ pub(crate) struct Encoded {
 }
 
 pub(crate) fn encode(records: &[Record]) -> Encoded {
-    let mut encoder = Encoder { lists: BatchLists::with_capacity(records.len()), wit_schemas: Vec::new(), schemas: Vec::new(), ids: HashMap::new() };
+    let mut encoder = Encoder {
+        lists: BatchLists::with_capacity(records.len()),
+        wit_schemas: Vec::new(),
+        schemas: Vec::new(),
+        ids: HashMap::new(),
+    };
     if let Some((first, rest)) = records.split_first() {
         encoder.push(first);
         encoder.lists.reserve_like_written(rest.len());
@@ -29,7 +34,10 @@ pub(crate) fn encode(records: &[Record]) -> Encoded {
         }
     }
     let batch = sluice_layout::into_batch!(encoder.lists, encoder.wit_schemas, wit);
-    Encoded { batch, schemas: encoder.schemas }
+    Encoded {
+        batch,
+        schemas: encoder.schemas,
+    }
 }
 
 struct Encoder {
@@ -49,7 +57,14 @@ impl Encoder {
             id,
             database: schema.database.clone(),
             table: schema.table.clone(),
-            columns: schema.columns.iter().map(|c| wit::Column { name: c.name.clone(), sql_type: c.sql_type.clone() }).collect(),
+            columns: schema
+                .columns
+                .iter()
+                .map(|c| wit::Column {
+                    name: c.name.clone(),
+                    sql_type: c.sql_type.clone(),
+                })
+                .collect(),
             key: schema.key.clone(),
         });
         self.schemas.push(schema.clone());
@@ -68,8 +83,17 @@ impl Encoder {
                 Op::Message => op::MESSAGE,
             },
             position: match &r.position {
-                Position::Binlog { file, pos, gtid, row } => PositionRef::Binlog { file, pos: *pos, gtid: gtid.as_deref(), row: *row },
-                Position::Kafka { topic, partition, offset } => PositionRef::Kafka { topic, partition: *partition, offset: *offset },
+                Position::Binlog { file, pos, gtid, row } => PositionRef::Binlog {
+                    file,
+                    pos: *pos,
+                    gtid: gtid.as_deref(),
+                    row: *row,
+                },
+                Position::Kafka { topic, partition, offset } => PositionRef::Kafka {
+                    topic,
+                    partition: *partition,
+                    offset: *offset,
+                },
                 Position::Other(s) => PositionRef::Other(s),
             },
             ts_ms: r.ts_ms,
@@ -114,17 +138,27 @@ pub(crate) fn decode(
         return Err((message, input));
     }
     if result.destinations.len() != result.outputs.len() {
-        let message = format!("returned {} destinations for {} outputs (one per output is required)", result.destinations.len(), result.outputs.len());
+        let message = format!(
+            "returned {} destinations for {} outputs (one per output is required)",
+            result.destinations.len(),
+            result.outputs.len()
+        );
         return Err((message, input));
     }
     if result.outputs.len() > limits.max_outputs_per_batch {
-        let message =
-            format!("returned {} outputs, over limits.max_outputs_per_batch of {}", result.outputs.len(), limits.max_outputs_per_batch);
+        let message = format!(
+            "returned {} outputs, over limits.max_outputs_per_batch of {}",
+            result.outputs.len(),
+            limits.max_outputs_per_batch
+        );
         return Err((message, input));
     }
     let failed = result.output_counts.iter().filter(|&&n| n == NONE32).count();
     if failed != result.errors.len() {
-        return Err((format!("returned {} errors for {failed} failed records", result.errors.len()), input));
+        return Err((
+            format!("returned {} errors for {failed} failed records", result.errors.len()),
+            input,
+        ));
     }
     let mut by_id: HashMap<u32, Arc<Schema>> = schemas.iter().enumerate().map(|(i, s)| (i as u32, s.clone())).collect();
     for s in &result.emitted.schemas {
@@ -134,12 +168,22 @@ pub(crate) fn decode(
         let schema = Schema {
             database: s.database.clone(),
             table: s.table.clone(),
-            columns: s.columns.iter().map(|c| Column { name: c.name.clone(), sql_type: c.sql_type.clone() }).collect(),
+            columns: s
+                .columns
+                .iter()
+                .map(|c| Column {
+                    name: c.name.clone(),
+                    sql_type: c.sql_type.clone(),
+                })
+                .collect(),
             key: s.key.clone(),
         };
         by_id.insert(s.id, Arc::new(schema));
     }
-    let reader = Reader { batch: &result.emitted, schemas: &by_id };
+    let reader = Reader {
+        batch: &result.emitted,
+        schemas: &by_id,
+    };
     let mut errors = result.errors.into_iter();
     let mut next = 0usize;
     Ok(result
@@ -149,20 +193,32 @@ pub(crate) fn decode(
         .map(|(&count, input)| {
             if count == NONE32 {
                 let message = errors.next().expect("counted above");
-                return Err(Failed { record: input, failure: RecordFailure::new(FailureKind::Rejected, message) });
+                return Err(Failed {
+                    record: input,
+                    failure: RecordFailure::new(FailureKind::Rejected, message),
+                });
             }
             let (start, count) = (next, count as usize);
             next = start.saturating_add(count);
             if count > limits.max_outputs_per_record {
-                let message = format!("fanned out to {count} outputs, over limits.max_outputs_per_record of {}", limits.max_outputs_per_record);
-                return Err(Failed { record: input, failure: RecordFailure::new(FailureKind::BadOutput, message) });
+                let message = format!(
+                    "fanned out to {count} outputs, over limits.max_outputs_per_record of {}",
+                    limits.max_outputs_per_record
+                );
+                return Err(Failed {
+                    record: input,
+                    failure: RecordFailure::new(FailureKind::BadOutput, message),
+                });
             }
             match (result.outputs.get(start..next), result.destinations.get(start..next)) {
                 (Some(outputs), Some(destinations)) => resolve(outputs, destinations, input, &reader),
                 _ => {
                     let n = result.outputs.len();
                     let message = format!("outputs {start}+{count} lie outside the {n} returned");
-                    Err(Failed { record: input, failure: RecordFailure::new(FailureKind::BadOutput, message) })
+                    Err(Failed {
+                        record: input,
+                        failure: RecordFailure::new(FailureKind::BadOutput, message),
+                    })
                 }
             }
         })
@@ -176,7 +232,12 @@ fn resolve(outputs: &[u32], destinations: &[u64], input: Record, reader: &Reader
         // By far the commonest answer: the record as it came.
         return Ok(smallvec::smallvec![input]);
     }
-    let bad_output = |input, message: String| Err(Failed { record: input, failure: RecordFailure::new(FailureKind::BadOutput, message) });
+    let bad_output = |input, message: String| {
+        Err(Failed {
+            record: input,
+            failure: RecordFailure::new(FailureKind::BadOutput, message),
+        })
+    };
     // Emitted records and destinations are read first: a bad one fails the
     // input, which must still be at hand.
     let mut read: SmallVec<[Answer; 1]> = SmallVec::with_capacity(outputs.len());
@@ -195,13 +256,20 @@ fn resolve(outputs: &[u32], destinations: &[u64], input: Record, reader: &Reader
     let mut input = Some(input);
     let mut take = || {
         keeps -= 1;
-        if keeps == 0 { input.take().expect("input used once more") } else { input.clone().expect("input present") }
+        if keeps == 0 {
+            input.take().expect("input used once more")
+        } else {
+            input.clone().expect("input present")
+        }
     };
     Ok(read
         .into_iter()
         .map(|answer| match answer {
             Answer::Keep(None) => take(),
-            Answer::Keep(Some(destination)) => Record { destination: Some(destination), ..take() },
+            Answer::Keep(Some(destination)) => Record {
+                destination: Some(destination),
+                ..take()
+            },
             Answer::Emitted(record) => record,
         })
         .collect())
@@ -282,12 +350,17 @@ impl Reader<'_> {
             *r.position_kinds.get(i).ok_or_else(missing)?,
         );
         // A span (file, topic or text), then up to three numbers, by kind.
-        let &[span, n1, n2, n3] = r.positions.get(4 * i..4 * i + 4).ok_or_else(missing)? else { unreachable!("four") };
+        let &[span, n1, n2, n3] = r.positions.get(4 * i..4 * i + 4).ok_or_else(missing)? else {
+            unreachable!("four")
+        };
         let schema = match at32(&r.schemas)? {
             NONE32 => None,
-            id => Some(self.schemas.get(&id).cloned().ok_or_else(|| {
-                format!("output record refers to schema {id}, which neither the batch nor the plugin defined")
-            })?),
+            id => Some(
+                self.schemas
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| format!("output record refers to schema {id}, which neither the batch nor the plugin defined"))?,
+            ),
         };
         let (before, after) = (at32(&r.before)?, at32(&r.after)?);
         if schema.is_none() && (before != NONE32 || after != NONE32) {
@@ -305,7 +378,12 @@ impl Reader<'_> {
             .get(2 * hs..2 * hs.saturating_add(hc))
             .ok_or_else(|| format!("headers {hs}+{hc} lie outside the batch's {} headers", self.batch.headers.len() / 2))?
             .chunks_exact(2)
-            .map(|h| Ok(Header { key: self.text(h[0])?, value: self.bytes(h[1])?.to_vec() }))
+            .map(|h| {
+                Ok(Header {
+                    key: self.text(h[0])?,
+                    value: self.bytes(h[1])?.to_vec(),
+                })
+            })
             .collect::<Result<_, String>>()?;
         Ok(Record {
             op: match op {
@@ -323,7 +401,11 @@ impl Reader<'_> {
                     gtid: self.optional(n2, |g| self.text(g))?.map(Into::into),
                     row: n3 as u32,
                 },
-                position_kind::KAFKA => Position::Kafka { topic: self.text(span)?, partition: n1 as i32, offset: n2 as i64 },
+                position_kind::KAFKA => Position::Kafka {
+                    topic: self.text(span)?,
+                    partition: n1 as i32,
+                    offset: n2 as i64,
+                },
                 position_kind::OTHER => Position::Other(self.text(span)?),
                 other => return Err(format!("position kind {other} is not one of 0..=2")),
             },
@@ -348,7 +430,10 @@ mod tests {
             database: "shop".into(),
             table: "items".into(),
             columns: ["i", "u", "f", "dec", "s", "b", "d", "t", "dt", "ts", "j", "n"]
-                .map(|name| Column { name: name.into(), sql_type: "x".into() })
+                .map(|name| Column {
+                    name: name.into(),
+                    sql_type: "x".into(),
+                })
                 .into(),
             key: vec![0],
         });
@@ -366,26 +451,60 @@ mod tests {
             Value::Json("{\"a\":1}".into()),
             Value::Null,
         ];
-        let binlog = Position::Binlog { file: "binlog.000002".into(), pos: 4, gtid: Some("0-1-9".into()), row: 3 };
-        let update = Record { op: Op::Update, before: Some(row.clone()), ..Record::read(binlog, 11, schema.clone(), row.clone()) };
+        let binlog = Position::Binlog {
+            file: "binlog.000002".into(),
+            pos: 4,
+            gtid: Some("0-1-9".into()),
+            row: 3,
+        };
+        let update = Record {
+            op: Op::Update,
+            before: Some(row.clone()),
+            ..Record::read(binlog, 11, schema.clone(), row.clone())
+        };
         let message = Record {
             op: Op::Message,
-            position: Position::Kafka { topic: "in".into(), partition: 2, offset: -1 },
+            position: Position::Kafka {
+                topic: "in".into(),
+                partition: 2,
+                offset: -1,
+            },
             ts_ms: 12,
             schema: None,
             before: None,
             after: None,
             key: Some(b"k".to_vec()),
             payload: Some(vec![]),
-            headers: vec![Header { key: "h".into(), value: b"v".to_vec() }, Header { key: "h2".into(), value: vec![] }],
+            headers: vec![
+                Header {
+                    key: "h".into(),
+                    value: b"v".to_vec(),
+                },
+                Header {
+                    key: "h2".into(),
+                    value: vec![],
+                },
+            ],
             destination: Some("routed".into()),
         };
         let snapshot = Record::read(Position::Other("snapshot:x".into()), 13, schema, row);
         vec![update, message, snapshot]
     }
 
-    fn answer(emitted: wit::Batch, output_counts: Vec<u32>, outputs: Vec<u32>, destinations: Vec<u64>, errors: Vec<String>) -> wit::BatchResult {
-        wit::BatchResult { emitted, output_counts, outputs, destinations, errors }
+    fn answer(
+        emitted: wit::Batch,
+        output_counts: Vec<u32>,
+        outputs: Vec<u32>,
+        destinations: Vec<u64>,
+        errors: Vec<String>,
+    ) -> wit::BatchResult {
+        wit::BatchResult {
+            emitted,
+            output_counts,
+            outputs,
+            destinations,
+            errors,
+        }
     }
 
     #[test]
@@ -399,10 +518,25 @@ mod tests {
         emitted.schemas.clear();
         let routed = emitted.text.len() as u64;
         emitted.text.extend_from_slice(b"elsewhere");
-        let result = answer(emitted, vec![2, 1, 1], vec![0, NONE32, 1, 2], vec![NONE64, routed << 32 | 9, NONE64, NONE64], vec![]);
+        let result = answer(
+            emitted,
+            vec![2, 1, 1],
+            vec![0, NONE32, 1, 2],
+            vec![NONE64, routed << 32 | 9, NONE64, NONE64],
+            vec![],
+        );
         let decoded = decode(result, input.clone(), &encoded.schemas, &PluginLimits::default()).unwrap_or_else(|(e, _)| panic!("{e}"));
         let outputs: Vec<Vec<Record>> = decoded.into_iter().map(|o| o.expect("no failure").into_vec()).collect();
-        assert_eq!(outputs[0], vec![input[0].clone(), Record { destination: Some("elsewhere".into()), ..input[0].clone() }]);
+        assert_eq!(
+            outputs[0],
+            vec![
+                input[0].clone(),
+                Record {
+                    destination: Some("elsewhere".into()),
+                    ..input[0].clone()
+                }
+            ]
+        );
         assert_eq!(outputs[1], vec![input[1].clone()]);
         assert_eq!(outputs[2], vec![input[2].clone()]);
     }
@@ -416,20 +550,37 @@ mod tests {
         emitted.values.kinds[0] = 12;
         let result = answer(emitted, vec![NONE32, 1, 5], vec![0], vec![NONE64], vec!["no".into()]);
         let decoded = decode(result, input.clone(), &encoded.schemas, &PluginLimits::default()).unwrap_or_else(|(e, _)| panic!("{e}"));
-        let failures: Vec<(FailureKind, String)> =
-            decoded.into_iter().map(|o| o.map(|_| ()).expect_err("every record fails")).map(|f| (f.failure.kind, f.failure.message)).collect();
+        let failures: Vec<(FailureKind, String)> = decoded
+            .into_iter()
+            .map(|o| o.map(|_| ()).expect_err("every record fails"))
+            .map(|f| (f.failure.kind, f.failure.message))
+            .collect();
         assert_eq!(failures[0], (FailureKind::Rejected, "no".into()));
         assert_eq!(failures[1].0, FailureKind::BadOutput);
         assert!(failures[1].1.contains("before.i: value kind 12"), "{}", failures[1].1);
-        assert_eq!(failures[2], (FailureKind::BadOutput, "outputs 1+5 lie outside the 1 returned".into()));
+        assert_eq!(
+            failures[2],
+            (FailureKind::BadOutput, "outputs 1+5 lie outside the 1 returned".into())
+        );
 
         let whole = |result, expected: &str| {
-            let (message, back) = decode(result, input.clone(), &encoded.schemas, &PluginLimits::default()).map(|_| ()).expect_err("voided");
+            let (message, back) = decode(result, input.clone(), &encoded.schemas, &PluginLimits::default())
+                .map(|_| ())
+                .expect_err("voided");
             assert_eq!((message.as_str(), back.len()), (expected, 3));
         };
         let empty = || encode(&[]).batch;
-        whole(answer(empty(), vec![0, 0], vec![], vec![], vec![]), "returned 2 output counts for 3 records (exactly one per record is required)");
-        whole(answer(empty(), vec![0, 0, NONE32], vec![], vec![], vec![]), "returned 0 errors for 1 failed records");
-        whole(answer(empty(), vec![0, 0, 1], vec![NONE32], vec![], vec![]), "returned 0 destinations for 1 outputs (one per output is required)");
+        whole(
+            answer(empty(), vec![0, 0], vec![], vec![], vec![]),
+            "returned 2 output counts for 3 records (exactly one per record is required)",
+        );
+        whole(
+            answer(empty(), vec![0, 0, NONE32], vec![], vec![], vec![]),
+            "returned 0 errors for 1 failed records",
+        );
+        whole(
+            answer(empty(), vec![0, 0, 1], vec![NONE32], vec![], vec![]),
+            "returned 0 destinations for 1 outputs (one per output is required)",
+        );
     }
 }

@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
+use super::PluginError;
 use super::engine::PluginEngine;
 use super::limits::PluginLimits;
 use super::runner::PluginRunner;
 use super::version::{PluginVersion, content_hash, plugin_name};
-use super::PluginError;
 
 /// The serving version of one named plugin; swapped atomically on reload.
 /// Runners read it between batches, so a batch never sees two versions.
@@ -30,10 +30,23 @@ impl PluginSlot {
 /// What a reload did, for logs, tests and the reload-latency benchmark.
 #[derive(Debug, Clone)]
 pub enum ReloadEvent {
-    Loaded { name: String, hash: String, previous: Option<String>, at: Instant },
-    Refused { name: String, reason: String, at: Instant },
-    Removed { name: String },
-    Unchanged { name: String },
+    Loaded {
+        name: String,
+        hash: String,
+        previous: Option<String>,
+        at: Instant,
+    },
+    Refused {
+        name: String,
+        reason: String,
+        at: Instant,
+    },
+    Removed {
+        name: String,
+    },
+    Unchanged {
+        name: String,
+    },
 }
 
 /// Every plugin of a directory (or loaded one by one), by name.
@@ -73,7 +86,10 @@ impl PluginHost {
     }
 
     fn open_with(engine: Arc<PluginEngine>, dir: &Path, only: Option<BTreeSet<String>>) -> Result<Arc<Self>, PluginError> {
-        let dir = dir.canonicalize().map_err(|e| PluginError::Read { path: dir.to_owned(), source: e })?;
+        let dir = dir.canonicalize().map_err(|e| PluginError::Read {
+            path: dir.to_owned(),
+            source: e,
+        })?;
         let host = Arc::new(PluginHost {
             engine,
             dir: Some(dir.clone()),
@@ -82,7 +98,10 @@ impl PluginHost {
             subscribers: Mutex::default(),
             only,
         });
-        let entries = std::fs::read_dir(&dir).map_err(|e| PluginError::Read { path: dir.clone(), source: e })?;
+        let entries = std::fs::read_dir(&dir).map_err(|e| PluginError::Read {
+            path: dir.clone(),
+            source: e,
+        })?;
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         let mut unused = Vec::new();
@@ -141,7 +160,10 @@ impl PluginHost {
     pub fn runner(&self, name: &str, config: Vec<(String, String)>, limits: PluginLimits) -> Result<PluginRunner, PluginError> {
         let Some(slot) = self.slot(name) else {
             if let Some(reason) = self.refused.read().expect("refused lock").get(name) {
-                return Err(PluginError::Refused { name: name.into(), reason: reason.clone() });
+                return Err(PluginError::Refused {
+                    name: name.into(),
+                    reason: reason.clone(),
+                });
             }
             return Err(PluginError::Unknown {
                 name: name.into(),
@@ -185,7 +207,12 @@ impl PluginHost {
                         let hash = self.install(version).hash.clone();
                         tracing::info!(plugin = %name, version = %hash, previous = previous.as_deref().unwrap_or("none"),
                             compile_ms = started.elapsed().as_millis() as u64, "plugin loaded");
-                        ReloadEvent::Loaded { name, hash, previous, at: Instant::now() }
+                        ReloadEvent::Loaded {
+                            name,
+                            hash,
+                            previous,
+                            at: Instant::now(),
+                        }
                     }
                 }
             }
@@ -200,7 +227,11 @@ impl PluginHost {
             Some(hash) => tracing::error!(plugin = %name, "{reason}; version {hash} keeps serving"),
             None => tracing::error!(plugin = %name, "{reason}"),
         }
-        ReloadEvent::Refused { name: name.into(), reason, at: Instant::now() }
+        ReloadEvent::Refused {
+            name: name.into(),
+            reason,
+            at: Instant::now(),
+        }
     }
 
     fn install(&self, version: PluginVersion) -> Arc<PluginVersion> {
@@ -211,7 +242,10 @@ impl PluginHost {
         match slots.get(&name) {
             Some(slot) => slot.current.store(version.clone()),
             None => {
-                let slot = PluginSlot { name: version.name.clone(), current: ArcSwap::new(version.clone()) };
+                let slot = PluginSlot {
+                    name: version.name.clone(),
+                    current: ArcSwap::new(version.clone()),
+                };
                 slots.insert(name, Arc::new(slot));
             }
         }
@@ -219,6 +253,9 @@ impl PluginHost {
     }
 
     fn publish(&self, event: &ReloadEvent) {
-        self.subscribers.lock().expect("subscribers lock").retain(|tx| tx.send(event.clone()).is_ok());
+        self.subscribers
+            .lock()
+            .expect("subscribers lock")
+            .retain(|tx| tx.send(event.clone()).is_ok());
     }
 }

@@ -30,8 +30,7 @@ impl PluginEngine {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(PluginError::Engine)?;
         refuse_sleeping(&mut linker).map_err(PluginError::Engine)?;
-        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)
-            .map_err(PluginError::Engine)?;
+        Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state).map_err(PluginError::Engine)?;
 
         spawn_epoch_ticker(&engine);
         Ok(PluginEngine { engine, linker })
@@ -52,12 +51,15 @@ fn refuse_sleeping(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     use wasmtime_wasi::p2::bindings::sync::clocks::monotonic_clock::Host as _;
     linker.allow_shadowing(true);
     let mut clock = linker.instance(MONOTONIC_CLOCK)?;
-    clock.func_wrap("subscribe-duration", |mut store: StoreContextMut<'_, HostState>, (nanos,): (u64,)| {
-        if nanos > 0 {
-            return Err(SleepRefused(nanos.div_ceil(1_000_000)).into());
-        }
-        Ok((store.data_mut().clocks().subscribe_duration(0)?,))
-    })?;
+    clock.func_wrap(
+        "subscribe-duration",
+        |mut store: StoreContextMut<'_, HostState>, (nanos,): (u64,)| {
+            if nanos > 0 {
+                return Err(SleepRefused(nanos.div_ceil(1_000_000)).into());
+            }
+            Ok((store.data_mut().clocks().subscribe_duration(0)?,))
+        },
+    )?;
     // The clock reads 0, so any later instant is a wait of that long.
     clock.func_wrap("subscribe-instant", |mut store: StoreContextMut<'_, HostState>, (when,): (u64,)| {
         if when > 0 {

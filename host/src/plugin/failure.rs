@@ -42,7 +42,10 @@ pub struct RecordFailure {
 
 impl RecordFailure {
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
-        RecordFailure { kind, message: message.into() }
+        RecordFailure {
+            kind,
+            message: message.into(),
+        }
     }
 }
 

@@ -71,7 +71,10 @@ pub struct MemoryCap {
 
 impl MemoryCap {
     pub fn new(limits: &PluginLimits) -> Self {
-        MemoryCap { cap_bytes: limits.memory_mb as usize * 1024 * 1024, hit: None }
+        MemoryCap {
+            cap_bytes: limits.memory_mb as usize * 1024 * 1024,
+            hit: None,
+        }
     }
 }
 

@@ -15,7 +15,11 @@ struct Budget {
 
 impl LogBudget {
     pub fn new(per_batch: usize) -> Self {
-        LogBudget(Arc::new(Mutex::new(Budget { per_batch, left: per_batch, dropped: 0 })))
+        LogBudget(Arc::new(Mutex::new(Budget {
+            per_batch,
+            left: per_batch,
+            dropped: 0,
+        })))
     }
 
     /// A new batch: the full budget again; returns the bytes dropped in the last.
@@ -40,9 +44,15 @@ impl LogBudget {
         budget.dropped += message.len() - end;
         let first_cut = budget.left > 0;
         budget.left = 0;
-        first_cut.then(|| format!("{}… (cut: the plugin's log is over limits.log_bytes_per_batch of {} bytes)", &message[..end], budget.per_batch).into())
+        first_cut.then(|| {
+            format!(
+                "{}… (cut: the plugin's log is over limits.log_bytes_per_batch of {} bytes)",
+                &message[..end],
+                budget.per_batch
+            )
+            .into()
+        })
     }
-
 }
 
 #[cfg(test)]

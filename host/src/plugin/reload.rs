@@ -27,11 +27,14 @@ impl PluginWatcher {
     pub fn start(host: Arc<PluginHost>) -> Result<Self, PluginError> {
         let dir = host.dir().expect("a watched host is opened on a directory").to_owned();
         let (tx, rx) = mpsc::channel();
-        let mut watcher = notify::recommended_watcher(tx)
-            .map_err(|e| PluginError::Watch { path: dir.clone(), source: e })?;
-        watcher
-            .watch(&dir, RecursiveMode::NonRecursive)
-            .map_err(|e| PluginError::Watch { path: dir.clone(), source: e })?;
+        let mut watcher = notify::recommended_watcher(tx).map_err(|e| PluginError::Watch {
+            path: dir.clone(),
+            source: e,
+        })?;
+        watcher.watch(&dir, RecursiveMode::NonRecursive).map_err(|e| PluginError::Watch {
+            path: dir.clone(),
+            source: e,
+        })?;
         tracing::info!(dir = %dir.display(), "watching plugins for changes");
         thread::Builder::new()
             .name("sluice-plugin-watch".into())

@@ -40,7 +40,10 @@ pub struct PluginRunner {
 impl std::fmt::Debug for PluginRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let version = self.live.as_ref().map(|l| l.version.hash.as_str());
-        f.debug_struct("PluginRunner").field("plugin", &self.slot.name()).field("version", &version).finish()
+        f.debug_struct("PluginRunner")
+            .field("plugin", &self.slot.name())
+            .field("version", &version)
+            .finish()
     }
 }
 
@@ -57,7 +60,15 @@ impl PluginRunner {
         config: Vec<(String, String)>,
         limits: PluginLimits,
     ) -> Result<Self, PluginError> {
-        let mut runner = PluginRunner { engine, slot, config, limits, counters: Counters::default(), live: None, refused: None };
+        let mut runner = PluginRunner {
+            engine,
+            slot,
+            config,
+            limits,
+            counters: Counters::default(),
+            live: None,
+            refused: None,
+        };
         let version = runner.slot.current();
         runner.live = Some(runner.instantiate(&version).map_err(|reason| PluginError::Refused {
             name: version.name.to_string(),
@@ -130,7 +141,12 @@ impl PluginRunner {
     /// One call into the plugin under a budget of `budget_ms`, and the
     /// checked reading of its answer. A trap, or an answer that breaks the
     /// contract or the limits as a whole, fails the call.
-    fn call(&mut self, version: &Arc<PluginVersion>, records: Vec<Record>, budget_ms: u64) -> Result<Decoded, (RecordFailure, Vec<Record>)> {
+    fn call(
+        &mut self,
+        version: &Arc<PluginVersion>,
+        records: Vec<Record>,
+        budget_ms: u64,
+    ) -> Result<Decoded, (RecordFailure, Vec<Record>)> {
         let mut live = match self.live.take() {
             Some(live) => live,
             None => match self.instantiate(version) {
@@ -145,7 +161,11 @@ impl PluginRunner {
         }
         live.store.set_epoch_deadline(ticks(budget_ms));
         let encoded = encode(&records);
-        match live.plugin.sluice_plugin_transform().call_transform(&mut live.store, &encoded.batch) {
+        match live
+            .plugin
+            .sluice_plugin_transform()
+            .call_transform(&mut live.store, &encoded.batch)
+        {
             Ok(result) => {
                 let decoded = decode(result, records, &encoded.schemas, &self.limits)
                     .map_err(|(message, records)| (RecordFailure::new(FailureKind::BadOutput, message), records))?;
@@ -184,9 +204,16 @@ impl PluginRunner {
         let mut store = Store::new(&self.engine.engine, state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(ticks(self.limits.batch_timeout_ms));
-        let plugin = version.pre.instantiate(&mut store).map_err(|e| format!("cannot instantiate: {e:#}"))?;
+        let plugin = version
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| format!("cannot instantiate: {e:#}"))?;
         match plugin.sluice_plugin_transform().call_init(&mut store, &self.config) {
-            Ok(Ok(())) => Ok(Live { version: version.clone(), store, plugin }),
+            Ok(Ok(())) => Ok(Live {
+                version: version.clone(),
+                store,
+                plugin,
+            }),
             Ok(Err(message)) => Err(format!("init refused its config: {message}")),
             Err(e) => Err(format!("init failed: {}", self.classify(e, &store, self.limits.batch_timeout_ms))),
         }
@@ -211,7 +238,11 @@ impl PluginRunner {
         }
         let trap = error.downcast_ref::<Trap>().copied();
         if trap == Some(Trap::Interrupt) {
-            let limit = if budget_ms == self.limits.batch_timeout_ms { "limits.batch_timeout_ms" } else { "limits.record_timeout_ms" };
+            let limit = if budget_ms == self.limits.batch_timeout_ms {
+                "limits.batch_timeout_ms"
+            } else {
+                "limits.record_timeout_ms"
+            };
             return RecordFailure::new(FailureKind::Timeout, format!("ran past its budget of {budget_ms} ms ({limit})"));
         }
         if let Some(panic) = panic_message(&store.data().stderr.tail()) {
@@ -256,7 +287,11 @@ fn panic_message(stderr: &str) -> Option<String> {
     let message: Vec<&str> = message.lines().take_while(|l| !l.starts_with("note:")).collect();
     let message = message.join(" ");
     let location = location.trim_end_matches(':');
-    Some(if message.trim().is_empty() { format!("panicked ({location})") } else { format!("panicked: {} ({location})", message.trim()) })
+    Some(if message.trim().is_empty() {
+        format!("panicked ({location})")
+    } else {
+        format!("panicked: {} ({location})", message.trim())
+    })
 }
 
 #[cfg(test)]
@@ -265,9 +300,16 @@ mod tests {
 
     #[test]
     fn a_panic_reads_as_its_own_message_and_place() {
-        let stderr = "earlier output\nthread '<unnamed>' panicked at src/lib.rs:52:27:\nthe price is negative\nnote: run with `RUST_BACKTRACE=1`";
-        assert_eq!(panic_message(stderr).as_deref(), Some("panicked: the price is negative (src/lib.rs:52:27)"));
-        assert_eq!(panic_message("thread 'main' panicked at src/a.rs:1:1:\n").as_deref(), Some("panicked (src/a.rs:1:1)"));
+        let stderr =
+            "earlier output\nthread '<unnamed>' panicked at src/lib.rs:52:27:\nthe price is negative\nnote: run with `RUST_BACKTRACE=1`";
+        assert_eq!(
+            panic_message(stderr).as_deref(),
+            Some("panicked: the price is negative (src/lib.rs:52:27)")
+        );
+        assert_eq!(
+            panic_message("thread 'main' panicked at src/a.rs:1:1:\n").as_deref(),
+            Some("panicked (src/a.rs:1:1)")
+        );
         assert_eq!(panic_message("no panic here"), None);
     }
 }

@@ -42,13 +42,25 @@ impl HostState {
             .allow_tcp(false)
             .allow_udp(false)
             .build();
-        HostState { wasi, table: ResourceTable::new(), memory: MemoryCap::new(limits), stderr, log, plugin, counters, limits: *limits }
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap::new(limits),
+            stderr,
+            log,
+            plugin,
+            counters,
+            limits: *limits,
+        }
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 

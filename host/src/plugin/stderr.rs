@@ -23,13 +23,19 @@ pub struct GuestStderr {
 
 impl GuestStderr {
     pub fn new(plugin: Arc<str>, log: LogBudget) -> Self {
-        GuestStderr { plugin, tail: Arc::default(), log }
+        GuestStderr {
+            plugin,
+            tail: Arc::default(),
+            log,
+        }
     }
 
     /// What the guest wrote last (e.g. "panicked at src/lib.rs:10: …"), trimmed.
     pub fn tail(&self) -> String {
         let tail = self.tail.lock().expect("stderr lock");
-        String::from_utf8_lossy(&tail.iter().copied().collect::<Vec<u8>>()).trim().to_owned()
+        String::from_utf8_lossy(&tail.iter().copied().collect::<Vec<u8>>())
+            .trim()
+            .to_owned()
     }
 
     fn append(&self, bytes: &[u8]) {

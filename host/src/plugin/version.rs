@@ -22,21 +22,30 @@ pub struct PluginVersion {
 
 impl fmt::Debug for PluginVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PluginVersion").field("name", &self.name).field("hash", &self.hash).finish()
+        f.debug_struct("PluginVersion")
+            .field("name", &self.name)
+            .field("hash", &self.hash)
+            .finish()
     }
 }
 
 impl PluginVersion {
     pub fn load(engine: &PluginEngine, path: &Path) -> Result<Self, PluginError> {
         let name = plugin_name(path)?;
-        let bytes = std::fs::read(path).map_err(|e| PluginError::Read { path: path.to_owned(), source: e })?;
+        let bytes = std::fs::read(path).map_err(|e| PluginError::Read {
+            path: path.to_owned(),
+            source: e,
+        })?;
         Self::compile(engine, name, &bytes)
     }
 
     /// Compiles and checks against the world: wrong format, missing exports
     /// or imports Sluice does not provide are refused here, never at run time.
     pub fn compile(engine: &PluginEngine, name: &str, bytes: &[u8]) -> Result<Self, PluginError> {
-        let refuse = |reason: String| PluginError::Refused { name: name.to_owned(), reason };
+        let refuse = |reason: String| PluginError::Refused {
+            name: name.to_owned(),
+            reason,
+        };
         match bytes.get(..8) {
             None if bytes.is_empty() => return Err(refuse("the file is empty (still being written?)".into())),
             Some(magic) if magic == COMPONENT_MAGIC => {}
@@ -47,25 +56,24 @@ impl PluginVersion {
                         .into(),
                 ));
             }
-            _ => return Err(refuse("not a WebAssembly component (bad magic bytes; truncated or not wasm?)".into())),
+            _ => {
+                return Err(refuse(
+                    "not a WebAssembly component (bad magic bytes; truncated or not wasm?)".into(),
+                ));
+            }
         }
-        let component = Component::from_binary(&engine.engine, bytes)
-            .map_err(|e| refuse(format!("does not compile: {e:#}")))?;
-        let instance_pre = engine
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| {
-                let e = format!("{e:#}");
-                // A plugin built against another version of our own WIT package.
-                let hint = if e.contains("sluice:plugin/") {
-                    format!(" (it was built for another version of the WIT package; rebuild it with the SDK for {WORLD})")
-                } else {
-                    String::new()
-                };
-                refuse(format!("imports something Sluice does not provide: {e}{hint}"))
-            })?;
-        let pre = PluginPre::new(instance_pre)
-            .map_err(|e| refuse(format!("does not implement the world {WORLD}: {e:#}")))?;
+        let component = Component::from_binary(&engine.engine, bytes).map_err(|e| refuse(format!("does not compile: {e:#}")))?;
+        let instance_pre = engine.linker.instantiate_pre(&component).map_err(|e| {
+            let e = format!("{e:#}");
+            // A plugin built against another version of our own WIT package.
+            let hint = if e.contains("sluice:plugin/") {
+                format!(" (it was built for another version of the WIT package; rebuild it with the SDK for {WORLD})")
+            } else {
+                String::new()
+            };
+            refuse(format!("imports something Sluice does not provide: {e}{hint}"))
+        })?;
+        let pre = PluginPre::new(instance_pre).map_err(|e| refuse(format!("does not implement the world {WORLD}: {e:#}")))?;
         Ok(PluginVersion {
             name: name.into(),
             hash: content_hash(bytes),

@@ -45,7 +45,9 @@ pub struct JsonRecordReader {
 impl JsonRecordReader {
     pub fn read_line(&mut self, line: &str) -> Result<Record, JsonRecordError> {
         let json: Json = serde_json::from_str(line).or_else(|e| err(format!("not JSON: {e}")))?;
-        let Json::Object(obj) = json else { return err("a record is a JSON object") };
+        let Json::Object(obj) = json else {
+            return err("a record is a JSON object");
+        };
         self.record(&obj)
     }
 
@@ -99,7 +101,13 @@ impl JsonRecordReader {
             Arc::new(Schema {
                 database: database.clone(),
                 table: table.clone(),
-                columns: names.iter().map(|name| Column { name: name.clone(), sql_type: String::new() }).collect(),
+                columns: names
+                    .iter()
+                    .map(|name| Column {
+                        name: name.clone(),
+                        sql_type: String::new(),
+                    })
+                    .collect(),
                 key: key.clone(),
             })
         });
@@ -123,7 +131,9 @@ fn ordered_row(row: &Map<String, Json>, columns: &[String]) -> Result<Vec<Value>
         .iter()
         .map(|c| match row.get(c) {
             Some(v) => value_from_json(v).map_err(|e| JsonRecordError(format!("column `{c}`: {e}"))),
-            None => err(format!("`before` and `after` must have the same columns (`{c}` is missing from one)")),
+            None => err(format!(
+                "`before` and `after` must have the same columns (`{c}` is missing from one)"
+            )),
         })
         .collect()
 }
@@ -151,7 +161,12 @@ fn tagged(obj: &Map<String, Json>) -> Result<Option<Value>, JsonRecordError> {
     let Some((tag, inner)) = obj.iter().next().filter(|(k, _)| obj.len() == 1 && k.starts_with('$')) else {
         return Ok(None);
     };
-    let text = || inner.as_str().map(str::to_owned).ok_or_else(|| JsonRecordError(format!("{tag} takes a string")));
+    let text = || {
+        inner
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| JsonRecordError(format!("{tag} takes a string")))
+    };
     Ok(Some(match tag.as_str() {
         "$decimal" => Value::Decimal(text()?),
         "$date" => Value::Date(text()?),
@@ -159,9 +174,15 @@ fn tagged(obj: &Map<String, Json>) -> Result<Option<Value>, JsonRecordError> {
         "$datetime" => Value::Datetime(text()?),
         "$json" => Value::Json(text()?),
         "$bytes" => Value::Bytes(BASE64.decode(text()?).or_else(|e| err(format!("$bytes is not base64: {e}")))?),
-        "$uint" => Value::Uint(inner.as_u64().ok_or_else(|| JsonRecordError("$uint takes an unsigned integer".into()))?),
+        "$uint" => Value::Uint(
+            inner
+                .as_u64()
+                .ok_or_else(|| JsonRecordError("$uint takes an unsigned integer".into()))?,
+        ),
         "$timestamp" => Value::Timestamp(
-            inner.as_i64().ok_or_else(|| JsonRecordError("$timestamp takes microseconds since 1970 as an integer".into()))?,
+            inner
+                .as_i64()
+                .ok_or_else(|| JsonRecordError("$timestamp takes microseconds since 1970 as an integer".into()))?,
         ),
         other => return err(format!("unknown type tag {other:?}")),
     }))
@@ -200,7 +221,8 @@ fn bytes_to_json(b: &[u8]) -> Json {
 }
 
 fn position(v: Option<&Json>) -> Result<Position, JsonRecordError> {
-    let bad = || JsonRecordError("`position` must be a string, {\"binlog\":{file,pos,gtid,row}} or {\"kafka\":{topic,partition,offset}}".into());
+    let bad =
+        || JsonRecordError("`position` must be a string, {\"binlog\":{file,pos,gtid,row}} or {\"kafka\":{topic,partition,offset}}".into());
     Ok(match v {
         None | Some(Json::Null) => Position::Other(String::new()),
         Some(Json::String(s)) => Position::Other(s.clone()),
@@ -224,7 +246,9 @@ fn position(v: Option<&Json>) -> Result<Position, JsonRecordError> {
 
 fn position_to_json(p: &Position) -> Json {
     match p {
-        Position::Binlog { file, pos, gtid, row } => json!({ "binlog": { "file": &**file, "pos": pos, "gtid": gtid.as_deref(), "row": row } }),
+        Position::Binlog { file, pos, gtid, row } => {
+            json!({ "binlog": { "file": &**file, "pos": pos, "gtid": gtid.as_deref(), "row": row } })
+        }
         Position::Kafka { topic, partition, offset } => json!({ "kafka": { "topic": topic, "partition": partition, "offset": offset } }),
         Position::Other(s) => json!(s),
     }
@@ -235,7 +259,12 @@ fn headers(v: Option<&Json>) -> Result<Vec<Header>, JsonRecordError> {
         None | Some(Json::Null) => Ok(Vec::new()),
         Some(Json::Object(o)) => o
             .iter()
-            .map(|(k, v)| Ok(Header { key: k.clone(), value: bytes_field(v, "headers")? }))
+            .map(|(k, v)| {
+                Ok(Header {
+                    key: k.clone(),
+                    value: bytes_field(v, "headers")?,
+                })
+            })
             .collect(),
         Some(_) => err("`headers` must be an object of name: value"),
     }
@@ -256,8 +285,12 @@ pub fn record_to_json(record: &Record) -> Json {
     let schema = record.schema.as_deref();
     let row = |r: &Option<Vec<Value>>| match (r, schema) {
         (Some(values), Some(schema)) => {
-            let obj: Map<String, Json> =
-                schema.columns.iter().zip(values).map(|(c, v)| (c.name.clone(), value_to_json(v))).collect();
+            let obj: Map<String, Json> = schema
+                .columns
+                .iter()
+                .zip(values)
+                .map(|(c, v)| (c.name.clone(), value_to_json(v)))
+                .collect();
             Json::Object(obj)
         }
         _ => Json::Null,
@@ -267,7 +300,12 @@ pub fn record_to_json(record: &Record) -> Json {
     if let Some(schema) = schema {
         obj.insert("database".into(), json!(schema.database));
         obj.insert("table".into(), json!(schema.table));
-        let key: Vec<&str> = schema.key.iter().filter_map(|&i| schema.columns.get(i as usize)).map(|c| c.name.as_str()).collect();
+        let key: Vec<&str> = schema
+            .key
+            .iter()
+            .filter_map(|&i| schema.columns.get(i as usize))
+            .map(|c| c.name.as_str())
+            .collect();
         obj.insert("primary_key".into(), json!(key));
     }
     obj.insert("before".into(), row(&record.before));
@@ -311,7 +349,9 @@ mod tests {
 
     #[test]
     fn mismatched_images_are_refused() {
-        let e = JsonRecordReader::default().read_line(r#"{"op":"update","before":{"a":1},"after":{"b":1}}"#).unwrap_err();
+        let e = JsonRecordReader::default()
+            .read_line(r#"{"op":"update","before":{"a":1},"after":{"b":1}}"#)
+            .unwrap_err();
         assert!(e.to_string().contains("same columns"), "{e}");
     }
 }

@@ -65,8 +65,17 @@ pub enum Op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Position {
     /// File name and GTID are shared by the records of one file and transaction.
-    Binlog { file: Arc<str>, pos: u64, gtid: Option<Arc<str>>, row: u32 },
-    Kafka { topic: String, partition: i32, offset: i64 },
+    Binlog {
+        file: Arc<str>,
+        pos: u64,
+        gtid: Option<Arc<str>>,
+        row: u32,
+    },
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
     Other(String),
 }
 

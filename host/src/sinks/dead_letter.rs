@@ -103,7 +103,10 @@ impl DeadLetterQueue {
                     .iter()
                     .chain(extra)
                     .fold(OwnedHeaders::new_with_capacity(fields.len() + extra.len()), |h, (k, v)| {
-                        h.insert(KafkaHeader { key: k, value: Some(v.as_bytes()) })
+                        h.insert(KafkaHeader {
+                            key: k,
+                            value: Some(v.as_bytes()),
+                        })
                     })
             };
             let key = messages.write(|out| keys.write_key(&r.record, out));
@@ -131,7 +134,10 @@ impl DeadLetterQueue {
                 serde_json::to_writer(out, &summary).expect("writing to a Vec cannot fail");
                 true
             });
-            let note = [("sluice.truncated", format!("{size} bytes over message.max.bytes {}", self.max_message_bytes))];
+            let note = [(
+                "sluice.truncated",
+                format!("{size} bytes over message.max.bytes {}", self.max_message_bytes),
+            )];
             messages.push(&self.topic, key, payload, headers(&note));
         }
         enqueue_all(&self.producer, &mut messages).await

@@ -74,9 +74,14 @@ impl Destination {
         let mut text = String::new();
         let mut rest = template;
         while !rest.is_empty() {
-            let placeholder = [("{database}", Some(Part::Database)), ("{table}", Some(Part::Table)), ("{topic}", Some(Part::Topic)), ("{pipeline}", None)]
-                .into_iter()
-                .find(|(name, _)| rest.starts_with(name));
+            let placeholder = [
+                ("{database}", Some(Part::Database)),
+                ("{table}", Some(Part::Table)),
+                ("{topic}", Some(Part::Topic)),
+                ("{pipeline}", None),
+            ]
+            .into_iter()
+            .find(|(name, _)| rest.starts_with(name));
             match placeholder {
                 Some((name, part)) => {
                     rest = &rest[name.len()..];
@@ -140,9 +145,18 @@ mod tests {
     fn templates_fill_from_the_record_and_routing_wins() {
         let mut record = Record {
             op: Op::Insert,
-            position: Position::Kafka { topic: "in.orders".into(), partition: 0, offset: 1 },
+            position: Position::Kafka {
+                topic: "in.orders".into(),
+                partition: 0,
+                offset: 1,
+            },
             ts_ms: 0,
-            schema: Some(std::sync::Arc::new(Schema { database: "shop".into(), table: "orders".into(), columns: vec![], key: vec![] })),
+            schema: Some(std::sync::Arc::new(Schema {
+                database: "shop".into(),
+                table: "orders".into(),
+                columns: vec![],
+                key: vec![],
+            })),
             before: None,
             after: None,
             key: None,

@@ -45,13 +45,21 @@ impl MysqlCapture {
             }
             (None, _) => Phase::Snapshot(SnapshotReader::open(conn, flavor, &filter, None).await?),
         };
-        Ok(MysqlCapture { config: config.clone(), pipeline: pipeline.to_owned(), flavor, phase })
+        Ok(MysqlCapture {
+            config: config.clone(),
+            pipeline: pipeline.to_owned(),
+            flavor,
+            phase,
+        })
     }
 
     pub async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<SourceBatch, SourceError> {
         match &mut self.phase {
             Phase::Stream(stream) => stream.next_batch(max, wait).await,
-            Phase::Finished => Ok(SourceBatch { finished: true, ..SourceBatch::empty() }),
+            Phase::Finished => Ok(SourceBatch {
+                finished: true,
+                ..SourceBatch::empty()
+            }),
             Phase::Snapshot(reader) => match reader.next_chunk(max).await? {
                 Some(chunk) => Ok(SourceBatch {
                     records: chunk.records,
@@ -68,9 +76,14 @@ impl MysqlCapture {
                     self.phase = if self.config.snapshot == SnapshotMode::SnapshotOnly {
                         Phase::Finished
                     } else {
-                        Phase::Stream(BinlogSource::start(check(&self.config).await?, self.flavor, &self.config, handover, &self.pipeline).await?)
+                        Phase::Stream(
+                            BinlogSource::start(check(&self.config).await?, self.flavor, &self.config, handover, &self.pipeline).await?,
+                        )
                     };
-                    Ok(SourceBatch { checkpoint, ..SourceBatch::empty() })
+                    Ok(SourceBatch {
+                        checkpoint,
+                        ..SourceBatch::empty()
+                    })
                 }
             },
         }

@@ -155,7 +155,9 @@ pub async fn catalog_columns(conn: &mut Conn, database: &str, table: &str) -> Re
 
 /// `enum('a','b''c')` → [a, b'c]; nothing for other types.
 fn members(column_type: &str) -> Vec<String> {
-    let Some(list) = column_type.strip_prefix("enum(").or_else(|| column_type.strip_prefix("set(")) else { return Vec::new() };
+    let Some(list) = column_type.strip_prefix("enum(").or_else(|| column_type.strip_prefix("set(")) else {
+        return Vec::new();
+    };
     let list = list.strip_suffix(')').unwrap_or(list);
     let mut out = Vec::new();
     let mut current = String::new();

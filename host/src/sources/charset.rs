@@ -84,11 +84,13 @@ pub struct Charsets {
 
 impl Charsets {
     pub async fn load(conn: &mut Conn) -> Result<Self, mysql_async::Error> {
-        let mut collations: HashMap<u16, String> =
-            conn.query("SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL AND CHARACTER_SET_NAME IS NOT NULL")
-                .await?
-                .into_iter()
-                .collect();
+        let mut collations: HashMap<u16, String> = conn
+            .query(
+                "SELECT ID, CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID IS NOT NULL AND CHARACTER_SET_NAME IS NOT NULL",
+            )
+            .await?
+            .into_iter()
+            .collect();
         // MariaDB 10.10+ also numbers each collation per character set it
         // applies to (utf8mb4_uca1400_ai_ci and its kin); MySQL has no ID here.
         if let Ok(more) = conn
@@ -100,7 +102,9 @@ impl Charsets {
         {
             collations.extend(more);
         }
-        let sets: Vec<(String, u32)> = conn.query("SELECT CHARACTER_SET_NAME, MAXLEN FROM information_schema.CHARACTER_SETS").await?;
+        let sets: Vec<(String, u32)> = conn
+            .query("SELECT CHARACTER_SET_NAME, MAXLEN FROM information_schema.CHARACTER_SETS")
+            .await?;
         let mut codecs = HashMap::new();
         let mut single = Vec::new();
         for (name, maxlen) in sets {
@@ -138,7 +142,10 @@ impl Charsets {
         if id == BINARY_COLLATION {
             return Ok(None);
         }
-        let name = self.collations.get(&id).ok_or_else(|| format!("collation number {id} is unknown to the server"))?;
+        let name = self
+            .collations
+            .get(&id)
+            .ok_or_else(|| format!("collation number {id} is unknown to the server"))?;
         self.by_name(name)
     }
 
@@ -147,7 +154,11 @@ impl Charsets {
         if name == "binary" {
             return Ok(None);
         }
-        self.codecs.get(name).cloned().map(Some).ok_or_else(|| format!("character set `{name}` is not supported"))
+        self.codecs
+            .get(name)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| format!("character set `{name}` is not supported"))
     }
 }
 
@@ -167,7 +178,10 @@ mod tests {
         assert_eq!(decode("euckr", &[0xC7, 0xD1]), "한");
         assert_eq!(decode("big5", &[0xA4, 0xA4]), "中");
         assert_eq!(decode("ujis", &[0xC6, 0xFC]), "日");
-        assert!(multibyte("utf8mb4").unwrap().decode(vec![0xC3]).is_err(), "malformed UTF-8 is refused");
+        assert!(
+            multibyte("utf8mb4").unwrap().decode(vec![0xC3]).is_err(),
+            "malformed UTF-8 is refused"
+        );
         assert_eq!(decode("utf32", &[0, 0, 0]), "\u{FFFD}", "a cut-off character is replaced");
     }
 
@@ -182,10 +196,18 @@ mod tests {
         table[0xA9] = '©';
         let charsets = Charsets {
             collations: [(8, "latin1".to_owned()), (33, "utf8mb3".to_owned()), (99, "nowhere".to_owned())].into(),
-            codecs: [("latin1".to_owned(), Arc::new(TextCodec::SingleByte(table))), ("utf8mb3".to_owned(), TextCodec::utf8())].into(),
+            codecs: [
+                ("latin1".to_owned(), Arc::new(TextCodec::SingleByte(table))),
+                ("utf8mb3".to_owned(), TextCodec::utf8()),
+            ]
+            .into(),
         };
         let latin1 = charsets.by_collation(8).unwrap().unwrap();
-        assert_eq!(latin1.decode(vec![0xC3, 0xA9]).unwrap(), "Ã©", "two latin1 characters, not one UTF-8 one");
+        assert_eq!(
+            latin1.decode(vec![0xC3, 0xA9]).unwrap(),
+            "Ã©",
+            "two latin1 characters, not one UTF-8 one"
+        );
         assert_eq!(latin1.decode(b"caf\xE9".to_vec()).unwrap(), "café");
         assert!(charsets.by_collation(BINARY_COLLATION).unwrap().is_none());
         assert_eq!(charsets.by_collation(99).unwrap_err(), "character set `nowhere` is not supported");

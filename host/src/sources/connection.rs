@@ -47,7 +47,9 @@ impl MysqlTls {
         match (&self.cert, &self.key) {
             (Some(cert), Some(key)) => ssl = ssl.with_client_identity(Some(ClientIdentity::new(read("cert", cert)?, read("key", key)?))),
             (None, None) => {}
-            _ => return Err("tls.cert and tls.key go together: give the client's certificate chain and its private key, or neither".into()),
+            _ => {
+                return Err("tls.cert and tls.key go together: give the client's certificate chain and its private key, or neither".into());
+            }
         }
         Ok(ssl)
     }
@@ -58,9 +60,15 @@ impl MysqlTls {
 /// its password.
 pub(crate) async fn connect(url: &Secret, tls: Option<&MysqlTls>) -> Result<Conn, SourceError> {
     let redacted = redact(url.expose());
-    let mut opts = Opts::from_url(url.expose()).map_err(|e| SourceError::Connect { url: redacted.clone(), source: e.into() })?;
+    let mut opts = Opts::from_url(url.expose()).map_err(|e| SourceError::Connect {
+        url: redacted.clone(),
+        source: e.into(),
+    })?;
     if let Some(tls) = tls {
-        let ssl = tls.ssl_opts(opts.ssl_opts()).map_err(|message| SourceError::TlsSettings { url: redacted.clone(), message })?;
+        let ssl = tls.ssl_opts(opts.ssl_opts()).map_err(|message| SourceError::TlsSettings {
+            url: redacted.clone(),
+            message,
+        })?;
         opts = OptsBuilder::from_opts(opts).ssl_opts(ssl).into();
     }
     Conn::new(opts).await.map_err(|source| match tls_failure(&source) {
@@ -101,21 +109,38 @@ mod tests {
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, b"-----BEGIN CERTIFICATE-----\n").unwrap();
         let url_opts = Opts::from_url("mysql://u@h/?require_ssl=true&verify_identity=false").unwrap();
-        let ssl = MysqlTls { ca: Some(ca), ..Default::default() }.ssl_opts(url_opts.ssl_opts()).unwrap();
+        let ssl = MysqlTls {
+            ca: Some(ca),
+            ..Default::default()
+        }
+        .ssl_opts(url_opts.ssl_opts())
+        .unwrap();
         assert_eq!(ssl.root_certs().len(), 1);
-        assert!(ssl.root_certs()[0] == b"-----BEGIN CERTIFICATE-----\n".to_vec().into(), "the file's bytes, read");
+        assert!(
+            ssl.root_certs()[0] == b"-----BEGIN CERTIFICATE-----\n".to_vec().into(),
+            "the file's bytes, read"
+        );
         assert!(ssl.skip_domain_validation(), "the URL's verification settings are kept");
 
-        let missing = MysqlTls { ca: Some(dir.path().join("nope.pem")), ..Default::default() };
+        let missing = MysqlTls {
+            ca: Some(dir.path().join("nope.pem")),
+            ..Default::default()
+        };
         let error = missing.ssl_opts(None).unwrap_err();
         assert!(error.starts_with("tls.ca: cannot read ") && error.contains("nope.pem"), "{error}");
-        let half = MysqlTls { cert: Some(dir.path().join("c.pem")), ..Default::default() };
+        let half = MysqlTls {
+            cert: Some(dir.path().join("c.pem")),
+            ..Default::default()
+        };
         assert!(half.ssl_opts(None).unwrap_err().starts_with("tls.cert and tls.key go together"));
     }
 
     #[test]
     fn urls_print_without_their_password() {
-        assert_eq!(redact("mysql://cdc:s3cret@db:3306/?require_ssl=true"), "mysql://cdc:***@db:3306/?require_ssl=true");
+        assert_eq!(
+            redact("mysql://cdc:s3cret@db:3306/?require_ssl=true"),
+            "mysql://cdc:***@db:3306/?require_ssl=true"
+        );
         assert_eq!(redact("mysql://db:3306/"), "mysql://db:3306/");
     }
 }

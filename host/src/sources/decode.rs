@@ -77,14 +77,23 @@ pub struct Members {
 
 impl Members {
     pub fn of(map: &TableMapEvent<'_>) -> Self {
-        let mut members = Members { enums: VecDeque::new(), sets: VecDeque::new() };
+        let mut members = Members {
+            enums: VecDeque::new(),
+            sets: VecDeque::new(),
+        };
         for field in map.iter_optional_meta().flatten() {
             match field {
                 OptionalMetadataField::EnumStrValue(values) => members.enums.extend(
-                    values.iter_values().flatten().map(|v| v.values().iter().map(|m| m.value_raw().to_vec()).collect()),
+                    values
+                        .iter_values()
+                        .flatten()
+                        .map(|v| v.values().iter().map(|m| m.value_raw().to_vec()).collect()),
                 ),
                 OptionalMetadataField::SetStrValue(values) => members.sets.extend(
-                    values.iter_values().flatten().map(|v| v.values().iter().map(|m| m.value_raw().to_vec()).collect()),
+                    values
+                        .iter_values()
+                        .flatten()
+                        .map(|v| v.values().iter().map(|m| m.value_raw().to_vec()).collect()),
                 ),
                 _ => {}
             }
@@ -113,7 +122,10 @@ impl ColumnDecoder {
         text: Option<Arc<TextCodec>>,
         members: Vec<Vec<u8>>,
     ) -> Result<Self, String> {
-        let temporal = matches!(ty, ColumnType::MYSQL_TYPE_DATETIME2 | ColumnType::MYSQL_TYPE_TIME2 | ColumnType::MYSQL_TYPE_TIMESTAMP2);
+        let temporal = matches!(
+            ty,
+            ColumnType::MYSQL_TYPE_DATETIME2 | ColumnType::MYSQL_TYPE_TIME2 | ColumnType::MYSQL_TYPE_TIMESTAMP2
+        );
         let codec = text.clone().unwrap_or_else(TextCodec::utf8);
         let members = members.into_iter().map(|m| codec.decode(m)).collect::<Result<_, _>>()?;
         let binary_len = match (ty, &text, meta) {
@@ -187,7 +199,10 @@ impl ColumnDecoder {
     }
 
     pub fn describe(&self, name: String) -> Column {
-        Column { name, sql_type: self.sql_type() }
+        Column {
+            name,
+            sql_type: self.sql_type(),
+        }
     }
 
     fn sql_type(&self) -> String {
@@ -220,7 +235,11 @@ impl ColumnDecoder {
             _ if binary => "varbinary",
             _ => "varchar",
         };
-        if self.unsigned { format!("{base} unsigned") } else { base.to_owned() }
+        if self.unsigned {
+            format!("{base} unsigned")
+        } else {
+            base.to_owned()
+        }
     }
 
     /// Reads the column's next value from a binlog row image. The outer
@@ -236,7 +255,14 @@ impl ColumnDecoder {
                 let n = i32::from_le_bytes([raw[0], raw[1], raw[2], if raw[2] & 0x80 != 0 { 0xff } else { 0 }]);
                 let hhmmss = n.unsigned_abs();
                 let hours = hhmmss / 10000;
-                Wire::Time(n < 0, hours / 24, (hours % 24) as u8, (hhmmss / 100 % 100) as u8, (hhmmss % 100) as u8, 0)
+                Wire::Time(
+                    n < 0,
+                    hours / 24,
+                    (hours % 24) as u8,
+                    (hhmmss / 100 % 100) as u8,
+                    (hhmmss % 100) as u8,
+                    0,
+                )
             }
             // A byte: 0 is the year 0000, any other n is 1900 + n.
             MYSQL_TYPE_YEAR => {
@@ -418,7 +444,11 @@ fn is_text_type(ty: ColumnType) -> bool {
 /// (lengths over 255 borrow two bits of the first, which holds the real type).
 fn fixed_string_len(byte0: u8, byte1: u8) -> usize {
     let (byte0, byte1) = (usize::from(byte0), usize::from(byte1));
-    if byte0 & 0x30 != 0x30 { byte1 | (((byte0 & 0x30) ^ 0x30) << 4) } else { byte1 }
+    if byte0 & 0x30 != 0x30 {
+        byte1 | (((byte0 & 0x30) ^ 0x30) << 4)
+    } else {
+        byte1
+    }
 }
 
 /// TIME(fsp) in the binlog's 5.6 form: a 24-bit big-endian integer part
@@ -456,7 +486,14 @@ fn time2(buf: &mut ParseBuf<'_>, fsp: u8) -> io::Result<Wire> {
     let (negative, magnitude) = (packed < 0, packed.unsigned_abs());
     let clock = magnitude >> 24;
     let hours = (clock >> 12) as u32 & 0x3ff;
-    Ok(Wire::Time(negative, hours / 24, (hours % 24) as u8, (clock >> 6 & 0x3f) as u8, (clock & 0x3f) as u8, (magnitude & 0xff_ffff) as u32))
+    Ok(Wire::Time(
+        negative,
+        hours / 24,
+        (hours % 24) as u8,
+        (clock >> 6 & 0x3f) as u8,
+        (clock & 0x3f) as u8,
+        (magnitude & 0xff_ffff) as u32,
+    ))
 }
 
 /// A FLOAT as the shortest decimal that reads back as the same FLOAT
@@ -510,7 +547,11 @@ fn utc_micros(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8, us: u32) -> Result<i6
 fn timestamp_micros(text: &str) -> Result<i64, String> {
     let (secs, frac) = text.split_once('.').unwrap_or((text, ""));
     let secs: i64 = secs.parse().map_err(|e| format!("TIMESTAMP {text:?}: {e}"))?;
-    let micros: i64 = if frac.is_empty() { 0 } else { format!("{frac:0<6}")[..6].parse().map_err(|e| format!("TIMESTAMP {text:?}: {e}"))? };
+    let micros: i64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}")[..6].parse().map_err(|e| format!("TIMESTAMP {text:?}: {e}"))?
+    };
     Ok(secs * 1_000_000 + micros)
 }
 
@@ -531,17 +572,38 @@ mod tests {
     fn temporal_values_are_written_as_mysql_prints_them() {
         let decoder = |ty, decimals| ColumnDecoder::for_query(&WireColumn::new(ty).with_decimals(decimals));
         let datetime = decoder(ColumnType::MYSQL_TYPE_DATETIME, 6);
-        assert_eq!(datetime.decode_value(Wire::Date(2026, 1, 2, 3, 4, 5, 60)), Ok(Value::Datetime("2026-01-02 03:04:05.000060".into())));
+        assert_eq!(
+            datetime.decode_value(Wire::Date(2026, 1, 2, 3, 4, 5, 60)),
+            Ok(Value::Datetime("2026-01-02 03:04:05.000060".into()))
+        );
         let datetime = decoder(ColumnType::MYSQL_TYPE_DATETIME, 2);
-        assert_eq!(datetime.decode_value(Wire::Date(0, 0, 0, 0, 0, 0, 0)), Ok(Value::Datetime("0000-00-00 00:00:00.00".into())));
-        assert_eq!(datetime.decode_value(Wire::Date(999, 12, 31, 23, 59, 59, 990_000)), Ok(Value::Datetime("0999-12-31 23:59:59.99".into())));
+        assert_eq!(
+            datetime.decode_value(Wire::Date(0, 0, 0, 0, 0, 0, 0)),
+            Ok(Value::Datetime("0000-00-00 00:00:00.00".into()))
+        );
+        assert_eq!(
+            datetime.decode_value(Wire::Date(999, 12, 31, 23, 59, 59, 990_000)),
+            Ok(Value::Datetime("0999-12-31 23:59:59.99".into()))
+        );
         let date = decoder(ColumnType::MYSQL_TYPE_DATE, 0);
-        assert_eq!(date.decode_value(Wire::Date(2026, 11, 27, 0, 0, 0, 0)), Ok(Value::Date("2026-11-27".into())));
+        assert_eq!(
+            date.decode_value(Wire::Date(2026, 11, 27, 0, 0, 0, 0)),
+            Ok(Value::Date("2026-11-27".into()))
+        );
         let time = decoder(ColumnType::MYSQL_TYPE_TIME, 3);
-        assert_eq!(time.decode_value(Wire::Time(true, 34, 22, 59, 59, 123_456)), Ok(Value::Time("-838:59:59.123".into())));
-        assert_eq!(time.decode_value(Wire::Time(false, 0, 7, 0, 1, 0)), Ok(Value::Time("07:00:01.000".into())));
+        assert_eq!(
+            time.decode_value(Wire::Time(true, 34, 22, 59, 59, 123_456)),
+            Ok(Value::Time("-838:59:59.123".into()))
+        );
+        assert_eq!(
+            time.decode_value(Wire::Time(false, 0, 7, 0, 1, 0)),
+            Ok(Value::Time("07:00:01.000".into()))
+        );
         let time = decoder(ColumnType::MYSQL_TYPE_TIME, 0);
-        assert_eq!(time.decode_value(Wire::Time(false, 4, 4, 0, 0, 0)), Ok(Value::Time("100:00:00".into())));
+        assert_eq!(
+            time.decode_value(Wire::Time(false, 4, 4, 0, 0, 0)),
+            Ok(Value::Time("100:00:00".into()))
+        );
     }
 
     /// What the server writes for TIME(fsp) (my_time_packed_to_binary).
@@ -586,7 +648,11 @@ mod tests {
                 let text = read(&decoder, &time2_bytes(negative, clock, micros, fsp));
                 let Value::Time(text) = text else { panic!("{text:?}") };
                 let digits = usize::from(fsp.saturating_sub(expected.split_once('.').map_or(0, |(_, f)| f.len() as u8)));
-                let padded = if expected.contains('.') || fsp == 0 { format!("{expected}{}", "0".repeat(digits)) } else { format!("{expected}.{}", "0".repeat(digits)) };
+                let padded = if expected.contains('.') || fsp == 0 {
+                    format!("{expected}{}", "0".repeat(digits))
+                } else {
+                    format!("{expected}.{}", "0".repeat(digits))
+                };
                 assert_eq!(text, padded, "TIME({fsp})");
             }
         }
@@ -597,8 +663,19 @@ mod tests {
         let binary = ColumnDecoder::for_binlog(ColumnType::MYSQL_TYPE_STRING, &[0xfe, 8], false, None, Vec::new()).unwrap();
         assert_eq!(read(&binary, &[2, 1, 2]), Value::Bytes(vec![1, 2, 0, 0, 0, 0, 0, 0]));
         assert_eq!(read(&binary, &[0]), Value::Bytes(vec![0; 8]));
-        let text = ColumnDecoder::for_binlog(ColumnType::MYSQL_TYPE_STRING, &[0xfe, 8], false, Some(TextCodec::utf8()), Vec::new()).unwrap();
-        assert_eq!(read(&text, &[2, b'a', b'b']), Value::Str("ab".into()), "CHAR is not padded, as a query returns it");
+        let text = ColumnDecoder::for_binlog(
+            ColumnType::MYSQL_TYPE_STRING,
+            &[0xfe, 8],
+            false,
+            Some(TextCodec::utf8()),
+            Vec::new(),
+        )
+        .unwrap();
+        assert_eq!(
+            read(&text, &[2, b'a', b'b']),
+            Value::Str("ab".into()),
+            "CHAR is not padded, as a query returns it"
+        );
         let year = ColumnDecoder::for_binlog(ColumnType::MYSQL_TYPE_YEAR, &[], true, None, Vec::new()).unwrap();
         assert_eq!(read(&year, &[0]), Value::Int(0));
         assert_eq!(read(&year, &[1]), Value::Int(1901));
@@ -621,15 +698,25 @@ mod tests {
         compatible.extend([0u8; 12]);
         compatible.extend([10, 0, 0, 1]);
         assert_eq!(read(&inet6, &compatible), Value::Str("::10.0.0.1".into()));
-        assert_eq!(read(&inet6, &[0]), Value::Str("::".into()), "all zeros: the binlog keeps no byte of it");
+        assert_eq!(
+            read(&inet6, &[0]),
+            Value::Str("::".into()),
+            "all zeros: the binlog keeps no byte of it"
+        );
 
         // 6ccd780c-baba-1026-9564-5b8c656024db, a version 1 UUID, is stored time-ordered.
-        let stored = [0x5b, 0x8c, 0x65, 0x60, 0x24, 0xdb, 0x95, 0x64, 0x10, 0x26, 0xba, 0xba, 0x6c, 0xcd, 0x78, 0x0c];
+        let stored = [
+            0x5b, 0x8c, 0x65, 0x60, 0x24, 0xdb, 0x95, 0x64, 0x10, 0x26, 0xba, 0xba, 0x6c, 0xcd, 0x78, 0x0c,
+        ];
         assert_eq!(uuid_text(stored), "6ccd780c-baba-1026-9564-5b8c656024db");
-        let v4 = [0x44, 0x66, 0x55, 0x44, 0x00, 0x00, 0xa7, 0x16, 0x41, 0xd4, 0xe2, 0x9b, 0x55, 0x0e, 0x84, 0x00];
+        let v4 = [
+            0x44, 0x66, 0x55, 0x44, 0x00, 0x00, 0xa7, 0x16, 0x41, 0xd4, 0xe2, 0x9b, 0x55, 0x0e, 0x84, 0x00,
+        ];
         assert_eq!(uuid_text(v4), "550e8400-e29b-41d4-a716-446655440000");
         // Version 7 is stored as written.
-        let v7 = [0x01, 0x89, 0x0a, 0x5d, 0xac, 0x96, 0x77, 0x4b, 0xbc, 0xce, 0xb3, 0x02, 0x09, 0x9a, 0x80, 0x57];
+        let v7 = [
+            0x01, 0x89, 0x0a, 0x5d, 0xac, 0x96, 0x77, 0x4b, 0xbc, 0xce, 0xb3, 0x02, 0x09, 0x9a, 0x80, 0x57,
+        ];
         assert_eq!(uuid_text(v7), "01890a5d-ac96-774b-bcce-b302099a8057");
     }
 

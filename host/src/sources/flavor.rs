@@ -16,7 +16,11 @@ pub enum ServerFlavor {
 impl ServerFlavor {
     pub async fn detect(conn: &mut Conn) -> Result<Self, SourceError> {
         let version: Option<String> = conn.query_first("SELECT VERSION()").await?;
-        Ok(if version.unwrap_or_default().contains("MariaDB") { ServerFlavor::MariaDb } else { ServerFlavor::Mysql })
+        Ok(if version.unwrap_or_default().contains("MariaDB") {
+            ServerFlavor::MariaDb
+        } else {
+            ServerFlavor::Mysql
+        })
     }
 
     /// Opens a read-only repeatable-read transaction on `conn` and returns the
@@ -30,21 +34,32 @@ impl ServerFlavor {
                 conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await?;
                 let status: Vec<(String, String)> = conn.query("SHOW STATUS LIKE 'binlog_snapshot_%'").await?;
                 let get = |name: &str| status.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-                let (file, pos) = match (get("binlog_snapshot_file"), get("binlog_snapshot_position").and_then(|p| p.parse().ok())) {
+                let (file, pos) = match (
+                    get("binlog_snapshot_file"),
+                    get("binlog_snapshot_position").and_then(|p| p.parse().ok()),
+                ) {
                     (Some(file), Some(pos)) if !file.is_empty() => (file, pos),
-                    _ => return Err(SourceError::ServerSetup("the server reports no binlog_snapshot_file: is log_bin on?".into())),
+                    _ => {
+                        return Err(SourceError::ServerSetup(
+                            "the server reports no binlog_snapshot_file: is log_bin on?".into(),
+                        ));
+                    }
                 };
                 // The GTID state at that position, so that a hand-over stored
                 // before any transaction is streamed still resumes by GTID.
                 let gtid: Option<Option<String>> = conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&file, pos)).await?;
-                Ok(BinlogCheckpoint { file, pos, gtid: gtid.flatten().filter(|g| !g.is_empty()) })
+                Ok(BinlogCheckpoint {
+                    file,
+                    pos,
+                    gtid: gtid.flatten().filter(|g| !g.is_empty()),
+                })
             }
             // MySQL has no such status: hold a global read lock for the instant
             // between opening the view and reading the position.
             ServerFlavor::Mysql => {
-                conn.query_drop("FLUSH TABLES WITH READ LOCK").await.map_err(|e| {
-                    SourceError::ServerSetup(format!("{e} — a consistent snapshot on MySQL needs the RELOAD privilege"))
-                })?;
+                conn.query_drop("FLUSH TABLES WITH READ LOCK")
+                    .await
+                    .map_err(|e| SourceError::ServerSetup(format!("{e} — a consistent snapshot on MySQL needs the RELOAD privilege")))?;
                 let opened = async {
                     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await?;
                     current_position(conn).await
@@ -67,8 +82,7 @@ impl ServerFlavor {
             (_, Some(text)) => text.clone(),
             (ServerFlavor::Mysql, None) => return Ok(None),
             (ServerFlavor::MariaDb, None) => {
-                let text: Option<Option<String>> =
-                    conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&at.file, at.pos)).await?;
+                let text: Option<Option<String>> = conn.exec_first("SELECT BINLOG_GTID_POS(?, ?)", (&at.file, at.pos)).await?;
                 text.flatten().unwrap_or_default()
             }
         };
@@ -76,7 +90,9 @@ impl ServerFlavor {
             ServerFlavor::MariaDb => GtidState::parse_maria(&text),
             ServerFlavor::Mysql => GtidState::parse_mysql(&text),
         };
-        state.map(Some).map_err(|e| SourceError::ServerSetup(format!("the stored GTID position: {e}")))
+        state
+            .map(Some)
+            .map_err(|e| SourceError::ServerSetup(format!("the stored GTID position: {e}")))
     }
 
     /// Readies `conn` for the binlog dump and says where it starts: by

@@ -47,13 +47,22 @@ impl MariaGtid {
         let seq = u64::from_le_bytes(body.get(0..8)?.try_into().ok()?);
         let domain = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?);
         let flags = *body.get(12)?;
-        Some(MariaGtid { domain, server: event.header().server_id(), seq, standalone: flags & FL_STANDALONE != 0 })
+        Some(MariaGtid {
+            domain,
+            server: event.header().server_id(),
+            seq,
+            standalone: flags & FL_STANDALONE != 0,
+        })
     }
 }
 
 impl From<&GtidEvent> for MysqlGtid {
     fn from(event: &GtidEvent) -> Self {
-        MysqlGtid { source: event.sid(), tag: event.tag().map(|t| t.as_str().to_owned()), gno: event.gno() }
+        MysqlGtid {
+            source: event.sid(),
+            tag: event.tag().map(|t| t.as_str().to_owned()),
+            gno: event.gno(),
+        }
     }
 }
 
@@ -82,9 +91,14 @@ impl GtidState {
         let mut state = BTreeMap::new();
         for gtid in entries(text) {
             let parts: Vec<&str> = gtid.split('-').collect();
-            let [domain, server, seq] = parts[..] else { return Err(format!("`{gtid}` is not a MariaDB GTID (domain-server-seq)")) };
+            let [domain, server, seq] = parts[..] else {
+                return Err(format!("`{gtid}` is not a MariaDB GTID (domain-server-seq)"));
+            };
             let bad = |e: std::num::ParseIntError| format!("`{gtid}`: {e}");
-            state.insert(domain.parse().map_err(bad)?, (server.parse().map_err(bad)?, seq.parse().map_err(bad)?));
+            state.insert(
+                domain.parse().map_err(bad)?,
+                (server.parse().map_err(bad)?, seq.parse().map_err(bad)?),
+            );
         }
         Ok(GtidState::Maria(state))
     }
@@ -135,7 +149,11 @@ impl GtidState {
             GtidState::Mysql(set) => set
                 .iter()
                 .map(|((source, tag), intervals)| {
-                    sid(*source, tag.as_deref(), intervals.iter().map(|&(s, e)| GnoInterval::new(s, e)).collect())
+                    sid(
+                        *source,
+                        tag.as_deref(),
+                        intervals.iter().map(|&(s, e)| GnoInterval::new(s, e)).collect(),
+                    )
                 })
                 .collect(),
         }
@@ -175,13 +193,22 @@ mod tests {
 
     fn mysql(source: &str, gno: u64) -> Gtid {
         let uuid = Sid::from_str(&format!("{source}:1")).unwrap().uuid();
-        Gtid::Mysql(MysqlGtid { source: uuid, tag: None, gno })
+        Gtid::Mysql(MysqlGtid {
+            source: uuid,
+            tag: None,
+            gno,
+        })
     }
 
     #[test]
     fn maria_state_round_trips_and_advances_per_domain() {
         let mut state = GtidState::parse_maria("0-1-42, 1-2-7").unwrap();
-        state.apply(&Gtid::Maria(MariaGtid { domain: 0, server: 3, seq: 43, standalone: false }));
+        state.apply(&Gtid::Maria(MariaGtid {
+            domain: 0,
+            server: 3,
+            seq: 43,
+            standalone: false,
+        }));
         assert_eq!(state.to_string(), "0-3-43,1-2-7");
         assert_eq!(GtidState::parse_maria("").unwrap().to_string(), "");
         assert!(GtidState::parse_maria("0-1").unwrap_err().contains("0-1"));
@@ -201,7 +228,10 @@ mod tests {
         assert_eq!(set.to_string(), format!("{A}:1-7,{B}:3-4:9"));
         let sids = set.sids();
         assert_eq!(sids.len(), 2);
-        assert_eq!(sids[1].intervals().iter().map(|i| (i.start(), i.end())).collect::<Vec<_>>(), vec![(3, 5), (9, 10)]);
+        assert_eq!(
+            sids[1].intervals().iter().map(|i| (i.start(), i.end())).collect::<Vec<_>>(),
+            vec![(3, 5), (9, 10)]
+        );
     }
 
     #[test]
@@ -215,6 +245,15 @@ mod tests {
     #[test]
     fn a_single_gtid_prints_as_the_server_does() {
         assert_eq!(mysql(A, 12).to_string(), format!("{A}:12"));
-        assert_eq!(Gtid::Maria(MariaGtid { domain: 0, server: 1, seq: 9, standalone: true }).to_string(), "0-1-9");
+        assert_eq!(
+            Gtid::Maria(MariaGtid {
+                domain: 0,
+                server: 1,
+                seq: 9,
+                standalone: true
+            })
+            .to_string(),
+            "0-1-9"
+        );
     }
 }

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 pub use self::binlog::BinlogCheckpoint;
 pub use self::capture::MysqlCapture;
-pub(crate) use self::connection::connect;
 pub use self::connection::MysqlTls;
+pub(crate) use self::connection::connect;
 pub use self::polling::{PollingMarks, PollingSource};
 pub use self::snapshot::SnapshotProgress;
 
@@ -48,7 +48,11 @@ pub enum SourceError {
          `snapshot` says: `sluice positions reset FILE {pipeline}`; to start from another position: \
          `sluice positions set FILE {pipeline} --binlog FILE:POS` (or --gtid STATE)"
     )]
-    PositionLost { pipeline: String, position: String, message: String },
+    PositionLost {
+        pipeline: String,
+        position: String,
+        message: String,
+    },
     #[error("MySQL: {0}")]
     Mysql(#[from] mysql_async::Error),
     #[error("binlog: cannot decode {what}: {message}")]
@@ -111,7 +115,12 @@ pub struct SourceBatch {
 
 impl SourceBatch {
     fn empty() -> Self {
-        SourceBatch { records: Vec::new(), undecodable: Vec::new(), checkpoint: None, finished: false }
+        SourceBatch {
+            records: Vec::new(),
+            undecodable: Vec::new(),
+            checkpoint: None,
+            finished: false,
+        }
     }
 }
 
@@ -125,9 +134,15 @@ pub struct TableFilter {
 impl TableFilter {
     pub fn new(include: &[String], exclude: &[String]) -> Self {
         let split = |names: &[String]| {
-            names.iter().map(|n| n.split_once('.').map_or((n.clone(), "*".into()), |(d, t)| (d.into(), t.into()))).collect()
+            names
+                .iter()
+                .map(|n| n.split_once('.').map_or((n.clone(), "*".into()), |(d, t)| (d.into(), t.into())))
+                .collect()
         };
-        TableFilter { include: split(include), exclude: split(exclude) }
+        TableFilter {
+            include: split(include),
+            exclude: split(exclude),
+        }
     }
 
     pub fn captures(&self, database: &str, table: &str) -> bool {

@@ -44,10 +44,22 @@ impl QueryShape {
         let schema = Schema {
             database: info.database.clone(),
             table: info.table.clone(),
-            columns: columns.iter().zip(&decoders).map(|(col, d)| d.describe(col.name_str().into_owned())).collect(),
-            key: info.key.iter().filter_map(|k| names.iter().position(|n| n == k)).map(|i| i as u32).collect(),
+            columns: columns
+                .iter()
+                .zip(&decoders)
+                .map(|(col, d)| d.describe(col.name_str().into_owned()))
+                .collect(),
+            key: info
+                .key
+                .iter()
+                .filter_map(|k| names.iter().position(|n| n == k))
+                .map(|i| i as u32)
+                .collect(),
         };
-        QueryShape { schema: Arc::new(schema), decoders }
+        QueryShape {
+            schema: Arc::new(schema),
+            decoders,
+        }
     }
 
     /// Into a vector of the row's exact size: collecting through `Result`
@@ -61,7 +73,10 @@ impl QueryShape {
         for ((value, decoder), column) in wire.into_iter().zip(&self.decoders).zip(&self.schema.columns) {
             values.push(decoder.decode_value(value).unwrap_or_else(|reason| {
                 failed.get_or_insert_with(|| {
-                    format!("a row of {}.{}: column `{}`: {reason}", self.schema.database, self.schema.table, column.name)
+                    format!(
+                        "a row of {}.{}: column `{}`: {reason}",
+                        self.schema.database, self.schema.table, column.name
+                    )
                 });
                 Value::Null
             }));
@@ -142,7 +157,10 @@ mod tests {
     #[test]
     fn key_positions_name_the_key_values_in_key_order() {
         let row = [Value::Str("eu".into()), Value::Int(-4), Value::Bytes(vec![0, 171]), Value::Uint(9)];
-        assert_eq!(key_position("poll:a.b:", &row, &[3, 0, 1, 2]), Position::Other("poll:a.b:9,eu,-4,00ab".into()));
+        assert_eq!(
+            key_position("poll:a.b:", &row, &[3, 0, 1, 2]),
+            Position::Other("poll:a.b:9,eu,-4,00ab".into())
+        );
         assert_eq!(key_position("p:", &row, &[1]), Position::Other("p:-4".into()));
     }
 

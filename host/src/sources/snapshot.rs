@@ -90,17 +90,31 @@ impl SnapshotReader {
     ) -> Result<Self, SourceError> {
         conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
         let view = flavor.begin_snapshot(&mut conn).await?;
-        let progress = resume.unwrap_or_else(|| SnapshotProgress { handover: view.clone(), completed: Vec::new(), cursor: None });
+        let progress = resume.unwrap_or_else(|| SnapshotProgress {
+            handover: view.clone(),
+            completed: Vec::new(),
+            cursor: None,
+        });
         let tables = captured_tables(&mut conn, filter).await?;
         let total: u64 = tables.iter().map(|t| t.estimated_rows).sum();
-        let pending: VecDeque<TableInfo> = tables.into_iter().filter(|t| !progress.completed.contains(&t.qualified())).collect();
+        let pending: VecDeque<TableInfo> = tables
+            .into_iter()
+            .filter(|t| !progress.completed.contains(&t.qualified()))
+            .collect();
         tracing::info!(
             tables = pending.len(),
             estimated_rows = total,
             handover = %format!("{}:{}", progress.handover.file, progress.handover.pos),
             "snapshot started"
         );
-        Ok(SnapshotReader { conn, view, progress, pending, scan: None, ts_ms: chrono::Utc::now().timestamp_millis() })
+        Ok(SnapshotReader {
+            conn,
+            view,
+            progress,
+            pending,
+            scan: None,
+            ts_ms: chrono::Utc::now().timestamp_millis(),
+        })
     }
 
     pub fn handover(&self) -> &BinlogCheckpoint {
@@ -128,7 +142,11 @@ impl SnapshotReader {
             let take = max.min(scan.buffered.len());
             let first = scan.delivered();
             let rows: Vec<_> = scan.buffered.drain(..take).collect();
-            let mut chunk = SnapshotChunk { records: Vec::with_capacity(rows.len()), undecodable: Vec::new(), progress: None };
+            let mut chunk = SnapshotChunk {
+                records: Vec::with_capacity(rows.len()),
+                undecodable: Vec::new(),
+                progress: None,
+            };
             let mut last_key = None;
             if let Some(shape) = &scan.shape {
                 let prefix = format!("snapshot:{}:{}:", self.view.file, self.view.pos);
@@ -145,7 +163,9 @@ impl SnapshotReader {
                     match row {
                         Ok(values) => chunk.records.push(Record::read(position, self.ts_ms, shape.schema.clone(), values)),
                         Err((values, reason)) => {
-                            chunk.undecodable.push((Record::read(position, self.ts_ms, shape.schema.clone(), values), reason));
+                            chunk
+                                .undecodable
+                                .push((Record::read(position, self.ts_ms, shape.schema.clone(), values), reason));
                         }
                     }
                 }
@@ -160,7 +180,10 @@ impl SnapshotReader {
                 self.scan = None;
                 Some(self.progress.clone())
             } else if let Some(after) = last_key {
-                self.progress.cursor = Some(TableCursor { table: scan.info.qualified(), after });
+                self.progress.cursor = Some(TableCursor {
+                    table: scan.info.qualified(),
+                    after,
+                });
                 Some(self.progress.clone())
             } else {
                 // Offsets mean nothing in another snapshot: a keyless table
@@ -201,10 +224,16 @@ async fn read_chunk(conn: &mut Conn, scan: &mut TableScan, max: usize) -> Result
     let order: Vec<String> = scan.info.key.iter().map(|k| quote(k)).collect();
     let (sql, params) = match (&scan.after, scan.info.key.is_empty()) {
         (_, true) => (format!("SELECT * FROM {table} LIMIT {max} OFFSET {}", scan.read), Vec::new()),
-        (None, false) => (format!("SELECT * FROM {table} ORDER BY {} LIMIT {max}", order.join(", ")), Vec::new()),
+        (None, false) => (
+            format!("SELECT * FROM {table} ORDER BY {} LIMIT {max}", order.join(", ")),
+            Vec::new(),
+        ),
         (Some(after), false) => {
             let (condition, params) = keyset_after(&scan.info.key, after);
-            (format!("SELECT * FROM {table} WHERE {condition} ORDER BY {} LIMIT {max}", order.join(", ")), params)
+            (
+                format!("SELECT * FROM {table} WHERE {condition} ORDER BY {} LIMIT {max}", order.join(", ")),
+                params,
+            )
         }
     };
     let mut result = conn.exec_iter(sql, params).await?;

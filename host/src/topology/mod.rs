@@ -3,8 +3,8 @@
 //! safely written.
 mod to_kafka;
 pub use to_kafka::{BATCH_RECORDS, MAX_IN_FLIGHT};
-mod to_mysql;
 mod supervise;
+mod to_mysql;
 pub use supervise::supervise;
 
 use std::path::Path;

@@ -56,7 +56,9 @@ pub async fn supervise(
 }
 
 fn pause(attempt: u32) -> Duration {
-    FIRST_PAUSE.saturating_mul(1 << attempt.saturating_sub(1).min(16)).min(LONGEST_PAUSE)
+    FIRST_PAUSE
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(LONGEST_PAUSE)
 }
 
 #[cfg(test)]

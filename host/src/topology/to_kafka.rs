@@ -74,13 +74,33 @@ pub async fn run(
     let mut chain = PluginChain::build(&host, &config.plugins)?;
     let mut sink = KafkaSink::new(sink_config, &config.name)?;
     sink.check_brokers(&sink_config.brokers).await?;
-    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &sink_config.properties, &config.name)?.with_on_error(config.on_error);
-    let source = Source::connect(&config.source, store.load()?, &config.name).await?.ok_or_else(unsupported)?;
-    let mut positions = Positions { store, acked: None, saved_at: Instant::now() };
+    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &sink_config.properties, &config.name)?
+        .with_on_error(config.on_error);
+    let source = Source::connect(&config.source, store.load()?, &config.name)
+        .await?
+        .ok_or_else(unsupported)?;
+    let mut positions = Positions {
+        store,
+        acked: None,
+        saved_at: Instant::now(),
+    };
     let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |batch: SourceBatch| {
-        let mut out = if batch.records.is_empty() { ChainOutput::default() } else { chain.run(batch.records) };
-        out.rejected.extend(batch.undecodable.into_iter().map(|(record, reason)| Rejected::undecodable(record, "source:mysql", reason)));
-        TransformedBatch { out, checkpoint: batch.checkpoint, finished: batch.finished }
+        let mut out = if batch.records.is_empty() {
+            ChainOutput::default()
+        } else {
+            chain.run(batch.records)
+        };
+        out.rejected.extend(
+            batch
+                .undecodable
+                .into_iter()
+                .map(|(record, reason)| Rejected::undecodable(record, "source:mysql", reason)),
+        );
+        TransformedBatch {
+            out,
+            checkpoint: batch.checkpoint,
+            finished: batch.finished,
+        }
     });
     ran.store(true, Ordering::Relaxed);
     tracing::info!(pipeline = %config.name, "running");

@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, watch};
 
 use super::{BatchSource, PipelineError, on_own_thread, read_ahead};
 use crate::pipeline::PipelineConfig;
-use crate::record::Record;
 use crate::plugin::PluginHost;
+use crate::record::Record;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::mysql::{MysqlSink, MysqlSinkConfig, Plan, RowPlanner};
 use crate::sources::SourceError;
@@ -33,7 +33,8 @@ pub async fn run(
     ran: &AtomicBool,
 ) -> Result<(), PipelineError> {
     let mut chain = PluginChain::build(&host, &config.plugins)?;
-    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &source_config.properties, &config.name)?.with_on_error(config.on_error);
+    let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &source_config.properties, &config.name)?
+        .with_on_error(config.on_error);
     let mut sink = MysqlSink::connect(sink_config, &config.name).await?;
     let mut planner = RowPlanner::connect(sink_config, &config.name).await?;
     let source = KafkaSource::connect(source_config, &sink.applied_offsets().await?)?;
@@ -57,9 +58,18 @@ pub async fn run(
             continue;
         }
         let mut dead = batch.out.rejected;
-        dead.extend(batch.undecodable.into_iter().map(|(record, reason)| Rejected::undecodable(record, "source:kafka", reason)));
+        dead.extend(
+            batch
+                .undecodable
+                .into_iter()
+                .map(|(record, reason)| Rejected::undecodable(record, "source:kafka", reason)),
+        );
         let plan = planner.plan(batch.out.records).await?;
-        let write = Write { plan, dead, next_offsets: batch.next_offsets };
+        let write = Write {
+            plan,
+            dead,
+            next_offsets: batch.next_offsets,
+        };
         if to_writer.send(write).await.is_err() {
             break; // the writer failed; its error is returned below
         }

@@ -22,12 +22,22 @@ impl Rejected {
     /// A record its source could not decode; `source` names the source
     /// (`source:mysql`, `source:kafka`) where a plugin's name would be.
     pub fn undecodable(record: Record, source: &str, reason: String) -> Self {
-        Rejected { record, plugin: source.into(), version: String::new(), failure: RecordFailure::new(FailureKind::Undecodable, reason) }
+        Rejected {
+            record,
+            plugin: source.into(),
+            version: String::new(),
+            failure: RecordFailure::new(FailureKind::Undecodable, reason),
+        }
     }
 
     /// A record its sink (`sink:kafka`, `sink:mysql`) cannot write.
     pub fn unwritable(record: Record, sink: &str, reason: String) -> Self {
-        Rejected { record, plugin: sink.into(), version: String::new(), failure: RecordFailure::new(FailureKind::Unwritable, reason) }
+        Rejected {
+            record,
+            plugin: sink.into(),
+            version: String::new(),
+            failure: RecordFailure::new(FailureKind::Unwritable, reason),
+        }
     }
 }
 
@@ -48,7 +58,10 @@ impl PluginChain {
     }
 
     pub fn run(&mut self, records: Vec<Record>) -> ChainOutput {
-        let mut out = ChainOutput { records, rejected: Vec::new() };
+        let mut out = ChainOutput {
+            records,
+            rejected: Vec::new(),
+        };
         for step in &mut self.steps {
             let result = step.transform(std::mem::take(&mut out.records));
             // Sized for one output per record, the common case, rather than grown by doubling.

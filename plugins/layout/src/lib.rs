@@ -53,8 +53,17 @@ pub fn unspan(span: u64) -> (usize, usize) {
 /// A record's position, borrowed: the host keeps binlog file names as shared
 /// `Arc<str>`, the SDK as owned strings.
 pub enum PositionRef<'a> {
-    Binlog { file: &'a str, pos: u64, gtid: Option<&'a str>, row: u32 },
-    Kafka { topic: &'a str, partition: i32, offset: i64 },
+    Binlog {
+        file: &'a str,
+        pos: u64,
+        gtid: Option<&'a str>,
+        row: u32,
+    },
+    Kafka {
+        topic: &'a str,
+        partition: i32,
+        offset: i64,
+    },
     Other(&'a str),
 }
 
@@ -170,9 +179,10 @@ impl BatchLists {
                 let gtid = self.optional_span(gtid.map(str::as_bytes));
                 (position_kind::BINLOG, [self.span(file.as_bytes()), pos, gtid, u64::from(row)])
             }
-            PositionRef::Kafka { topic, partition, offset } => {
-                (position_kind::KAFKA, [self.span(topic.as_bytes()), partition as u64, offset as u64, 0])
-            }
+            PositionRef::Kafka { topic, partition, offset } => (
+                position_kind::KAFKA,
+                [self.span(topic.as_bytes()), partition as u64, offset as u64, 0],
+            ),
             PositionRef::Other(s) => (position_kind::OTHER, [self.span(s.as_bytes()), 0, 0, 0]),
         };
         let before = self.row(r.before);
@@ -210,7 +220,10 @@ macro_rules! into_batch {
         $wit::Batch {
             schemas: $schemas,
             text: lists.text,
-            values: $wit::Values { kinds: lists.kinds, data: lists.data },
+            values: $wit::Values {
+                kinds: lists.kinds,
+                data: lists.data,
+            },
             headers: lists.headers,
             records: $wit::Records {
                 ops: lists.ops,

@@ -3,8 +3,8 @@
 use crate::bindings::sluice::plugin::types::{self as wit, Op};
 use crate::{Header, Position, Value};
 
-pub(crate) use sluice_layout::{NONE32, NONE64};
 use sluice_layout::{BatchLists, PositionRef, RecordRef, kind, position_kind};
+pub(crate) use sluice_layout::{NONE32, NONE64};
 
 fn present32(n: u32) -> Option<u32> {
     (n != NONE32).then_some(n)
@@ -93,10 +93,21 @@ impl Reader<'_> {
 
     pub fn position(&self, i: u32) -> Position {
         let i = i as usize;
-        let &[span, n1, n2, n3] = &self.batch.records.positions[4 * i..4 * i + 4] else { unreachable!("four") };
+        let &[span, n1, n2, n3] = &self.batch.records.positions[4 * i..4 * i + 4] else {
+            unreachable!("four")
+        };
         match self.batch.records.position_kinds[i] {
-            position_kind::BINLOG => Position::Binlog { file: self.str(span), pos: n1, gtid: present64(n2).map(|g| self.str(g)), row: n3 as u32 },
-            position_kind::KAFKA => Position::Kafka { topic: self.str(span), partition: n1 as i32, offset: n2 as i64 },
+            position_kind::BINLOG => Position::Binlog {
+                file: self.str(span),
+                pos: n1,
+                gtid: present64(n2).map(|g| self.str(g)),
+                row: n3 as u32,
+            },
+            position_kind::KAFKA => Position::Kafka {
+                topic: self.str(span),
+                partition: n1 as i32,
+                offset: n2 as i64,
+            },
             _ => Position::Other(self.str(span)),
         }
     }
@@ -106,7 +117,10 @@ impl Reader<'_> {
         let (start, count) = ((range >> 32) as usize, range as u32 as usize);
         self.batch.headers[2 * start..2 * (start + count)]
             .chunks_exact(2)
-            .map(|h| Header { key: self.str(h[0]), value: self.bytes(h[1]) })
+            .map(|h| Header {
+                key: self.str(h[0]),
+                value: self.bytes(h[1]),
+            })
             .collect()
     }
 }
@@ -142,8 +156,17 @@ impl Writer {
 impl Position {
     pub(crate) fn as_position_ref(&self) -> PositionRef<'_> {
         match self {
-            Position::Binlog { file, pos, gtid, row } => PositionRef::Binlog { file, pos: *pos, gtid: gtid.as_deref(), row: *row },
-            Position::Kafka { topic, partition, offset } => PositionRef::Kafka { topic, partition: *partition, offset: *offset },
+            Position::Binlog { file, pos, gtid, row } => PositionRef::Binlog {
+                file,
+                pos: *pos,
+                gtid: gtid.as_deref(),
+                row: *row,
+            },
+            Position::Kafka { topic, partition, offset } => PositionRef::Kafka {
+                topic,
+                partition: *partition,
+                offset: *offset,
+            },
             Position::Other(s) => PositionRef::Other(s),
         }
     }

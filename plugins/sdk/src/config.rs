@@ -12,7 +12,9 @@ pub struct Config {
 
 impl Config {
     pub fn new(values: impl IntoIterator<Item = (String, String)>) -> Self {
-        Config { values: values.into_iter().collect() }
+        Config {
+            values: values.into_iter().collect(),
+        }
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {

@@ -72,7 +72,14 @@ impl std::fmt::Debug for Record {
 impl Record {
     pub(crate) fn new(input: &Rc<Input>, index: u32, schemas: &Rc<RefCell<Schemas>>) -> Self {
         let schema = input.reader().schema(index).and_then(|id| schemas.borrow().get(id).cloned());
-        Record { input: input.clone(), index, schema, schemas: schemas.clone(), edit: None, destination: None }
+        Record {
+            input: input.clone(),
+            index,
+            schema,
+            schemas: schemas.clone(),
+            edit: None,
+            destination: None,
+        }
     }
 
     fn width(&self) -> usize {
@@ -130,13 +137,21 @@ impl Record {
     pub fn before(&self) -> Option<Vec<Value>> {
         match &self.edit {
             Some(edit) => edit.before.clone(),
-            None => self.input.reader().before(self.index).map(|start| self.input.reader().row(start, self.width())),
+            None => self
+                .input
+                .reader()
+                .before(self.index)
+                .map(|start| self.input.reader().row(start, self.width())),
         }
     }
     pub fn after(&self) -> Option<Vec<Value>> {
         match &self.edit {
             Some(edit) => edit.after.clone(),
-            None => self.input.reader().after(self.index).map(|start| self.input.reader().row(start, self.width())),
+            None => self
+                .input
+                .reader()
+                .after(self.index)
+                .map(|start| self.input.reader().row(start, self.width())),
         }
     }
     /// Raw message key and value, for records that came from Kafka undecoded.
@@ -165,7 +180,10 @@ impl Record {
     }
 
     pub fn add_header(&mut self, key: impl Into<String>, value: impl Into<Vec<u8>>) {
-        self.edit().headers.push(Header { key: key.into(), value: value.into() });
+        self.edit().headers.push(Header {
+            key: key.into(),
+            value: value.into(),
+        });
     }
 
     /// The column's value in the newest row image (after, or before for deletes).
@@ -241,7 +259,11 @@ impl Record {
     /// The owned copy to change, taken on first use.
     fn edit(&mut self) -> &mut Edit {
         if self.edit.is_none() {
-            let edit = Edit { before: self.before(), after: self.after(), headers: self.headers() };
+            let edit = Edit {
+                before: self.before(),
+                after: self.after(),
+                headers: self.headers(),
+            };
             self.edit = Some(Box::new(edit));
         }
         self.edit.as_mut().expect("edit taken")

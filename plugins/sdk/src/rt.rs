@@ -20,7 +20,13 @@ pub fn transform<T: Transform>(slot: &RefCell<Option<T>>, batch: Batch) -> Batch
         let n = batch.records.ops.len();
         let emitted = empty_batch();
         let errors = vec!["plugin used before init".to_owned(); n];
-        return BatchResult { emitted, output_counts: vec![NONE32; n], outputs: vec![], destinations: vec![], errors };
+        return BatchResult {
+            emitted,
+            output_counts: vec![NONE32; n],
+            outputs: vec![],
+            destinations: vec![],
+            errors,
+        };
     };
     run(plugin, batch)
 }
@@ -59,5 +65,11 @@ pub fn run<T: Transform>(plugin: &mut T, mut batch: Batch) -> BatchResult {
         })
         .collect();
     emitted.schemas = schemas.borrow_mut().take_added();
-    BatchResult { emitted: emitted.into_batch(), output_counts, outputs, destinations, errors }
+    BatchResult {
+        emitted: emitted.into_batch(),
+        output_counts,
+        outputs,
+        destinations,
+        errors,
+    }
 }

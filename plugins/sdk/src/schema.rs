@@ -16,7 +16,10 @@ pub struct TableSchema {
 
 impl TableSchema {
     fn new(schema: Schema) -> Self {
-        TableSchema { schema, index: OnceCell::new() }
+        TableSchema {
+            schema,
+            index: OnceCell::new(),
+        }
     }
 
     pub fn id(&self) -> u32 {
@@ -59,7 +62,12 @@ impl Schemas {
     pub fn new(schemas: Vec<Schema>) -> Self {
         let next_id = schemas.iter().map(|s| s.id + 1).max().unwrap_or(0);
         let entries = schemas.into_iter().map(|s| (s.id, Rc::new(TableSchema::new(s)))).collect();
-        Schemas { entries, derived: HashMap::new(), added: Vec::new(), next_id }
+        Schemas {
+            entries,
+            derived: HashMap::new(),
+            added: Vec::new(),
+            next_id,
+        }
     }
 
     pub fn get(&self, id: u32) -> Option<&Rc<TableSchema>> {
@@ -74,7 +82,10 @@ impl Schemas {
         }
         let mut schema = base.schema.clone();
         schema.id = self.next_id;
-        schema.columns.push(Column { name: column.to_owned(), sql_type: sql_type.to_owned() });
+        schema.columns.push(Column {
+            name: column.to_owned(),
+            sql_type: sql_type.to_owned(),
+        });
         self.next_id += 1;
         let derived = Rc::new(TableSchema::new(schema));
         self.entries.insert(derived.id(), derived.clone());

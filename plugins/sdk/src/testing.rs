@@ -14,7 +14,13 @@ pub fn batch(database: &str, table: &str, columns: &[&str], rows: Vec<Vec<Value>
         id: 0,
         database: database.into(),
         table: table.into(),
-        columns: columns.iter().map(|c| Column { name: (*c).into(), sql_type: String::new() }).collect(),
+        columns: columns
+            .iter()
+            .map(|c| Column {
+                name: (*c).into(),
+                sql_type: String::new(),
+            })
+            .collect(),
         key: vec![0],
     });
     for (i, after) in rows.iter().enumerate() {
@@ -46,13 +52,19 @@ pub fn run<T: Transform>(config: &[(&str, &str)], batch: Batch) -> Outcome {
     let config = Config::new(config.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let mut plugin = T::init(&config).unwrap_or_else(|e| panic!("init failed: {e}"));
     let input_schemas = batch.schemas.clone();
-    let input = Rc::new(Input { batch: batch.clone(), seq: u64::MAX });
+    let input = Rc::new(Input {
+        batch: batch.clone(),
+        seq: u64::MAX,
+    });
     let result = crate::rt::run(&mut plugin, batch);
     let mut all_schemas = input_schemas.clone();
     all_schemas.extend(result.emitted.schemas.iter().cloned());
     let emitted_schemas = Rc::new(RefCell::new(Schemas::new(all_schemas)));
     let input_schemas = Rc::new(RefCell::new(Schemas::new(input_schemas)));
-    let emitted = Rc::new(Input { batch: result.emitted, seq: u64::MAX });
+    let emitted = Rc::new(Input {
+        batch: result.emitted,
+        seq: u64::MAX,
+    });
     let mut errors = result.errors.into_iter();
     let mut next = 0;
     let outputs = result

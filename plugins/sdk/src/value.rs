@@ -6,7 +6,16 @@ pub use sluice_layout::{Header, Value};
 /// Where a record came from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Position {
-    Binlog { file: String, pos: u64, gtid: Option<String>, row: u32 },
-    Kafka { topic: String, partition: i32, offset: i64 },
+    Binlog {
+        file: String,
+        pos: u64,
+        gtid: Option<String>,
+        row: u32,
+    },
+    Kafka {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
     Other(String),
 }

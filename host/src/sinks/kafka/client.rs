@@ -1,8 +1,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use rdkafka::ClientConfig;
 use super::delivery::{BatchAckCounter, Producer};
+use rdkafka::ClientConfig;
 use serde::Deserialize;
 
 use crate::sinks::SinkError;
@@ -37,13 +37,22 @@ impl ClientProperties {
     /// librdkafka's `message.max.bytes` as set here, else its default: the
     /// largest message the producer takes (key, value and headers).
     pub fn max_message_bytes(&self) -> usize {
-        self.0.get("message.max.bytes").and_then(|v| v.trim().parse().ok()).unwrap_or(1_000_000)
+        self.0
+            .get("message.max.bytes")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1_000_000)
     }
 
     /// Those that say how to reach and sign in to the cluster.
     pub fn connection(&self) -> ClientProperties {
         let connects = |key: &str| key == "security.protocol" || key.starts_with("ssl.") || key.starts_with("sasl.");
-        ClientProperties(self.0.iter().filter(|(k, _)| connects(k)).map(|(k, v)| (k.clone(), v.clone())).collect())
+        ClientProperties(
+            self.0
+                .iter()
+                .filter(|(k, _)| connects(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
     }
 
     /// These, with `overrides` set over them.
@@ -77,7 +86,10 @@ pub fn producer(brokers: &str, properties: &ClientProperties) -> Result<Producer
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000");
     properties.apply(&mut config);
-    config.create_with_context(BatchAckCounter).map_err(|source| SinkError::Client { brokers: brokers.to_owned(), source })
+    config.create_with_context(BatchAckCounter).map_err(|source| SinkError::Client {
+        brokers: brokers.to_owned(),
+        source,
+    })
 }
 
 #[cfg(test)]
@@ -98,8 +110,12 @@ mod tests {
         ]);
         let own = properties(&[("ssl.ca.location", "/other.pem"), ("linger.ms", "1")]);
         let merged = side.connection().with(&own);
-        let expected =
-            properties(&[("linger.ms", "1"), ("sasl.password", "pw"), ("security.protocol", "SASL_SSL"), ("ssl.ca.location", "/other.pem")]);
+        let expected = properties(&[
+            ("linger.ms", "1"),
+            ("sasl.password", "pw"),
+            ("security.protocol", "SASL_SSL"),
+            ("ssl.ca.location", "/other.pem"),
+        ]);
         assert_eq!(merged.0, expected.0);
         assert!(!format!("{merged:?}").contains("pw\""), "secrets stay hidden: {merged:?}");
     }

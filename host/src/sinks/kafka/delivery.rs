@@ -71,7 +71,11 @@ struct OutgoingMessage {
 
 impl Outgoing {
     pub fn with_capacity(messages: usize) -> Self {
-        Outgoing { bytes: Vec::with_capacity(messages * 512), topics: Vec::new(), messages: Vec::with_capacity(messages) }
+        Outgoing {
+            bytes: Vec::with_capacity(messages * 512),
+            topics: Vec::new(),
+            messages: Vec::with_capacity(messages),
+        }
     }
 
     /// Appends what `write` writes, unless it returns false (nothing to send).
@@ -89,7 +93,12 @@ impl Outgoing {
         if self.topics.last().is_none_or(|last| last != topic) {
             self.topics.push(topic.to_owned());
         }
-        self.messages.push(OutgoingMessage { topic: self.topics.len() - 1, key, payload, headers });
+        self.messages.push(OutgoingMessage {
+            topic: self.topics.len() - 1,
+            key,
+            payload,
+            headers,
+        });
     }
 
     /// Total size of the payloads.
@@ -141,10 +150,20 @@ impl Acks {
 pub async fn enqueue_all(producer: &Producer, outgoing: &mut Outgoing) -> Result<Acks, SinkError> {
     let Outgoing { bytes, topics, messages } = outgoing;
     // Counted up front: a report may arrive before the last message is handed over.
-    let batch = Arc::new(BatchAcks { left: AtomicUsize::new(messages.len()), failure: Mutex::new(None), done: Notify::new() });
+    let batch = Arc::new(BatchAcks {
+        left: AtomicUsize::new(messages.len()),
+        failure: Mutex::new(None),
+        done: Notify::new(),
+    });
     let mut sent = messages.drain(..);
     let mut failed = None;
-    'messages: while let Some(OutgoingMessage { topic, key, payload, headers }) = sent.next() {
+    'messages: while let Some(OutgoingMessage {
+        topic,
+        key,
+        payload,
+        headers,
+    }) = sent.next()
+    {
         let topic = &topics[topic];
         let mut record = BaseRecord::with_opaque_to(topic, batch.clone()).headers(headers);
         if let Some(Written(key)) = key {
@@ -165,7 +184,10 @@ pub async fn enqueue_all(producer: &Producer, outgoing: &mut Outgoing) -> Result
                 Err((source, _)) => {
                     // This message and those after it will never be reported.
                     batch.left.fetch_sub(1 + sent.len(), Ordering::AcqRel);
-                    failed = Some(SinkError::Delivery { topic: topic.clone(), source });
+                    failed = Some(SinkError::Delivery {
+                        topic: topic.clone(),
+                        source,
+                    });
                     break 'messages;
                 }
             }

@@ -64,17 +64,28 @@ impl TableJson {
         write_str(&mut names, &schema.database);
         names.extend_from_slice(b",\"table\":");
         write_str(&mut names, &schema.table);
-        TableJson { keys, names: names.into_boxed_slice() }
+        TableJson {
+            keys,
+            names: names.into_boxed_slice(),
+        }
     }
 }
 
 impl MessageEncoder {
     pub fn new(format: ValueFormat, pipeline: &str) -> Self {
-        let mut source_head = concat!("\"source\":{\"version\":\"sluice-", env!("CARGO_PKG_VERSION"), "\",\"connector\":\"mysql\",\"name\":")
-            .as_bytes()
-            .to_vec();
+        let mut source_head = concat!(
+            "\"source\":{\"version\":\"sluice-",
+            env!("CARGO_PKG_VERSION"),
+            "\",\"connector\":\"mysql\",\"name\":"
+        )
+        .as_bytes()
+        .to_vec();
         write_str(&mut source_head, pipeline);
-        MessageEncoder { format, source_head, tables: HashMap::new() }
+        MessageEncoder {
+            format,
+            source_head,
+            tables: HashMap::new(),
+        }
     }
 
     /// Takes the map rather than `self`, so the caller may still read the
@@ -90,8 +101,12 @@ impl MessageEncoder {
     /// Appends the primary key as a JSON object (`{"id":7}`), or the raw key
     /// of a message; false when the record has none.
     pub fn write_key(&mut self, record: &Record, out: &mut Vec<u8>) -> bool {
-        let Some(schema) = &record.schema else { return copy(record.key.as_deref(), out) };
-        let Some(row) = record.after.as_ref().or(record.before.as_ref()) else { return false };
+        let Some(schema) = &record.schema else {
+            return copy(record.key.as_deref(), out);
+        };
+        let Some(row) = record.after.as_ref().or(record.before.as_ref()) else {
+            return false;
+        };
         if schema.key.is_empty() {
             return false;
         }
@@ -103,7 +118,9 @@ impl MessageEncoder {
     /// Appends the message value; false for a tombstone. `now_ms` is the
     /// envelope's processing time.
     pub fn write_value(&mut self, record: &Record, now_ms: i64, out: &mut Vec<u8>) -> bool {
-        let Some(schema) = &record.schema else { return copy(record.payload.as_deref(), out) };
+        let Some(schema) = &record.schema else {
+            return copy(record.payload.as_deref(), out);
+        };
         let table = Self::table(&mut self.tables, schema);
         let width = schema.columns.len();
         if self.format == ValueFormat::Flat {
@@ -189,7 +206,10 @@ fn write_value(out: &mut Vec<u8>, value: &Value) {
         Value::Bytes(b) => {
             out.push(b'"');
             let start = out.len();
-            out.resize(start + base64::encoded_len(b.len(), true).expect("a value's base64 fits in memory"), 0);
+            out.resize(
+                start + base64::encoded_len(b.len(), true).expect("a value's base64 fits in memory"),
+                0,
+            );
             let written = BASE64.encode_slice(b, &mut out[start..]).expect("sized above");
             out.truncate(start + written);
             out.push(b'"');
@@ -228,7 +248,10 @@ fn write_int(out: &mut Vec<u8>, n: impl itoa::Integer) {
 /// branch-free pass over the bytes (which the compiler vectorises) is much
 /// cheaper than serde_json's byte-by-byte escaper, which does the rest.
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    let needs_escape = s.as_bytes().iter().fold(false, |any, &b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
+    let needs_escape = s
+        .as_bytes()
+        .iter()
+        .fold(false, |any, &b| any | (b < 0x20) | (b == b'"') | (b == b'\\'));
     if needs_escape {
         serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
     } else {
@@ -265,10 +288,19 @@ pub fn headers(record: &Record, dedup: &mut String) -> OwnedHeaders {
     let at = dedup.len();
     write_position(dedup, &record.position);
     let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 2)
-        .insert(KafkaHeader { key: POSITION_HEADER, value: Some(&dedup.as_bytes()[at..]) })
-        .insert(KafkaHeader { key: DEDUP_HEADER, value: Some(dedup.as_bytes()) });
+        .insert(KafkaHeader {
+            key: POSITION_HEADER,
+            value: Some(&dedup.as_bytes()[at..]),
+        })
+        .insert(KafkaHeader {
+            key: DEDUP_HEADER,
+            value: Some(dedup.as_bytes()),
+        });
     for h in &record.headers {
-        headers = headers.insert(KafkaHeader { key: &h.key, value: Some(&h.value) });
+        headers = headers.insert(KafkaHeader {
+            key: &h.key,
+            value: Some(&h.value),
+        });
     }
     headers
 }
@@ -281,11 +313,31 @@ mod tests {
     use crate::record::Column;
 
     fn schema() -> Arc<Schema> {
-        let column = |name: &str| Column { name: name.into(), sql_type: "x".into() };
+        let column = |name: &str| Column {
+            name: name.into(),
+            sql_type: "x".into(),
+        };
         Arc::new(Schema {
             database: "shop\"db".into(),
             table: "line\nitems".into(),
-            columns: ["id", "n", "big", "f", "nan", "price", "say \"hi\"", "raw", "d", "t", "dt", "ts", "doc", "gone"].map(column).into(),
+            columns: [
+                "id",
+                "n",
+                "big",
+                "f",
+                "nan",
+                "price",
+                "say \"hi\"",
+                "raw",
+                "d",
+                "t",
+                "dt",
+                "ts",
+                "doc",
+                "gone",
+            ]
+            .map(column)
+            .into(),
             key: vec![1, 0],
         })
     }
@@ -340,7 +392,12 @@ mod tests {
 
     #[test]
     fn envelopes_keys_and_flat_rows_are_exact_json_with_escaped_names_and_values() {
-        let position = Position::Binlog { file: "binlog.000003".into(), pos: 1234, gtid: Some("0-1-42".into()), row: 2 };
+        let position = Position::Binlog {
+            file: "binlog.000003".into(),
+            pos: 1234,
+            gtid: Some("0-1-42".into()),
+            row: 2,
+        };
         let update = Record {
             op: Op::Update,
             before: Some(row()),
@@ -372,7 +429,10 @@ mod tests {
             ..Record::read(Position::Other("snapshot:binlog.000001:4:7".into()), 5, schema(), row())
         };
         let envelope = parse(value(&mut encoder, &snapshot_delete, 6));
-        assert_eq!((&envelope["after"], &envelope["op"], &envelope["source"]["snapshot"]), (&json!(null), &json!("d"), &json!(true)));
+        assert_eq!(
+            (&envelope["after"], &envelope["op"], &envelope["source"]["snapshot"]),
+            (&json!(null), &json!("d"), &json!(true))
+        );
         assert_eq!(envelope["source"].get("file"), None, "a snapshot row has no binlog file");
         assert_eq!(envelope["source"]["gtid"], json!(null));
 

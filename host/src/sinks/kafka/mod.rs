@@ -1,8 +1,8 @@
 //! The Kafka sink: one message per record, acknowledged before the source
 //! position may advance.
 mod client;
-pub mod encode;
 pub mod delivery;
+pub mod encode;
 
 use rdkafka::producer::Producer as _;
 use serde::Deserialize;
@@ -73,7 +73,10 @@ impl KafkaSink {
         let client = self.producer.client();
         tokio::task::block_in_place(|| client.fetch_metadata(None, std::time::Duration::from_secs(10)))
             .map(|_| ())
-            .map_err(|source| SinkError::Unreachable { brokers: brokers.to_owned(), source })
+            .map_err(|source| SinkError::Unreachable {
+                brokers: brokers.to_owned(),
+                source,
+            })
     }
 
     /// Produces every record and returns once Kafka acknowledged all of

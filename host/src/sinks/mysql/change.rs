@@ -41,7 +41,9 @@ impl Change {
         let mut key_text = Vec::new();
         for k in &target.key {
             let value = schema.index_of(k).and_then(|i| row.get(i)).filter(|v| **v != Value::Null);
-            let Some(value) = value else { return Err(format!("missing primary key column `{k}`")) };
+            let Some(value) = value else {
+                return Err(format!("missing primary key column `{k}`"));
+            };
             let index = target.column(k).expect("key columns are columns");
             key.push(target.convert(index, value));
             key_bytes(value, &mut key_text);
@@ -63,18 +65,40 @@ impl Change {
     pub fn statement(&self, target: &TargetTable, mode: WriteMode, accumulate: &[String], rows: usize) -> String {
         match self {
             Change::Delete(_) => {
-                let one = target.key.iter().map(|k| format!("{} = ?", quote(k))).collect::<Vec<_>>().join(" AND ");
-                format!("DELETE FROM {} WHERE {}", target.sql_name, vec![format!("({one})"); rows].join(" OR "))
+                let one = target
+                    .key
+                    .iter()
+                    .map(|k| format!("{} = ?", quote(k)))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
+                format!(
+                    "DELETE FROM {} WHERE {}",
+                    target.sql_name,
+                    vec![format!("({one})"); rows].join(" OR ")
+                )
             }
             Change::Upsert(values) if mode == WriteMode::Update => {
-                let set: Vec<String> = values.iter().map(|(c, _)| format!("{} = ?", quote(&target.columns[*c].0))).collect();
-                let key = target.key.iter().map(|k| format!("{} = ?", quote(k))).collect::<Vec<_>>().join(" AND ");
+                let set: Vec<String> = values
+                    .iter()
+                    .map(|(c, _)| format!("{} = ?", quote(&target.columns[*c].0)))
+                    .collect();
+                let key = target
+                    .key
+                    .iter()
+                    .map(|k| format!("{} = ?", quote(k)))
+                    .collect::<Vec<_>>()
+                    .join(" AND ");
                 format!("UPDATE {} SET {} WHERE {key}", target.sql_name, set.join(", "))
             }
             Change::Upsert(values) => {
                 let columns: Vec<String> = values.iter().map(|(c, _)| quote(&target.columns[*c].0)).collect();
                 let row = format!("({})", vec!["?"; columns.len()].join(", "));
-                let mut sql = format!("INSERT INTO {} ({}) VALUES {}", target.sql_name, columns.join(", "), vec![row; rows].join(", "));
+                let mut sql = format!(
+                    "INSERT INTO {} ({}) VALUES {}",
+                    target.sql_name,
+                    columns.join(", "),
+                    vec![row; rows].join(", ")
+                );
                 if mode == WriteMode::Upsert {
                     // Rows of one statement apply in order, a repeated key
                     // updating the row an earlier one inserted: totals add up.
@@ -139,4 +163,3 @@ fn key_bytes(value: &Value, out: &mut Vec<u8>) {
         }
     }
 }
-

@@ -15,14 +15,14 @@ use mysql_async::{Conn, Transaction, TxOpts, Value as Wire};
 use serde::Deserialize;
 
 use self::offsets::OffsetsTable;
-pub use self::plan::{Plan, RowPlanner};
 use self::plan::Planned;
+pub use self::plan::{Plan, RowPlanner};
 use self::target::TargetTable;
 use crate::pipeline::Secret;
-use crate::sources::MysqlTls;
 use crate::record::{Position, Record};
-use crate::sources::kafka::Offsets;
 use crate::sinks::dead_letter::DeadLetterQueue;
+use crate::sources::MysqlTls;
+use crate::sources::kafka::Offsets;
 use crate::transforms::Rejected;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -118,7 +118,11 @@ impl MysqlSink {
         let mut conn = SinkConnection::open(config, pipeline).await?;
         let offsets = OffsetsTable::new(&config.offsets_database, pipeline);
         offsets.create(conn.get(), &config.offsets_database).await?;
-        Ok(MysqlSink { conn, config: config.clone(), offsets })
+        Ok(MysqlSink {
+            conn,
+            config: config.clone(),
+            offsets,
+        })
     }
 
     /// The offsets of everything this pipeline has applied.
@@ -133,7 +137,13 @@ impl MysqlSink {
     /// the server refused) go to the dead-letter queue and must be
     /// acknowledged: once the offsets are stored, the batch is never read
     /// again. Returns how many records could not be written.
-    pub async fn apply(&mut self, plan: &Plan, next_offsets: &Offsets, dead: &[Rejected], dead_letters: &DeadLetterQueue) -> Result<usize, MysqlSinkError> {
+    pub async fn apply(
+        &mut self,
+        plan: &Plan,
+        next_offsets: &Offsets,
+        dead: &[Rejected],
+        dead_letters: &DeadLetterQueue,
+    ) -> Result<usize, MysqlSinkError> {
         let mut attempt = 0;
         loop {
             match self.try_apply(plan, next_offsets, dead, dead_letters).await {
@@ -146,7 +156,13 @@ impl MysqlSink {
         }
     }
 
-    async fn try_apply(&mut self, plan: &Plan, next_offsets: &Offsets, dead: &[Rejected], dead_letters: &DeadLetterQueue) -> Result<usize, MysqlSinkError> {
+    async fn try_apply(
+        &mut self,
+        plan: &Plan,
+        next_offsets: &Offsets,
+        dead: &[Rejected],
+        dead_letters: &DeadLetterQueue,
+    ) -> Result<usize, MysqlSinkError> {
         let mut tx = self.conn.conn.start_transaction(TxOpts::default()).await?;
         let applied = self.offsets.lock(&mut tx).await?;
         // Records an earlier transaction applied, or sent to the dead-letter
@@ -191,7 +207,13 @@ impl MysqlSink {
 /// (InnoDB rolls back the failed statement alone, so no savepoint is
 /// needed); its rows are retried one by one, and those still refused
 /// are rejected.
-async fn write_chunk(tx: &mut Transaction<'_>, config: &MysqlSinkConfig, target: &TargetTable, chunk: &[&Planned], rejected: &mut Vec<Rejected>) -> Result<(), mysql_async::Error> {
+async fn write_chunk(
+    tx: &mut Transaction<'_>,
+    config: &MysqlSinkConfig,
+    target: &TargetTable,
+    chunk: &[&Planned],
+    rejected: &mut Vec<Rejected>,
+) -> Result<(), mysql_async::Error> {
     let (mode, accumulate) = (config.mode, &config.accumulate);
     let sql = chunk[0].change.statement(target, mode, accumulate, chunk.len());
     let params: Vec<Wire> = chunk.iter().flat_map(|p| p.change.params(target, mode)).collect();
@@ -231,7 +253,11 @@ struct SinkConnection {
 
 impl SinkConnection {
     async fn open(config: &MysqlSinkConfig, pipeline: &str) -> Result<Self, MysqlSinkError> {
-        Ok(SinkConnection { conn: open(config).await?, config: config.clone(), pipeline: pipeline.to_owned() })
+        Ok(SinkConnection {
+            conn: open(config).await?,
+            config: config.clone(),
+            pipeline: pipeline.to_owned(),
+        })
     }
 
     fn get(&mut self) -> &mut Conn {
@@ -254,9 +280,12 @@ impl SinkConnection {
 }
 
 async fn open(config: &MysqlSinkConfig) -> Result<Conn, MysqlSinkError> {
-    let mut conn = crate::sources::connect(&config.url, config.tls.as_ref()).await.map_err(MysqlSinkError::Connect)?;
+    let mut conn = crate::sources::connect(&config.url, config.tls.as_ref())
+        .await
+        .map_err(MysqlSinkError::Connect)?;
     // Refuse values that do not fit rather than store them altered.
-    conn.query_drop("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'").await?;
+    conn.query_drop("SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', time_zone = '+00:00'")
+        .await?;
     Ok(conn)
 }
 

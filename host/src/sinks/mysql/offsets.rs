@@ -13,11 +13,15 @@ pub struct OffsetsTable {
 
 impl OffsetsTable {
     pub fn new(database: &str, pipeline: &str) -> Self {
-        OffsetsTable { name: format!("{}.sluice_offsets", quote(database)), pipeline: pipeline.to_owned() }
+        OffsetsTable {
+            name: format!("{}.sluice_offsets", quote(database)),
+            pipeline: pipeline.to_owned(),
+        }
     }
 
     pub async fn create(&self, conn: &mut impl Queryable, database: &str) -> Result<(), mysql_async::Error> {
-        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote(database))).await?;
+        conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote(database)))
+            .await?;
         conn.query_drop(format!(
             "CREATE TABLE IF NOT EXISTS {} (pipeline VARCHAR(200) NOT NULL, topic VARCHAR(249) NOT NULL, \
              kafka_partition INT NOT NULL, next_offset BIGINT NOT NULL, updated_at TIMESTAMP(6) NOT NULL \
@@ -33,19 +37,31 @@ impl OffsetsTable {
     pub async fn lock(&self, tx: &mut Transaction<'_>) -> Result<Offsets, mysql_async::Error> {
         let rows: Vec<(String, i32, i64)> = tx
             .exec(
-                format!("SELECT topic, kafka_partition, next_offset FROM {} WHERE pipeline = ? FOR UPDATE", self.name),
+                format!(
+                    "SELECT topic, kafka_partition, next_offset FROM {} WHERE pipeline = ? FOR UPDATE",
+                    self.name
+                ),
                 (&self.pipeline,),
             )
             .await?;
-        Ok(rows.into_iter().map(|(topic, partition, next)| ((topic, partition), next)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(topic, partition, next)| ((topic, partition), next))
+            .collect())
     }
 
     /// This pipeline's offsets as last committed.
     pub async fn read(&self, conn: &mut impl Queryable) -> Result<Offsets, mysql_async::Error> {
         let rows: Vec<(String, i32, i64)> = conn
-            .exec(format!("SELECT topic, kafka_partition, next_offset FROM {} WHERE pipeline = ?", self.name), (&self.pipeline,))
+            .exec(
+                format!("SELECT topic, kafka_partition, next_offset FROM {} WHERE pipeline = ?", self.name),
+                (&self.pipeline,),
+            )
             .await?;
-        Ok(rows.into_iter().map(|(topic, partition, next)| ((topic, partition), next)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|(topic, partition, next)| ((topic, partition), next))
+            .collect())
     }
 
     pub async fn store(&self, tx: &mut Transaction<'_>, offsets: &Offsets) -> Result<(), mysql_async::Error> {
@@ -54,7 +70,12 @@ impl OffsetsTable {
         }
         let mut params: Vec<Wire> = Vec::new();
         for ((topic, partition), next) in offsets {
-            params.extend([self.pipeline.as_str().into(), topic.as_str().into(), (*partition).into(), (*next).into()]);
+            params.extend([
+                self.pipeline.as_str().into(),
+                topic.as_str().into(),
+                (*partition).into(),
+                (*next).into(),
+            ]);
         }
         let rows = vec!["(?, ?, ?, ?)"; offsets.len()].join(", ");
         tx.exec_drop(

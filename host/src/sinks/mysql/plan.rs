@@ -93,7 +93,10 @@ impl RowPlanner {
                 Entry::Occupied(g) => plan.groups[*g.get()].rows.push(planned),
                 Entry::Vacant(slot) => {
                     slot.insert(plan.groups.len());
-                    plan.groups.push(Group { table: self.targets[table].clone(), rows: vec![planned] });
+                    plan.groups.push(Group {
+                        table: self.targets[table].clone(),
+                        rows: vec![planned],
+                    });
                 }
             }
         }

@@ -21,12 +21,20 @@ pub struct TargetTable {
 impl TargetTable {
     /// None when the table does not exist.
     pub async fn look_up(conn: &mut impl Queryable, database: &str, table: &str) -> Result<Option<Self>, mysql_async::Error> {
-        let columns: Vec<(String, String)> = catalog::columns(conn, database, table).await?.into_iter().map(|c| (c.name, c.data_type)).collect();
+        let columns: Vec<(String, String)> = catalog::columns(conn, database, table)
+            .await?
+            .into_iter()
+            .map(|c| (c.name, c.data_type))
+            .collect();
         if columns.is_empty() {
             return Ok(None);
         }
         let key = catalog::primary_key(conn, database, table).await?;
-        Ok(Some(TargetTable { sql_name: format!("{}.{}", quote(database), quote(table)), columns, key }))
+        Ok(Some(TargetTable {
+            sql_name: format!("{}.{}", quote(database), quote(table)),
+            columns,
+            key,
+        }))
     }
 
     pub fn column(&self, name: &str) -> Option<usize> {
@@ -50,12 +58,10 @@ impl TargetTable {
                 Value::Str(text),
                 "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" | "bit" | "geometry" | "point" | "linestring"
                 | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection",
-            ) => {
-                match BASE64.decode(text) {
-                    Ok(bytes) => Wire::Bytes(bytes),
-                    Err(_) => param(value),
-                }
-            }
+            ) => match BASE64.decode(text) {
+                Ok(bytes) => Wire::Bytes(bytes),
+                Err(_) => param(value),
+            },
             _ => param(value),
         }
     }
@@ -69,7 +75,11 @@ pub fn create_sql(database: &str, table: &str, record: &crate::record::Record) -
     if schema.key.is_empty() {
         return Err("the record has no key to make the primary key of".into());
     }
-    let row = record.after.as_deref().or(record.before.as_deref()).ok_or("the record has no row")?;
+    let row = record
+        .after
+        .as_deref()
+        .or(record.before.as_deref())
+        .ok_or("the record has no row")?;
     let columns: Vec<String> = schema
         .columns
         .iter()

@@ -22,9 +22,18 @@ pub struct Unreadable {
 /// Every row of `rows`, in order.
 pub fn read_rows(rows: &RowsEventData<'_>, schema: &Schema, decoders: &[ColumnDecoder]) -> Vec<Result<Images, Unreadable>> {
     let data = rows.rows_data();
-    let whole = |reason: String| vec![Err(Unreadable { reason, bytes: data.to_vec() })];
+    let whole = |reason: String| {
+        vec![Err(Unreadable {
+            reason,
+            bytes: data.to_vec(),
+        })]
+    };
     if rows.num_columns() != decoders.len() as u64 {
-        return whole(format!("the rows event has {} columns, its table map {}", rows.num_columns(), decoders.len()));
+        return whole(format!(
+            "the rows event has {} columns, its table map {}",
+            rows.num_columns(),
+            decoders.len()
+        ));
     }
     if matches!(rows, RowsEventData::PartialUpdateRowsEvent(_)) {
         return whole("a partial JSON update: SET GLOBAL binlog_row_value_options = '' on the server".into());
@@ -32,7 +41,9 @@ pub fn read_rows(rows: &RowsEventData<'_>, schema: &Schema, decoders: &[ColumnDe
     for present in [rows.columns_before_image(), rows.columns_after_image()].into_iter().flatten() {
         if let Some(missing) = (0..decoders.len()).find(|&c| !present.get(c).is_some_and(|bit| *bit)) {
             let name = schema.columns.get(missing).map_or("?", |c| c.name.as_str());
-            return whole(format!("the row image leaves out column `{name}`: SET GLOBAL binlog_row_image = 'FULL' on the server"));
+            return whole(format!(
+                "the row image leaves out column `{name}`: SET GLOBAL binlog_row_image = 'FULL' on the server"
+            ));
         }
     }
     let (has_before, has_after) = (rows.columns_before_image().is_some(), rows.columns_after_image().is_some());
@@ -41,8 +52,16 @@ pub fn read_rows(rows: &RowsEventData<'_>, schema: &Schema, decoders: &[ColumnDe
     while !buf.is_empty() {
         let start = data.len() - buf.len();
         let images = (|| {
-            let before = if has_before { Some(image(&mut buf, schema, decoders)?) } else { None };
-            let after = if has_after { Some(image(&mut buf, schema, decoders)?) } else { None };
+            let before = if has_before {
+                Some(image(&mut buf, schema, decoders)?)
+            } else {
+                None
+            };
+            let after = if has_after {
+                Some(image(&mut buf, schema, decoders)?)
+            } else {
+                None
+            };
             Ok::<_, std::io::Error>((before, after))
         })();
         let bytes = || data[start..data.len() - buf.len()].to_vec();
@@ -52,7 +71,10 @@ pub fn read_rows(rows: &RowsEventData<'_>, schema: &Schema, decoders: &[ColumnDe
                 (Err(reason), _) | (_, Err(reason)) => Err(Unreadable { reason, bytes: bytes() }),
             }),
             Err(e) => {
-                out.push(Err(Unreadable { reason: format!("row image: {e}"), bytes: data[start..].to_vec() }));
+                out.push(Err(Unreadable {
+                    reason: format!("row image: {e}"),
+                    bytes: data[start..].to_vec(),
+                }));
                 break;
             }
         }

@@ -115,7 +115,9 @@ impl BinlogSource {
         // file and position are all there is.
         let by_gtid = config.gtid && start.gtid.is_some();
         let resume_at = gtid_state.as_ref().filter(|_| by_gtid);
-        let request = flavor.stream_request(&mut conn, config.server_id, config.gtid, resume_at, &start.file, start.pos).await?;
+        let request = flavor
+            .stream_request(&mut conn, config.server_id, config.gtid, resume_at, &start.file, start.pos)
+            .await?;
         let checksum: Option<String> = conn.query_first("SELECT @@global.binlog_checksum").await?;
         let metadata: Option<String> = conn.query_first("SELECT @@global.binlog_row_metadata").await.ok().flatten();
         let full_metadata = metadata.is_some_and(|m| m.eq_ignore_ascii_case("FULL"));
@@ -144,7 +146,11 @@ impl BinlogSource {
             in_transaction: false,
             gtid_state,
             gtid: None,
-            checksum_len: if checksum.is_some_and(|c| c.eq_ignore_ascii_case("NONE")) { 0 } else { 4 },
+            checksum_len: if checksum.is_some_and(|c| c.eq_ignore_ascii_case("NONE")) {
+                0
+            } else {
+                4
+            },
             catalog,
             catalog_cache: HashMap::new(),
             charsets,
@@ -174,7 +180,10 @@ impl BinlogSource {
                 self.gtid = Some(with_text(Gtid::Maria(gtid)));
                 continue;
             }
-            let data = event.read_data().map_err(|e| SourceError::Decode { what: "event".into(), message: e.to_string() })?;
+            let data = event.read_data().map_err(|e| SourceError::Decode {
+                what: "event".into(),
+                message: e.to_string(),
+            })?;
             match data {
                 Some(EventData::RotateEvent(rotate)) => {
                     let name = rotate.name();
@@ -232,7 +241,11 @@ impl BinlogSource {
                 if let Some(gtid) = &self.start.gtid {
                     position.push_str(&format!(" (GTID {gtid})"));
                 }
-                SourceError::PositionLost { pipeline: self.pipeline.clone(), position, message: server.message }
+                SourceError::PositionLost {
+                    pipeline: self.pipeline.clone(),
+                    position,
+                    message: server.message,
+                }
             }
             other => other.into(),
         }
@@ -245,7 +258,11 @@ impl BinlogSource {
             state.apply(&gtid);
         }
         let gtid = self.gtid_state.as_ref().map(|s| s.to_string());
-        Some(SourcePosition::Binlog(BinlogCheckpoint { file: self.file.to_string(), pos: end, gtid }))
+        Some(SourcePosition::Binlog(BinlogCheckpoint {
+            file: self.file.to_string(),
+            pos: end,
+            gtid,
+        }))
     }
 
     fn commit(&mut self, batch: &mut SourceBatch, end: u64) {
@@ -278,7 +295,10 @@ impl BinlogSource {
     ) -> Result<(), SourceError> {
         let table_id = rows.table_id();
         let Some(map) = self.stream.get_tme(table_id) else {
-            return Err(SourceError::Decode { what: format!("rows of table id {table_id}"), message: "no table map".into() });
+            return Err(SourceError::Decode {
+                what: format!("rows of table id {table_id}"),
+                message: "no table map".into(),
+            });
         };
         let (database, table) = (map.database_name().into_owned(), map.table_name().into_owned());
         if !self.filter.captures(&database, &table) {
@@ -286,7 +306,9 @@ impl BinlogSource {
         }
         let op = match rows {
             RowsEventData::WriteRowsEvent(_) | RowsEventData::WriteRowsEventV1(_) => Op::Insert,
-            RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_) | RowsEventData::PartialUpdateRowsEvent(_) => Op::Update,
+            RowsEventData::UpdateRowsEvent(_) | RowsEventData::UpdateRowsEventV1(_) | RowsEventData::PartialUpdateRowsEvent(_) => {
+                Op::Update
+            }
             RowsEventData::DeleteRowsEvent(_) | RowsEventData::DeleteRowsEventV1(_) => Op::Delete,
         };
         let position = |row: u32| Position::Binlog {
@@ -344,7 +366,10 @@ impl BinlogSource {
                 }
                 Ok((before, after)) => self.open.push(record(op, next_position(), before, after)),
                 Err(Unreadable { reason, bytes }) => {
-                    let record = Record { schema: Some(shape.schema.clone()), ..raw_record(op, next_position(), ts_ms, bytes) };
+                    let record = Record {
+                        schema: Some(shape.schema.clone()),
+                        ..raw_record(op, next_position(), ts_ms, bytes)
+                    };
                     undecodable.push((record, format!("a row of {database}.{table}: {reason}")));
                 }
             }
@@ -359,7 +384,10 @@ pub const OLD_KEY_HEADER: &str = "sluice.old-key";
 pub const NEW_KEY_HEADER: &str = "sluice.new-key";
 
 fn header(key: &str, value: &[u8]) -> Header {
-    Header { key: key.into(), value: value.to_vec() }
+    Header {
+        key: key.into(),
+        value: value.to_vec(),
+    }
 }
 
 /// Whether an update moves the row to another primary key.
@@ -406,13 +434,19 @@ async fn check_server(conn: &mut Conn) -> Result<(), SourceError> {
         .unwrap_or_default();
     let setting = |v: Option<String>| v.unwrap_or_default().to_ascii_uppercase();
     if !matches!(setting(log_bin).as_str(), "1" | "ON") {
-        return Err(SourceError::ServerSetup("binary logging is off: start the server with --log-bin".into()));
+        return Err(SourceError::ServerSetup(
+            "binary logging is off: start the server with --log-bin".into(),
+        ));
     }
     if setting(format) != "ROW" {
-        return Err(SourceError::ServerSetup("binlog_format must be ROW: SET GLOBAL binlog_format = 'ROW' (and in my.cnf)".into()));
+        return Err(SourceError::ServerSetup(
+            "binlog_format must be ROW: SET GLOBAL binlog_format = 'ROW' (and in my.cnf)".into(),
+        ));
     }
     if setting(image) != "FULL" {
-        return Err(SourceError::ServerSetup("binlog_row_image must be FULL: SET GLOBAL binlog_row_image = 'FULL'".into()));
+        return Err(SourceError::ServerSetup(
+            "binlog_row_image must be FULL: SET GLOBAL binlog_row_image = 'FULL'".into(),
+        ));
     }
     Ok(())
 }
@@ -423,10 +457,14 @@ async fn check_tables(conn: &mut Conn, config: &BinlogSourceConfig) -> Result<()
     for entry in &config.tables {
         let (database, table) = entry.split_once('.').unwrap_or((entry.as_str(), "*"));
         let found: Option<u8> = if table == "*" {
-            conn.exec_first("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,)).await?
-        } else {
-            conn.exec_first("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", (database, table))
+            conn.exec_first("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", (database,))
                 .await?
+        } else {
+            conn.exec_first(
+                "SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (database, table),
+            )
+            .await?
         };
         if found.is_none() {
             return Err(SourceError::ServerSetup(format!(
@@ -460,7 +498,14 @@ pub async fn current_position(conn: &mut Conn) -> Result<BinlogCheckpoint, Sourc
     let row = row.ok_or_else(empty)?;
     let (file, pos): (Option<String>, Option<u64>) = (row.get(0), row.get(1));
     // MySQL only: the GTID set at this position, which it cannot tell later.
-    let executed = row.columns_ref().iter().position(|c| c.name_str().eq_ignore_ascii_case("Executed_Gtid_Set"));
+    let executed = row
+        .columns_ref()
+        .iter()
+        .position(|c| c.name_str().eq_ignore_ascii_case("Executed_Gtid_Set"));
     let gtid = executed.and_then(|i| row.get::<Option<String>, _>(i)).flatten();
-    Ok(BinlogCheckpoint { file: file.ok_or_else(empty)?, pos: pos.ok_or_else(empty)?, gtid })
+    Ok(BinlogCheckpoint {
+        file: file.ok_or_else(empty)?,
+        pos: pos.ok_or_else(empty)?,
+        gtid,
+    })
 }

@@ -25,8 +25,11 @@ impl TableShape {
         let (database, table) = (map.database_name(), map.table_name());
         let count = map.columns_count() as usize;
         let meta = OptionalMetaExtractor::new(map.iter_optional_meta()).map_err(|e| format!("table map metadata: {e}"))?;
-        let names_in_map: Vec<String> =
-            meta.iter_column_name().map(|n| n.map(|n| n.name().into_owned())).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let names_in_map: Vec<String> = meta
+            .iter_column_name()
+            .map(|n| n.map(|n| n.name().into_owned()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         let positional = catalog.filter(|c| c.names.len() == count);
         let names = match (names_in_map.len() == count, positional) {
             (true, _) => names_in_map,
@@ -78,11 +81,19 @@ impl TableShape {
             }
             decoders.push(decoder);
         }
-        let key_in_map: Vec<u32> =
-            meta.iter_primary_key().map(|k| k.map(|k| k as u32)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let key_in_map: Vec<u32> = meta
+            .iter_primary_key()
+            .map(|k| k.map(|k| k as u32))
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())?;
         let key = match (key_in_map.is_empty(), catalog) {
             (false, _) | (true, None) => key_in_map,
-            (true, Some(catalog)) => catalog.key.iter().filter_map(|k| names.iter().position(|n| n == k)).map(|i| i as u32).collect(),
+            (true, Some(catalog)) => catalog
+                .key
+                .iter()
+                .filter_map(|k| names.iter().position(|n| n == k))
+                .map(|i| i as u32)
+                .collect(),
         };
         let schema = Schema {
             database: database.into_owned(),
@@ -90,6 +101,9 @@ impl TableShape {
             columns: decoders.iter().zip(names).map(|(d, name)| d.describe(name)).collect(),
             key,
         };
-        Ok(TableShape { schema: Arc::new(schema), decoders })
+        Ok(TableShape {
+            schema: Arc::new(schema),
+            decoders,
+        })
     }
 }

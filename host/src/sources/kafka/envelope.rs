@@ -5,8 +5,8 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value as Json;
 
 use crate::record::{Column, Op, Position, Record, Schema, Value};
@@ -132,7 +132,12 @@ impl EnvelopeDecoder {
     /// The schema of `shape`'s columns with `key`'s columns as its key.
     fn schema(&mut self, database: &str, table: &str, shape: &Row<'_>, key: Option<&Row<'_>>) -> Arc<Schema> {
         let key: Vec<u32> = key
-            .map(|k| k.0.iter().filter_map(|(name, _)| shape.0.iter().position(|(c, _)| c.0 == name.0)).map(|i| i as u32).collect())
+            .map(|k| {
+                k.0.iter()
+                    .filter_map(|(name, _)| shape.0.iter().position(|(c, _)| c.0 == name.0))
+                    .map(|i| i as u32)
+                    .collect()
+            })
             .unwrap_or_default();
         if !self.schemas.contains_key(database) {
             self.schemas.insert(database.to_owned(), HashMap::new());
@@ -142,7 +147,9 @@ impl EnvelopeDecoder {
             tables.insert(table.to_owned(), Vec::new());
         }
         let known = tables.get_mut(table).expect("inserted above");
-        let same = |s: &Schema| s.key == key && s.columns.len() == shape.0.len() && s.columns.iter().zip(&shape.0).all(|(c, (n, _))| c.name == *n.0);
+        let same = |s: &Schema| {
+            s.key == key && s.columns.len() == shape.0.len() && s.columns.iter().zip(&shape.0).all(|(c, (n, _))| c.name == *n.0)
+        };
         if let Some(schema) = known.iter().find(|s| same(s)) {
             return schema.clone();
         }
@@ -150,7 +157,14 @@ impl EnvelopeDecoder {
             database: database.to_owned(),
             table: table.to_owned(),
             key,
-            columns: shape.0.iter().map(|(name, _)| Column { name: name.0.to_string(), sql_type: String::new() }).collect(),
+            columns: shape
+                .0
+                .iter()
+                .map(|(name, _)| Column {
+                    name: name.0.to_string(),
+                    sql_type: String::new(),
+                })
+                .collect(),
         });
         known.push(schema.clone());
         schema
@@ -168,7 +182,11 @@ fn parse<'a, T: Deserialize<'a>>(bytes: &'a [u8], what: &str, expected: &str) ->
 }
 
 fn position(m: &Message<'_>) -> Position {
-    Position::Kafka { topic: m.topic.to_owned(), partition: m.partition, offset: m.offset }
+    Position::Kafka {
+        topic: m.topic.to_owned(),
+        partition: m.partition,
+        offset: m.offset,
+    }
 }
 
 fn raw_record(m: &Message<'_>) -> Record {
@@ -218,7 +236,12 @@ impl Row<'_> {
         if members.len() == schema.columns.len() && members.iter().zip(&schema.columns).all(|((n, _), c)| *n.0 == c.name) {
             return members.into_iter().map(|(_, v)| v).collect();
         }
-        let mut take = |name: &str| members.iter_mut().find(|(n, _)| n.0 == name).map_or(Value::Null, |(_, v)| std::mem::replace(v, Value::Null));
+        let mut take = |name: &str| {
+            members
+                .iter_mut()
+                .find(|(n, _)| n.0 == name)
+                .map_or(Value::Null, |(_, v)| std::mem::replace(v, Value::Null))
+        };
         schema.columns.iter().map(|c| take(&c.name)).collect()
     }
 }
@@ -308,9 +331,22 @@ mod tests {
     fn envelopes_tombstones_and_flat_rows_decode() {
         let mut d = EnvelopeDecoder::default();
         let r = d
-            .decode(MessageFormat::Debezium, &message(Some(r#"{"id":1}"#), Some(r#"{"op":"u","before":null,"after":{"id":1,"n":"x","big":18446744073709551615},"source":{"db":"a","table":"b"}}"#)))
+            .decode(
+                MessageFormat::Debezium,
+                &message(
+                    Some(r#"{"id":1}"#),
+                    Some(r#"{"op":"u","before":null,"after":{"id":1,"n":"x","big":18446744073709551615},"source":{"db":"a","table":"b"}}"#),
+                ),
+            )
             .unwrap();
-        assert_eq!((r.op, r.schema.as_ref().unwrap().table.as_str(), r.schema.as_ref().unwrap().key.clone()), (Op::Update, "b", vec![0]));
+        assert_eq!(
+            (
+                r.op,
+                r.schema.as_ref().unwrap().table.as_str(),
+                r.schema.as_ref().unwrap().key.clone()
+            ),
+            (Op::Update, "b", vec![0])
+        );
         assert_eq!(r.after.unwrap(), [Value::Int(1), Value::Str("x".into()), Value::Uint(u64::MAX)]);
         let t = d.decode(MessageFormat::Debezium, &message(Some(r#"{"id":1}"#), None)).unwrap();
         assert_eq!((t.op, t.before.unwrap()), (Op::Delete, vec![Value::Int(1)]));
@@ -326,7 +362,15 @@ mod tests {
         let schema = r.schema.clone().unwrap();
         let names: Vec<&str> = schema.columns.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["id", "tags", "name", "x"]);
-        assert_eq!(r.after.unwrap(), [Value::Int(1), Value::Json(r#"["a",{"b":2}]"#.into()), Value::Str("\"q\"".into()), Value::Float(1.5)]);
+        assert_eq!(
+            r.after.unwrap(),
+            [
+                Value::Int(1),
+                Value::Json(r#"["a",{"b":2}]"#.into()),
+                Value::Str("\"q\"".into()),
+                Value::Float(1.5)
+            ]
+        );
         // The before image is read by name; what it lacks is null, what the schema lacks is dropped.
         assert_eq!(r.before.unwrap(), [Value::Int(1), Value::Null, Value::Null, Value::Null]);
         let again = d.decode(MessageFormat::Debezium, &message(None, Some(payload))).unwrap();
@@ -341,7 +385,9 @@ mod tests {
         assert_eq!(e.0.payload.as_deref(), Some(&b"{not json"[..]));
         let e = d.decode(MessageFormat::Debezium, &message(None, None)).unwrap_err();
         assert!(e.1.contains("tombstone without a key"));
-        let e = d.decode(MessageFormat::Debezium, &message(None, Some(r#"{"op":"x"}"#))).unwrap_err();
+        let e = d
+            .decode(MessageFormat::Debezium, &message(None, Some(r#"{"op":"x"}"#)))
+            .unwrap_err();
         assert!(e.1.contains("expected c, u, r or d"));
     }
 }

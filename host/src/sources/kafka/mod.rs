@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::message::{Message as _, Timestamp};
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
 
@@ -70,10 +70,12 @@ impl KafkaSource {
     pub fn connect(config: &KafkaSourceConfig, applied: &Offsets) -> Result<Self, SourceError> {
         let consumer: Arc<StreamConsumer> = Arc::new(client_config(config).create()?);
         // An unreachable cluster fails here, named, instead of stalling later.
-        consumer.fetch_metadata(None, Duration::from_secs(10)).map_err(|source| SourceError::KafkaUnreachable {
-            brokers: config.brokers.clone(),
-            source,
-        })?;
+        consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map_err(|source| SourceError::KafkaUnreachable {
+                brokers: config.brokers.clone(),
+                source,
+            })?;
         if !applied.is_empty() {
             // Fails while other members of the group are running; they then
             // hold current offsets, and the sink skips anything applied.
@@ -83,7 +85,11 @@ impl KafkaSource {
         }
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
-        Ok(KafkaSource { consumer, decoder: EnvelopeDecoder::default(), format: config.format })
+        Ok(KafkaSource {
+            consumer,
+            decoder: EnvelopeDecoder::default(),
+            format: config.format,
+        })
     }
 
     /// Creates the consumer without reaching the brokers: librdkafka checks
@@ -149,10 +155,13 @@ fn client_config(config: &KafkaSourceConfig) -> ClientConfig {
         .set("bootstrap.servers", &config.brokers)
         .set("group.id", &config.group)
         .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", match config.start {
-            StartFrom::Earliest => "earliest",
-            StartFrom::Latest => "latest",
-        })
+        .set(
+            "auto.offset.reset",
+            match config.start {
+                StartFrom::Earliest => "earliest",
+                StartFrom::Latest => "latest",
+            },
+        )
         // A topic created after subscribing is noticed within a second.
         .set("topic.metadata.refresh.interval.ms", "1000")
         // A member that dies without leaving (SIGKILL, a lost host) holds its

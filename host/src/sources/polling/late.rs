@@ -18,7 +18,12 @@ pub struct LateRows {
 
 impl LateRows {
     pub fn new(window: Duration) -> Self {
-        LateRows { window, seen: HashSet::new(), delivered: VecDeque::new(), primed: false }
+        LateRows {
+            window,
+            seen: HashSet::new(),
+            delivered: VecDeque::new(),
+            primed: false,
+        }
     }
 
     pub fn window(&self) -> Duration {
@@ -63,9 +68,15 @@ mod tests {
     #[test]
     fn a_row_never_delivered_is_late_once_and_the_first_read_only_learns() {
         let mut late = LateRows::new(Duration::from_secs(60));
-        assert!(late.late(["a", "b"].into_iter()).is_empty(), "after a start, what is there counts as delivered");
+        assert!(
+            late.late(["a", "b"].into_iter()).is_empty(),
+            "after a start, what is there counts as delivered"
+        );
         late.delivered("c");
         assert_eq!(late.late(["a", "b", "c", "d"].into_iter()), ["d"]);
-        assert!(late.late(["a", "b", "c", "d"].into_iter()).is_empty(), "reported and delivered once");
+        assert!(
+            late.late(["a", "b", "c", "d"].into_iter()).is_empty(),
+            "reported and delivered once"
+        );
     }
 }

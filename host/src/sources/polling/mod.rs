@@ -138,7 +138,9 @@ impl PollingSource {
             let mark = self.marks.tables.get(&name).cloned();
             let mut rows = poll_table(&mut self.conn, table, mark.as_ref(), room).await?;
             behind |= rows.len() == room;
-            let Some(order) = table.shape.as_ref().map(|shape| shape.indexes(&table.order)) else { continue };
+            let Some(order) = table.shape.as_ref().map(|shape| shape.indexes(&table.order)) else {
+                continue;
+            };
             let prefix = format!("poll:{name}:");
             if let Some(last) = rows.last() {
                 self.marks.tables.insert(name, pick(values(last), &order));
@@ -162,7 +164,12 @@ impl PollingSource {
         // Caught up: rest until the next interval; behind: go straight on.
         self.next_poll = if behind { Instant::now() } else { Instant::now() + self.interval };
         let checkpoint = (!records.is_empty() || !undecodable.is_empty()).then(|| SourcePosition::Polling(self.marks.clone()));
-        Ok(SourceBatch { records, undecodable, checkpoint, finished: false })
+        Ok(SourceBatch {
+            records,
+            undecodable,
+            checkpoint,
+            finished: false,
+        })
     }
 }
 
@@ -175,24 +182,37 @@ async fn check_table(conn: &mut Conn, polled: &PolledTable, config: &PollingSour
     let catalog = catalog::columns(conn, database, table).await?;
     let columns: Vec<String> = catalog.iter().map(|c| c.name.clone()).collect();
     if columns.is_empty() {
-        return Err(setup("no such table on the server (or this user cannot see it); fix the name or create it".into()));
+        return Err(setup(
+            "no such table on the server (or this user cannot see it); fix the name or create it".into(),
+        ));
     }
     for (role, column) in [("timestamp", &polled.timestamp), ("id", &polled.id)] {
         if let Some(column) = column
             && !columns.contains(column)
         {
-            return Err(setup(format!("{role} column `{column}` does not exist; the table has {}", columns.join(", "))));
+            return Err(setup(format!(
+                "{role} column `{column}` does not exist; the table has {}",
+                columns.join(", ")
+            )));
         }
     }
     let order = match (&polled.timestamp, &polled.id) {
         (Some(ts), Some(id)) => vec![ts.clone(), id.clone()],
         (Some(ts), None) if !info.key.is_empty() => std::iter::once(ts.clone()).chain(info.key.iter().cloned()).collect(),
-        (Some(_), None) => return Err(setup("a timestamp column needs an `id` column or a primary key to break ties".into())),
+        (Some(_), None) => {
+            return Err(setup(
+                "a timestamp column needs an `id` column or a primary key to break ties".into(),
+            ));
+        }
         (None, Some(id)) => vec![id.clone()],
         (None, None) => return Err(setup("set `timestamp`, `id` or both".into())),
     };
     let mut delay_micros = config.delay_ms * 1000;
-    let precision = polled.timestamp.as_ref().and_then(|ts| catalog.iter().find(|c| c.name == *ts)).and_then(|c| c.datetime_precision);
+    let precision = polled
+        .timestamp
+        .as_ref()
+        .and_then(|ts| catalog.iter().find(|c| c.name == *ts))
+        .and_then(|c| c.datetime_precision);
     if let Some(digits) = precision {
         let step = 10u64.pow(6 - digits.min(6));
         delay_micros += step;
@@ -277,11 +297,23 @@ async fn poll_table(
         params.extend(values);
     }
     if table.uses_timestamp {
-        conditions.push(format!("{} < NOW(6) - INTERVAL {} MICROSECOND", quote(&table.order[0]), table.delay_micros));
+        conditions.push(format!(
+            "{} < NOW(6) - INTERVAL {} MICROSECOND",
+            quote(&table.order[0]),
+            table.delay_micros
+        ));
     }
-    let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+    let filter = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conditions.join(" AND "))
+    };
     let order: Vec<String> = table.order.iter().map(|c| quote(c)).collect();
-    let sql = format!("SELECT * FROM {} {filter} ORDER BY {} LIMIT {max}", table.info.sql_name(), order.join(", "));
+    let sql = format!(
+        "SELECT * FROM {} {filter} ORDER BY {} LIMIT {max}",
+        table.info.sql_name(),
+        order.join(", ")
+    );
     let mut result = conn.exec_iter(sql, params).await?;
     if table.shape.is_none() {
         table.shape = result.columns().map(|columns| QueryShape::new(&table.info, &columns));

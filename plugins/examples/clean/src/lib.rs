@@ -27,7 +27,11 @@ impl Transform for Clean {
         let default_email = || config.get("email_columns").is_none().then(|| vec!["email".to_owned()]);
         Ok(Clean {
             trim: config.parse_or("trim", true)?,
-            lowercase: if config.get("lowercase").is_some() { config.list("lowercase") } else { vec!["email".into()] },
+            lowercase: if config.get("lowercase").is_some() {
+                config.list("lowercase")
+            } else {
+                vec!["email".into()]
+            },
             mask: config.list("mask"),
             keep_last4: match config.get("mask_style").unwrap_or("redact") {
                 "redact" => false,
@@ -98,7 +102,10 @@ impl Clean {
 /// Trim, and collapse inner whitespace runs into one space, in place.
 fn tidy(s: &mut String) {
     let trimmed = s.trim();
-    let needs_collapse = trimmed.as_bytes().windows(2).any(|w| w[0].is_ascii_whitespace() && w[1].is_ascii_whitespace())
+    let needs_collapse = trimmed
+        .as_bytes()
+        .windows(2)
+        .any(|w| w[0].is_ascii_whitespace() && w[1].is_ascii_whitespace())
         || trimmed.contains(['\t', '\n', '\r']);
     if needs_collapse {
         *s = trimmed.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -137,11 +144,16 @@ mod tests {
 
     #[test]
     fn tidies_lowercases_and_masks() {
-        let input = batch("shop", "users", &["id", "email", "phone"], vec![vec![
-            Value::Int(1),
-            Value::Str("  Ann@Example.COM ".into()),
-            Value::Str("+49 170 1234567".into()),
-        ]]);
+        let input = batch(
+            "shop",
+            "users",
+            &["id", "email", "phone"],
+            vec![vec![
+                Value::Int(1),
+                Value::Str("  Ann@Example.COM ".into()),
+                Value::Str("+49 170 1234567".into()),
+            ]],
+        );
         let out = run::<Clean>(&[("mask", "phone"), ("mask_style", "last4")], input);
         let row = out.outputs[0].as_ref().unwrap()[0].after().unwrap();
         assert_eq!(row[1], Value::Str("ann@example.com".into()));

@@ -43,7 +43,9 @@ impl Transform for LogLine {
             _ => String::new(),
         };
         for field in &self.fields {
-            let found = message.split_whitespace().find_map(|pair| pair.strip_prefix(field.as_str())?.strip_prefix('='));
+            let found = message
+                .split_whitespace()
+                .find_map(|pair| pair.strip_prefix(field.as_str())?.strip_prefix('='));
             record.set(field, "varchar(255)", found.map_or(Value::Null, value_of));
         }
         record.set_destination(self.into.clone());
@@ -73,11 +75,20 @@ mod tests {
 
     #[test]
     fn lines_become_rows_and_noise_is_dropped_or_rejected() {
-        let input = batch("logs", "raw", &["ts", "level", "message"], vec![
-            line(Value::Str("2026-11-26T12:00:01Z".into()), " WARN", "paid user=42 took=153ms path=/pay"),
-            line(Value::Str("2026-11-26T12:00:02Z".into()), "DEBUG", "noise"),
-            line(Value::Null, "INFO", "no time"),
-        ]);
+        let input = batch(
+            "logs",
+            "raw",
+            &["ts", "level", "message"],
+            vec![
+                line(
+                    Value::Str("2026-11-26T12:00:01Z".into()),
+                    " WARN",
+                    "paid user=42 took=153ms path=/pay",
+                ),
+                line(Value::Str("2026-11-26T12:00:02Z".into()), "DEBUG", "noise"),
+                line(Value::Null, "INFO", "no time"),
+            ],
+        );
         let config = [("fields", "user,took,path"), ("drop_levels", "debug"), ("into", "logs.events")];
         let out = run::<LogLine>(&config, input);
         let row = &out.outputs[0].as_ref().unwrap()[0];

@@ -19,7 +19,11 @@ pub struct Route {
 
 impl Transform for Route {
     fn init(config: &Config) -> Result<Self, Error> {
-        let routes = config.table("routes").into_iter().map(|(value, dests)| (value, split(&dests))).collect();
+        let routes = config
+            .table("routes")
+            .into_iter()
+            .map(|(value, dests)| (value, split(&dests)))
+            .collect();
         Ok(Route {
             column: config.require("column")?.to_owned(),
             routes,

@@ -15,7 +15,10 @@ pub struct Tally {
 
 impl Transform for Tally {
     fn init(config: &Config) -> Result<Self, Error> {
-        Ok(Tally { time: config.require("time")?.to_owned(), into: config.require("into")?.to_owned() })
+        Ok(Tally {
+            time: config.require("time")?.to_owned(),
+            into: config.require("into")?.to_owned(),
+        })
     }
 
     fn transform(&mut self, mut record: Record) -> Result<Out, Error> {
@@ -47,12 +50,17 @@ mod tests {
 
     #[test]
     fn an_order_becomes_one_order_in_its_minute() {
-        let input = batch("shop", "orders", &["id", "customer", "amount", "at"], vec![vec![
-            Value::Int(1),
-            Value::Int(7),
-            Value::Decimal("12.50".into()),
-            Value::Str("2026-11-26T12:34:56Z".into()),
-        ]]);
+        let input = batch(
+            "shop",
+            "orders",
+            &["id", "customer", "amount", "at"],
+            vec![vec![
+                Value::Int(1),
+                Value::Int(7),
+                Value::Decimal("12.50".into()),
+                Value::Str("2026-11-26T12:34:56Z".into()),
+            ]],
+        );
         let out = run::<Tally>(&[("time", "at"), ("into", "shop.customer_minutes")], input);
         let record = &out.outputs[0].as_ref().unwrap()[0];
         assert_eq!(record.get("minute"), Some(Value::Datetime("2026-11-26 12:34:00".into())));

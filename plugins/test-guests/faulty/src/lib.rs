@@ -40,7 +40,10 @@ impl Guest for Faulty {
     fn transform(batch: Batch) -> BatchResult {
         const NONE32: u32 = u32::MAX;
         const NONE64: u64 = u64::MAX;
-        let action_index = batch.schemas.first().and_then(|s| s.columns.iter().position(|c| c.name == "action"));
+        let action_index = batch
+            .schemas
+            .first()
+            .and_then(|s| s.columns.iter().position(|c| c.name == "action"));
         let mut emitted = sluice_plugin::rt::empty_batch();
         let (mut output_counts, mut outputs, mut errors) = (Vec::new(), Vec::new(), Vec::new());
         for (r, &after) in batch.records.after.iter().enumerate() {
@@ -110,7 +113,13 @@ impl Guest for Faulty {
             output_counts.pop();
         }
         let destinations = vec![NONE64; outputs.len()];
-        BatchResult { emitted, output_counts, outputs, destinations, errors }
+        BatchResult {
+            emitted,
+            output_counts,
+            outputs,
+            destinations,
+            errors,
+        }
     }
 }
 
