@@ -47,3 +47,10 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
     echo "install: rust target wasm32-wasip2"
     rustup target add wasm32-wasip2
 fi
+
+for component in clippy rustfmt; do
+    if ! rustup component list --installed | grep -q "^$component"; then
+        echo "install: rust component $component"
+        rustup component add "$component"
+    fi
+done

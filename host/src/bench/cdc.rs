@@ -246,7 +246,7 @@ async fn bare_binlog(url: &str, start: &BinlogCheckpoint, end: &BinlogCheckpoint
             for row in rows_event.rows(map) {
                 let (_, after) = row?;
                 let after = after.context("after image")?;
-                std::hint::black_box((0..after.len()).map(|i| after.as_ref(i).is_some()).count());
+                std::hint::black_box((0..after.len()).filter(|&i| after.as_ref(i).is_some()).count());
                 decoded += 1;
             }
         }

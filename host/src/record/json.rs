@@ -39,8 +39,11 @@ fn err<T>(message: impl Into<String>) -> Result<T, JsonRecordError> {
 /// table shape.
 #[derive(Default)]
 pub struct JsonRecordReader {
-    schemas: HashMap<(String, String, Vec<String>, Vec<u32>), Arc<Schema>>,
+    schemas: HashMap<SchemaShape, Arc<Schema>>,
 }
+
+/// Database, table, column names and key: what makes two records' schemas one.
+type SchemaShape = (String, String, Vec<String>, Vec<u32>);
 
 impl JsonRecordReader {
     pub fn read_line(&mut self, line: &str) -> Result<Record, JsonRecordError> {

@@ -8,9 +8,10 @@ use super::flavor::ServerFlavor;
 use super::snapshot::SnapshotReader;
 use super::{SourceBatch, SourceError, SourcePosition, TableFilter};
 
+/// Boxed: a phase is replaced at most twice in a run.
 enum Phase {
-    Snapshot(SnapshotReader),
-    Stream(BinlogSource),
+    Snapshot(Box<SnapshotReader>),
+    Stream(Box<BinlogSource>),
     Finished,
 }
 
@@ -30,9 +31,9 @@ impl MysqlCapture {
         let filter = TableFilter::new(&config.tables, &config.exclude);
         let phase = match (stored, config.snapshot) {
             (Some(SourcePosition::Binlog(_)), SnapshotMode::SnapshotOnly) => Phase::Finished,
-            (Some(SourcePosition::Binlog(at)), _) => Phase::Stream(BinlogSource::start(conn, flavor, config, at, pipeline).await?),
+            (Some(SourcePosition::Binlog(at)), _) => Phase::Stream(Box::new(BinlogSource::start(conn, flavor, config, at, pipeline).await?)),
             (Some(SourcePosition::Snapshot(progress)), _) => {
-                Phase::Snapshot(SnapshotReader::open(conn, flavor, &filter, Some(progress)).await?)
+                Phase::Snapshot(Box::new(SnapshotReader::open(conn, flavor, &filter, Some(progress)).await?))
             }
             (Some(SourcePosition::Polling(_)), _) => {
                 return Err(SourceError::ServerSetup(
@@ -41,9 +42,9 @@ impl MysqlCapture {
             }
             (None, SnapshotMode::Never) => {
                 let at = current_position(&mut conn).await.map_err(privilege_hint)?;
-                Phase::Stream(BinlogSource::start(conn, flavor, config, at, pipeline).await?)
+                Phase::Stream(Box::new(BinlogSource::start(conn, flavor, config, at, pipeline).await?))
             }
-            (None, _) => Phase::Snapshot(SnapshotReader::open(conn, flavor, &filter, None).await?),
+            (None, _) => Phase::Snapshot(Box::new(SnapshotReader::open(conn, flavor, &filter, None).await?)),
         };
         Ok(MysqlCapture {
             config: config.clone(),
@@ -76,9 +77,9 @@ impl MysqlCapture {
                     self.phase = if self.config.snapshot == SnapshotMode::SnapshotOnly {
                         Phase::Finished
                     } else {
-                        Phase::Stream(
+                        Phase::Stream(Box::new(
                             BinlogSource::start(check(&self.config).await?, self.flavor, &self.config, handover, &self.pipeline).await?,
-                        )
+                        ))
                     };
                     Ok(SourceBatch {
                         checkpoint,

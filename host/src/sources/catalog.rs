@@ -103,7 +103,8 @@ pub struct ColumnInfo {
 /// The table's columns in table order; empty when it does not exist (or
 /// this user cannot see it).
 pub async fn columns(conn: &mut impl Queryable, database: &str, table: &str) -> Result<Vec<ColumnInfo>, mysql_async::Error> {
-    let rows: Vec<(String, String, String, Option<String>, Option<u32>)> = conn
+    type Row = (String, String, String, Option<String>, Option<u32>);
+    let rows: Vec<Row> = conn
         .exec(
             "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, CHARACTER_SET_NAME, DATETIME_PRECISION FROM information_schema.COLUMNS
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",

@@ -83,8 +83,11 @@ pub enum GtidState {
     Maria(BTreeMap<u32, (u32, u64)>),
     /// `@@gtid_executed`: per (source, tag), the executed numbers as
     /// half-open intervals, sorted and disjoint.
-    Mysql(BTreeMap<([u8; 16], Option<String>), Vec<(u64, u64)>>),
+    Mysql(BTreeMap<MysqlSource, Vec<(u64, u64)>>),
 }
+
+/// A MySQL GTID's source: the server UUID and, since 8.4, a tag.
+type MysqlSource = ([u8; 16], Option<String>);
 
 impl GtidState {
     pub fn parse_maria(text: &str) -> Result<Self, String> {

@@ -42,17 +42,17 @@ const SAVE_EVERY: Duration = Duration::from_millis(200);
 /// A batch's pending acknowledgements and the position its completion allows.
 type InFlight = (JoinHandle<Result<(), crate::sinks::SinkError>>, Option<SourcePosition>);
 
-/// The configured source.
+/// The configured source; boxed, as it is made once per run.
 enum Source {
-    Capture(MysqlCapture),
-    Polling(PollingSource),
+    Capture(Box<MysqlCapture>),
+    Polling(Box<PollingSource>),
 }
 
 impl Source {
     async fn connect(config: &SourceConfig, stored: Option<SourcePosition>, pipeline: &str) -> Result<Option<Self>, SourceError> {
         Ok(match config {
-            SourceConfig::MysqlBinlog(c) => Some(Source::Capture(MysqlCapture::connect(c, stored, pipeline).await?)),
-            SourceConfig::MysqlPoll(c) => Some(Source::Polling(PollingSource::connect(c, stored).await?)),
+            SourceConfig::MysqlBinlog(c) => Some(Source::Capture(Box::new(MysqlCapture::connect(c, stored, pipeline).await?))),
+            SourceConfig::MysqlPoll(c) => Some(Source::Polling(Box::new(PollingSource::connect(c, stored).await?))),
             SourceConfig::Kafka(_) => None,
         })
     }

@@ -48,11 +48,11 @@ impl TableShape {
         let mut member_collations = meta.iter_enum_and_set_charset();
         let mut members = Members::of(map);
         let mut decoders = Vec::with_capacity(count);
-        for c in 0..count {
+        for (c, name) in names.iter().enumerate() {
             let ty = map
                 .get_column_type(c)
-                .map_err(|e| format!("column `{}`: {e}", names[c]))?
-                .ok_or_else(|| format!("column `{}`: no type in the table map", names[c]))?;
+                .map_err(|e| format!("column `{name}`: {e}"))?
+                .ok_or_else(|| format!("column `{name}`: no type in the table map"))?;
             let unsigned = ty.is_numeric_type() && signedness.next().unwrap_or(false);
             let collation = if ty.is_character_type() {
                 text_collations.next()
@@ -67,12 +67,12 @@ impl TableShape {
                 (None, Some((cat, i))) => cat.charsets[i].as_deref().map_or(Ok(None), |name| charsets.by_name(name)),
                 (None, None) => Ok(None),
             }
-            .map_err(|e| format!("column `{}`: {e}", names[c]))?;
+            .map_err(|e| format!("column `{}`: {e}", name))?;
             let mut decoder = ColumnDecoder::for_binlog(ty, map.get_column_metadata(c).unwrap_or(&[]), unsigned, text, members.next(ty))
-                .map_err(|e| format!("column `{}`: {e}", names[c]))?;
+                .map_err(|e| format!("column `{}`: {e}", name))?;
             if let Some((cat, i)) = catalog_column {
                 decoder.complete_from_catalog(cat.unsigned[i], &cat.members[i]);
-                if cat.json.contains(&names[c]) {
+                if cat.json.contains(name) {
                     decoder.treat_as_json();
                 }
                 if let Some(special) = SpecialType::of(&cat.data_types[i]) {

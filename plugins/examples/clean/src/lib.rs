@@ -89,10 +89,10 @@ impl Clean {
             }
         }
         for column in &self.email_columns {
-            if let Some(Value::Str(s)) = record.get(column) {
-                if !looks_like_email(&s) {
-                    return Some(format!("column `{column}` is not an email address: {s:?}"));
-                }
+            if let Some(Value::Str(s)) = record.get(column)
+                && !looks_like_email(&s)
+            {
+                return Some(format!("column `{column}` is not an email address: {s:?}"));
             }
         }
         None
