@@ -83,7 +83,11 @@ async fn a_killed_pipeline_resumes_without_losing_rows() {
     wait_for_position(&position, None);
     let chunk = 10_000;
     let insert = |start: u32| {
-        format!("INSERT INTO shop.bulk_load SELECT seq, CONCAT('row-', seq) FROM seq_{}_to_{}", start + 1, start + chunk)
+        format!(
+            "INSERT INTO shop.bulk_load SELECT seq, CONCAT('row-', seq) FROM seq_{}_to_{}",
+            start + 1,
+            start + chunk
+        )
     };
     for start in (0..ROWS / 2 + chunk).step_by(chunk as usize) {
         db.query_drop(insert(start)).await.unwrap();

@@ -284,7 +284,7 @@ async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(Measured, u
         if in_flight.len() == MAX_IN_FLIGHT {
             in_flight.pop_front().map(Acks::wait).expect("a batch in flight").await?;
         }
-        in_flight.push_back(enqueue_all(&producer, &mut batch).await?);
+        in_flight.push_back(enqueue_all(&producer, &mut batch).await?.0);
     }
     for batch in in_flight {
         batch.wait().await?;

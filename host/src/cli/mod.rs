@@ -143,8 +143,8 @@ pub struct TailArgs {
     /// Stop after this many messages.
     #[arg(long, default_value_t = usize::MAX)]
     pub max: usize,
-    /// Stop after this many seconds.
-    #[arg(long, default_value_t = 10)]
+    /// Stop after this many seconds (joining a consumer group may take several).
+    #[arg(long, default_value_t = 30)]
     pub timeout_s: u64,
 }
 

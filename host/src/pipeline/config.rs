@@ -189,7 +189,20 @@ impl PipelineFile {
             return Err("no pipelines: add at least one [[pipeline]] table".into());
         }
         let mut names = std::collections::BTreeSet::new();
+        let mut readers: BTreeMap<(String, u32), &str> = BTreeMap::new();
         for p in &self.pipelines {
+            if let SourceConfig::MysqlBinlog(source) = &p.source {
+                // Two readers with one server id: the server drops one (error 4052).
+                let url = source.url.expose();
+                let server = url.rsplit_once('@').map_or(url, |(_, host)| host).trim_start_matches("mysql://");
+                let server = server.split('/').next().unwrap_or(server).to_owned();
+                if let Some(other) = readers.insert((server.clone(), source.server_id), &p.name) {
+                    return Err(format!(
+                        "pipelines `{other}` and `{}` both read the binlog of {server} with server_id {}: give each its own",
+                        p.name, source.server_id
+                    ));
+                }
+            }
             if !names.insert(&p.name) {
                 return Err(format!("pipeline.name: `{}` is used twice; names must be unique", p.name));
             }
@@ -236,6 +249,23 @@ config = { mask = ["phone", "ssn"], lookup = { DE = "Germany" } }
             panic!("wrong source")
         };
         assert!(!format!("{source:?}").contains("pw"));
+    }
+
+    #[test]
+    fn two_binlog_readers_of_one_server_need_two_server_ids() {
+        let pipeline = |name: &str, server_id: u32| {
+            format!(
+                "[[pipeline]]\nname = \"{name}\"\nsource = {{ type = \"mysql-binlog\", url = \"mysql://u:pw@db:3306/\", tables = [\"a.b\"], server_id = {server_id} }}\n\
+                 sink = {{ type = \"kafka\", brokers = \"k\" }}\ndead_letter = {{ topic = \"d\" }}\n"
+            )
+        };
+        let file = |pipelines: String| PipelineFile::parse(&format!("plugin_dir = \"p\"\n{pipelines}"), |_| None);
+        let e = file(pipeline("one", 7) + &pipeline("two", 7)).expect_err("refused");
+        assert!(
+            e.contains("`one` and `two` both read the binlog of db:3306 with server_id 7"),
+            "{e}"
+        );
+        assert!(file(pipeline("one", 7) + &pipeline("two", 8)).is_ok());
     }
 
     #[test]

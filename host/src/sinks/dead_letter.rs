@@ -140,7 +140,15 @@ impl DeadLetterQueue {
             )];
             messages.push(&self.topic, key, payload, headers(&note));
         }
-        enqueue_all(&self.producer, &mut messages).await
+        match enqueue_all(&self.producer, &mut messages).await? {
+            (acks, refused) if refused.is_empty() => Ok(acks),
+            // Each dead letter is cut down below the limit: only a producer
+            // whose limit is smaller than its own summary can refuse one.
+            (_, _) => Err(SinkError::Delivery {
+                topic: self.topic.clone(),
+                source: rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::MessageSizeTooLarge),
+            }),
+        }
     }
 }
 

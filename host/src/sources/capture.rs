@@ -31,7 +31,9 @@ impl MysqlCapture {
         let filter = TableFilter::new(&config.tables, &config.exclude);
         let phase = match (stored, config.snapshot) {
             (Some(SourcePosition::Binlog(_)), SnapshotMode::SnapshotOnly) => Phase::Finished,
-            (Some(SourcePosition::Binlog(at)), _) => Phase::Stream(Box::new(BinlogSource::start(conn, flavor, config, at, pipeline).await?)),
+            (Some(SourcePosition::Binlog(at)), _) => {
+                Phase::Stream(Box::new(BinlogSource::start(conn, flavor, config, at, pipeline).await?))
+            }
             (Some(SourcePosition::Snapshot(progress)), _) => {
                 Phase::Snapshot(Box::new(SnapshotReader::open(conn, flavor, &filter, Some(progress)).await?))
             }

@@ -15,8 +15,10 @@ pub struct TableInfo {
     pub key: Vec<String>,
     /// Columns declared JSON (MariaDB: a `json_valid()` check on a text column).
     pub json_columns: Vec<String>,
-    /// MariaDB's INET6 and UUID columns, which the binlog carries as bytes.
+    /// MariaDB's INET4, INET6 and UUID columns, which the binlog carries as bytes.
     pub special_columns: Vec<(String, SpecialType)>,
+    /// Every column in table order, invisible ones too.
+    pub columns: Vec<ColumnInfo>,
     /// The server's estimate, for progress display.
     pub estimated_rows: u64,
 }
@@ -62,10 +64,10 @@ pub async fn captured_tables(conn: &mut Conn, filter: &TableFilter) -> Result<Ve
 }
 
 pub async fn table_info(conn: &mut Conn, database: &str, table: &str) -> Result<TableInfo, SourceError> {
-    let special_columns = columns(conn, database, table)
-        .await?
-        .into_iter()
-        .filter_map(|c| SpecialType::of(&c.data_type).map(|special| (c.name, special)))
+    let columns = columns(conn, database, table).await?;
+    let special_columns = columns
+        .iter()
+        .filter_map(|c| SpecialType::of(&c.data_type).map(|special| (c.name.clone(), special)))
         .collect();
     Ok(TableInfo {
         database: database.to_owned(),
@@ -73,6 +75,7 @@ pub async fn table_info(conn: &mut Conn, database: &str, table: &str) -> Result<
         key: primary_key(conn, database, table).await?,
         json_columns: json_columns(conn, database, table).await,
         special_columns,
+        columns,
         estimated_rows: 0,
     })
 }
@@ -88,38 +91,46 @@ pub async fn primary_key(conn: &mut impl Queryable, database: &str, table: &str)
 }
 
 /// One column as information_schema describes it.
+#[derive(Debug, Clone)]
 pub struct ColumnInfo {
     pub name: String,
     /// As declared: `int(10) unsigned`, `enum('a','b')`.
     pub column_type: String,
     /// The bare type: `int`, `enum`, `datetime`, `inet6`.
     pub data_type: String,
-    /// The character set of a text column; None for other columns.
+    /// The character set and collation of a text column; None for others.
     pub charset: Option<String>,
+    pub collation: Option<String>,
     /// Fractional-second digits of a temporal column.
     pub datetime_precision: Option<u32>,
+    /// A generated column, which no statement may write.
+    pub generated: bool,
 }
 
 /// The table's columns in table order; empty when it does not exist (or
 /// this user cannot see it).
 pub async fn columns(conn: &mut impl Queryable, database: &str, table: &str) -> Result<Vec<ColumnInfo>, mysql_async::Error> {
-    type Row = (String, String, String, Option<String>, Option<u32>);
+    type Row = (String, String, String, Option<String>, Option<String>, Option<u32>, String);
     let rows: Vec<Row> = conn
         .exec(
-            "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, CHARACTER_SET_NAME, DATETIME_PRECISION FROM information_schema.COLUMNS
-             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, CHARACTER_SET_NAME, COLLATION_NAME, DATETIME_PRECISION, EXTRA
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (database, table),
         )
         .await?;
     Ok(rows
         .into_iter()
-        .map(|(name, column_type, data_type, charset, datetime_precision)| ColumnInfo {
-            name,
-            column_type,
-            data_type,
-            charset,
-            datetime_precision,
-        })
+        .map(
+            |(name, column_type, data_type, charset, collation, datetime_precision, extra)| ColumnInfo {
+                name,
+                column_type,
+                data_type,
+                charset,
+                collation,
+                datetime_precision,
+                generated: extra.to_ascii_uppercase().contains("GENERATED"),
+            },
+        )
         .collect())
 }
 
@@ -134,8 +145,9 @@ pub struct CatalogColumns {
     pub members: Vec<Vec<String>>,
     /// Character set per column (None: not text, or binary).
     pub charsets: Vec<Option<String>>,
-    /// information_schema's DATA_TYPE per column.
+    /// information_schema's DATA_TYPE and COLUMN_TYPE per column.
     pub data_types: Vec<String>,
+    pub column_types: Vec<String>,
     pub key: Vec<String>,
     pub json: Vec<String>,
 }
@@ -148,6 +160,7 @@ pub async fn catalog_columns(conn: &mut Conn, database: &str, table: &str) -> Re
         members: rows.iter().map(|c| members(&c.column_type)).collect(),
         charsets: rows.iter().map(|c| c.charset.clone()).collect(),
         data_types: rows.iter().map(|c| c.data_type.clone()).collect(),
+        column_types: rows.iter().map(|c| c.column_type.clone()).collect(),
         names: rows.into_iter().map(|c| c.name).collect(),
         key: info.key,
         json: info.json_columns,

@@ -42,6 +42,9 @@ pub struct ColumnDecoder {
     /// MariaDB's JSON is LONGTEXT with a json_valid() check: only the
     /// catalog tells it apart from text.
     json: bool,
+    /// A DECIMAL … ZEROFILL's width: a query returns it padded with zeros
+    /// to this many characters, the binlog without them.
+    zerofill: Option<usize>,
     /// `BINARY(n)`: the binlog leaves out trailing zero bytes, which a query
     /// returns; the length to pad to.
     binary_len: usize,
@@ -50,9 +53,10 @@ pub struct ColumnDecoder {
     special: Option<SpecialType>,
 }
 
-/// MariaDB's own types, stored as `BINARY(16)`.
+/// MariaDB's own types, stored as `BINARY(4)` and `BINARY(16)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpecialType {
+    Inet4,
     Inet6,
     Uuid,
 }
@@ -61,6 +65,7 @@ impl SpecialType {
     /// From information_schema's DATA_TYPE.
     pub fn of(data_type: &str) -> Option<Self> {
         match data_type {
+            "inet4" => Some(SpecialType::Inet4),
             "inet6" => Some(SpecialType::Inet6),
             "uuid" => Some(SpecialType::Uuid),
             _ => None,
@@ -143,6 +148,7 @@ impl ColumnDecoder {
             members,
             members_as_text: false,
             json: false,
+            zerofill: None,
             binary_len,
             special: None,
         })
@@ -172,6 +178,7 @@ impl ColumnDecoder {
             members: Vec::new(),
             members_as_text: true,
             json: false,
+            zerofill: None,
             binary_len: 0,
             special: None,
         }
@@ -188,6 +195,22 @@ impl ColumnDecoder {
         self.unsigned |= unsigned;
         if self.members.is_empty() {
             self.members = members.to_vec();
+        }
+    }
+
+    /// Pads a DECIMAL declared ZEROFILL (its catalog COLUMN_TYPE) as a
+    /// query returns it: `decimal(10,2) … zerofill` to 11 characters.
+    pub fn zero_fill(&mut self, column_type: &str) {
+        let Some(digits) = column_type.strip_prefix("decimal(").filter(|_| column_type.contains("zerofill")) else {
+            return;
+        };
+        let (precision, scale) = digits
+            .split_once(')')
+            .map_or(digits, |(d, _)| d)
+            .split_once(',')
+            .unwrap_or((digits, "0"));
+        if let (Ok(precision), Ok(scale)) = (precision.trim().parse::<usize>(), scale.trim().parse::<usize>()) {
+            self.zerofill = Some(precision + usize::from(scale > 0));
         }
     }
 
@@ -210,6 +233,7 @@ impl ColumnDecoder {
         let binary = self.text.is_none();
         let base = match self.ty {
             _ if self.json => "json",
+            _ if self.special == Some(SpecialType::Inet4) => "inet4",
             _ if self.special == Some(SpecialType::Inet6) => "inet6",
             _ if self.special == Some(SpecialType::Uuid) => "uuid",
             MYSQL_TYPE_TINY => "tinyint",
@@ -334,14 +358,19 @@ impl ColumnDecoder {
             (Wire::UInt(u), _) => Value::Uint(u),
             (Wire::Float(f), _) => Value::Float(float_as_written(f)),
             (Wire::Double(d), _) => Value::Float(d),
+            (Wire::Bytes(b), MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL) if self.zerofill.is_some() => {
+                let text = self.text(b)?;
+                Value::Decimal(format!("{text:0>width$}", width = self.zerofill.unwrap_or(0)))
+            }
             (Wire::Bytes(b), MYSQL_TYPE_NEWDECIMAL | MYSQL_TYPE_DECIMAL) => Value::Decimal(self.text(b)?),
             (Wire::Bytes(b), MYSQL_TYPE_YEAR) => Value::Int(self.text(b)?.parse().map_err(|e| format!("YEAR: {e}"))?),
             (Wire::Bytes(b), MYSQL_TYPE_TIMESTAMP2 | MYSQL_TYPE_TIMESTAMP) => Value::Timestamp(timestamp_micros(&self.text(b)?)?),
             (Wire::Bytes(b), MYSQL_TYPE_BIT | MYSQL_TYPE_GEOMETRY) => Value::Bytes(b),
             (Wire::Bytes(b), MYSQL_TYPE_JSON) => Value::Json(self.text(b)?),
-            (Wire::Bytes(b), _) if self.text.is_none() => match (self.special, <[u8; 16]>::try_from(b.as_slice())) {
-                (Some(SpecialType::Inet6), Ok(address)) => Value::Str(inet6_text(address)),
-                (Some(SpecialType::Uuid), Ok(uuid)) => Value::Str(uuid_text(uuid)),
+            (Wire::Bytes(b), _) if self.text.is_none() => match (self.special, b.len()) {
+                (Some(SpecialType::Inet4), 4) => Value::Str(std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).to_string()),
+                (Some(SpecialType::Inet6), 16) => Value::Str(inet6_text(b.try_into().expect("16 bytes"))),
+                (Some(SpecialType::Uuid), 16) => Value::Str(uuid_text(b.try_into().expect("16 bytes"))),
                 _ => Value::Bytes(b),
             },
             (Wire::Bytes(b), _) => Value::Str(self.text(b)?),
@@ -503,13 +532,20 @@ fn float_as_written(f: f32) -> f64 {
     f.to_string().parse().unwrap_or(f64::from(f))
 }
 
-/// INET6 as MariaDB prints it: IPv4-mapped and IPv4-compatible addresses
-/// with their IPv4 part dotted, the rest as RFC 5952 compresses them.
+/// INET6 as MariaDB prints it: when the longest run of zero groups starts
+/// the address and is six groups long (IPv4-compatible) or five followed by
+/// `ffff` (IPv4-mapped), the last 32 bits are dotted; otherwise RFC 5952
+/// (`::2`, `::ffff`, `::100` stay as they are).
 fn inet6_text(bytes: [u8; 16]) -> String {
     let address = std::net::Ipv6Addr::from(bytes);
+    let groups = address.segments();
+    let leading_zeros = groups.iter().take_while(|&&g| g == 0).count();
     let v4 = std::net::Ipv4Addr::new(bytes[12], bytes[13], bytes[14], bytes[15]);
-    let compatible = bytes[..12].iter().all(|&b| b == 0) && u32::from(v4) > 1;
-    if compatible { format!("::{v4}") } else { address.to_string() }
+    match leading_zeros {
+        6 => format!("::{v4}"),
+        5 if groups[5] == 0xffff => format!("::ffff:{v4}"),
+        _ => address.to_string(),
+    }
 }
 
 /// UUID as MariaDB prints it. A UUID of versions 1-5 with the RFC variant

@@ -10,6 +10,7 @@ mod decode;
 mod flavor;
 mod gtid;
 pub mod kafka;
+mod keyset;
 pub mod polling;
 pub(crate) mod query_rows;
 pub mod snapshot;
@@ -88,8 +89,8 @@ pub(crate) fn mysql_is_transient(error: &mysql_async::Error) -> bool {
     match error {
         mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
         // Too many connections, shutdown in progress, lock wait timeout,
-        // deadlock, connection killed.
-        mysql_async::Error::Server(server) => matches!(server.code, 1040 | 1053 | 1205 | 1213 | 1927),
+        // deadlock, a table altered under a snapshot's read, connection killed.
+        mysql_async::Error::Server(server) => matches!(server.code, 1040 | 1053 | 1205 | 1213 | 1412 | 1927),
         _ => false,
     }
 }

@@ -3,7 +3,7 @@
 //! parameters for keyset paging.
 use std::sync::Arc;
 
-use mysql_async::{Column as WireColumn, Row, Value as Wire};
+use mysql_async::{Column as WireColumn, Value as Wire};
 
 use super::catalog::TableInfo;
 use super::decode::ColumnDecoder;
@@ -66,8 +66,7 @@ impl QueryShape {
     /// started at four values and reallocated per row (2% of a snapshot). A
     /// value that cannot be decoded fails the row, which still comes back
     /// whole (that value as NULL) with why, for the dead-letter queue.
-    pub fn decode(&self, row: Row) -> DecodedRow {
-        let wire = row.unwrap();
+    pub fn decode(&self, wire: Vec<Wire>) -> DecodedRow {
         let mut values = Vec::with_capacity(wire.len());
         let mut failed = None;
         for ((value, decoder), column) in wire.into_iter().zip(&self.decoders).zip(&self.schema.columns) {
@@ -93,11 +92,6 @@ impl QueryShape {
     }
 }
 
-/// The values at `indexes` of `row`.
-pub fn pick(row: &[Value], indexes: &[usize]) -> Vec<Value> {
-    indexes.iter().filter_map(|&i| row.get(i)).cloned().collect()
-}
-
 /// A record value as a statement parameter comparable with its column.
 pub fn param(value: &Value) -> Wire {
     match value {
@@ -117,25 +111,6 @@ pub fn param(value: &Value) -> Wire {
     }
 }
 
-/// `(k1 > ?) OR (k1 = ? AND k2 > ?) OR …` and its parameters: the rows after
-/// `after` in `columns` order. Spelled out rather than as a row comparison,
-/// which not every server turns into an index range.
-pub fn keyset_after(columns: &[String], after: &[Value]) -> (String, Vec<Wire>) {
-    let mut terms = Vec::new();
-    let mut params = Vec::new();
-    for i in 0..columns.len() {
-        let mut term = Vec::new();
-        for (column, value) in columns.iter().zip(after).take(i) {
-            term.push(format!("{} = ?", super::catalog::quote(column)));
-            params.push(param(value));
-        }
-        term.push(format!("{} > ?", super::catalog::quote(&columns[i])));
-        params.push(param(&after[i]));
-        terms.push(format!("({})", term.join(" AND ")));
-    }
-    (terms.join(" OR "), params)
-}
-
 /// `prefix` and then the key values of `row` as text (`7`, `eu,42`): the
 /// position and dedup id of a row read by key, written once per row.
 pub fn key_position(prefix: &str, row: &[Value], indexes: &[usize]) -> Position {
@@ -145,7 +120,15 @@ pub fn key_position(prefix: &str, row: &[Value], indexes: &[usize]) -> Position 
         if n > 0 {
             text.push(',');
         }
+        // A comma or backslash inside a value is escaped, so that
+        // ('x,y', 'z') and ('x', 'y,z') name two rows.
+        let start = text.len();
         crate::record::push_value_text(&mut text, value);
+        if text[start..].contains([',', '\\']) {
+            let escaped = text[start..].replace('\\', "\\\\").replace(',', "\\,");
+            text.truncate(start);
+            text.push_str(&escaped);
+        }
     }
     Position::Other(text)
 }
@@ -162,12 +145,15 @@ mod tests {
             Position::Other("poll:a.b:9,eu,-4,00ab".into())
         );
         assert_eq!(key_position("p:", &row, &[1]), Position::Other("p:-4".into()));
-    }
-
-    #[test]
-    fn keyset_spells_out_composite_keys() {
-        let (sql, params) = keyset_after(&["a".into(), "b".into()], &[Value::Int(1), Value::Str("x".into())]);
-        assert_eq!(sql, "(`a` > ?) OR (`a` = ? AND `b` > ?)");
-        assert_eq!(params, vec![Wire::Int(1), Wire::Int(1), Wire::Bytes(b"x".to_vec())]);
+        let (a, b) = (
+            [Value::Str("x,y".into()), Value::Str("z".into())],
+            [Value::Str("x".into()), Value::Str("y,z".into())],
+        );
+        assert_eq!(key_position("", &a, &[0, 1]), Position::Other("x\\,y,z".into()));
+        assert_ne!(
+            key_position("", &a, &[0, 1]),
+            key_position("", &b, &[0, 1]),
+            "commas inside values do not make two rows one"
+        );
     }
 }

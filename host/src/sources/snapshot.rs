@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{TableInfo, captured_tables, quote};
 use super::flavor::ServerFlavor;
-use super::query_rows::{DecodedRow, QueryShape, key_position, keyset_after, pick, values};
+use super::keyset::Keyset;
+use super::query_rows::{DecodedRow, QueryShape, key_position, values};
 use super::{BinlogCheckpoint, SourceError, TableFilter};
 use crate::record::{Position, Record, Value};
 
@@ -34,7 +35,12 @@ pub struct SnapshotProgress {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableCursor {
     pub table: String,
+    /// The last delivered row's key, in the exact forms of [`Keyset`].
     pub after: Vec<Value>,
+    /// False for a cursor of decoded values, as earlier versions stored it,
+    /// which does not compare back exactly: its table is read again whole.
+    #[serde(default)]
+    pub exact: bool,
 }
 
 /// Rows of a table read, those that could not be decoded (with why), and
@@ -48,12 +54,15 @@ pub struct SnapshotChunk {
 struct TableScan {
     info: TableInfo,
     shape: Option<QueryShape>,
-    /// Last key read (tables with a primary key) …
+    /// How the table pages by its primary key (empty without one).
+    keyset: Keyset,
+    /// Cursor of the last row read (tables with a primary key) …
     after: Option<Vec<Value>>,
     /// … or rows read so far (tables without one, paged by offset).
     read: u64,
-    /// Rows read and not yet handed out, and whether the table has no more.
-    buffered: VecDeque<DecodedRow>,
+    /// Rows read and not yet handed out, each with its cursor, and whether
+    /// the table has no more.
+    buffered: VecDeque<(DecodedRow, Vec<Value>)>,
     exhausted: bool,
     started: Instant,
     logged: Instant,
@@ -141,7 +150,7 @@ impl SnapshotReader {
             }
             let take = max.min(scan.buffered.len());
             let first = scan.delivered();
-            let rows: Vec<_> = scan.buffered.drain(..take).collect();
+            let (rows, cursors): (Vec<_>, Vec<_>) = scan.buffered.drain(..take).unzip();
             let mut chunk = SnapshotChunk {
                 records: Vec::with_capacity(rows.len()),
                 undecodable: Vec::new(),
@@ -151,8 +160,8 @@ impl SnapshotReader {
             if let Some(shape) = &scan.shape {
                 let prefix = format!("snapshot:{}:{}:", self.view.file, self.view.pos);
                 let key = shape.indexes(&scan.info.key);
-                if let (Some(last), false) = (rows.last(), key.is_empty()) {
-                    last_key = Some(pick(values(last), &key));
+                if !scan.keyset.is_empty() {
+                    last_key = cursors.last().cloned();
                 }
                 for (n, row) in rows.into_iter().enumerate() {
                     let position = if key.is_empty() {
@@ -183,6 +192,7 @@ impl SnapshotReader {
                 self.progress.cursor = Some(TableCursor {
                     table: scan.info.qualified(),
                     after,
+                    exact: true,
                 });
                 Some(self.progress.clone())
             } else {
@@ -198,7 +208,11 @@ impl SnapshotReader {
 
     fn start_table(&self, info: TableInfo) -> TableScan {
         let after = match &self.progress.cursor {
-            Some(cursor) if cursor.table == info.qualified() && !info.key.is_empty() => Some(cursor.after.clone()),
+            Some(cursor) if cursor.table == info.qualified() && !info.key.is_empty() && cursor.exact => Some(cursor.after.clone()),
+            Some(cursor) if cursor.table == info.qualified() => {
+                tracing::info!(table = %cursor.table, "the stored snapshot cursor is of an older form: the table is read again from its first row");
+                None
+            }
             _ => None,
         };
         if info.key.is_empty() {
@@ -206,6 +220,7 @@ impl SnapshotReader {
         }
         let now = Instant::now();
         TableScan {
+            keyset: Keyset::new(&info.key, &info.columns),
             info,
             shape: None,
             after,
@@ -218,41 +233,39 @@ impl SnapshotReader {
     }
 }
 
-/// Reads the next `max` rows of the table into the scan's buffer.
+/// Reads the next `max` rows of the table into the scan's buffer: every
+/// column, invisible ones too, then the key's exact forms for the cursor.
 async fn read_chunk(conn: &mut Conn, scan: &mut TableScan, max: usize) -> Result<(), SourceError> {
     let table = scan.info.sql_name();
-    let order: Vec<String> = scan.info.key.iter().map(|k| quote(k)).collect();
-    let (sql, params) = match (&scan.after, scan.info.key.is_empty()) {
-        (_, true) => (format!("SELECT * FROM {table} LIMIT {max} OFFSET {}", scan.read), Vec::new()),
-        (None, false) => (
-            format!("SELECT * FROM {table} ORDER BY {} LIMIT {max}", order.join(", ")),
-            Vec::new(),
-        ),
+    let columns = scan.info.columns.iter().map(|c| quote(&c.name)).collect::<Vec<_>>().join(", ");
+    let select = format!("SELECT {columns}{} FROM {table}", scan.keyset.select());
+    let order = scan.keyset.order_by();
+    let (sql, params) = match (&scan.after, scan.keyset.is_empty()) {
+        (_, true) => (format!("{select} LIMIT {max} OFFSET {}", scan.read), Vec::new()),
+        (None, false) => (format!("{select} ORDER BY {order} LIMIT {max}"), Vec::new()),
         (Some(after), false) => {
-            let (condition, params) = keyset_after(&scan.info.key, after);
-            (
-                format!("SELECT * FROM {table} WHERE {condition} ORDER BY {} LIMIT {max}", order.join(", ")),
-                params,
-            )
+            let (condition, params) = scan.keyset.after(after);
+            (format!("{select} WHERE {condition} ORDER BY {order} LIMIT {max}"), params)
         }
     };
     let mut result = conn.exec_iter(sql, params).await?;
+    let width = scan.info.columns.len();
     if scan.shape.is_none() {
-        scan.shape = result.columns().map(|columns| QueryShape::new(&scan.info, &columns));
+        scan.shape = result.columns().map(|columns| QueryShape::new(&scan.info, &columns[..width]));
     }
     let shape = scan.shape.as_ref();
     let before = scan.buffered.len();
     while let Some(row) = result.next().await? {
-        scan.buffered.push_back(shape.expect("columns come before rows").decode(row));
+        let mut values = row.unwrap();
+        let cursor = Keyset::cursor(values.split_off(width));
+        scan.buffered
+            .push_back((shape.expect("columns come before rows").decode(values), cursor));
     }
     let read = scan.buffered.len() - before;
     scan.read += read as u64;
     scan.exhausted = read < max;
-    if let (Some(shape), Some(last)) = (shape, scan.buffered.back()) {
-        let key = shape.indexes(&scan.info.key);
-        if !key.is_empty() {
-            scan.after = Some(pick(values(last), &key));
-        }
+    if let Some((_, cursor)) = scan.buffered.back().filter(|_| !scan.keyset.is_empty()) {
+        scan.after = Some(cursor.clone());
     }
     Ok(())
 }

@@ -123,14 +123,25 @@ pub async fn run(
             let acks = if out.records.is_empty() && out.rejected.is_empty() {
                 None
             } else {
-                let (records, too_large) = sink.enqueue(&out.records).await?;
-                out.rejected.extend(too_large);
-                Some((records, dead_letters.enqueue(&out.rejected).await?))
+                // Dead letters first: with `on_error = "stop"` the queue halts the
+                // pipeline before any record of the batch is sent.
+                out.rejected.extend(sink.prepare(&out.records));
+                let dead = dead_letters.enqueue(&out.rejected).await?;
+                let (records, refused) = sink.send(&out.records).await?;
+                let refused = if refused.is_empty() {
+                    None
+                } else {
+                    Some(dead_letters.enqueue(&refused).await?)
+                };
+                Some((records, dead, refused))
             };
             let waiting = tokio::spawn(async move {
-                if let Some((records, dead)) = acks {
+                if let Some((records, dead, refused)) = acks {
                     records.wait().await?;
                     dead.wait().await?;
+                    if let Some(refused) = refused {
+                        refused.wait().await?;
+                    }
                 }
                 Ok(())
             });

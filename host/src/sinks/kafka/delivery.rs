@@ -111,9 +111,13 @@ impl Outgoing {
     }
 }
 
+/// The most a record's framing adds in a v2 record batch (length, attributes,
+/// timestamp and offset deltas, key, value and header counts), which
+/// librdkafka counts against `message.max.bytes` before it takes a message.
+const RECORD_OVERHEAD: usize = 5 + 1 + 10 + 5 + 5 + 5 + 5;
+
 /// The size a message of `key`, `payload` and `headers` has against
-/// librdkafka's `message.max.bytes`: key, value and headers as they are
-/// written in a record batch.
+/// librdkafka's `message.max.bytes`, counted as librdkafka counts it.
 pub fn wire_size(key: Option<&Written>, payload: Option<&Written>, headers: &OwnedHeaders) -> usize {
     let len = |w: Option<&Written>| w.map_or(0, |w| w.0.len());
     let varint = |n: usize| (64 - ((n as u64) << 1).leading_zeros() as usize).div_ceil(7).max(1);
@@ -124,7 +128,7 @@ pub fn wire_size(key: Option<&Written>, payload: Option<&Written>, headers: &Own
             varint(h.key.len()) + h.key.len() + varint(value) + value
         })
         .sum();
-    len(key) + len(payload) + headers
+    RECORD_OVERHEAD + len(key) + len(payload) + headers
 }
 
 /// Acknowledgements still to come for messages already handed to the producer.
@@ -151,7 +155,11 @@ impl Acks {
 /// capacity, to be filled again: a fresh buffer per batch is memory the
 /// allocator returns to the kernel and faults back in, zeroed, for the next
 /// batch (8% of the stream's CPU, 2026-11-27).
-pub async fn enqueue_all(producer: &Producer, outgoing: &mut Outgoing) -> Result<Acks, SinkError> {
+///
+/// A message librdkafka refuses as too large is left out, its index (in the
+/// order of [`Outgoing::push`]) returned: it is that record's failure, not
+/// the batch's.
+pub async fn enqueue_all(producer: &Producer, outgoing: &mut Outgoing) -> Result<(Acks, Vec<usize>), SinkError> {
     let Outgoing { bytes, topics, messages } = outgoing;
     // Counted up front: a report may arrive before the last message is handed over.
     let batch = Arc::new(BatchAcks {
@@ -159,14 +167,18 @@ pub async fn enqueue_all(producer: &Producer, outgoing: &mut Outgoing) -> Result
         failure: Mutex::new(None),
         done: Notify::new(),
     });
-    let mut sent = messages.drain(..);
+    let mut sent = messages.drain(..).enumerate();
     let mut failed = None;
-    'messages: while let Some(OutgoingMessage {
-        topic,
-        key,
-        payload,
-        headers,
-    }) = sent.next()
+    let mut too_large = Vec::new();
+    'messages: while let Some((
+        index,
+        OutgoingMessage {
+            topic,
+            key,
+            payload,
+            headers,
+        },
+    )) = sent.next()
     {
         let topic = &topics[topic];
         let mut record = BaseRecord::with_opaque_to(topic, batch.clone()).headers(headers);
@@ -185,6 +197,11 @@ pub async fn enqueue_all(producer: &Producer, outgoing: &mut Outgoing) -> Result
                     record = returned;
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
+                    batch.left.fetch_sub(1, Ordering::AcqRel);
+                    too_large.push(index);
+                    break;
+                }
                 Err((source, _)) => {
                     // This message and those after it will never be reported.
                     batch.left.fetch_sub(1 + sent.len(), Ordering::AcqRel);
@@ -201,11 +218,11 @@ pub async fn enqueue_all(producer: &Producer, outgoing: &mut Outgoing) -> Result
     topics.clear();
     match failed {
         Some(error) => Err(error),
-        None => Ok(Acks(batch)),
+        None => Ok((Acks(batch), too_large)),
     }
 }
 
 /// Sends every message and waits until Kafka has acknowledged all of them.
 pub async fn deliver_all(producer: &Producer, messages: &mut Outgoing) -> Result<(), SinkError> {
-    enqueue_all(producer, messages).await?.wait().await
+    enqueue_all(producer, messages).await?.0.wait().await
 }

@@ -52,6 +52,27 @@ pub struct KafkaSink {
     dedup: String,
     messages: Outgoing,
     max_message_bytes: usize,
+    /// Names made legal for Kafka, each warned of once.
+    renamed: std::collections::HashSet<String>,
+    /// The record each prepared message is of.
+    origins: Vec<usize>,
+}
+
+/// Kafka takes topic names of `[a-zA-Z0-9._-]`, at most 249 characters:
+/// other characters become `_` (as Debezium does), and the first time a
+/// name changes it is said, so that a table named `we"ird 表` neither stops
+/// its pipeline nor lands somewhere unannounced.
+fn legal_topic(name: &mut String, renamed: &mut std::collections::HashSet<String>) {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.len() <= 249 && name.chars().all(legal) {
+        return;
+    }
+    let mut fixed: String = name.chars().map(|c| if legal(c) { c } else { '_' }).collect();
+    fixed.truncate(249);
+    if renamed.insert(name.clone()) {
+        tracing::warn!(topic = %fixed, "`{name}` is not a legal Kafka topic name; its records go to `{fixed}`");
+    }
+    *name = fixed;
 }
 
 impl KafkaSink {
@@ -65,6 +86,8 @@ impl KafkaSink {
             dedup: String::new(),
             messages: Outgoing::with_capacity(0),
             max_message_bytes: config.properties.max_message_bytes(),
+            renamed: Default::default(),
+            origins: Vec::new(),
         })
     }
 
@@ -82,21 +105,25 @@ impl KafkaSink {
     /// Produces every record and returns once Kafka acknowledged all of
     /// them; records too large to produce come back for the dead-letter queue.
     pub async fn deliver(&mut self, records: &[Record]) -> Result<Vec<Rejected>, SinkError> {
-        let (acks, too_large) = self.enqueue(records).await?;
+        let mut too_large = self.prepare(records);
+        let (acks, refused) = self.send(records).await?;
         acks.wait().await?;
+        too_large.extend(refused);
         Ok(too_large)
     }
 
-    /// Hands every record to the producer, in order; the acks come later. A
+    /// Writes every record's message, in order, for [`KafkaSink::send`]. A
     /// record whose message would exceed the producer's `message.max.bytes`
-    /// is not sent (librdkafka would refuse it, and with it the batch, on
+    /// is not written (librdkafka would refuse it, and with it the batch, on
     /// every restart) but handed back, named with the limit.
-    pub async fn enqueue(&mut self, records: &[Record]) -> Result<(Acks, Vec<Rejected>), SinkError> {
+    pub fn prepare(&mut self, records: &[Record]) -> Vec<Rejected> {
         let messages = &mut self.messages;
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut too_large = Vec::new();
-        for record in records {
+        self.origins.clear();
+        for (index, record) in records.iter().enumerate() {
             self.topic.fill_into(record, &mut self.topic_name);
+            legal_topic(&mut self.topic_name, &mut self.renamed);
             let key = messages.write(|out| self.encoder.write_key(record, out));
             let payload = messages.write(|out| self.encoder.write_value(record, now_ms, out));
             let headers = encode::headers(record, &mut self.dedup);
@@ -114,10 +141,54 @@ impl KafkaSink {
             } else if self.tombstones && record.op == Op::Delete && key.is_some() {
                 messages.push(&self.topic_name, key.clone(), payload, headers.clone());
                 messages.push(&self.topic_name, key, None, headers);
+                self.origins.extend([index, index]);
             } else {
                 messages.push(&self.topic_name, key, payload, headers);
+                self.origins.push(index);
             }
         }
-        Ok((enqueue_all(&self.producer, messages).await?, too_large))
+        too_large
+    }
+
+    /// Hands the messages prepared for `records` to the producer; the acks
+    /// come later. A record whose message librdkafka still refuses as too
+    /// large comes back for the dead-letter queue.
+    pub async fn send(&mut self, records: &[Record]) -> Result<(Acks, Vec<Rejected>), SinkError> {
+        let (acks, refused) = enqueue_all(&self.producer, &mut self.messages).await?;
+        let mut rejected: Vec<Rejected> = refused
+            .into_iter()
+            .map(|message| {
+                Rejected::unwritable(
+                    records[self.origins[message]].clone(),
+                    "sink:kafka",
+                    format!(
+                        "librdkafka refused its message as over the producer's message.max.bytes of {}",
+                        self.max_message_bytes
+                    ),
+                )
+            })
+            .collect();
+        // A delete and its tombstone are one record.
+        rejected.dedup_by(|a, b| a.record.position == b.record.position);
+        Ok((acks, rejected))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn illegal_topic_names_are_made_legal_once() {
+        let mut renamed = Default::default();
+        let mut name = "ty.we\"ird 表 name".to_owned();
+        legal_topic(&mut name, &mut renamed);
+        assert_eq!(name, "ty.we_ird___name");
+        let mut fine = "shop.users-1_a".to_owned();
+        legal_topic(&mut fine, &mut renamed);
+        assert_eq!(fine, "shop.users-1_a");
+        let mut long = "x".repeat(300);
+        legal_topic(&mut long, &mut renamed);
+        assert_eq!(long.len(), 249);
     }
 }

@@ -21,9 +21,11 @@ pub struct TargetTable {
 impl TargetTable {
     /// None when the table does not exist.
     pub async fn look_up(conn: &mut impl Queryable, database: &str, table: &str) -> Result<Option<Self>, mysql_async::Error> {
+        // Generated columns are the server's to fill: no statement writes them.
         let columns: Vec<(String, String)> = catalog::columns(conn, database, table)
             .await?
             .into_iter()
+            .filter(|c| !c.generated)
             .map(|c| (c.name, c.data_type))
             .collect();
         if columns.is_empty() {
@@ -54,6 +56,9 @@ impl TargetTable {
                 Ok(t) => Wire::Bytes(t.naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string().into_bytes()),
                 Err(_) => param(value),
             },
+            // A FLOAT's value is a single-precision one: sent as such, its
+            // maximum is not out of range by a rounding.
+            (Value::Float(f), "float") => Wire::Float(*f as f32),
             (
                 Value::Str(text),
                 "blob" | "tinyblob" | "mediumblob" | "longblob" | "binary" | "varbinary" | "bit" | "geometry" | "point" | "linestring"

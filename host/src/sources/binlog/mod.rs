@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 mod image;
 mod shape;
+mod xa;
 
 use self::image::Unreadable;
 use self::shape::TableShape;
@@ -80,6 +81,10 @@ pub struct BinlogSource {
     open: Vec<Record>,
     /// Between BEGIN and its commit: no checkpoint may fall there.
     in_transaction: bool,
+    /// Inside an XA transaction's group, and the records of those prepared
+    /// and not yet decided.
+    in_xa: bool,
+    prepared: HashMap<xa::Xid, Vec<Record>>,
     /// The GTID state after the last commit read, and the GTID of the
     /// group being read (with its text, which every record of it carries).
     gtid_state: Option<GtidState>,
@@ -93,6 +98,7 @@ pub struct BinlogSource {
     catalog_cache: HashMap<(String, String), Arc<CatalogColumns>>,
     /// How each of the server's collations reads as text.
     charsets: Charsets,
+    flavor: ServerFlavor,
     /// Writes the keys that a key change's two records name.
     key_json: KeyWriter,
     /// Where the stream was asked to start, and by which pipeline: named
@@ -144,6 +150,8 @@ impl BinlogSource {
             file,
             open: Vec::new(),
             in_transaction: false,
+            in_xa: false,
+            prepared: HashMap::new(),
             gtid_state,
             gtid: None,
             checksum_len: if checksum.is_some_and(|c| c.eq_ignore_ascii_case("NONE")) {
@@ -154,6 +162,7 @@ impl BinlogSource {
             catalog,
             catalog_cache: HashMap::new(),
             charsets,
+            flavor,
             key_json: KeyWriter::default(),
             start,
             pipeline: pipeline.to_owned(),
@@ -210,21 +219,44 @@ impl BinlogSource {
                     // A large transaction streams through in batches rather than being
                     // held whole; the checkpoint still moves only at its commit, so a
                     // restart repeats its delivered part (same dedup ids), never skips it.
-                    if self.open.len() + batch.records.len() >= max {
+                    // An XA transaction is held whole: it may yet roll back.
+                    if !self.in_xa && self.open.len() + batch.records.len() >= max {
                         batch.records.append(&mut self.open);
                     }
                 }
                 Some(EventData::XidEvent(_)) => self.commit(&mut batch, end),
+                Some(EventData::XaPrepareLogEvent(body)) => match xa::prepared(&body) {
+                    Some((xid, false)) => {
+                        // Held until its XA COMMIT or XA ROLLBACK.
+                        self.in_transaction = false;
+                        self.in_xa = false;
+                        let records = std::mem::take(&mut self.open);
+                        self.prepared.insert(xid, records);
+                        self.advance(&mut batch, end);
+                    }
+                    _ => self.commit(&mut batch, end),
+                },
+                Some(EventData::QueryEvent(query)) if xa::starts(&query.query()) => {
+                    self.in_transaction = true;
+                    self.in_xa = true;
+                }
+                Some(EventData::QueryEvent(query)) if xa::decided(&query.query()).is_some() => {
+                    let (commit, xid) = xa::decided(&query.query()).expect("matched");
+                    if let Some(mut records) = self.prepared.remove(&xid)
+                        && commit
+                    {
+                        batch.records.append(&mut records);
+                    }
+                    self.advance(&mut batch, end);
+                }
                 Some(EventData::QueryEvent(query)) if query.query().eq_ignore_ascii_case("COMMIT") => self.commit(&mut batch, end),
                 Some(EventData::QueryEvent(query)) if query.query().eq_ignore_ascii_case("BEGIN") => self.in_transaction = true,
                 Some(EventData::QueryEvent(_)) if !self.in_transaction => {
                     // DDL outside a transaction: later table maps carry the new shape.
                     self.catalog_cache.clear();
-                    batch.checkpoint = self.checkpoint(end);
+                    self.advance(&mut batch, end);
                 }
-                Some(EventData::HeartbeatEvent) if !self.in_transaction && end > 0 => {
-                    batch.checkpoint = self.checkpoint(end);
-                }
+                Some(EventData::HeartbeatEvent) if !self.in_transaction && end > 0 => self.advance(&mut batch, end),
                 _ => {}
             }
         }
@@ -267,8 +299,19 @@ impl BinlogSource {
 
     fn commit(&mut self, batch: &mut SourceBatch, end: u64) {
         self.in_transaction = false;
+        self.in_xa = false;
         batch.records.append(&mut self.open);
-        batch.checkpoint = self.checkpoint(end);
+        self.advance(batch, end);
+    }
+
+    /// Moves the batch's checkpoint to just after the event ending at `end`,
+    /// unless an XA transaction is prepared and undecided: a restart must
+    /// read its rows again, so no position may pass them.
+    fn advance(&mut self, batch: &mut SourceBatch, end: u64) {
+        let checkpoint = self.checkpoint(end);
+        if self.prepared.is_empty() {
+            batch.checkpoint = checkpoint;
+        }
     }
 
     /// Catalog facts for a captured table's first rows since the last DDL.
@@ -277,9 +320,20 @@ impl BinlogSource {
         let name = (map.database_name().into_owned(), map.table_name().into_owned());
         if self.filter.captures(&name.0, &name.1) && !self.catalog_cache.contains_key(&name) {
             let columns = catalog_columns(&mut self.catalog, &name.0, &name.1).await?;
-            self.catalog_cache.insert(name, Arc::new(columns));
+            self.catalog_cache.insert(name.clone(), Arc::new(columns));
             // Shapes built before this look-up lack its facts.
             self.shapes.remove(&table_id);
+        }
+        if self.filter.captures(&name.0, &name.1) && !self.shapes.contains_key(&table_id) {
+            // The multi-byte sets the table's text is in, mapped before its shape is built.
+            let mut charsets: Vec<String> = shape::collation_ids(map)
+                .into_iter()
+                .filter_map(|id| self.charsets.collation(id).map(|c| c.charset.clone()))
+                .collect();
+            if let Some(catalog) = self.catalog_cache.get(&name) {
+                charsets.extend(catalog.charsets.iter().flatten().cloned());
+            }
+            self.charsets.ensure(&mut self.catalog, charsets).await?;
         }
         Ok(())
     }
@@ -319,7 +373,7 @@ impl BinlogSource {
         };
         if !self.shapes.contains_key(&table_id) {
             let catalog = self.catalog_cache.get(&(database.clone(), table.clone())).map(|c| &**c);
-            match TableShape::build(map, catalog, &self.charsets) {
+            match TableShape::build(map, catalog, &self.charsets, self.flavor) {
                 Ok(shape) => {
                     self.shapes.insert(table_id, shape);
                 }
@@ -353,7 +407,7 @@ impl BinlogSource {
                 destination: None,
             };
             match images {
-                Ok((Some(before), Some(after))) if op == Op::Update && key_changed(&shape.schema.key, &before, &after) => {
+                Ok((Some(before), Some(after))) if op == Op::Update && key_changed(shape, &before, &after) => {
                     // As Debezium does: a delete under the old key, then a create
                     // under the new one, each naming the other key, so that a
                     // compacted topic or a keyed sink keeps no row under the old key.
@@ -390,9 +444,26 @@ fn header(key: &str, value: &[u8]) -> Header {
     }
 }
 
-/// Whether an update moves the row to another primary key.
-fn key_changed(key: &[u32], before: &[Value], after: &[Value]) -> bool {
-    key.iter().any(|&k| before.get(k as usize) != after.get(k as usize))
+/// Whether an update moves the row to another primary key, as the table's
+/// collations compare: `'a'` to `'A'` under a case-insensitive collation,
+/// or `'p'` to `'p '` under PAD SPACE, is the same row to the server, and
+/// split in two its delete could overtake its create on another partition.
+fn key_changed(shape: &TableShape, before: &[Value], after: &[Value]) -> bool {
+    shape
+        .schema
+        .key
+        .iter()
+        .map(|&k| k as usize)
+        .any(|k| match (before.get(k), after.get(k), shape.folds.get(k).copied().flatten()) {
+            (Some(Value::Str(a)), Some(Value::Str(b)), Some(fold)) => {
+                let norm = |s: &str| {
+                    let s = if fold.trailing_spaces { s.trim_end_matches(' ') } else { s };
+                    if fold.case { s.to_lowercase() } else { s.to_owned() }
+                };
+                norm(a) != norm(b)
+            }
+            (a, b, _) => a != b,
+        })
 }
 
 /// A row that could not be decoded: its bytes as the binlog holds them.

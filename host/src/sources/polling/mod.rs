@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::catalog::{self, TableInfo, quote, table_info};
-use super::query_rows::{DecodedRow, QueryShape, key_position, keyset_after, param, pick, values};
+use super::keyset::Keyset;
+use super::query_rows::{DecodedRow, QueryShape, key_position, param, values};
 use super::{MysqlTls, SourceBatch, SourceError, SourcePosition};
 use crate::pipeline::Secret;
 use crate::record::{Position, Record, Value};
@@ -73,8 +74,9 @@ pub struct PollingMarks {
 
 struct PolledShape {
     info: TableInfo,
-    /// Columns the rows are ordered and paged by.
+    /// Columns the rows are ordered and paged by, and how they page exactly.
     order: Vec<String>,
+    keyset: Keyset,
     uses_timestamp: bool,
     /// How long a timestamp waits before the mark may pass it: `delay_ms`
     /// and one step of the column's precision.
@@ -136,14 +138,15 @@ impl PollingSource {
             }
             let name = table.info.qualified();
             let mark = self.marks.tables.get(&name).cloned();
-            let mut rows = poll_table(&mut self.conn, table, mark.as_ref(), room).await?;
+            let (mut rows, cursors): (Vec<DecodedRow>, Vec<Vec<Value>>) =
+                poll_table(&mut self.conn, table, mark.as_ref(), room).await?.into_iter().unzip();
             behind |= rows.len() == room;
             let Some(order) = table.shape.as_ref().map(|shape| shape.indexes(&table.order)) else {
                 continue;
             };
             let prefix = format!("poll:{name}:");
-            if let Some(last) = rows.last() {
-                self.marks.tables.insert(name, pick(values(last), &order));
+            if let Some(last) = cursors.into_iter().last() {
+                self.marks.tables.insert(name, last);
             }
             if let Some(mark) = &mark {
                 rows.extend(late_rows(&mut self.conn, table, mark).await?);
@@ -229,6 +232,7 @@ async fn check_table(conn: &mut Conn, polled: &PolledTable, config: &PollingSour
     }
     let late = (config.lookback_ms > 0 && polled.timestamp.is_some()).then(|| LateRows::new(Duration::from_millis(config.lookback_ms)));
     Ok(PolledShape {
+        keyset: Keyset::new(&order, &info.columns),
         info,
         order,
         uses_timestamp: polled.timestamp.is_some(),
@@ -241,23 +245,22 @@ async fn check_table(conn: &mut Conn, polled: &PolledTable, config: &PollingSour
 /// Rows in the window behind the mark never delivered: warned of, to be
 /// delivered with this poll's.
 async fn late_rows(conn: &mut Conn, table: &mut PolledShape, mark: &[Value]) -> Result<Vec<DecodedRow>, SourceError> {
-    let Some(late) = &mut table.late else { return Ok(Vec::new()) };
-    let Some(shape) = &table.shape else { return Ok(Vec::new()) };
-    let (condition, mut params) = keyset_after(&table.order, mark);
+    if table.late.is_none() || table.shape.is_none() {
+        return Ok(Vec::new());
+    }
+    let window = table.late.as_ref().map_or(Duration::ZERO, LateRows::window).as_micros();
+    let (condition, mut params) = table.keyset.after(mark);
     params.insert(0, param(&mark[0]));
     let ts = quote(&table.order[0]);
-    let window = late.window().as_micros();
-    let order: Vec<String> = table.order.iter().map(|c| quote(c)).collect();
-    let sql = format!(
-        "SELECT * FROM {} WHERE {ts} >= ? - INTERVAL {window} MICROSECOND AND NOT ({condition}) ORDER BY {}",
-        table.info.sql_name(),
-        order.join(", ")
-    );
-    let mut result = conn.exec_iter(sql, params).await?;
-    let mut rows = Vec::new();
-    while let Some(row) = result.next().await? {
-        rows.push(shape.decode(row));
-    }
+    let filter = format!("WHERE {ts} >= ? - INTERVAL {window} MICROSECOND AND NOT ({condition})");
+    let rows: Vec<DecodedRow> = select_rows(conn, table, &filter, params, None)
+        .await?
+        .into_iter()
+        .map(|(row, _)| row)
+        .collect();
+    let (Some(late), Some(shape)) = (&mut table.late, &table.shape) else {
+        return Ok(Vec::new());
+    };
     let name = table.info.qualified();
     let prefix = format!("poll:{name}:");
     let indexes = shape.indexes(&table.order);
@@ -283,16 +286,17 @@ async fn late_rows(conn: &mut Conn, table: &mut PolledShape, mark: &[Value]) -> 
     Ok(found)
 }
 
+/// Rows past the mark whose timestamp is old enough, each with its cursor.
 async fn poll_table(
     conn: &mut Conn,
     table: &mut PolledShape,
     mark: Option<&Vec<Value>>,
     max: usize,
-) -> Result<Vec<DecodedRow>, SourceError> {
+) -> Result<Vec<(DecodedRow, Vec<Value>)>, SourceError> {
     let mut conditions = Vec::new();
     let mut params = Vec::new();
     if let Some(mark) = mark {
-        let (condition, values) = keyset_after(&table.order, mark);
+        let (condition, values) = table.keyset.after(mark);
         conditions.push(format!("({condition})"));
         params.extend(values);
     }
@@ -308,19 +312,35 @@ async fn poll_table(
     } else {
         format!("WHERE {}", conditions.join(" AND "))
     };
-    let order: Vec<String> = table.order.iter().map(|c| quote(c)).collect();
+    select_rows(conn, table, &filter, params, Some(max)).await
+}
+
+/// Every column of the rows `filter` selects, in order, and their cursors.
+async fn select_rows(
+    conn: &mut Conn,
+    table: &mut PolledShape,
+    filter: &str,
+    params: Vec<mysql_async::Value>,
+    limit: Option<usize>,
+) -> Result<Vec<(DecodedRow, Vec<Value>)>, SourceError> {
+    let columns = table.info.columns.iter().map(|c| quote(&c.name)).collect::<Vec<_>>().join(", ");
+    let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
     let sql = format!(
-        "SELECT * FROM {} {filter} ORDER BY {} LIMIT {max}",
+        "SELECT {columns}{} FROM {} {filter} ORDER BY {}{limit}",
+        table.keyset.select(),
         table.info.sql_name(),
-        order.join(", ")
+        table.keyset.order_by()
     );
     let mut result = conn.exec_iter(sql, params).await?;
+    let width = table.info.columns.len();
     if table.shape.is_none() {
-        table.shape = result.columns().map(|columns| QueryShape::new(&table.info, &columns));
+        table.shape = result.columns().map(|columns| QueryShape::new(&table.info, &columns[..width]));
     }
     let mut rows = Vec::new();
     while let Some(row) = result.next().await? {
-        rows.push(table.shape.as_ref().expect("columns come before rows").decode(row));
+        let mut values = row.unwrap();
+        let cursor = Keyset::cursor(values.split_off(width));
+        rows.push((table.shape.as_ref().expect("columns come before rows").decode(values), cursor));
     }
     Ok(rows)
 }
