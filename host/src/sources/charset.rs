@@ -22,7 +22,7 @@ pub const BINARY_COLLATION: u16 = 63;
 pub enum TextCodec {
     Utf8,
     /// The character of each byte, as the server maps it.
-    SingleByte(Box<[char; 256]>),
+    SingleByte(Box<ByteTable>),
     /// A multi-byte set (`sjis`, `gbk`, `big5`, …) as the server maps it:
     /// every character of one, two or three bytes, asked once.
     Mapped(Box<MappedSet>),
@@ -33,9 +33,24 @@ pub enum TextCodec {
     Utf32,
 }
 
+/// A single-byte set's characters, and whether its ASCII is ASCII.
+#[derive(Debug)]
+pub struct ByteTable {
+    chars: [char; 256],
+    ascii: bool,
+}
+
+impl ByteTable {
+    fn new(chars: [char; 256]) -> Self {
+        ByteTable { ascii: ascii_is_ascii(|b| Some(chars[usize::from(b)])), chars }
+    }
+}
+
 /// One multi-byte character set, as the server converts each sequence.
 #[derive(Debug, Default)]
 pub struct MappedSet {
+    /// Whether its one-byte ASCII sequences are ASCII.
+    ascii: bool,
     single: HashMap<u8, char>,
     double: HashMap<u16, char>,
     triple: HashMap<u32, char>,
@@ -76,7 +91,12 @@ impl TextCodec {
     pub fn decode(&self, bytes: Vec<u8>) -> Result<String, String> {
         match self {
             TextCodec::Utf8 => String::from_utf8(bytes).map_err(|e| format!("text column is not valid UTF-8: {e}")),
-            TextCodec::SingleByte(chars) => Ok(bytes.iter().map(|&b| chars[usize::from(b)]).collect()),
+            // Text that is all ASCII, in a set whose ASCII is ASCII (`latin1`,
+            // MariaDB's default, among them), is already UTF-8: the vector is
+            // taken as it is rather than rebuilt a character at a time.
+            TextCodec::SingleByte(table) if table.ascii && bytes.is_ascii() => Ok(String::from_utf8(bytes).expect("ASCII is UTF-8")),
+            TextCodec::SingleByte(table) => Ok(bytes.iter().map(|&b| table.chars[usize::from(b)]).collect()),
+            TextCodec::Mapped(set) if set.ascii && bytes.is_ascii() => Ok(String::from_utf8(bytes).expect("ASCII is UTF-8")),
             TextCodec::Mapped(set) => Ok(set.decode(&bytes)),
             TextCodec::Multibyte(encoding) => Ok(encoding.decode_without_bom_handling(&bytes).0.into_owned()),
             TextCodec::Utf32 => Ok(bytes
@@ -88,6 +108,11 @@ impl TextCodec {
                 .collect()),
         }
     }
+}
+
+/// Whether a set maps every ASCII byte to itself.
+fn ascii_is_ascii(map: impl Fn(u8) -> Option<char>) -> bool {
+    (0..0x80u8).all(|b| map(b) == Some(char::from(b)))
 }
 
 /// Sets decoded by their Unicode mapping, by their MySQL names.
@@ -195,8 +220,8 @@ impl Charsets {
             let tables: Vec<(String, String)> = conn.query(sql).await?;
             for (name, text) in tables {
                 let chars: Vec<char> = text.chars().collect();
-                if let Ok(table) = <Box<[char; 256]>>::try_from(chars.into_boxed_slice()) {
-                    codecs.insert(name, Arc::new(TextCodec::SingleByte(table)));
+                if let Ok(chars) = <[char; 256]>::try_from(chars) {
+                    codecs.insert(name, Arc::new(TextCodec::SingleByte(Box::new(ByteTable::new(chars)))));
                 }
             }
         }
@@ -313,13 +338,15 @@ mod tests {
 
     #[test]
     fn single_byte_sets_use_the_servers_table_and_binary_stays_bytes() {
-        let mut table = Box::new(['?'; 256]);
+        let mut chars = ['?'; 256];
         for b in 0..0x80u8 {
-            table[usize::from(b)] = char::from(b);
+            chars[usize::from(b)] = char::from(b);
         }
-        table[0xE9] = 'é';
-        table[0xC3] = 'Ã';
-        table[0xA9] = '©';
+        chars[0xE9] = 'é';
+        chars[0xC3] = 'Ã';
+        chars[0xA9] = '©';
+        let table = Box::new(ByteTable::new(chars));
+        assert!(table.ascii);
         let collation = |charset: &str| Collation {
             charset: charset.into(),
             name: format!("{charset}_swedish_ci"),
