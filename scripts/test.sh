@@ -22,3 +22,6 @@ echo "== plugin SDK and example plugins, natively"
 
 echo "== workspace"
 cargo test --workspace
+
+echo "== the README's quick start, as a new user types it"
+bash scripts/quickstart.sh

@@ -9,7 +9,7 @@ use tracing_subscriber::EnvFilter;
 // It also replaces malloc for the C libraries (the `override` feature):
 // librdkafka allocates each message and its headers on the producing thread
 // and frees them on the delivery-report thread, which glibc serves through
-// locked arenas and consolidation (7% of a snapshot's CPU, 2026-11-27).
+// locked arenas and consolidation (7% of a snapshot's CPU in a profile).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

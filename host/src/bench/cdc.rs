@@ -37,7 +37,7 @@ pub struct CdcBenchArgs {
     #[arg(long)]
     pub sluice_only: bool,
     /// Rounds of the bare and Sluice measurements, each round measuring all of
-    /// them back to back; the report gives medians (this 2-core machine's
+    /// them back to back; the report gives medians (a 2-core machine's
     /// rates move by a third between rounds).
     #[arg(long, default_value_t = 5)]
     pub trials: usize,
@@ -87,7 +87,7 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
         // Every run that produces gets an empty broker: Tansu's memory
         // storage keeps every message, and no run should be measured against
         // what the runs before it stored. Each Sluice run sits next to the
-        // bare runs its ratio uses: this machine's speed drifts within a round.
+        // bare runs its ratio uses: a machine's speed drifts within a round.
         stack.restart_kafka();
         let stream = sluice_stream(args, stack, &start, &end).await?;
         // Taken before any bare run: the bare produce below builds its

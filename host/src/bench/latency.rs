@@ -35,9 +35,8 @@ pub async fn report(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write
     let (stop_tx, stop) = watch::channel(false);
     let state_dir = file.state_dir.clone();
     // The topic exists before the consumer subscribes: a group that joined
-    // while its topic was unknown waited for it past the 60 s warm-up in one
-    // full run of three (Tansu, 2026-11-27). Four partitions, as the broker
-    // gives a topic it creates on first produce.
+    // while its topic was unknown could wait for it past the 60 s warm-up.
+    // Four partitions, as the broker gives a topic it creates on first produce.
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", stack.kafka_brokers()).create()?;
     for result in admin
         .create_topics(&[NewTopic::new("bench.live", 4, TopicReplication::Fixed(1))], &AdminOptions::new())

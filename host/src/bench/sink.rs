@@ -31,7 +31,7 @@ pub struct SinkBenchArgs {
     #[arg(long, default_value_t = 20_000)]
     pub python_records: usize,
     /// Rounds of the bare and Sluice measurements, back to back in each
-    /// round; the report gives medians (rates on this 2-core machine move by
+    /// round; the report gives medians (rates on a 2-core machine move by
     /// a fifth between runs).
     #[arg(long, default_value_t = 3)]
     pub trials: usize,

@@ -42,7 +42,10 @@ pub struct ByteTable {
 
 impl ByteTable {
     fn new(chars: [char; 256]) -> Self {
-        ByteTable { ascii: ascii_is_ascii(|b| Some(chars[usize::from(b)])), chars }
+        ByteTable {
+            ascii: ascii_is_ascii(|b| Some(chars[usize::from(b)])),
+            chars,
+        }
     }
 }
 

@@ -19,7 +19,7 @@ use crate::record::{Position, Record, Value};
 /// How often progress is logged while a table is read.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Batches read by one chunk query: MariaDB spent about as much CPU per
-/// 500-row query as per 1,000 rows of a bigger one (2026-11-27).
+/// 500-row query as per 1,000 rows of a bigger one.
 const QUERY_BATCHES: usize = 4;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

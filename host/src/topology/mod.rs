@@ -93,10 +93,8 @@ trait BatchSource: Send + 'static {
 /// the receiver is dropped. For the plugin chain, which is synchronous and
 /// may take milliseconds a batch: on a runtime worker it would stall the
 /// pipeline's other tasks, and `block_in_place` handed the worker to another
-/// thread for every batch. Against that, this thread cut the 1M-row bench's
-/// snapshot from 2.3-2.7 to about 2.0 µs of CPU per row and raised its rate
-/// from 450-550k to about 620k rows/s; the stream's moved within the noise
-/// (six alternating runs, 2026-11-27).
+/// thread for every batch, which cost the 1M-row bench's snapshot about a
+/// fifth of its CPU per row.
 fn on_own_thread<I, O>(
     mut input: mpsc::Receiver<Result<I, SourceError>>,
     depth: usize,

@@ -22,7 +22,7 @@ use crate::transforms::{ChainOutput, PluginChain, Rejected};
 /// Records per batch through the plugins and to the sink. A batch's records,
 /// its plugin copy and its messages stay in a core's cache at this size:
 /// against 1,000, the stream cost about 3% less CPU per row and the
-/// snapshot ran about 5% faster (2026-11-27, 1M-row bench, fast rounds).
+/// snapshot ran about 5% faster (the 1M-row bench).
 pub const BATCH_RECORDS: usize = 500;
 /// How long a batch waits to fill before it goes out anyway.
 const BATCH_WAIT: Duration = Duration::from_millis(50);

@@ -154,7 +154,7 @@ impl Acks {
 /// The producer copies what it is given, so `outgoing` is left empty with its
 /// capacity, to be filled again: a fresh buffer per batch is memory the
 /// allocator returns to the kernel and faults back in, zeroed, for the next
-/// batch (8% of the stream's CPU, 2026-11-27).
+/// batch (8% of the stream's CPU in a profile).
 ///
 /// A message librdkafka refuses as too large is left out, its index (in the
 /// order of [`Outgoing::push`]) returned: it is that record's failure, not
