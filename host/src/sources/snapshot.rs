@@ -35,7 +35,8 @@ pub struct SnapshotProgress {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableCursor {
     pub table: String,
-    /// The last delivered row's key, in the exact forms of [`Keyset`].
+    /// The last delivered row's key, in the exact forms the keyset cursor
+    /// compares (see `sources::keyset`).
     pub after: Vec<Value>,
     /// False for a cursor of decoded values, as earlier versions stored it,
     /// which does not compare back exactly: its table is read again whole.
