@@ -63,21 +63,100 @@ pub fn is_secret_name(name: &str) -> bool {
         || name.ends_with("pass")
 }
 
+static URL_PASSWORD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s"']*:([^@/\s"']+)@"#).expect("a valid pattern"));
+
 /// Registers what a pipeline file's text shows of secrets before it is
-/// parsed: the passwords of URLs, and values of credential-like keys
-/// (`sasl.password = "…"`), so an error that quotes a line shows none.
+/// parsed, so that a parse error quoting a line shows none: the passwords of
+/// URLs, and every string of a credential-like key's value as written
+/// (`sasl.password = "…"`, `'…'`, `"""…"""`, or an array of them).
 pub fn register_in_text(text: &str) {
-    static URL_PASSWORD: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r#"[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s"']*:([^@/\s"']+)@"#).expect("a valid pattern"));
-    static SECRET_VALUE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r#"(?m)["']?([A-Za-z0-9_.\-]+)["']?\s*=\s*["']([^"'\n]+)["']"#).expect("a valid pattern"));
+    static SECRET_KEY: LazyLock<Regex> = LazyLock::new(|| Regex::new(r#"["']?([A-Za-z0-9_.\-]+)["']?\s*=\s*"#).expect("a valid pattern"));
     for found in URL_PASSWORD.captures_iter(text) {
         register(&found[1]);
     }
-    for found in SECRET_VALUE.captures_iter(text) {
-        if is_secret_name(&found[1]) && !found[2].starts_with("${") {
-            register(&found[2]);
+    for found in SECRET_KEY.captures_iter(text) {
+        if is_secret_name(&found[1]) {
+            let value = &text[found.get(0).expect("whole match").end()..];
+            for string in quoted_strings(value) {
+                if !string.starts_with("${") {
+                    register(string);
+                }
+            }
         }
+    }
+}
+
+/// The strings of the TOML value `text` starts with, as written: one string,
+/// or those of an array.
+fn quoted_strings(text: &str) -> Vec<&str> {
+    const QUOTES: [&str; 4] = ["\"\"\"", "'''", "\"", "'"];
+    let mut strings = Vec::new();
+    let in_array = text.starts_with('[');
+    let mut rest = if in_array { &text[1..] } else { text };
+    loop {
+        rest = rest.trim_start_matches(|c: char| c.is_whitespace() || c == ',');
+        let Some(quote) = QUOTES.into_iter().find(|q| rest.starts_with(q)) else {
+            break;
+        };
+        let body = &rest[quote.len()..];
+        let Some(end) = string_end(body, quote) else { break };
+        strings.push(&body[..end]);
+        rest = &body[end + quote.len()..];
+        if !in_array {
+            break;
+        }
+    }
+    strings
+}
+
+/// Where the string opened by `quote` ends in `body`; a basic string's
+/// backslash escapes the next character.
+fn string_end(body: &str, quote: &str) -> Option<usize> {
+    let mut escaped = false;
+    for (at, c) in body.char_indices() {
+        if escaped {
+            escaped = false;
+        } else if c == '\\' && quote.starts_with('"') {
+            escaped = true;
+        } else if body[at..].starts_with(quote) {
+            return Some(at);
+        } else if c == '\n' && quote.len() == 1 {
+            return None;
+        }
+    }
+    None
+}
+
+/// Registers the secrets of a parsed pipeline file, with `${NAME}` already
+/// replaced: every string under a credential-like key, at any depth, and
+/// the password of every URL.
+pub fn register_in_toml(table: &toml::Table) {
+    for (key, value) in table {
+        register_value(value, is_secret_name(key), key);
+    }
+}
+
+fn register_value(value: &toml::Value, secret: bool, key: &str) {
+    match value {
+        toml::Value::String(text) => {
+            if secret {
+                if (1..MIN_LEN).contains(&text.chars().count()) {
+                    tracing::warn!("the value of `{key}` is shorter than {MIN_LEN} characters: too short to be masked in logs");
+                }
+                register(text);
+            }
+            for found in URL_PASSWORD.captures_iter(text) {
+                register(&found[1]);
+            }
+        }
+        toml::Value::Array(items) => items.iter().for_each(|item| register_value(item, secret, key)),
+        toml::Value::Table(table) => {
+            for (inner, item) in table {
+                register_value(item, secret || is_secret_name(inner), inner);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -156,6 +235,31 @@ mod tests {
         );
         assert_eq!(redact("Lit%40eral-pw Lit@eral-pw Zq-sasl-pw"), "*** *** ***");
         assert_eq!(redact("linger.ms = 5"), "linger.ms = 5", "other values stay");
+    }
+
+    #[test]
+    fn secrets_written_in_any_toml_string_form_are_found_before_parsing() {
+        register_in_text(concat!(
+            "token = [\"Zq-array-1\", 'Zq-array-2']\n",
+            "password = '''Zq-literal-ml'''\n",
+            "secret = \"\"\"Zq-basic-ml\"\"\"\n",
+            "x = { \"sasl.password\" = \"Zq-esc\\u0033\\\"q\" }",
+        ));
+        assert_eq!(
+            redact("Zq-array-1 Zq-array-2 Zq-literal-ml Zq-basic-ml Zq-esc\\u0033\\\"q"),
+            "*** *** *** *** ***"
+        );
+    }
+
+    #[test]
+    fn secrets_of_a_parsed_file_are_found_at_any_depth() {
+        let table: toml::Table = toml::from_str(concat!(
+            "[a.b]\ntokens = [\"Zq-deep-1\"]\n",
+            "[c]\nurl = \"kafka://u:Zq-url-pw@h\"\nname = \"Zq-not-secret\""
+        ))
+        .unwrap();
+        register_in_toml(&table);
+        assert_eq!(redact("Zq-deep-1 Zq-url-pw Zq-not-secret"), "*** *** Zq-not-secret");
     }
 
     #[test]

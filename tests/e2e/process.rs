@@ -79,12 +79,7 @@ fn sluice_process() {
     let args = std::env::var(ARGS_ENV).expect("started by a test");
     sluice::redact::install_panic_hook();
     let argv: Vec<std::ffi::OsString> = std::iter::once("sluice").chain(args.split('\n')).map(Into::into).collect();
-    let default = sluice::cli::default_log_filter(&argv);
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(|| sluice::redact::RedactingWriter(std::io::stderr()))
-        .try_init();
+    sluice::cli::install_log(&argv);
     let code = sluice::cli::run(argv, &mut std::io::empty(), &mut std::io::stdout(), &mut std::io::stderr());
     std::process::exit(code);
 }

@@ -153,25 +153,7 @@ fn counter_names_are_bounded() {
 
 #[test]
 fn a_log_flood_is_cut_to_the_budget_per_batch() {
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone, Default)]
-    struct Bytes(Arc<Mutex<usize>>);
-    impl std::io::Write for Bytes {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            *self.0.lock().unwrap() += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let logged = Bytes::default();
-    let writer = logged.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
+    let logged = logged_by(|| {
         let mut faulty = runner(
             "faulty",
             &[],
@@ -182,10 +164,10 @@ fn a_log_flood_is_cut_to_the_budget_per_batch() {
         );
         let out = faulty.transform(actions(&["log-flood", "ok"]));
         only_these_failed(&out, &[]);
-        let logged = *logged.0.lock().unwrap();
-        eprintln!("16 MiB of plugin log in one batch: {logged} bytes reached the host's log");
-        assert!(logged < 80 * 1024, "{logged} bytes logged for a 64 KiB budget");
-    });
+    })
+    .len();
+    eprintln!("16 MiB of plugin log in one batch: {logged} bytes reached the host's log");
+    assert!(logged < 80 * 1024, "{logged} bytes logged for a 64 KiB budget");
 }
 
 #[test]
@@ -314,4 +296,95 @@ fn components_that_do_not_match_the_world_are_refused_at_load() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("does not compile"), "{e}");
+}
+
+#[test]
+fn an_exit_a_long_panic_and_control_characters_read_as_one_short_line() {
+    let mut faulty = runner("faulty", &[("echo", "quoted")], PluginLimits::default());
+    let out = faulty.transform(actions(&["ok", "exit", "long-panic", "fail-echo", "ok"]));
+    only_these_failed(&out, &[1, 2, 3]);
+    let reason = |i: usize| out.outputs[i].as_ref().unwrap_err().failure.message.clone();
+    assert_eq!(reason(1), "called exit(3)");
+    let panic = reason(2);
+    assert!(panic.starts_with("panicked: the start of a long panic yyy"), "{panic}");
+    assert!(panic.len() <= 1100, "a reason is at most 1 KiB and a note: {} bytes", panic.len());
+    let echo = reason(3);
+    assert_eq!(echo, "rejected \\u{1b}[31mquoted\\r\\nsecond line");
+    for i in 1..=3 {
+        assert!(!reason(i).chars().any(char::is_control), "{:?}", reason(i));
+    }
+}
+
+#[test]
+fn a_counter_saturates_instead_of_overflowing() {
+    let mut faulty = runner("faulty", &[], PluginLimits::default());
+    let out = faulty.transform(actions(&["count-max"]));
+    only_these_failed(&out, &[]);
+    assert_eq!(faulty.counters().lock().unwrap()["big"], u64::MAX);
+}
+
+/// What a test's plugin logs, at every level.
+fn logged_by(run: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Text(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Text {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let text = Text::default();
+    let writer = text.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    tracing::subscriber::with_default(subscriber, run);
+    String::from_utf8(text.0.lock().unwrap().clone()).unwrap()
+}
+
+#[test]
+fn a_batch_too_large_for_its_budget_is_named_once_though_no_record_fails() {
+    let log = logged_by(|| {
+        let mut faulty = runner("faulty", &[], budgets(300, 1_000));
+        for _ in 0..2 {
+            let out = faulty.transform(actions(&["slow"; 40]));
+            only_these_failed(&out, &[]);
+        }
+    });
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("failed as a whole")).collect();
+    assert_eq!(warnings.len(), 1, "one warning for two such batches:\n{log}");
+    assert!(
+        warnings[0].contains("limits.batch_timeout_ms 300 ms") && warnings[0].contains("each record passed alone"),
+        "{}",
+        warnings[0]
+    );
+}
+
+#[test]
+fn what_a_plugin_prints_in_init_reaches_the_log_as_whole_lines() {
+    let log = logged_by(|| {
+        runner("faulty", &[("init", "print")], PluginLimits::default());
+    });
+    assert!(log.contains("plugin stdout: hello from init on stdout"), "{log}");
+    assert!(log.contains("plugin stderr: hello from init on stderr"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_prints_in_init_starts_from_inside_the_runtime() {
+    let host = PluginHost::new(engine());
+    host.load_file(&sluice_tests::plugin_path("faulty")).unwrap();
+    let mut config = toml::Table::new();
+    config.insert("init".into(), "print".into());
+    let step = sluice::pipeline::PluginStep {
+        name: "faulty".into(),
+        config,
+        limits: PluginLimits::default(),
+    };
+    let chain = sluice::transforms::PluginChain::start(host, vec![step]).await;
+    assert!(chain.is_ok(), "{:?}", chain.err());
 }

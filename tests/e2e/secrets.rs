@@ -10,6 +10,8 @@ use crate::process::run_to_end;
 
 const PASSWORD: &str = "Sekr3t-env-4711";
 const LITERAL: &str = "Lit3ral-pw-0815";
+/// A password whose characters mean something in TOML.
+const ESCAPED: &str = "Esc\\u0041ped\"pw";
 
 /// Bad files: each a variation of a good one on the lines that hold secrets.
 fn cases(url: &str, brokers: &str) -> Vec<(&'static str, String)> {
@@ -123,6 +125,32 @@ fn cases(url: &str, brokers: &str) -> Vec<(&'static str, String)> {
             "",
         ),
         with(
+            "a token in an array, with a typo on its line",
+            good_source.clone(),
+            &sink,
+            "[[pipeline.plugins]]\nname = \"clean\"\nconfg = { token = [\"Lit3ral-pw-0815\"] }",
+        ),
+        with(
+            "a multi-line literal password with a syntax error on its line",
+            good_source.clone(),
+            &sink,
+            "[[pipeline.plugins]]\nname = \"clean\"\nconfig = { password = '''Lit3ral-pw-0815''' oops = 1 }",
+        ),
+        with(
+            "a password with TOML escapes and quotes in the environment, and a typo",
+            good_source
+                .replace("url =", "urll =")
+                .replace(url, &url.replace("root@", "root:${ESCAPED_PASSWORD}@")),
+            &sink,
+            "",
+        ),
+        with(
+            "a password with a slash that is not percent-encoded",
+            good_source.replace(url, &url.replace("root@", "root:Lit3ral-pw/0815@")),
+            &sink,
+            "",
+        ),
+        with(
             "a duplicate pipeline name",
             good_source.replace(url, &literal_url),
             &sink,
@@ -150,9 +178,17 @@ async fn no_secret_appears_in_any_output_of_a_bad_file_or_a_failing_run() {
         std::fs::write(&path, &text).unwrap();
         for command in ["check", "run"] {
             // At debug level: every log line there is must be clean too.
-            let env = [("PASSWORD", PASSWORD), ("SLUICE_LOG", "debug")];
+            let env = [("PASSWORD", PASSWORD), ("ESCAPED_PASSWORD", ESCAPED), ("SLUICE_LOG", "debug")];
             let (code, output) = run_to_end(&[command, path.to_str().unwrap()], &env, Duration::from_secs(60));
-            for secret in [PASSWORD, LITERAL, "Lit3ral%2Dpw%2D0815"] {
+            for secret in [
+                PASSWORD,
+                LITERAL,
+                "Lit3ral%2Dpw%2D0815",
+                ESCAPED,
+                "EscAped",
+                "Lit3ral-pw/0815",
+                "0815@",
+            ] {
                 assert!(!output.contains(secret), "{name}: `sluice {command}` printed the secret:\n{output}");
             }
             assert!(!output.is_empty(), "{name}: `sluice {command}` said nothing");
@@ -161,5 +197,38 @@ async fn no_secret_appears_in_any_output_of_a_bad_file_or_a_failing_run() {
             }
         }
     }
-    assert!(seen >= 25, "most cases fail with a non-zero exit ({seen})");
+    assert!(seen >= 32, "most cases fail with a non-zero exit ({seen})");
+}
+
+/// A plugin's reason may quote a secret it was configured with: the dead
+/// letter's header shows it masked, on one line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_reason_quoting_a_secret_is_masked() {
+    use mysql_async::prelude::Queryable;
+    let stack = Stack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop("CREATE DATABASE jobs; CREATE TABLE jobs.jobs (id INT PRIMARY KEY, action VARCHAR(20)); INSERT INTO jobs.jobs VALUES (1, 'fail-echo'), (2, 'ok')")
+        .await
+        .unwrap();
+    let pipelines = r#"[[pipeline]]
+name = "jobs"
+source = { type = "mysql-binlog", url = "{url}", tables = ["jobs.jobs"], server_id = 31 }
+sink = { type = "kafka", brokers = "{brokers}", topic = "jobs-out" }
+dead_letter = { topic = "jobs-dlq" }
+
+[[pipeline.plugins]]
+name = "faulty"
+config = { echo = "${DLQ_API_TOKEN}", init = "print" }
+"#;
+    let path = dir.path().join("pipelines.toml");
+    std::fs::write(&path, stack.pipeline_text(plugins_dir(), Some(dir.path()), pipelines)).unwrap();
+    // SAFETY: no other test reads this variable; the child inherits it.
+    unsafe { std::env::set_var("DLQ_API_TOKEN", "Tok3n-in-a-reason") };
+    let sluice = crate::process::SluiceProcess::start(&["run", path.to_str().unwrap()]);
+    sluice.wait_for_line(&["plugin stdout: hello from init on stdout"], Duration::from_secs(60));
+    sluice.wait_for_line(&["jobs", "running"], Duration::from_secs(60));
+    let dead = crate::kafka_sink::consume(stack.kafka_brokers(), "dlq-secret", &["jobs-dlq"], 1);
+    let reason = &dead[0].headers["sluice.error"];
+    assert_eq!(reason, "rejected \\u{1b}[31m***\\r\\nsecond line");
 }

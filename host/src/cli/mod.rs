@@ -158,21 +158,47 @@ pub enum BenchCommand {
     Sink(crate::bench::sink::SinkBenchArgs),
 }
 
+/// A plugin config entry; the value of a credential-like key is masked in
+/// all output from here on, as a pipeline file's is.
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
+    let (key, value) = s
+        .split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
         .filter(|(k, _)| !k.is_empty())
-        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))?;
+    if crate::redact::is_secret_name(&key) {
+        crate::redact::register(&value);
+    }
+    Ok((key, value))
 }
 
-/// The log filter when `SLUICE_LOG` sets none. An offline `check`
+/// The log filter: `SLUICE_LOG` when set, else `info`. An offline `check`
 /// creates Kafka clients only to have librdkafka check their properties:
-/// what they then log of brokers they cannot reach says nothing.
-pub fn default_log_filter(args: &[OsString]) -> &'static str {
-    match args.get(1).and_then(|a| a.to_str()) {
-        Some("check") => "info,librdkafka=off,rdkafka=off",
-        _ => "info",
-    }
+/// what they then log of brokers they cannot reach says nothing. The wasm
+/// compiler's crates log every function they compile at debug level (tens
+/// of thousands of lines per plugin): they stay at `warn` unless named.
+pub fn log_filter(args: &[OsString], from_env: Option<&str>) -> String {
+    const COMPILER: [&str; 4] = ["cranelift", "wasmtime", "regalloc2", "wasmparser"];
+    let filter = match (from_env, args.get(1).and_then(|a| a.to_str())) {
+        (Some(set), _) if !set.trim().is_empty() => set.trim().to_owned(),
+        (_, Some("check")) => "info,librdkafka=off,rdkafka=off".to_owned(),
+        _ => "info".to_owned(),
+    };
+    let quiet: Vec<String> = COMPILER
+        .iter()
+        .filter(|name| !filter.contains(*name))
+        .map(|name| format!(",{name}=warn"))
+        .collect();
+    filter + &quiet.concat()
+}
+
+/// Logs to stderr, through the redaction, at the level [`log_filter`] gives.
+pub fn install_log(args: &[OsString]) {
+    let filter = log_filter(args, std::env::var("SLUICE_LOG").ok().as_deref());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(|| RedactingWriter(std::io::stderr()))
+        .try_init();
 }
 
 /// Runs the command line; returns the process exit code. What it writes
@@ -227,6 +253,20 @@ fn explain(error: &anyhow::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_filter_keeps_the_compiler_quiet_unless_named() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            log_filter(&args(&["sluice", "run"]), Some("debug")),
+            "debug,cranelift=warn,wasmtime=warn,regalloc2=warn,wasmparser=warn"
+        );
+        assert_eq!(
+            log_filter(&args(&["sluice", "run"]), Some("debug,wasmtime=trace")),
+            "debug,wasmtime=trace,cranelift=warn,regalloc2=warn,wasmparser=warn"
+        );
+        assert!(log_filter(&args(&["sluice", "check"]), None).starts_with("info,librdkafka=off"));
+    }
 
     #[test]
     fn an_error_names_each_cause_once() {

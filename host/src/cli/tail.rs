@@ -1,29 +1,33 @@
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::TailArgs;
 
 /// `sluice tail`: print messages of topics from the beginning, one JSON
 /// object per line (topic, partition, offset, key, headers, value), to look
-/// at what a pipeline wrote or at its dead-letter queue.
+/// at what a pipeline wrote or at its dead-letter queue. Partitions are
+/// assigned directly, not through a consumer group, whose join can take
+/// many seconds; a topic or partition that appears later is picked up.
 pub fn run(args: &TailArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &args.brokers)
-        .set("group.id", format!("sluice-tail-{}", std::process::id()))
-        .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
-        .set("topic.metadata.refresh.interval.ms", "1000")
         .create()?;
-    let topics: Vec<&str> = args.topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&topics)?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_s);
+    let mut assigned = BTreeSet::new();
+    let mut looked_at: Option<Instant> = None;
     let mut printed = 0;
     while printed < args.max && Instant::now() < deadline {
+        if looked_at.is_none_or(|at| at.elapsed() >= METADATA_EVERY) {
+            looked_at = Some(Instant::now());
+            assign_new_partitions(&consumer, &args.topics, &mut assigned)?;
+        }
         let message = match consumer.poll(Duration::from_millis(200)) {
             None | Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) => continue,
             Some(Err(e)) => return Err(e.into()),
@@ -47,4 +51,32 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         printed += 1;
     }
     Ok(0)
+}
+
+const METADATA_EVERY: Duration = Duration::from_secs(1);
+
+/// Assigns, from their beginning, the partitions of `topics` not yet assigned.
+fn assign_new_partitions(consumer: &BaseConsumer, topics: &[String], assigned: &mut BTreeSet<(String, i32)>) -> anyhow::Result<()> {
+    let mut new = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = match consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) {
+            Ok(metadata) => metadata,
+            Err(KafkaError::MetadataFetch(_)) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for partition in metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .flat_map(|t| t.partitions())
+        {
+            if assigned.insert((topic.clone(), partition.id())) {
+                new.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+            }
+        }
+    }
+    if new.count() > 0 {
+        consumer.incremental_assign(&new)?;
+    }
+    Ok(())
 }

@@ -56,7 +56,7 @@ pub enum OnError {
     Stop,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginStep {
     /// File stem in the plugin directory (`clean` for `clean.wasm`).
@@ -65,6 +65,22 @@ pub struct PluginStep {
     pub config: toml::Table,
     #[serde(default)]
     pub limits: PluginLimits,
+}
+
+impl PipelineConfig {
+    /// The MySQL servers of this pipeline, by the key that names each.
+    fn mysql_urls(&self) -> Vec<(&'static str, &Secret)> {
+        let mut urls = Vec::new();
+        match &self.source {
+            SourceConfig::MysqlBinlog(c) => urls.push(("source.url", &c.url)),
+            SourceConfig::MysqlPoll(c) => urls.push(("source.url", &c.url)),
+            SourceConfig::Kafka(_) => {}
+        }
+        if let SinkConfig::Mysql(c) = &self.sink {
+            urls.push(("sink.url", &c.url));
+        }
+        urls
+    }
 }
 
 impl PluginStep {
@@ -169,12 +185,17 @@ impl PipelineFile {
     }
 
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        // Before anything can quote the text back: the secrets it shows, and
-        // those the environment puts in.
+        // Before anything can quote the text back: the secrets it shows.
         crate::redact::register_in_text(text);
-        let text = expand_env(text, env)?;
-        crate::redact::register_in_text(&text);
-        let file: PipelineFile = toml::from_str(&text).map_err(|e| e.to_string())?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        expand_env(&mut table, &env)?;
+        crate::redact::register_in_toml(&table);
+        let file = match PipelineFile::deserialize(table) {
+            Ok(file) => file,
+            // The text as written gives the error its line and column; it
+            // holds no value from the environment.
+            Err(e) => return Err(toml::from_str::<PipelineFile>(text).err().unwrap_or(e).to_string()),
+        };
         file.validate()?;
         Ok(file)
     }
@@ -205,6 +226,15 @@ impl PipelineFile {
             }
             if !names.insert(&p.name) {
                 return Err(format!("pipeline.name: `{}` is used twice; names must be unique", p.name));
+            }
+            for (key, url) in p.mysql_urls() {
+                if let Err(e) = mysql_async::Opts::from_url(url.expose()) {
+                    return Err(format!(
+                        "pipeline `{}`: {key} is not a MySQL URL ({e}): write mysql://user:password@host:port/ \
+                         and percent-encode / @ : ? # in the user or password (/ as %2F, @ as %40)",
+                        p.name
+                    ));
+                }
             }
             for step in &p.plugins {
                 if let Err(e) = step.limits.check() {

@@ -1,21 +1,39 @@
-/// Replaces `${NAME}` with the environment variable NAME, so secrets stay out
-/// of pipeline files. An unset variable is an error naming it and its line;
-/// `$${` writes a literal `${`; comment lines are left alone.
-pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    for (i, line) in text.split_inclusive('\n').enumerate() {
-        if line.trim_start().starts_with('#') {
-            out.push_str(line);
-        } else {
-            out.push_str(&expand_line(i + 1, line, &lookup)?);
-        }
+//! `${NAME}` in a pipeline file's string values takes the value of
+//! environment variable NAME, so secrets stay out of pipeline files. It is
+//! done on the parsed file, so a value is never read as TOML (quotes and
+//! backslashes in it stay as they are) and no parse error can quote it.
+//! An unset variable is an error naming it and the key; `$${` writes a
+//! literal `${`.
+use toml::Value;
+
+pub fn expand_env(table: &mut toml::Table, lookup: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
+    for (key, value) in table.iter_mut() {
+        expand_value(key, value, lookup)?;
     }
-    Ok(out)
+    Ok(())
 }
 
-fn expand_line(line_no: usize, line: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
+fn expand_value(path: &str, value: &mut Value, lookup: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
+    match value {
+        Value::String(text) if text.contains("${") => *text = expand_text(path, text, lookup)?,
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_value(&format!("{path}[{i}]"), item, lookup)?;
+            }
+        }
+        Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                expand_value(&format!("{path}.{key}"), item, lookup)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_text(path: &str, text: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
     while let Some(at) = rest.find("${") {
         if rest[..at].ends_with('$') {
             out.push_str(&rest[..at - 1]);
@@ -27,10 +45,10 @@ fn expand_line(line_no: usize, line: &str, lookup: &impl Fn(&str) -> Option<Stri
         let after = &rest[at + 2..];
         let end = after
             .find('}')
-            .ok_or_else(|| format!("line {line_no}: `${{` without a closing `}}`"))?;
+            .ok_or_else(|| format!("{path}: `${{` without a closing `}}` (write $${{ for a literal)"))?;
         let name = &after[..end];
         let value = lookup(name)
-            .ok_or_else(|| format!("line {line_no}: environment variable {name} is not set (export it, or write $${{ for a literal)"))?;
+            .ok_or_else(|| format!("{path}: environment variable {name} is not set (export it, or write $${{ for a literal)"))?;
         if crate::redact::is_secret_name(name) {
             crate::redact::register(&value);
         }
@@ -45,16 +63,24 @@ fn expand_line(line_no: usize, line: &str, lookup: &impl Fn(&str) -> Option<Stri
 mod tests {
     use super::*;
 
+    fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<toml::Table, String> {
+        let mut table: toml::Table = toml::from_str(text).unwrap();
+        expand_env(&mut table, &lookup)?;
+        Ok(table)
+    }
+
     #[test]
-    fn expands_and_names_missing_variables() {
-        let lookup = |n: &str| (n == "PW").then(|| "s3cret".to_owned());
+    fn expands_in_string_values_and_names_missing_variables() {
+        let lookup = |n: &str| (n == "PW").then(|| "s3\"c\\ret".to_owned());
+        let table = expand("url = \"mysql://u:${PW}@h/\"\nlist = [\"${PW}\"]\n# uses ${NOPE}\n", lookup).unwrap();
         assert_eq!(
-            expand_env("url = \"mysql://u:${PW}@h/\"", lookup).unwrap(),
-            "url = \"mysql://u:s3cret@h/\""
+            table["url"].as_str(),
+            Some("mysql://u:s3\"c\\ret@h/"),
+            "quotes and backslashes stay as they are"
         );
-        assert_eq!(expand_env("a = \"$${PW}\"", lookup).unwrap(), "a = \"${PW}\"");
-        assert_eq!(expand_env("# uses ${NOPE}\na = 1", lookup).unwrap(), "# uses ${NOPE}\na = 1");
-        let e = expand_env("a = 1\nb = \"${NOPE}\"", lookup).unwrap_err();
-        assert!(e.contains("line 2") && e.contains("NOPE"), "{e}");
+        assert_eq!(table["list"][0].as_str(), Some("s3\"c\\ret"));
+        assert_eq!(expand("a = \"$${PW}\"", lookup).unwrap()["a"].as_str(), Some("${PW}"));
+        let e = expand("a = 1\n[t]\nb = \"${NOPE}\"", lookup).unwrap_err();
+        assert!(e.contains("t.b") && e.contains("NOPE"), "{e}");
     }
 }

@@ -3,7 +3,6 @@ mod config;
 mod env;
 
 pub use config::{OnError, PipelineConfig, PipelineFile, PluginStep, Secret, SinkConfig, SourceConfig};
-pub use env::expand_env;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

@@ -165,10 +165,20 @@ impl PluginHost {
                     reason: reason.clone(),
                 });
             }
+            // Every plugin file of the directory, loaded or not: the name
+            // may be a typo of one that no pipeline has used yet.
+            let found = match &self.dir {
+                Some(dir) => plugin_files(dir),
+                None => self.names(),
+            };
             return Err(PluginError::Unknown {
                 name: name.into(),
                 dir: self.dir.as_ref().map_or("(no directory)".into(), |d| d.display().to_string()),
-                found: self.names().join(", "),
+                found: if found.is_empty() {
+                    "no .wasm files".into()
+                } else {
+                    found.join(", ")
+                },
             });
         };
         PluginRunner::new(self.engine.clone(), slot, config, limits)
@@ -258,4 +268,19 @@ impl PluginHost {
             .expect("subscribers lock")
             .retain(|tx| tx.send(event.clone()).is_ok());
     }
+}
+
+/// The plugin names of the `NAME.wasm` files in `dir`, sorted.
+fn plugin_files(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+                .filter_map(|p| plugin_name(&p).ok().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
 }

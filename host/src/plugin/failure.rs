@@ -40,13 +40,38 @@ pub struct RecordFailure {
     pub message: String,
 }
 
+/// The longest reason kept: it travels in a Kafka header and a log line.
+const MESSAGE_MAX: usize = 1024;
+
 impl RecordFailure {
+    /// A reason is one printable line of at most [`MESSAGE_MAX`] bytes, the
+    /// same in the log, the dead letter's header and `sluice plugin test`:
+    /// control characters a plugin put in it are shown escaped.
     pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
         RecordFailure {
             kind,
-            message: message.into(),
+            message: one_line(message.into()),
         }
     }
+}
+
+fn one_line(message: String) -> String {
+    if message.len() <= MESSAGE_MAX && !message.chars().any(char::is_control) {
+        return message;
+    }
+    let mut line = String::with_capacity(MESSAGE_MAX + 32);
+    for (at, c) in message.char_indices() {
+        if line.len() >= MESSAGE_MAX {
+            line.push_str(&format!("… ({} more bytes)", message.len() - at));
+            break;
+        }
+        if c.is_control() {
+            line.extend(c.escape_debug());
+        } else {
+            line.push(c);
+        }
+    }
+    line
 }
 
 impl fmt::Display for RecordFailure {
@@ -61,4 +86,23 @@ impl fmt::Display for RecordFailure {
 pub struct Failed {
     pub record: crate::record::Record,
     pub failure: RecordFailure,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reason_is_one_bounded_printable_line() {
+        let failure = RecordFailure::new(FailureKind::Rejected, "bad\x1b[31m red\r\nnext");
+        assert_eq!(failure.message, "bad\\u{1b}[31m red\\r\\nnext");
+        let long = RecordFailure::new(FailureKind::Rejected, "é".repeat(2000));
+        assert!(long.message.len() < MESSAGE_MAX + 32, "{}", long.message.len());
+        assert!(
+            long.message.ends_with("more bytes)"),
+            "{}",
+            &long.message[long.message.len() - 40..]
+        );
+        assert_eq!(RecordFailure::new(FailureKind::Trap, "plain").message, "plain");
+    }
 }

@@ -5,12 +5,12 @@ mod codec;
 mod directory;
 mod engine;
 mod failure;
+mod guest_output;
 mod limits;
 mod log_budget;
 mod reload;
 mod runner;
 mod state;
-mod stderr;
 mod version;
 
 use std::path::PathBuf;

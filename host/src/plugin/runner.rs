@@ -8,8 +8,10 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wasmtime::{Store, Trap, WasmBacktrace};
+use wasmtime_wasi::I32Exit;
 
 use super::PluginError;
 use super::bindings::Plugin;
@@ -40,7 +42,10 @@ pub struct PluginRunner {
     live: Option<Live>,
     /// The last version whose instance could not start, so it is not retried per batch.
     refused: Option<String>,
+    warned_batch: Option<Instant>,
 }
+
+const BATCH_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for PluginRunner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -73,6 +78,7 @@ impl PluginRunner {
             counters: Counters::default(),
             live: None,
             refused: None,
+            warned_batch: None,
         };
         let version = runner.slot.current();
         runner.live = Some(runner.instantiate(&version).map_err(|reason| PluginError::Refused {
@@ -115,12 +121,36 @@ impl PluginRunner {
                 vec![Err(self.blame(&version, record, failure))]
             }
             Err((failure, records)) => {
-                tracing::debug!(plugin = %version.name, version = %version.hash, records = records.len(),
+                let count = records.len();
+                tracing::debug!(plugin = %version.name, version = %version.hash, records = count,
                     "the batch's call failed ({failure}); running its records one by one");
-                records.into_iter().map(|record| self.run_alone(&version, record)).collect()
+                let outputs: Vec<_> = records.into_iter().map(|record| self.run_alone(&version, record)).collect();
+                if outputs.iter().all(Result::is_ok) {
+                    self.warn_batch_too_large(&version, count, &failure);
+                }
+                outputs
             }
         };
         BatchOutput { version, outputs }
+    }
+
+    /// A batch failed as a whole, yet none of its records fails alone: the
+    /// batch is too much for the plugin's limits, and every such batch costs
+    /// its failed call plus a call per record. Said once a minute at most.
+    fn warn_batch_too_large(&mut self, version: &PluginVersion, records: usize, failure: &RecordFailure) {
+        if self.warned_batch.is_some_and(|at| at.elapsed() < BATCH_WARNING_EVERY) {
+            return;
+        }
+        self.warned_batch = Some(Instant::now());
+        tracing::warn!(
+            plugin = %version.name,
+            version = %version.hash,
+            "a batch of {records} records failed as a whole ({failure}) but each record passed alone: \
+             the batch exceeds the plugin's limits (limits.batch_timeout_ms {} ms, limits.memory_mb {} MiB), \
+             so each batch is run again record by record; raise those limits or make the source's batches smaller",
+            self.limits.batch_timeout_ms,
+            self.limits.memory_mb
+        );
     }
 
     fn run_alone(&mut self, version: &Arc<PluginVersion>, record: Record) -> Result<Outputs, Failed> {
@@ -250,8 +280,11 @@ impl PluginRunner {
             };
             return RecordFailure::new(FailureKind::Timeout, format!("ran past its budget of {budget_ms} ms ({limit})"));
         }
-        if let Some(panic) = panic_message(&store.data().stderr.tail()) {
+        if let Some(panic) = store.data().stderr.panic_report().as_deref().and_then(panic_message) {
             return RecordFailure::new(FailureKind::Trap, panic);
+        }
+        if let Some(exit) = error.downcast_ref::<I32Exit>() {
+            return RecordFailure::new(FailureKind::Trap, format!("called exit({})", exit.0));
         }
         let message = match trap {
             Some(Trap::StackOverflow) => "stack overflow".to_owned(),
@@ -261,7 +294,8 @@ impl PluginRunner {
                 "stack overflow (out of bounds memory access in a recursion)".to_owned()
             }
             Some(trap) => trap.to_string(),
-            None => error.to_string(),
+            // The outer layers of an error from a call are its wasm backtrace.
+            None => error.root_cause().to_string(),
         };
         RecordFailure::new(FailureKind::Trap, message)
     }

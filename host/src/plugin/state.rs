@@ -8,9 +8,9 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{HostImports, Level, sluice};
+use super::guest_output::GuestOutput;
 use super::limits::{MemoryCap, PluginLimits};
 use super::log_budget::LogBudget;
-use super::stderr::GuestStderr;
 
 /// Named counters a plugin adds to through the `count` import.
 pub type Counters = Arc<Mutex<BTreeMap<String, u64>>>;
@@ -19,7 +19,7 @@ pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub(crate) memory: MemoryCap,
-    pub(crate) stderr: GuestStderr,
+    pub(crate) stderr: GuestOutput,
     pub(crate) log: LogBudget,
     plugin: Arc<str>,
     counters: Counters,
@@ -32,10 +32,11 @@ const DROPPED_COUNTS: &str = "sluice.dropped-counts";
 impl HostState {
     pub fn new(plugin: Arc<str>, limits: &PluginLimits, counters: Counters) -> Self {
         let log = LogBudget::new(limits.log_bytes_per_batch);
-        let stderr = GuestStderr::new(plugin.clone(), log.clone());
+        let stderr = GuestOutput::stderr(plugin.clone(), log.clone());
         // WASI is linked only because Rust's std imports it; the context grants
         // nothing: no preopens, env, args or sockets, and clocks stand still.
         let wasi = WasiCtx::builder()
+            .stdout(GuestOutput::stdout(plugin.clone(), log.clone()))
             .stderr(stderr.clone())
             .wall_clock(FrozenClock)
             .monotonic_clock(FrozenClock)
@@ -99,7 +100,8 @@ impl HostImports for HostState {
             }
             name = DROPPED_COUNTS.to_owned();
         }
-        *counters.entry(name).or_default() += delta;
+        let count = counters.entry(name).or_default();
+        *count = count.saturating_add(delta);
     }
 }
 

@@ -82,13 +82,16 @@ impl DeadLetterQueue {
         for r in rejected {
             let kind = r.failure.kind.as_str();
             let position = position_text(&r.record.position);
+            tracing::debug!(pipeline = %self.pipeline, plugin = %r.plugin, position = %position, key = %r.record.key_text(),
+                "dead letter: {}", r.failure);
             let reason = cut(&r.failure.message, MAX_REASON_BYTES);
             let mut fields = vec![
                 ("sluice.pipeline", self.pipeline.clone()),
                 ("sluice.plugin", r.plugin.clone()),
                 ("sluice.plugin-version", r.version.clone()),
                 ("sluice.error-kind", kind.to_owned()),
-                ("sluice.error", reason.to_owned()),
+                // A plugin's reason may quote what it was given, a secret included.
+                ("sluice.error", crate::redact::redact(reason).into_owned()),
                 ("sluice.position", position.clone()),
             ];
             if let Position::Kafka { topic, partition, offset } = &r.record.position {

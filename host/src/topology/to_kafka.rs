@@ -71,7 +71,7 @@ pub async fn run(
         message: "a kafka sink takes a mysql-binlog or mysql-poll source".into(),
     };
     let store = PositionStore::new(state_dir, &config.name);
-    let mut chain = PluginChain::build(&host, &config.plugins)?;
+    let mut chain = PluginChain::start(host, config.plugins.clone()).await?;
     let mut sink = KafkaSink::new(sink_config, &config.name)?;
     sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &sink_config.properties, &config.name)?
@@ -120,6 +120,8 @@ pub async fn run(
                 break;
             }
             let mut out = batch.out;
+            tracing::debug!(pipeline = %config.name, records = out.records.len(), dead_letters = out.rejected.len(),
+                position = ?batch.checkpoint, "batch");
             let acks = if out.records.is_empty() && out.rejected.is_empty() {
                 None
             } else {

@@ -32,7 +32,7 @@ pub async fn run(
     stop: watch::Receiver<bool>,
     ran: &AtomicBool,
 ) -> Result<(), PipelineError> {
-    let mut chain = PluginChain::build(&host, &config.plugins)?;
+    let mut chain = PluginChain::start(host, config.plugins.clone()).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &source_config.properties, &config.name)?
         .with_on_error(config.on_error);
     let mut sink = MysqlSink::connect(sink_config, &config.name).await?;
@@ -110,6 +110,7 @@ async fn write_batches(
             tracing::warn!(pipeline = %pipeline, unwritable, "records the MySQL sink could not write went to the dead-letter queue");
         }
         committer.commit(&write.next_offsets)?;
+        tracing::debug!(pipeline = %pipeline, offsets = ?write.next_offsets, dead_letters = write.dead.len(), unwritable, "batch committed");
     }
     Ok(())
 }

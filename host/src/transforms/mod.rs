@@ -1,6 +1,8 @@
 //! The plugin chain of a pipeline: each plugin's outputs feed the next; a
 //! record a plugin fails on leaves the chain with the plugin's name, version
 //! and reason, bound for the dead-letter queue.
+use std::sync::Arc;
+
 use crate::pipeline::PluginStep;
 use crate::plugin::{FailureKind, PluginError, PluginHost, PluginRunner, RecordFailure};
 use crate::record::Record;
@@ -55,6 +57,16 @@ impl PluginChain {
             .map(|step| host.runner(&step.name, step.flat_config(), step.limits))
             .collect::<Result<_, _>>()?;
         Ok(PluginChain { steps })
+    }
+
+    /// [`PluginChain::build`] from async code. A plugin's `init` may write to
+    /// stdout or stderr, and WASI's blocking streams start a runtime of their
+    /// own, which tokio forbids on one of its worker threads.
+    pub async fn start(host: Arc<PluginHost>, steps: Vec<PluginStep>) -> Result<Self, PluginError> {
+        match tokio::task::spawn_blocking(move || Self::build(&host, &steps)).await {
+            Ok(chain) => chain,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
     }
 
     pub fn run(&mut self, records: Vec<Record>) -> ChainOutput {

@@ -5,20 +5,25 @@
 //! with a message, `overflow` recurses without end, `sleep` sleeps 5 s,
 //! `count-flood` counts under 200,000 names, `log-flood` logs 8 MiB through
 //! the host and 8 MiB to stderr, `fan-out` emits 100,000 copies of itself,
-//! `fail` returns an error; anything else passes through.
+//! `fail` returns an error, `fail-echo` an error that quotes config `echo`
+//! and holds control characters, `exit` calls `exit(3)`, `long-panic`
+//! panics with a 6 KiB message, `count-max` adds u64::MAX to one counter
+//! twice, `slow` spins for some 30 ms; anything else passes through.
 //! Config `output = short` returns one result too few for the batch,
 //! `output = bad-schema` emits records of a schema that does not exist;
-//! `init = fail` refuses to start, `init = sleep` sleeps 600 s in `init`.
+//! `init = fail` refuses to start, `init = sleep` sleeps 600 s in `init`,
+//! `init = print` writes a line to stdout and one to stderr.
 // Only meaningful as a wasm component.
 #![cfg(target_arch = "wasm32")]
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use sluice_plugin::bindings::exports::sluice::plugin::transform::Guest;
 use sluice_plugin::bindings::sluice::plugin::types::{Batch, BatchResult};
 
 thread_local! {
     static OUTPUT: Cell<&'static str> = const { Cell::new("ok") };
+    static ECHO: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 struct Faulty;
@@ -29,6 +34,11 @@ impl Guest for Faulty {
             match (k.as_str(), v.as_str()) {
                 ("init", "fail") => return Err("init refused on purpose".into()),
                 ("init", "sleep") => std::thread::sleep(std::time::Duration::from_secs(600)),
+                ("init", "print") => {
+                    println!("hello from init on stdout");
+                    eprintln!("hello from init on stderr");
+                }
+                ("echo", text) => ECHO.set(text.to_owned()),
                 ("output", "short") => OUTPUT.set("short"),
                 ("output", "bad-schema") => OUTPUT.set("bad-schema"),
                 _ => {}
@@ -60,12 +70,16 @@ impl Guest for Faulty {
                 "loop" => spin(),
                 "alloc" => hoard(),
                 "panic" => panic!("faulty plugin panicked on purpose"),
+                "long-panic" => panic!("the start of a long panic {}", "y".repeat(6 * 1024)),
+                "exit" => std::process::exit(3),
                 "overflow" => {
                     std::hint::black_box(recurse(0));
                 }
                 // Side effects, then the record passes through.
-                "sleep" | "count-flood" | "log-flood" => {
+                "sleep" | "count-flood" | "log-flood" | "count-max" | "slow" => {
                     match action {
+                        "count-max" => (0..2).for_each(|_| sluice_plugin::count("big", u64::MAX)),
+                        "slow" => spin_for(30_000_000),
                         "sleep" => std::thread::sleep(std::time::Duration::from_secs(5)),
                         "count-flood" => (0..200_000).for_each(|n| sluice_plugin::count(&format!("flood-{n}"), 1)),
                         _ => {
@@ -85,6 +99,10 @@ impl Guest for Faulty {
                 }
                 "fail" => {
                     errors.push("rejected on purpose".to_owned());
+                    output_counts.push(NONE32);
+                }
+                "fail-echo" => {
+                    errors.push(ECHO.with_borrow(|echo| format!("rejected \x1b[31m{echo}\r\nsecond line")));
                     output_counts.push(NONE32);
                 }
                 _ if OUTPUT.get() == "bad-schema" => {
@@ -120,6 +138,13 @@ impl Guest for Faulty {
             destinations,
             errors,
         }
+    }
+}
+
+fn spin_for(iterations: u64) {
+    let mut n = 0u64;
+    for _ in 0..iterations {
+        n = std::hint::black_box(n.wrapping_add(1));
     }
 }
 
