@@ -3,7 +3,7 @@ use mysql_async::prelude::Queryable;
 use sluice::pipeline::PipelineFile;
 use sluice::plugin::PluginHost;
 use sluice::topology::run_pipeline;
-use sluice_tests::{Stack, engine, plugins_dir};
+use sluice_testkit::{Stack, engine, plugins_dir};
 use tokio::sync::watch;
 
 async fn start_error(url: &str, brokers: &str, tables: &str) -> String {

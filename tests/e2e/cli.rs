@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use sluice_tests::{Stack, plugin_path, plugins_dir, repo_root};
+use sluice_testkit::{Stack, plugin_path, plugins_dir, repo_root};
 
 struct Run {
     code: i32,
@@ -137,7 +137,7 @@ fn check_accepts_a_good_pipeline_and_names_what_is_wrong_in_bad_ones() {
     let run = sluice(&["check", slash.to_str().unwrap()], "");
     assert_eq!(run.code, 1, "an unencoded / in the password fails offline");
     assert!(
-        run.err.contains("pipeline `users`: source.url is not a MySQL URL") && run.err.contains("/ as %2F"),
+        run.err.contains("pipeline `users`: source: url is not a MySQL URL") && run.err.contains("/ as %2F"),
         "{}",
         run.err
     );
@@ -226,7 +226,7 @@ fn every_example_pipeline_file_passes_check() {
     unsafe { std::env::set_var("SLUICE_MYSQL_PASSWORD", "pw") };
     plugins_dir();
     for name in ["pipeline.toml", "aggregate.toml", "logs.toml"] {
-        let path = sluice_tests::repo_root().join("examples").join(name);
+        let path = sluice_testkit::repo_root().join("examples").join(name);
         let run = sluice(&["check", path.to_str().unwrap()], "");
         assert_eq!(run.code, 0, "examples/{name}: {}{}", run.out, run.err);
     }
@@ -242,9 +242,12 @@ async fn check_connect_reaches_every_server_and_names_each_fault_in_one_line() {
         .unwrap();
     let url = stack.mysql_url();
     let port = &url[url.rfind(':').unwrap()..];
+    // Each its own server id: two binlog readers of one server may not share one.
+    let server_ids = std::sync::atomic::AtomicU32::new(9);
     let pipeline = |name: &str, url: &str, table: &str, brokers: &str| {
+        let server_id = server_ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!(
-            "[[pipeline]]\nname = \"{name}\"\nsource = {{ type = \"mysql-binlog\", url = \"{url}\", tables = [\"{table}\"], server_id = 9 }}\n\
+            "[[pipeline]]\nname = \"{name}\"\nsource = {{ type = \"mysql-binlog\", url = \"{url}\", tables = [\"{table}\"], server_id = {server_id} }}\n\
              sink = {{ type = \"kafka\", brokers = \"{brokers}\" }}\ndead_letter = {{ topic = \"dlq\" }}\n"
         )
     };

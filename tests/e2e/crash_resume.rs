@@ -13,7 +13,7 @@ use rdkafka::message::{Headers, Message};
 use sluice::pipeline::PipelineFile;
 use sluice::plugin::PluginHost;
 use sluice::topology::run_pipeline;
-use sluice_tests::{Stack, engine, plugins_dir};
+use sluice_testkit::{Stack, engine, plugins_dir};
 use tokio::sync::watch;
 
 const ROWS: u32 = 200_000;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use sluice::pipeline::PipelineFile;
-use sluice_tests::repo_root;
+use sluice_testkit::repo_root;
 
 /// A valid file per source kind, with a marker where each section's keys go.
 const BINLOG: &str = r#"plugin_dir = "."
@@ -105,7 +105,7 @@ fn accepted_keys(base: &str, marker: &str, tagged: bool) -> BTreeSet<String> {
     }
     let error = match PipelineFile::parse(&text, |_| None) {
         Ok(_) => panic!("{marker}: an unknown key was accepted"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     let expected = error
         .split("expected one of ")

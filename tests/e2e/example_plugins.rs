@@ -1,7 +1,7 @@
 //! The three example plugins, built for wasm32-wasip2, through the host.
 use sluice::plugin::{FailureKind, PluginLimits};
 use sluice::record::Value;
-use sluice_tests::{after, batch, runner};
+use sluice_testkit::{after, batch, runner};
 
 const USER: &str = r#"{"op":"insert","database":"shop","table":"users","primary_key":["id"],"after":{"id":1,"email":"  Ann@Example.COM ","name":"Ann   Lee","phone":"+49 170 1234567","country":"DE"}}"#;
 
@@ -62,8 +62,8 @@ fn clean_drops_or_rejects_rows_that_fail_its_rules() {
 
 #[test]
 fn clean_refuses_a_bad_config_at_start() {
-    let host = sluice::plugin::PluginHost::new(sluice_tests::engine());
-    host.load_file(&sluice_tests::plugin_path("clean")).unwrap();
+    let host = sluice::plugin::PluginHost::new(sluice_testkit::engine());
+    host.load_file(&sluice_testkit::plugin_path("clean")).unwrap();
     let e = host
         .runner("clean", vec![("mask_style".into(), "blur".into())], PluginLimits::default())
         .unwrap_err();

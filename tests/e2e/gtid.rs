@@ -4,7 +4,7 @@
 use mysql_async::prelude::Queryable;
 use serde_json::Value as Json;
 use sluice::pipeline::PipelineFile;
-use sluice_tests::{Stack, plugins_dir};
+use sluice_testkit::{Stack, plugins_dir};
 
 use crate::binlog_to_kafka::start_pipeline;
 use crate::kafka_sink::consume;

@@ -6,10 +6,10 @@ use std::sync::mpsc::Receiver;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use sluice::bench::with_custom_section;
 use sluice::plugin::{PluginHost, PluginLimits, PluginRunner, PluginWatcher, ReloadEvent, content_hash};
 use sluice::record::{Record, Value};
-use sluice_tests::{batch, engine, plugin_path};
+use sluice_testkit::with_custom_section;
+use sluice_testkit::{batch, engine, plugin_path};
 
 fn numbered(from: usize, n: usize) -> Vec<Record> {
     let lines: Vec<String> = (from..from + n)

@@ -14,7 +14,7 @@ use sluice::plugin::{PluginHost, PluginLimits};
 use sluice::sinks::dead_letter::{DeadLetterConfig, DeadLetterQueue};
 use sluice::sinks::kafka::{KafkaSink, KafkaSinkConfig};
 use sluice::transforms::PluginChain;
-use sluice_tests::{Stack, batch, engine, plugins_dir, repo_root};
+use sluice_testkit::{Stack, batch, engine, plugins_dir, repo_root};
 
 pub struct Received {
     pub topic: String,

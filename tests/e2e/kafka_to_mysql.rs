@@ -16,7 +16,7 @@ use serde_json::json;
 use sluice::pipeline::PipelineFile;
 use sluice::plugin::PluginHost;
 use sluice::topology::run_pipeline;
-use sluice_tests::{Stack, engine, plugins_dir};
+use sluice_testkit::{Stack, engine, plugins_dir};
 use tokio::sync::watch;
 
 use crate::binlog_to_kafka::{PipelineTask, spawn_pipeline, stop_pipeline};

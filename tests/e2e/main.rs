@@ -1,5 +1,6 @@
 //! End-to-end suites: real plugins through the real host, a real MariaDB and
 //! a real Tansu broker. One binary keeps link time down.
+mod architecture;
 mod bad_input;
 pub mod binlog_to_kafka;
 mod cli;

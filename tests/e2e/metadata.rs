@@ -7,7 +7,7 @@ use mysql_async::prelude::Queryable;
 use sluice::record::{Op, Value};
 use sluice::sources::MysqlCapture;
 use sluice::sources::binlog::BinlogSourceConfig;
-use sluice_tests::Stack;
+use sluice_testkit::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn minimal_metadata_is_completed_from_the_catalog() {

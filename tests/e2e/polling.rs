@@ -7,7 +7,7 @@ use std::path::Path;
 
 use mysql_async::prelude::Queryable;
 use sluice::pipeline::PipelineFile;
-use sluice_tests::{Stack, plugins_dir};
+use sluice_testkit::{Stack, plugins_dir};
 
 use crate::binlog_to_kafka::start_pipeline;
 use crate::kafka_sink::{Received, consume};

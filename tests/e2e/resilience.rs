@@ -13,7 +13,7 @@ use serde_json::{Value as Json, json};
 use sluice::pipeline::PipelineFile;
 use sluice::plugin::PluginHost;
 use sluice::topology::{run_pipeline, supervise};
-use sluice_tests::{Stack, engine, plugins_dir};
+use sluice_testkit::{Stack, engine, plugins_dir};
 use tokio::sync::watch;
 
 use crate::binlog_to_kafka::{spawn_pipeline, start_pipeline, stop_pipeline};

@@ -4,7 +4,7 @@
 //! line, librdkafka's own log, MySQL's errors, a plugin's refusal).
 use std::time::Duration;
 
-use sluice_tests::{Stack, plugins_dir};
+use sluice_testkit::{Stack, plugins_dir};
 
 use crate::process::run_to_end;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use serde_json::{Value as Json, json};
 use sluice::pipeline::PipelineFile;
-use sluice_tests::{Stack, plugins_dir};
+use sluice_testkit::{Stack, plugins_dir};
 
 use crate::binlog_to_kafka::start_pipeline;
 use crate::kafka_sink::{Received, consume};
@@ -189,7 +189,7 @@ async fn snapshot_hands_over_to_the_binlog_exactly() {
 /// by itself once every table is read.
 async fn run_snapshot_only(stack: &Stack, state: &Path) {
     let mut file = pipeline_file(stack, state, "snapshot-only");
-    let host = sluice::plugin::PluginHost::open(sluice_tests::engine(), &file.plugin_dir).unwrap();
+    let host = sluice::plugin::PluginHost::open(sluice_testkit::engine(), &file.plugin_dir).unwrap();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let pipeline = file.pipelines.remove(0);
     tokio::time::timeout(

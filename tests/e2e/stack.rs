@@ -6,7 +6,7 @@ use rdkafka::ClientConfig;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sluice_tests::Stack;
+use sluice_testkit::Stack;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stack_serves_mariadb_with_row_binlog_and_a_kafka_broker() {

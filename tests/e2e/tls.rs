@@ -11,7 +11,7 @@ use mysql_async::prelude::Queryable;
 use sluice::pipeline::PipelineFile;
 use sluice::plugin::PluginHost;
 use sluice::topology::run_pipeline;
-use sluice_tests::{Stack, engine, plugins_dir};
+use sluice_testkit::{Stack, engine, plugins_dir};
 use tokio::sync::watch;
 
 use crate::binlog_to_kafka::{spawn_pipeline, stop_pipeline};

@@ -13,7 +13,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as Wire};
 use serde_json::{Map, Value as Json};
 use sluice::pipeline::PipelineFile;
-use sluice_tests::{Stack, plugins_dir};
+use sluice_testkit::{Stack, plugins_dir};
 
 use crate::binlog_to_kafka::{spawn_pipeline, start_pipeline, stop_pipeline};
 use crate::kafka_sink::{Received, consume};

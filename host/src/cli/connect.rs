@@ -10,8 +10,10 @@ use futures::future::join_all;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::pipeline::{PipelineConfig, PipelineFile, SinkConfig, SourceConfig};
-use crate::sinks::kafka::ClientProperties;
+use crate::kafka::ClientProperties;
+use crate::pipeline::{PipelineConfig, PipelineFile};
+use crate::sinks::SinkConfig;
+use crate::sources::SourceConfig;
 use crate::sources::binlog;
 use crate::sources::polling::PollingSource;
 
@@ -67,7 +69,7 @@ fn checks(pipeline: &PipelineConfig) -> Vec<Check<'_>> {
             checks.push(brokers(format!("pipeline {name}: sink (Kafka)"), &sink.brokers, &sink.properties));
         }
         SinkConfig::Mysql(sink) => checks.push(timed(format!("pipeline {name}: sink (MySQL)"), async move {
-            crate::sources::connect(&sink.url, sink.tls.as_ref())
+            crate::mysql::connect(&sink.url, sink.tls.as_ref())
                 .await
                 .map(|_| "signed in".into())
         })),
@@ -104,14 +106,11 @@ fn brokers<'a>(what: String, brokers: &'a str, properties: &ClientProperties) ->
     properties.apply(&mut config);
     timed(what, async move {
         let consumer: BaseConsumer = config.create().map_err(|e| format!("cannot create a client for {brokers}: {e}"))?;
-        let metadata = tokio::task::spawn_blocking(move || {
-            consumer
-                .fetch_metadata(None, WITHIN - Duration::from_secs(1))
-                .map(|m| m.brokers().len())
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("no Kafka broker answers at {brokers}: {e}"))?;
+        let at = brokers.to_owned();
+        let metadata = tokio::task::spawn_blocking(move || crate::kafka::reach(consumer.client(), &at, WITHIN - Duration::from_secs(1)))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         Ok::<_, String>(format!("{metadata} broker(s) at {brokers}"))
     })
 }

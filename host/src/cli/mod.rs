@@ -49,9 +49,6 @@ pub enum Command {
     /// Show, reset or set the source positions pipelines have stored.
     #[command(subcommand)]
     Positions(PositionsCommand),
-    /// Measure throughput beside the raw limits of the same machine.
-    #[command(subcommand)]
-    Bench(BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,16 +145,6 @@ pub struct TailArgs {
     pub timeout_s: u64,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Rows/s through the plugin host (pass-through and clean) beside native Rust, and reload latency.
-    Plugin(crate::bench::PluginBenchArgs),
-    /// MySQL binlog -> pass-through plugin -> Kafka, beside bare binlog decode and bare produce rates.
-    Cdc(crate::bench::cdc::CdcBenchArgs),
-    /// Kafka -> pass-through plugin -> MySQL, beside bare consume and bare multi-row upsert rates.
-    Sink(crate::bench::sink::SinkBenchArgs),
-}
-
 /// A plugin config entry; the value of a credential-like key is masked in
 /// all output from here on, as a pipeline file's is.
 fn parse_key_value(s: &str) -> Result<(String, String), String> {
@@ -224,9 +211,6 @@ fn run_redacted(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRea
         Command::Run { config } => run::run(&config, err),
         Command::Tail(args) => tail::run(&args, out),
         Command::Positions(command) => positions::run(&command, out),
-        Command::Bench(BenchCommand::Plugin(args)) => crate::bench::plugin::run(&args, out),
-        Command::Bench(BenchCommand::Cdc(args)) => crate::bench::cdc::run(&args, out),
-        Command::Bench(BenchCommand::Sink(args)) => crate::bench::sink::run(&args, out),
     };
     match result {
         Ok(code) => code,
@@ -270,7 +254,8 @@ mod tests {
 
     #[test]
     fn an_error_names_each_cause_once() {
-        let client = crate::sinks::SinkError::Client {
+        let client = crate::kafka::BrokerError::Client {
+            role: "producer",
             brokers: "k1:9092".into(),
             source: rdkafka::error::KafkaError::ClientCreation("bad".into()),
         };

@@ -3,9 +3,11 @@ use std::io::Write;
 use anyhow::{Context, bail};
 
 use super::PositionsCommand;
-use crate::pipeline::{PipelineConfig, PipelineFile, SourceConfig};
+use crate::mysql::BinlogCheckpoint;
+use crate::pipeline::{PipelineConfig, PipelineFile};
 use crate::positions::PositionStore;
-use crate::sources::{BinlogCheckpoint, SourcePosition};
+use crate::sources::SourceConfig;
+use crate::sources::SourcePosition;
 
 /// `sluice positions`: what each pipeline of a file has stored, and the way
 /// out when a stored position is lost (a purged binlog): start over, or

@@ -1,18 +1,14 @@
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::ConfigError;
 use super::env::expand_env;
+use super::{CheckError, ConfigError, FileProblem};
 use crate::plugin::PluginLimits;
+use crate::sinks::SinkConfig;
 use crate::sinks::dead_letter::DeadLetterConfig;
-use crate::sinks::kafka::KafkaSinkConfig;
-use crate::sinks::mysql::MysqlSinkConfig;
-use crate::sources::binlog::BinlogSourceConfig;
-use crate::sources::kafka::KafkaSourceConfig;
-use crate::sources::polling::PollingSourceConfig;
+use crate::sources::SourceConfig;
 
 /// A pipeline file: a plugin directory and one or more pipelines.
 #[derive(Debug, Deserialize)]
@@ -68,18 +64,37 @@ pub struct PluginStep {
 }
 
 impl PipelineConfig {
-    /// The MySQL servers of this pipeline, by the key that names each.
-    fn mysql_urls(&self) -> Vec<(&'static str, &Secret)> {
-        let mut urls = Vec::new();
-        match &self.source {
-            SourceConfig::MysqlBinlog(c) => urls.push(("source.url", &c.url)),
-            SourceConfig::MysqlPoll(c) => urls.push(("source.url", &c.url)),
-            SourceConfig::Kafka(_) => {}
+    /// Checks offline everything the pipeline will read as it starts: its
+    /// source, its sink and its dead-letter queue. `sluice check` and `sluice
+    /// run` both call this before anything connects.
+    pub fn check(&self) -> Result<(), CheckError> {
+        let part = |part: &'static str| move |e: Box<dyn std::error::Error + Send + Sync>| CheckError { part, source: e };
+        self.source.check().map_err(|e| part("source")(e.into()))?;
+        self.sink.check().map_err(|e| part("sink")(e.into()))?;
+        // The queue is on the sink's cluster, else the source's.
+        if let Some((brokers, properties)) = self.sink.kafka().or(self.source.kafka()) {
+            self.dead_letter
+                .check(brokers, properties)
+                .map_err(|e| part("dead_letter")(e.into()))?;
         }
-        if let SinkConfig::Mysql(c) = &self.sink {
-            urls.push(("sink.url", &c.url));
-        }
-        urls
+        Ok(())
+    }
+
+    /// A source and a sink that `sluice run` joins: MySQL to Kafka, or
+    /// Kafka to MySQL.
+    pub(crate) fn check_pairing(&self) -> Result<(), FileProblem> {
+        let takes = match (&self.source, &self.sink) {
+            (SourceConfig::Kafka(_), SinkConfig::Mysql(_)) => return Ok(()),
+            (SourceConfig::MysqlBinlog(_) | SourceConfig::MysqlPoll(_), SinkConfig::Kafka(_)) => return Ok(()),
+            (_, SinkConfig::Mysql(_)) => "a kafka source",
+            (_, SinkConfig::Kafka(_)) => "a mysql-binlog or mysql-poll source",
+        };
+        Err(FileProblem::Pairing {
+            pipeline: self.name.clone(),
+            sink: self.sink.kind(),
+            takes,
+            given: self.source.kind(),
+        })
     }
 }
 
@@ -123,60 +138,15 @@ fn scalar(v: &toml::Value) -> String {
     }
 }
 
-/// Where records come from.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum SourceConfig {
-    /// MySQL/MariaDB change data capture: a snapshot, then the binlog.
-    MysqlBinlog(BinlogSourceConfig),
-    /// MySQL/MariaDB tables polled by timestamp and/or id column.
-    MysqlPoll(PollingSourceConfig),
-    /// Kafka topics read in a consumer group.
-    Kafka(KafkaSourceConfig),
-}
-
-/// Where records go.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
-pub enum SinkConfig {
-    Kafka(KafkaSinkConfig),
-    /// MySQL tables, written in batches with the consumed offsets.
-    Mysql(MysqlSinkConfig),
-}
-
-/// A value that must never be printed (connection URLs carry passwords).
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        crate::redact::register_in_text(&text);
-        Ok(Secret(text))
-    }
-}
-
-impl Secret {
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 impl PipelineFile {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
             path: path.display().to_string(),
             source: e,
         })?;
-        let mut file = Self::parse(&text, |name| std::env::var(name).ok()).map_err(|message| ConfigError::Invalid {
+        let mut file = Self::parse(&text, |name| std::env::var(name).ok()).map_err(|problem| ConfigError::Invalid {
             path: path.display().to_string(),
-            message,
+            problem,
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         file.plugin_dir = base.join(&file.plugin_dir);
@@ -184,17 +154,17 @@ impl PipelineFile {
         Ok(file)
     }
 
-    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Self, FileProblem> {
         // Before anything can quote the text back: the secrets it shows.
         crate::redact::register_in_text(text);
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut table: toml::Table = toml::from_str(text)?;
         expand_env(&mut table, &env)?;
         crate::redact::register_in_toml(&table);
         let file = match PipelineFile::deserialize(table) {
             Ok(file) => file,
             // The text as written gives the error its line and column; it
             // holds no value from the environment.
-            Err(e) => return Err(toml::from_str::<PipelineFile>(text).err().unwrap_or(e).to_string()),
+            Err(e) => return Err(toml::from_str::<PipelineFile>(text).err().unwrap_or(e).into()),
         };
         file.validate()?;
         Ok(file)
@@ -205,9 +175,9 @@ impl PipelineFile {
         self.pipelines.iter().flat_map(|p| p.plugins.iter().map(|step| step.name.clone()))
     }
 
-    fn validate(&self) -> Result<(), String> {
+    fn validate(&self) -> Result<(), FileProblem> {
         if self.pipelines.is_empty() {
-            return Err("no pipelines: add at least one [[pipeline]] table".into());
+            return Err(FileProblem::NoPipelines);
         }
         let mut names = std::collections::BTreeSet::new();
         let mut readers: BTreeMap<(String, u32), &str> = BTreeMap::new();
@@ -218,27 +188,25 @@ impl PipelineFile {
                 let server = url.rsplit_once('@').map_or(url, |(_, host)| host).trim_start_matches("mysql://");
                 let server = server.split('/').next().unwrap_or(server).to_owned();
                 if let Some(other) = readers.insert((server.clone(), source.server_id), &p.name) {
-                    return Err(format!(
-                        "pipelines `{other}` and `{}` both read the binlog of {server} with server_id {}: give each its own",
-                        p.name, source.server_id
-                    ));
+                    return Err(FileProblem::SharedServerId {
+                        first: other.to_owned(),
+                        second: p.name.clone(),
+                        server,
+                        server_id: source.server_id,
+                    });
                 }
             }
             if !names.insert(&p.name) {
-                return Err(format!("pipeline.name: `{}` is used twice; names must be unique", p.name));
+                return Err(FileProblem::DuplicateName(p.name.clone()));
             }
-            for (key, url) in p.mysql_urls() {
-                if let Err(e) = mysql_async::Opts::from_url(url.expose()) {
-                    return Err(format!(
-                        "pipeline `{}`: {key} is not a MySQL URL ({e}): write mysql://user:password@host:port/ \
-                         and percent-encode / @ : ? # in the user or password (/ as %2F, @ as %40)",
-                        p.name
-                    ));
-                }
-            }
+            p.check_pairing()?;
             for step in &p.plugins {
-                if let Err(e) = step.limits.check() {
-                    return Err(format!("pipeline `{}`: plugins.limits of `{}`: {e}", p.name, step.name));
+                if let Err(message) = step.limits.check() {
+                    return Err(FileProblem::Limits {
+                        pipeline: p.name.clone(),
+                        plugin: step.name.clone(),
+                        message,
+                    });
                 }
             }
         }
@@ -290,7 +258,7 @@ config = { mask = ["phone", "ssn"], lookup = { DE = "Germany" } }
             )
         };
         let file = |pipelines: String| PipelineFile::parse(&format!("plugin_dir = \"p\"\n{pipelines}"), |_| None);
-        let e = file(pipeline("one", 7) + &pipeline("two", 7)).expect_err("refused");
+        let e = file(pipeline("one", 7) + &pipeline("two", 7)).expect_err("refused").to_string();
         assert!(
             e.contains("`one` and `two` both read the binlog of db:3306 with server_id 7"),
             "{e}"
@@ -301,7 +269,33 @@ config = { mask = ["phone", "ssn"], lookup = { DE = "Germany" } }
     #[test]
     fn unknown_fields_are_named() {
         let bad = GOOD.replace("server_id = 7", "server_id = 7, tabels = []");
-        let e = PipelineFile::parse(&bad, |_| Some("pw".into())).unwrap_err();
+        let e = PipelineFile::parse(&bad, |_| Some("pw".into())).unwrap_err().to_string();
         assert!(e.contains("tabels"), "{e}");
+    }
+
+    #[test]
+    fn a_source_and_sink_that_run_cannot_join_are_refused_as_the_file_is_read() {
+        let pairs = [
+            (
+                GOOD.replace(
+                    "type = \"mysql-binlog\", url = \"mysql://u:${PW}@127.0.0.1/\", tables = [\"shop.users\"], server_id = 7",
+                    "type = \"kafka\", brokers = \"k\", topics = [\"t\"], group = \"g\"",
+                ),
+                "pipeline `users`: a kafka sink takes a mysql-binlog or mysql-poll source, not a kafka source",
+            ),
+            (
+                GOOD.replace(
+                    "sink = { type = \"kafka\", brokers = \"127.0.0.1:9092\" }",
+                    "sink = { type = \"mysql\", url = \"mysql://u@h/\" }",
+                ),
+                "pipeline `users`: a mysql sink takes a kafka source, not a mysql-binlog source",
+            ),
+        ];
+        for (text, expected) in pairs {
+            assert_ne!(text, GOOD, "the case changed the file");
+            let e = PipelineFile::parse(&text, |_| Some("pw".into())).unwrap_err();
+            assert!(matches!(e, FileProblem::Pairing { .. }), "{e}");
+            assert_eq!(e.to_string(), expected);
+        }
     }
 }

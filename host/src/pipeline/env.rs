@@ -6,14 +6,16 @@
 //! literal `${`.
 use toml::Value;
 
-pub fn expand_env(table: &mut toml::Table, lookup: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
+use super::FileProblem;
+
+pub fn expand_env(table: &mut toml::Table, lookup: &impl Fn(&str) -> Option<String>) -> Result<(), FileProblem> {
     for (key, value) in table.iter_mut() {
         expand_value(key, value, lookup)?;
     }
     Ok(())
 }
 
-fn expand_value(path: &str, value: &mut Value, lookup: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
+fn expand_value(path: &str, value: &mut Value, lookup: &impl Fn(&str) -> Option<String>) -> Result<(), FileProblem> {
     match value {
         Value::String(text) if text.contains("${") => *text = expand_text(path, text, lookup)?,
         Value::Array(items) => {
@@ -31,7 +33,7 @@ fn expand_value(path: &str, value: &mut Value, lookup: &impl Fn(&str) -> Option<
     Ok(())
 }
 
-fn expand_text(path: &str, text: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, String> {
+fn expand_text(path: &str, text: &str, lookup: &impl Fn(&str) -> Option<String>) -> Result<String, FileProblem> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("${") {
@@ -45,10 +47,12 @@ fn expand_text(path: &str, text: &str, lookup: &impl Fn(&str) -> Option<String>)
         let after = &rest[at + 2..];
         let end = after
             .find('}')
-            .ok_or_else(|| format!("{path}: `${{` without a closing `}}` (write $${{ for a literal)"))?;
+            .ok_or_else(|| FileProblem::UnclosedVariable { key: path.to_owned() })?;
         let name = &after[..end];
-        let value = lookup(name)
-            .ok_or_else(|| format!("{path}: environment variable {name} is not set (export it, or write $${{ for a literal)"))?;
+        let value = lookup(name).ok_or_else(|| FileProblem::UnsetVariable {
+            key: path.to_owned(),
+            name: name.to_owned(),
+        })?;
         if crate::redact::is_secret_name(name) {
             crate::redact::register(&value);
         }
@@ -65,7 +69,7 @@ mod tests {
 
     fn expand(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<toml::Table, String> {
         let mut table: toml::Table = toml::from_str(text).unwrap();
-        expand_env(&mut table, &lookup)?;
+        expand_env(&mut table, &lookup).map_err(|e| e.to_string())?;
         Ok(table)
     }
 

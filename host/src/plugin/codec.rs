@@ -13,9 +13,10 @@ use std::sync::Arc;
 use smallvec::SmallVec;
 
 use super::bindings::wit;
-use super::failure::{Failed, FailureKind, RecordFailure};
+use super::failure::Failed;
 use super::limits::PluginLimits;
 use crate::record::{Column, Header, Op, Position, Record, Schema, Value};
+use crate::rejected::{FailureKind, RecordFailure};
 use sluice_layout::{BatchLists, NONE32, NONE64, PositionRef, RecordRef, kind, op, position_kind};
 
 /// A batch ready to send, with the schema behind each id it uses.

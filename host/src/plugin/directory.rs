@@ -3,29 +3,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::time::Instant;
 
-use arc_swap::ArcSwap;
-
 use super::PluginError;
 use super::engine::PluginEngine;
 use super::limits::PluginLimits;
 use super::runner::PluginRunner;
+use super::slot::PluginSlot;
 use super::version::{PluginVersion, content_hash, plugin_name};
-
-/// The serving version of one named plugin; swapped atomically on reload.
-/// Runners read it between batches, so a batch never sees two versions.
-pub struct PluginSlot {
-    name: Arc<str>,
-    current: ArcSwap<PluginVersion>,
-}
-
-impl PluginSlot {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-    pub fn current(&self) -> Arc<PluginVersion> {
-        self.current.load_full()
-    }
-}
 
 /// What a reload did, for logs, tests and the reload-latency benchmark.
 #[derive(Debug, Clone)]
@@ -250,13 +233,9 @@ impl PluginHost {
         self.refused.write().expect("refused lock").remove(&name);
         let mut slots = self.slots.write().expect("slots lock");
         match slots.get(&name) {
-            Some(slot) => slot.current.store(version.clone()),
+            Some(slot) => slot.serve(version.clone()),
             None => {
-                let slot = PluginSlot {
-                    name: version.name.clone(),
-                    current: ArcSwap::new(version.clone()),
-                };
-                slots.insert(name, Arc::new(slot));
+                slots.insert(name, Arc::new(PluginSlot::new(version.clone())));
             }
         }
         version

@@ -10,18 +10,21 @@ mod limits;
 mod log_budget;
 mod reload;
 mod runner;
+mod slot;
 mod state;
 mod version;
 
 use std::path::PathBuf;
 
+pub use crate::rejected::{FailureKind, RecordFailure};
 pub use bindings::WORLD;
-pub use directory::{PluginHost, PluginSlot, ReloadEvent};
+pub use directory::{PluginHost, ReloadEvent};
 pub use engine::PluginEngine;
-pub use failure::{Failed, FailureKind, RecordFailure};
+pub use failure::Failed;
 pub use limits::PluginLimits;
 pub use reload::PluginWatcher;
 pub use runner::{BatchOutput, PluginRunner};
+pub use slot::PluginSlot;
 pub use version::{PluginVersion, content_hash};
 
 #[derive(Debug, thiserror::Error)]

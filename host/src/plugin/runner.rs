@@ -16,13 +16,14 @@ use wasmtime_wasi::I32Exit;
 use super::PluginError;
 use super::bindings::Plugin;
 use super::codec::{Decoded, Outputs, decode, encode};
-use super::directory::PluginSlot;
 use super::engine::{EPOCH_TICK, PluginEngine, SleepRefused};
-use super::failure::{Failed, FailureKind, RecordFailure};
+use super::failure::Failed;
 use super::limits::PluginLimits;
+use super::slot::PluginSlot;
 use super::state::{Counters, HostState};
 use super::version::PluginVersion;
 use crate::record::Record;
+use crate::rejected::{FailureKind, RecordFailure};
 
 /// The plugin's answer for a batch, produced entirely by `version`.
 #[derive(Debug)]

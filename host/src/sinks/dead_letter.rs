@@ -9,11 +9,12 @@ use super::SinkError;
 use serde_json::json;
 
 use super::kafka::delivery::{Acks, Outgoing, Producer, Written, enqueue_all, wire_size};
-use super::kafka::encode::position_text;
-use super::kafka::{ClientProperties, MessageEncoder, ValueFormat, producer};
+use super::kafka::producer;
+use crate::formats::debezium::{MessageEncoder, ValueFormat, position_text};
+use crate::kafka::ClientProperties;
 use crate::pipeline::OnError;
 use crate::record::{Position, record_to_json};
-use crate::transforms::Rejected;
+use crate::rejected::Rejected;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -3,22 +3,64 @@ pub mod dead_letter;
 pub mod kafka;
 pub mod mysql;
 
+use serde::Deserialize;
+
+use self::dead_letter::DeadLetterConfig;
+use self::kafka::{KafkaSinkConfig, producer};
+use self::mysql::MysqlSinkConfig;
+use crate::kafka::ClientProperties;
 use crate::record::{Position, Record};
+
+/// Where records go.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SinkConfig {
+    Kafka(KafkaSinkConfig),
+    /// MySQL tables, written in batches with the consumed offsets.
+    Mysql(MysqlSinkConfig),
+}
+
+impl SinkConfig {
+    /// Checks offline what the sink will read as it starts: its Kafka
+    /// client's properties and the files they name, or its URL and TLS files.
+    pub fn check(&self) -> Result<(), SinkError> {
+        match self {
+            SinkConfig::Kafka(c) => drop(producer(&c.brokers, &c.properties)?),
+            SinkConfig::Mysql(c) => crate::mysql::check_settings(&c.url, c.tls.as_ref())?,
+        }
+        Ok(())
+    }
+
+    /// The name the pipeline file gives this kind of sink.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Kafka(_) => "kafka",
+            SinkConfig::Mysql(_) => "mysql",
+        }
+    }
+
+    /// The Kafka cluster this sink writes, if it writes one.
+    pub fn kafka(&self) -> Option<(&str, &ClientProperties)> {
+        match self {
+            SinkConfig::Kafka(c) => Some((&c.brokers, &c.properties)),
+            SinkConfig::Mysql(_) => None,
+        }
+    }
+}
+
+impl DeadLetterConfig {
+    /// Creates the queue's producer without reaching a broker.
+    pub fn check(&self, brokers: &str, properties: &ClientProperties) -> Result<(), SinkError> {
+        dead_letter::DeadLetterQueue::new(self, brokers, properties, "check").map(drop)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("cannot create the Kafka producer for {brokers}: {source} (check brokers and the client properties)")]
-    Client {
-        brokers: String,
-        #[source]
-        source: rdkafka::error::KafkaError,
-    },
-    #[error("no Kafka broker answers at {brokers}: {source} (check `brokers`, the network and the client properties)")]
-    Unreachable {
-        brokers: String,
-        #[source]
-        source: rdkafka::error::KafkaError,
-    },
+    #[error(transparent)]
+    Broker(#[from] crate::kafka::BrokerError),
+    #[error(transparent)]
+    Mysql(#[from] crate::mysql::MysqlError),
     #[error("a record failed and `on_error = \"stop\"` halts the pipeline: {reason} (in {plugin}, at {position})")]
     Halted { plugin: String, position: String, reason: String },
     #[error("Kafka did not accept a record for topic `{topic}`: {source}")]
@@ -34,8 +76,9 @@ impl SinkError {
     pub fn is_transient(&self) -> bool {
         use rdkafka::types::RDKafkaErrorCode::*;
         match self {
-            SinkError::Client { .. } | SinkError::Halted { .. } => false,
-            SinkError::Unreachable { .. } => true,
+            SinkError::Halted { .. } => false,
+            SinkError::Broker(e) => e.is_transient(),
+            SinkError::Mysql(e) => e.is_transient(),
             SinkError::Delivery { source, .. } => matches!(
                 source.rdkafka_error_code(),
                 Some(

@@ -3,10 +3,11 @@
 //! so the topic holds every row once and then every change after it.
 use std::time::Duration;
 
-use super::binlog::{BinlogSource, BinlogSourceConfig, SnapshotMode, check, current_position, privilege_hint};
-use super::flavor::ServerFlavor;
+use super::binlog::{BinlogSource, BinlogSourceConfig, SnapshotMode, check, privilege_hint};
 use super::snapshot::SnapshotReader;
-use super::{SourceBatch, SourceError, SourcePosition, TableFilter};
+use super::{SourceBatch, SourceError, SourcePosition};
+use crate::mysql::flavor::ServerFlavor;
+use crate::mysql::{TableFilter, current_position};
 
 /// Boxed: a phase is replaced at most twice in a run.
 enum Phase {
@@ -38,8 +39,8 @@ impl MysqlCapture {
                 Phase::Snapshot(Box::new(SnapshotReader::open(conn, flavor, &filter, Some(progress)).await?))
             }
             (Some(SourcePosition::Polling(_)), _) => {
-                return Err(SourceError::ServerSetup(
-                    "the stored position belongs to a polling source; delete the pipeline's position file to start over".into(),
+                return Err(SourceError::setup(
+                    "the stored position belongs to a polling source; delete the pipeline's position file to start over",
                 ));
             }
             (None, SnapshotMode::Never) => {

@@ -12,8 +12,8 @@
 //! and only that form is kept and sent back.
 use mysql_async::Value as Wire;
 
-use super::catalog::{ColumnInfo, quote};
-use super::query_rows::param;
+use crate::mysql::catalog::{ColumnInfo, quote};
+use crate::mysql::query_rows::param;
 use crate::record::Value;
 
 /// How one ordering column is selected for the cursor and compared back.

@@ -3,44 +3,69 @@
 //! access.
 pub mod binlog;
 pub mod capture;
-pub(crate) mod catalog;
-mod charset;
-mod connection;
-mod decode;
-mod flavor;
-mod gtid;
 pub mod kafka;
 mod keyset;
 pub mod polling;
-pub(crate) mod query_rows;
 pub mod snapshot;
 
 use serde::{Deserialize, Serialize};
 
-pub use self::binlog::BinlogCheckpoint;
+use self::binlog::BinlogSourceConfig;
+use self::kafka::{KafkaSource, KafkaSourceConfig};
+use self::polling::PollingSourceConfig;
+use crate::kafka::ClientProperties;
+
 pub use self::capture::MysqlCapture;
-pub use self::connection::MysqlTls;
-pub(crate) use self::connection::connect;
 pub use self::polling::{PollingMarks, PollingSource};
 pub use self::snapshot::SnapshotProgress;
+use crate::mysql::{BinlogCheckpoint, MysqlError};
+
+/// Where records come from.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SourceConfig {
+    /// MySQL/MariaDB change data capture: a snapshot, then the binlog.
+    MysqlBinlog(BinlogSourceConfig),
+    /// MySQL/MariaDB tables polled by timestamp and/or id column.
+    MysqlPoll(PollingSourceConfig),
+    /// Kafka topics read in a consumer group.
+    Kafka(KafkaSourceConfig),
+}
+
+impl SourceConfig {
+    /// Checks offline what the source will read as it starts: its URL and
+    /// TLS files, or its Kafka client's properties and the files they name.
+    pub fn check(&self) -> Result<(), SourceError> {
+        match self {
+            SourceConfig::MysqlBinlog(c) => crate::mysql::check_settings(&c.url, c.tls.as_ref())?,
+            SourceConfig::MysqlPoll(c) => crate::mysql::check_settings(&c.url, c.tls.as_ref())?,
+            SourceConfig::Kafka(c) => KafkaSource::check(c)?,
+        }
+        Ok(())
+    }
+
+    /// The name the pipeline file gives this kind of source.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceConfig::MysqlBinlog(_) => "mysql-binlog",
+            SourceConfig::MysqlPoll(_) => "mysql-poll",
+            SourceConfig::Kafka(_) => "kafka",
+        }
+    }
+
+    /// The Kafka cluster this source reads, if it reads one.
+    pub fn kafka(&self) -> Option<(&str, &ClientProperties)> {
+        match self {
+            SourceConfig::Kafka(c) => Some((&c.brokers, &c.properties)),
+            SourceConfig::MysqlBinlog(_) | SourceConfig::MysqlPoll(_) => None,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot connect to MySQL at {url}: {source}")]
-    Connect {
-        url: String,
-        #[source]
-        source: mysql_async::Error,
-    },
-    #[error("MySQL at {url}: {message}")]
-    TlsSettings { url: String, message: String },
-    #[error(
-        "TLS with MySQL at {url} failed: {message} (the source's or sink's `tls.ca` must name the CA that signed the \
-         server's certificate, and the URL's host must be one the certificate names, or add `verify_identity=false` to the URL)"
-    )]
-    TlsHandshake { url: String, message: String },
-    #[error("MySQL server is not set up for change data capture: {0}")]
-    ServerSetup(String),
+    #[error(transparent)]
+    Mysql(#[from] MysqlError),
     #[error("the MySQL server ended the binlog stream (a restart or shutdown)")]
     StreamEnded,
     #[error(
@@ -54,44 +79,34 @@ pub enum SourceError {
         position: String,
         message: String,
     },
-    #[error("MySQL: {0}")]
-    Mysql(#[from] mysql_async::Error),
     #[error("binlog: cannot decode {what}: {message}")]
     Decode { what: String, message: String },
     #[error("Kafka source: {0} (check `brokers`, `topics` and the client properties)")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("no Kafka broker answers at {brokers}: {source} (check `brokers`, the network and the client properties)")]
-    KafkaUnreachable {
-        brokers: String,
-        #[source]
-        source: rdkafka::error::KafkaError,
-    },
+    #[error(transparent)]
+    Broker(#[from] crate::kafka::BrokerError),
 }
 
-impl SourceError {
-    /// Whether trying again later may succeed (see `PipelineError::is_transient`).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            SourceError::Connect { source, .. } | SourceError::Mysql(source) => mysql_is_transient(source),
-            SourceError::StreamEnded | SourceError::Kafka(_) | SourceError::KafkaUnreachable { .. } => true,
-            SourceError::TlsSettings { .. }
-            | SourceError::TlsHandshake { .. }
-            | SourceError::ServerSetup(_)
-            | SourceError::PositionLost { .. }
-            | SourceError::Decode { .. } => false,
-        }
+impl From<mysql_async::Error> for SourceError {
+    fn from(error: mysql_async::Error) -> Self {
+        SourceError::Mysql(MysqlError::Query(error))
     }
 }
 
-/// A connection lost or refused, a server shutting down or restarting,
-/// a deadlock or lock wait: what trying again can cure.
-pub(crate) fn mysql_is_transient(error: &mysql_async::Error) -> bool {
-    match error {
-        mysql_async::Error::Io(_) | mysql_async::Error::Driver(_) => true,
-        // Too many connections, shutdown in progress, lock wait timeout,
-        // deadlock, a table altered under a snapshot's read, connection killed.
-        mysql_async::Error::Server(server) => matches!(server.code, 1040 | 1053 | 1205 | 1213 | 1412 | 1927),
-        _ => false,
+impl SourceError {
+    /// The server lacks what the source needs (a setting, a privilege, a table).
+    pub(crate) fn setup(message: impl Into<String>) -> Self {
+        SourceError::Mysql(MysqlError::ServerSetup(message.into()))
+    }
+
+    /// Whether trying again later may succeed (see `PipelineError::is_transient`).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SourceError::Mysql(e) => e.is_transient(),
+            SourceError::StreamEnded | SourceError::Kafka(_) => true,
+            SourceError::Broker(e) => e.is_transient(),
+            SourceError::PositionLost { .. } | SourceError::Decode { .. } => false,
+        }
     }
 }
 
@@ -122,37 +137,5 @@ impl SourceBatch {
             checkpoint: None,
             finished: false,
         }
-    }
-}
-
-/// `database.table` and `database.*` include and exclude lists.
-#[derive(Debug, Clone)]
-pub struct TableFilter {
-    include: Vec<(String, String)>,
-    exclude: Vec<(String, String)>,
-}
-
-impl TableFilter {
-    pub fn new(include: &[String], exclude: &[String]) -> Self {
-        let split = |names: &[String]| {
-            names
-                .iter()
-                .map(|n| n.split_once('.').map_or((n.clone(), "*".into()), |(d, t)| (d.into(), t.into())))
-                .collect()
-        };
-        TableFilter {
-            include: split(include),
-            exclude: split(exclude),
-        }
-    }
-
-    pub fn captures(&self, database: &str, table: &str) -> bool {
-        let hit = |list: &[(String, String)]| list.iter().any(|(d, t)| d == database && (t == "*" || t == table));
-        hit(&self.include) && !hit(&self.exclude)
-    }
-
-    /// Databases named in the include list, for catalog look-ups.
-    fn databases(&self) -> impl Iterator<Item = &str> {
-        self.include.iter().map(|(d, _)| d.as_str())
     }
 }

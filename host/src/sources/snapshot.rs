@@ -9,11 +9,12 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 
-use super::catalog::{TableInfo, captured_tables, quote};
-use super::flavor::ServerFlavor;
+use super::SourceError;
 use super::keyset::Keyset;
-use super::query_rows::{DecodedRow, QueryShape, key_position, values};
-use super::{BinlogCheckpoint, SourceError, TableFilter};
+use crate::mysql::catalog::{TableInfo, captured_tables, quote};
+use crate::mysql::flavor::ServerFlavor;
+use crate::mysql::query_rows::{DecodedRow, QueryShape, key_position, values};
+use crate::mysql::{BinlogCheckpoint, TableFilter};
 use crate::record::{Position, Record, Value};
 
 /// How often progress is logged while a table is read.

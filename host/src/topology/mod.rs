@@ -13,14 +13,16 @@ use std::sync::atomic::AtomicBool;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::pipeline::{PipelineConfig, SinkConfig, SourceConfig};
+use crate::pipeline::PipelineConfig;
 use crate::plugin::PluginHost;
+use crate::sinks::SinkConfig;
+use crate::sources::SourceConfig;
 use crate::sources::SourceError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("pipeline `{pipeline}`: {message}")]
-    Unsupported { pipeline: String, message: String },
+    #[error(transparent)]
+    Pairing(#[from] crate::pipeline::FileProblem),
     #[error("pipeline source: {0}")]
     Source(#[from] crate::sources::SourceError),
     #[error("pipeline sink: {0}")]
@@ -43,7 +45,7 @@ impl PipelineError {
             PipelineError::Source(e) => e.is_transient(),
             PipelineError::Sink(e) => e.is_transient(),
             PipelineError::MysqlSink(e) => e.is_transient(),
-            PipelineError::Unsupported { .. } | PipelineError::Plugin(_) | PipelineError::Position(_) => false,
+            PipelineError::Pairing(_) | PipelineError::Plugin(_) | PipelineError::Position(_) => false,
         }
     }
 }
@@ -67,13 +69,11 @@ async fn run_once(
     stop: watch::Receiver<bool>,
     ran: &AtomicBool,
 ) -> Result<(), PipelineError> {
+    config.check_pairing()?;
     match (&config.source, &config.sink) {
         (SourceConfig::Kafka(source), SinkConfig::Mysql(sink)) => to_mysql::run(config, source, sink, host, stop, ran).await,
         (_, SinkConfig::Kafka(sink)) => to_kafka::run(config, sink, host, state_dir, stop, ran).await,
-        _ => Err(PipelineError::Unsupported {
-            pipeline: config.name.clone(),
-            message: "a mysql sink takes a kafka source".into(),
-        }),
+        (_, SinkConfig::Mysql(_)) => unreachable!("check_pairing refuses a mysql sink without a kafka source"),
     }
 }
 

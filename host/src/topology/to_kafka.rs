@@ -11,13 +11,15 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::{BatchSource, PipelineError, on_own_thread, read_ahead};
-use crate::pipeline::{PipelineConfig, SourceConfig};
+use crate::pipeline::PipelineConfig;
 use crate::plugin::PluginHost;
 use crate::positions::PositionStore;
+use crate::rejected::Rejected;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::kafka::{KafkaSink, KafkaSinkConfig};
+use crate::sources::SourceConfig;
 use crate::sources::{MysqlCapture, PollingSource, SourceBatch, SourceError, SourcePosition};
-use crate::transforms::{ChainOutput, PluginChain, Rejected};
+use crate::transforms::{ChainOutput, PluginChain};
 
 /// Records per batch through the plugins and to the sink. A batch's records,
 /// its plugin copy and its messages stay in a core's cache at this size:
@@ -49,7 +51,8 @@ enum Source {
 }
 
 impl Source {
-    async fn connect(config: &SourceConfig, stored: Option<SourcePosition>, pipeline: &str) -> Result<Option<Self>, SourceError> {
+    /// Connects the configured source; None for a source this sink does not take.
+    async fn build(config: &SourceConfig, stored: Option<SourcePosition>, pipeline: &str) -> Result<Option<Self>, SourceError> {
         Ok(match config {
             SourceConfig::MysqlBinlog(c) => Some(Source::Capture(Box::new(MysqlCapture::connect(c, stored, pipeline).await?))),
             SourceConfig::MysqlPoll(c) => Some(Source::Polling(Box::new(PollingSource::connect(c, stored).await?))),
@@ -66,19 +69,15 @@ pub async fn run(
     stop: watch::Receiver<bool>,
     ran: &AtomicBool,
 ) -> Result<(), PipelineError> {
-    let unsupported = || PipelineError::Unsupported {
-        pipeline: config.name.clone(),
-        message: "a kafka sink takes a mysql-binlog or mysql-poll source".into(),
-    };
     let store = PositionStore::new(state_dir, &config.name);
     let mut chain = PluginChain::start(host, config.plugins.clone()).await?;
     let mut sink = KafkaSink::new(sink_config, &config.name)?;
     sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &sink_config.properties, &config.name)?
         .with_on_error(config.on_error);
-    let source = Source::connect(&config.source, store.load()?, &config.name)
-        .await?
-        .ok_or_else(unsupported)?;
+    let Some(source) = Source::build(&config.source, store.load()?, &config.name).await? else {
+        unreachable!("check_pairing refuses a kafka source with a kafka sink")
+    };
     let mut positions = Positions {
         store,
         acked: None,

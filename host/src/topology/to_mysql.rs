@@ -9,14 +9,16 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::{BatchSource, PipelineError, on_own_thread, read_ahead};
+use crate::kafka::Offsets;
 use crate::pipeline::PipelineConfig;
 use crate::plugin::PluginHost;
 use crate::record::Record;
+use crate::rejected::Rejected;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::mysql::{MysqlSink, MysqlSinkConfig, Plan, RowPlanner};
 use crate::sources::SourceError;
-use crate::sources::kafka::{KafkaBatch, KafkaSource, KafkaSourceConfig, OffsetCommitter, Offsets};
-use crate::transforms::{ChainOutput, PluginChain, Rejected};
+use crate::sources::kafka::{KafkaBatch, KafkaSource, KafkaSourceConfig, OffsetCommitter};
+use crate::transforms::{ChainOutput, PluginChain};
 
 /// Messages per batch, and how long a batch waits to fill.
 const BATCH_RECORDS: usize = 5000;

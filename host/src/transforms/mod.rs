@@ -4,43 +4,12 @@
 use std::sync::Arc;
 
 use crate::pipeline::PluginStep;
-use crate::plugin::{FailureKind, PluginError, PluginHost, PluginRunner, RecordFailure};
+use crate::plugin::{PluginError, PluginHost, PluginRunner};
 use crate::record::Record;
+use crate::rejected::Rejected;
 
 pub struct PluginChain {
     steps: Vec<PluginRunner>,
-}
-
-/// A record that a plugin of the chain failed on, as it entered that plugin.
-#[derive(Debug, Clone)]
-pub struct Rejected {
-    pub record: Record,
-    pub plugin: String,
-    pub version: String,
-    pub failure: RecordFailure,
-}
-
-impl Rejected {
-    /// A record its source could not decode; `source` names the source
-    /// (`source:mysql`, `source:kafka`) where a plugin's name would be.
-    pub fn undecodable(record: Record, source: &str, reason: String) -> Self {
-        Rejected {
-            record,
-            plugin: source.into(),
-            version: String::new(),
-            failure: RecordFailure::new(FailureKind::Undecodable, reason),
-        }
-    }
-
-    /// A record its sink (`sink:kafka`, `sink:mysql`) cannot write.
-    pub fn unwritable(record: Record, sink: &str, reason: String) -> Self {
-        Rejected {
-            record,
-            plugin: sink.into(),
-            version: String::new(),
-            failure: RecordFailure::new(FailureKind::Unwritable, reason),
-        }
-    }
 }
 
 #[derive(Debug, Default)]

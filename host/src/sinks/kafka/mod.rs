@@ -1,21 +1,18 @@
 //! The Kafka sink: one message per record, acknowledged before the source
 //! position may advance.
-mod client;
 pub mod delivery;
-pub mod encode;
 
 use rdkafka::producer::Producer as _;
 use serde::Deserialize;
 
-pub use client::ClientProperties;
-pub use client::producer;
-pub use delivery::Acks;
+use crate::formats::debezium::{self, MessageEncoder, ValueFormat};
+pub use delivery::{Acks, producer};
 use delivery::{Outgoing, Producer, enqueue_all, wire_size};
-pub use encode::{KeyWriter, MessageEncoder, ValueFormat};
 
+use crate::kafka::ClientProperties;
 use crate::record::{Op, Record};
+use crate::rejected::Rejected;
 use crate::sinks::{Destination, SinkError};
-use crate::transforms::Rejected;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,13 +90,8 @@ impl KafkaSink {
 
     /// Fails fast, naming the brokers, when none of them answers.
     pub async fn check_brokers(&self, brokers: &str) -> Result<(), SinkError> {
-        let client = self.producer.client();
-        tokio::task::block_in_place(|| client.fetch_metadata(None, std::time::Duration::from_secs(10)))
-            .map(|_| ())
-            .map_err(|source| SinkError::Unreachable {
-                brokers: brokers.to_owned(),
-                source,
-            })
+        crate::kafka::reach(self.producer.client(), brokers, std::time::Duration::from_secs(10))?;
+        Ok(())
     }
 
     /// Produces every record and returns once Kafka acknowledged all of
@@ -126,7 +118,7 @@ impl KafkaSink {
             legal_topic(&mut self.topic_name, &mut self.renamed);
             let key = messages.write(|out| self.encoder.write_key(record, out));
             let payload = messages.write(|out| self.encoder.write_value(record, now_ms, out));
-            let headers = encode::headers(record, &mut self.dedup);
+            let headers = debezium::headers(record, &mut self.dedup);
             let size = wire_size(key.as_ref(), payload.as_ref(), &headers);
             if size > self.max_message_bytes {
                 too_large.push(Rejected::unwritable(

@@ -5,8 +5,8 @@ use mysql_async::Value as Wire;
 
 use super::WriteMode;
 use super::target::TargetTable;
+use crate::mysql::catalog::quote;
 use crate::record::{Op, Record, Value};
-use crate::sources::catalog::quote;
 
 /// One row's change after compaction: the last one per key wins.
 pub enum Change {

@@ -18,12 +18,12 @@ use self::offsets::OffsetsTable;
 use self::plan::Planned;
 pub use self::plan::{Plan, RowPlanner};
 use self::target::TargetTable;
-use crate::pipeline::Secret;
+use crate::kafka::Offsets;
+use crate::mysql::MysqlTls;
 use crate::record::{Position, Record};
+use crate::rejected::Rejected;
+use crate::secret::Secret;
 use crate::sinks::dead_letter::DeadLetterQueue;
-use crate::sources::MysqlTls;
-use crate::sources::kafka::Offsets;
-use crate::transforms::Rejected;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -88,7 +88,7 @@ fn default_offsets_database() -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum MysqlSinkError {
     #[error("MySQL sink: {0}")]
-    Connect(crate::sources::SourceError),
+    Connect(#[from] crate::mysql::MysqlError),
     #[error("MySQL sink: {0}")]
     Mysql(#[from] mysql_async::Error),
     #[error("MySQL sink: {0}")]
@@ -100,7 +100,7 @@ impl MysqlSinkError {
     pub fn is_transient(&self) -> bool {
         match self {
             MysqlSinkError::Connect(e) => e.is_transient(),
-            MysqlSinkError::Mysql(e) => crate::sources::mysql_is_transient(e),
+            MysqlSinkError::Mysql(e) => crate::mysql::is_transient(e),
             MysqlSinkError::DeadLetters(e) => e.is_transient(),
         }
     }
@@ -280,7 +280,7 @@ impl SinkConnection {
 }
 
 async fn open(config: &MysqlSinkConfig) -> Result<Conn, MysqlSinkError> {
-    let mut conn = crate::sources::connect(&config.url, config.tls.as_ref())
+    let mut conn = crate::mysql::connect(&config.url, config.tls.as_ref())
         .await
         .map_err(MysqlSinkError::Connect)?;
     // Refuse values that do not fit rather than store them altered.

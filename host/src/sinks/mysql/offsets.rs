@@ -3,8 +3,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Transaction, Value as Wire};
 
-use crate::sources::catalog::quote;
-use crate::sources::kafka::Offsets;
+use crate::kafka::Offsets;
+use crate::mysql::catalog::quote;
 
 pub struct OffsetsTable {
     name: String,

@@ -13,8 +13,8 @@ use super::change::Change;
 use super::target::{self, TargetTable};
 use super::{MysqlSinkConfig, MysqlSinkError, SinkConnection, unwritable};
 use crate::record::Record;
+use crate::rejected::Rejected;
 use crate::sinks::Destination;
-use crate::transforms::Rejected;
 
 pub struct RowPlanner {
     conn: SinkConnection,

@@ -6,9 +6,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use mysql_async::Value as Wire;
 use mysql_async::prelude::Queryable;
 
+use crate::mysql::catalog::{self, quote};
+use crate::mysql::query_rows::param;
 use crate::record::Value;
-use crate::sources::catalog::{self, quote};
-use crate::sources::query_rows::param;
 
 pub struct TargetTable {
     /// `db`.`table`, quoted.

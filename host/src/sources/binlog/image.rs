@@ -6,8 +6,8 @@
 use mysql_async::binlog::events::RowsEventData;
 use mysql_common::io::ParseBuf;
 
+use crate::mysql::decode::ColumnDecoder;
 use crate::record::{Schema, Value};
-use crate::sources::decode::ColumnDecoder;
 
 /// A row's before and after images.
 pub type Images = (Option<Vec<Value>>, Option<Vec<Value>>);

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, Conn};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 mod image;
 mod shape;
@@ -17,14 +17,15 @@ mod xa;
 
 use self::image::Unreadable;
 use self::shape::TableShape;
-use super::catalog::{CatalogColumns, catalog_columns};
-use super::charset::Charsets;
-use super::flavor::ServerFlavor;
-use super::gtid::{Gtid, GtidState, MariaGtid, MysqlGtid};
-use super::{MysqlTls, SourceBatch, SourceError, SourcePosition, TableFilter};
-use crate::pipeline::Secret;
+use super::{SourceBatch, SourceError, SourcePosition};
+use crate::formats::debezium::KeyWriter;
+use crate::mysql::catalog::{CatalogColumns, catalog_columns};
+use crate::mysql::charset::Charsets;
+use crate::mysql::flavor::ServerFlavor;
+use crate::mysql::gtid::{Gtid, GtidState, MariaGtid, MysqlGtid};
+use crate::mysql::{BinlogCheckpoint, MysqlError, MysqlTls, TableFilter, current_position};
 use crate::record::{Header, Op, Position, Record, Value};
-use crate::sinks::kafka::KeyWriter;
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,16 +59,6 @@ pub enum SnapshotMode {
     Initial,
     Never,
     SnapshotOnly,
-}
-
-/// Where to resume: the end of the last transaction fully delivered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BinlogCheckpoint {
-    pub file: String,
-    pub pos: u64,
-    /// The server's GTID state at this point, where it keeps one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gtid: Option<String>,
 }
 
 pub struct BinlogSource {
@@ -133,7 +124,7 @@ impl BinlogSource {
                  which is right only for events written since the table's last ALTER; SET GLOBAL binlog_row_metadata = 'FULL'"
             );
         }
-        let mut catalog = super::connect(&config.url, config.tls.as_ref()).await?;
+        let mut catalog = crate::mysql::connect(&config.url, config.tls.as_ref()).await?;
         let charsets = Charsets::load(&mut catalog).await?;
         // A heartbeat each second carries the position while the server is idle.
         conn.query_drop("SET @master_heartbeat_period = 1000000000").await?;
@@ -141,7 +132,7 @@ impl BinlogSource {
             Some(state) => tracing::info!(gtid = %state, "binlog stream starting from GTID state"),
             None => tracing::info!(file = %start.file, pos = start.pos, "binlog stream starting"),
         }
-        let stream = conn.get_binlog_stream(request).await.map_err(|e| privilege_hint(e.into()))?;
+        let stream = conn.get_binlog_stream(request).await.map_err(privilege_hint)?;
         let file = if by_gtid { "".into() } else { start.file.as_str().into() };
         Ok(BinlogSource {
             stream,
@@ -490,7 +481,7 @@ fn with_text(gtid: Gtid) -> (Gtid, Arc<str>) {
 /// Connects and checks that the server can be captured from: binlog
 /// settings, and every named table.
 pub async fn check(config: &BinlogSourceConfig) -> Result<Conn, SourceError> {
-    let mut conn = super::connect(&config.url, config.tls.as_ref()).await?;
+    let mut conn = crate::mysql::connect(&config.url, config.tls.as_ref()).await?;
     check_server(&mut conn).await?;
     check_tables(&mut conn, config).await?;
     // Before any snapshot work: the stream will need these grants.
@@ -505,18 +496,16 @@ async fn check_server(conn: &mut Conn) -> Result<(), SourceError> {
         .unwrap_or_default();
     let setting = |v: Option<String>| v.unwrap_or_default().to_ascii_uppercase();
     if !matches!(setting(log_bin).as_str(), "1" | "ON") {
-        return Err(SourceError::ServerSetup(
-            "binary logging is off: start the server with --log-bin".into(),
-        ));
+        return Err(SourceError::setup("binary logging is off: start the server with --log-bin"));
     }
     if setting(format) != "ROW" {
-        return Err(SourceError::ServerSetup(
-            "binlog_format must be ROW: SET GLOBAL binlog_format = 'ROW' (and in my.cnf)".into(),
+        return Err(SourceError::setup(
+            "binlog_format must be ROW: SET GLOBAL binlog_format = 'ROW' (and in my.cnf)",
         ));
     }
     if setting(image) != "FULL" {
-        return Err(SourceError::ServerSetup(
-            "binlog_row_image must be FULL: SET GLOBAL binlog_row_image = 'FULL'".into(),
+        return Err(SourceError::setup(
+            "binlog_row_image must be FULL: SET GLOBAL binlog_row_image = 'FULL'",
         ));
     }
     Ok(())
@@ -538,7 +527,7 @@ async fn check_tables(conn: &mut Conn, config: &BinlogSourceConfig) -> Result<()
             .await?
         };
         if found.is_none() {
-            return Err(SourceError::ServerSetup(format!(
+            return Err(SourceError::setup(format!(
                 "`{entry}` in source.tables does not exist on the server (or this user cannot see it); fix the name or create it"
             )));
         }
@@ -547,36 +536,14 @@ async fn check_tables(conn: &mut Conn, config: &BinlogSourceConfig) -> Result<()
 }
 
 /// Access errors on binlog statements name the grant that fixes them.
-pub(super) fn privilege_hint(e: SourceError) -> SourceError {
-    match e {
-        SourceError::Mysql(mysql_async::Error::Server(server)) if matches!(server.code, 1045 | 1142 | 1227 | 1044) => {
-            SourceError::ServerSetup(format!(
+pub(super) fn privilege_hint(e: impl Into<SourceError>) -> SourceError {
+    match e.into() {
+        SourceError::Mysql(MysqlError::Query(mysql_async::Error::Server(server))) if matches!(server.code, 1045 | 1142 | 1227 | 1044) => {
+            SourceError::setup(format!(
                 "{} — grant the capture user: GRANT SELECT, REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO '<user>'@'<host>' (MariaDB 10.5+: BINLOG MONITOR, REPLICATION SLAVE)",
                 server.message
             ))
         }
         other => other,
     }
-}
-
-pub async fn current_position(conn: &mut Conn) -> Result<BinlogCheckpoint, SourceError> {
-    let row: Option<mysql_async::Row> = match conn.query_first("SHOW BINARY LOG STATUS").await {
-        Ok(row) => row,
-        // MariaDB and MySQL before 8.2 only know the older statement.
-        Err(_) => conn.query_first("SHOW MASTER STATUS").await?,
-    };
-    let empty = || SourceError::ServerSetup("SHOW MASTER STATUS is empty: is log_bin on?".into());
-    let row = row.ok_or_else(empty)?;
-    let (file, pos): (Option<String>, Option<u64>) = (row.get(0), row.get(1));
-    // MySQL only: the GTID set at this position, which it cannot tell later.
-    let executed = row
-        .columns_ref()
-        .iter()
-        .position(|c| c.name_str().eq_ignore_ascii_case("Executed_Gtid_Set"));
-    let gtid = executed.and_then(|i| row.get::<Option<String>, _>(i)).flatten();
-    Ok(BinlogCheckpoint {
-        file: file.ok_or_else(empty)?,
-        pos: pos.ok_or_else(empty)?,
-        gtid,
-    })
 }

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use mysql_async::binlog::events::{OptionalMetaExtractor, OptionalMetadataField, TableMapEvent};
 use mysql_async::consts::ColumnType;
 
+use crate::mysql::catalog::CatalogColumns;
+use crate::mysql::charset::Charsets;
+use crate::mysql::decode::{ColumnDecoder, Members, SpecialType};
+use crate::mysql::flavor::ServerFlavor;
 use crate::record::Schema;
-use crate::sources::catalog::CatalogColumns;
-use crate::sources::charset::Charsets;
-use crate::sources::decode::{ColumnDecoder, Members, SpecialType};
-use crate::sources::flavor::ServerFlavor;
 
 pub struct TableShape {
     pub schema: Arc<Schema>,

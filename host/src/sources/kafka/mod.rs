@@ -2,9 +2,7 @@
 //! starts is only a hint: the MySQL sink keeps the authoritative offsets in
 //! the same transaction as the rows and skips anything at or below them, so
 //! a rebalance or a restart neither loses nor double-applies a record.
-mod envelope;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,10 +13,10 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
 
-pub use self::envelope::{EnvelopeDecoder, Message, MessageFormat};
 use super::SourceError;
+use crate::formats::debezium::{EnvelopeDecoder, Message, MessageFormat};
+use crate::kafka::{ClientProperties, Offsets};
 use crate::record::Record;
-use crate::sinks::kafka::ClientProperties;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,9 +43,6 @@ pub enum StartFrom {
     Latest,
 }
 
-/// The next offset to read, per (topic, partition).
-pub type Offsets = BTreeMap<(String, i32), i64>;
-
 /// Messages decoded into records, those that could not be (with why), and
 /// the offsets after them.
 #[derive(Default)]
@@ -70,12 +65,7 @@ impl KafkaSource {
     pub fn connect(config: &KafkaSourceConfig, applied: &Offsets) -> Result<Self, SourceError> {
         let consumer: Arc<StreamConsumer> = Arc::new(client_config(config).create()?);
         // An unreachable cluster fails here, named, instead of stalling later.
-        consumer
-            .fetch_metadata(None, Duration::from_secs(10))
-            .map_err(|source| SourceError::KafkaUnreachable {
-                brokers: config.brokers.clone(),
-                source,
-            })?;
+        crate::kafka::reach(consumer.client(), &config.brokers, Duration::from_secs(10))?;
         if !applied.is_empty() {
             // Fails while other members of the group are running; they then
             // hold current offsets, and the sink skips anything applied.

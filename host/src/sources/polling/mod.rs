@@ -19,12 +19,13 @@ use mysql_async::prelude::Queryable;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::catalog::{self, TableInfo, quote, table_info};
 use super::keyset::Keyset;
-use super::query_rows::{DecodedRow, QueryShape, key_position, param, values};
-use super::{MysqlTls, SourceBatch, SourceError, SourcePosition};
-use crate::pipeline::Secret;
+use super::{SourceBatch, SourceError, SourcePosition};
+use crate::mysql::MysqlTls;
+use crate::mysql::catalog::{self, TableInfo, quote, table_info};
+use crate::mysql::query_rows::{DecodedRow, QueryShape, key_position, param, values};
 use crate::record::{Position, Record, Value};
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,12 +100,12 @@ impl PollingSource {
             None => PollingMarks::default(),
             Some(SourcePosition::Polling(marks)) => marks,
             Some(_) => {
-                return Err(SourceError::ServerSetup(
-                    "the stored position belongs to a binlog source; delete the pipeline's position file to start over".into(),
+                return Err(SourceError::setup(
+                    "the stored position belongs to a binlog source; delete the pipeline's position file to start over",
                 ));
             }
         };
-        let mut conn = super::connect(&config.url, config.tls.as_ref()).await?;
+        let mut conn = crate::mysql::connect(&config.url, config.tls.as_ref()).await?;
         conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
         let mut tables = Vec::new();
         for polled in &config.tables {
@@ -177,7 +178,7 @@ impl PollingSource {
 }
 
 async fn check_table(conn: &mut Conn, polled: &PolledTable, config: &PollingSourceConfig) -> Result<PolledShape, SourceError> {
-    let setup = |message: String| SourceError::ServerSetup(format!("source.tables `{}`: {message}", polled.table));
+    let setup = |message: String| SourceError::setup(format!("source.tables `{}`: {message}", polled.table));
     let Some((database, table)) = polled.table.split_once('.') else {
         return Err(setup("name the table as database.table".into()));
     };

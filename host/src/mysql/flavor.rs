@@ -3,9 +3,9 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn};
 
-use super::SourceError;
-use super::binlog::{BinlogCheckpoint, current_position};
+use super::MysqlError;
 use super::gtid::GtidState;
+use super::position::{BinlogCheckpoint, current_position};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerFlavor {
@@ -14,7 +14,7 @@ pub enum ServerFlavor {
 }
 
 impl ServerFlavor {
-    pub async fn detect(conn: &mut Conn) -> Result<Self, SourceError> {
+    pub async fn detect(conn: &mut Conn) -> Result<Self, MysqlError> {
         let version: Option<String> = conn.query_first("SELECT VERSION()").await?;
         Ok(if version.unwrap_or_default().contains("MariaDB") {
             ServerFlavor::MariaDb
@@ -26,7 +26,7 @@ impl ServerFlavor {
     /// Opens a read-only repeatable-read transaction on `conn` and returns the
     /// binlog position its view corresponds to: every change before it is in
     /// the view, every change after it is in the binlog after it.
-    pub async fn begin_snapshot(self, conn: &mut Conn) -> Result<BinlogCheckpoint, SourceError> {
+    pub async fn begin_snapshot(self, conn: &mut Conn) -> Result<BinlogCheckpoint, MysqlError> {
         conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ").await?;
         match self {
             // MariaDB reports the binlog position of the snapshot itself, with no lock.
@@ -40,7 +40,7 @@ impl ServerFlavor {
                 ) {
                     (Some(file), Some(pos)) if !file.is_empty() => (file, pos),
                     _ => {
-                        return Err(SourceError::ServerSetup(
+                        return Err(MysqlError::ServerSetup(
                             "the server reports no binlog_snapshot_file: is log_bin on?".into(),
                         ));
                     }
@@ -59,7 +59,7 @@ impl ServerFlavor {
             ServerFlavor::Mysql => {
                 conn.query_drop("FLUSH TABLES WITH READ LOCK")
                     .await
-                    .map_err(|e| SourceError::ServerSetup(format!("{e} — a consistent snapshot on MySQL needs the RELOAD privilege")))?;
+                    .map_err(|e| MysqlError::ServerSetup(format!("{e} — a consistent snapshot on MySQL needs the RELOAD privilege")))?;
                 let opened = async {
                     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY").await?;
                     current_position(conn).await
@@ -77,7 +77,7 @@ impl ServerFlavor {
     /// the server's own answer for that file and position. MySQL cannot map
     /// a position to a GTID set, but every checkpoint it starts from (the
     /// snapshot's, the current position's) carries `Executed_Gtid_Set`.
-    pub async fn gtid_at(self, conn: &mut Conn, at: &BinlogCheckpoint) -> Result<Option<GtidState>, SourceError> {
+    pub async fn gtid_at(self, conn: &mut Conn, at: &BinlogCheckpoint) -> Result<Option<GtidState>, MysqlError> {
         let text = match (self, &at.gtid) {
             (_, Some(text)) => text.clone(),
             (ServerFlavor::Mysql, None) => return Ok(None),
@@ -92,7 +92,7 @@ impl ServerFlavor {
         };
         state
             .map(Some)
-            .map_err(|e| SourceError::ServerSetup(format!("the stored GTID position: {e}")))
+            .map_err(|e| MysqlError::ServerSetup(format!("the stored GTID position: {e}")))
     }
 
     /// Readies `conn` for the binlog dump and says where it starts: by
@@ -107,7 +107,7 @@ impl ServerFlavor {
         resume_at: Option<&GtidState>,
         file: &'a str,
         pos: u64,
-    ) -> Result<BinlogStreamRequest<'a>, SourceError> {
+    ) -> Result<BinlogStreamRequest<'a>, MysqlError> {
         let request = BinlogStreamRequest::new(server_id);
         match self {
             ServerFlavor::MariaDb => {
@@ -124,7 +124,7 @@ impl ServerFlavor {
                 if gtid_wanted {
                     let mode: Option<String> = conn.query_first("SELECT @@GLOBAL.gtid_mode").await?;
                     if !mode.is_some_and(|m| m.eq_ignore_ascii_case("ON")) {
-                        return Err(SourceError::ServerSetup(
+                        return Err(MysqlError::ServerSetup(
                             "`gtid = true` needs gtid_mode = ON on MySQL (with enforce_gtid_consistency = ON); \
                              turn it on or set `gtid = false` to resume by file and position"
                                 .into(),

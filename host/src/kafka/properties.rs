@@ -1,11 +1,9 @@
+//! The librdkafka properties a pipeline file passes through to its clients.
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::delivery::{BatchAckCounter, Producer};
 use rdkafka::ClientConfig;
 use serde::Deserialize;
-
-use crate::sinks::SinkError;
 
 /// librdkafka client properties passed through from the pipeline file
 /// (`security.protocol`, `sasl.*`, `ssl.*`, `compression.type`, …), so a
@@ -72,24 +70,6 @@ impl fmt::Debug for ClientProperties {
             .entries(self.0.iter().map(|(k, v)| (k, if Self::is_secret(k) { "***" } else { v.as_str() })))
             .finish()
     }
-}
-
-/// A producer tuned for throughput with idempotence on (no duplicates from
-/// retries); any property set in the pipeline file wins.
-pub fn producer(brokers: &str, properties: &ClientProperties) -> Result<Producer, SinkError> {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", brokers)
-        .set("enable.idempotence", "true")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .set("batch.num.messages", "10000")
-        .set("queue.buffering.max.messages", "1000000");
-    properties.apply(&mut config);
-    config.create_with_context(BatchAckCounter).map_err(|source| SinkError::Client {
-        brokers: brokers.to_owned(),
-        source,
-    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! and as an SDK batch (for the same plugin code run natively).
 use std::sync::Arc;
 
-use crate::record::{Column, Op, Position, Record, Schema, Value};
+use sluice::record::{Column, Op, Position, Record, Schema, Value};
 
 pub const COLUMNS: [(&str, &str); 5] = [
     ("id", "bigint"),

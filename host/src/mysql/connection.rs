@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use mysql_async::{ClientIdentity, Conn, IoError, Opts, OptsBuilder, SslOpts};
 use serde::Deserialize;
 
-use super::SourceError;
-use crate::pipeline::Secret;
+use super::MysqlError;
+use crate::secret::Secret;
 
 /// What the URL cannot say about TLS: the URL's `require_ssl`, `verify_ca`
 /// and `verify_identity` parameters take no files. Giving this table turns
@@ -28,8 +28,8 @@ pub struct MysqlTls {
 
 impl MysqlTls {
     /// Reads the files, as connecting would, without connecting.
-    pub fn check(&self) -> Result<(), String> {
-        self.ssl_opts(None).map(drop)
+    pub fn check(&self) -> Result<(), MysqlError> {
+        self.ssl_opts(None).map(drop).map_err(MysqlError::Settings)
     }
 
     /// The URL's TLS settings with these files added. The files are read
@@ -55,25 +55,37 @@ impl MysqlTls {
     }
 }
 
+/// Checks, without connecting, what connecting would read: the URL, and the
+/// TLS files.
+pub(crate) fn check_settings(url: &Secret, tls: Option<&MysqlTls>) -> Result<(), MysqlError> {
+    Opts::from_url(url.expose()).map_err(|e| {
+        MysqlError::Settings(format!(
+            "url is not a MySQL URL ({e}): write mysql://user:password@host:port/ and percent-encode / @ : ? # \
+             in the user or password (/ as %2F, @ as %40)"
+        ))
+    })?;
+    tls.map_or(Ok(()), MysqlTls::check)
+}
+
 /// A connection to the server at `url`, over TLS when the URL asks for it
 /// (`require_ssl=true`) or `tls` is given. Errors name the server without
 /// its password.
-pub(crate) async fn connect(url: &Secret, tls: Option<&MysqlTls>) -> Result<Conn, SourceError> {
+pub(crate) async fn connect(url: &Secret, tls: Option<&MysqlTls>) -> Result<Conn, MysqlError> {
     let redacted = redact(url.expose());
-    let mut opts = Opts::from_url(url.expose()).map_err(|e| SourceError::Connect {
+    let mut opts = Opts::from_url(url.expose()).map_err(|e| MysqlError::Connect {
         url: redacted.clone(),
         source: e.into(),
     })?;
     if let Some(tls) = tls {
-        let ssl = tls.ssl_opts(opts.ssl_opts()).map_err(|message| SourceError::TlsSettings {
+        let ssl = tls.ssl_opts(opts.ssl_opts()).map_err(|message| MysqlError::TlsSettings {
             url: redacted.clone(),
             message,
         })?;
         opts = OptsBuilder::from_opts(opts).ssl_opts(ssl).into();
     }
     Conn::new(opts).await.map_err(|source| match tls_failure(&source) {
-        Some(message) => SourceError::TlsHandshake { url: redacted, message },
-        None => SourceError::Connect { url: redacted, source },
+        Some(message) => MysqlError::TlsHandshake { url: redacted, message },
+        None => MysqlError::Connect { url: redacted, source },
     })
 }
 

@@ -15,10 +15,10 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use tokio::sync::watch;
 
-use super::LocalStack;
-use super::cdc::{CdcBenchArgs, pipeline_file};
-use crate::plugin::{PluginEngine, PluginHost};
-use crate::topology::run_pipeline;
+use crate::cdc::{CdcBenchArgs, pipeline_file};
+use sluice::plugin::{PluginEngine, PluginHost};
+use sluice::topology::run_pipeline;
+use sluice_testkit::LocalStack;
 
 const SECONDS: u64 = 10;
 const ROWS_PER_TICK: u64 = 50;

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use anyhow::Context;
 
-use super::LocalStack;
-use crate::sources::binlog::BinlogCheckpoint;
+use sluice::mysql::BinlogCheckpoint;
+use sluice_testkit::LocalStack;
 
 const PACKAGES: [&str; 4] = [
     "mysql-replication==1.0.17",

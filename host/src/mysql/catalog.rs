@@ -4,8 +4,8 @@
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
+use super::MysqlError;
 use super::decode::SpecialType;
-use super::{SourceError, TableFilter};
 
 #[derive(Debug, Clone)]
 pub struct TableInfo {
@@ -39,7 +39,7 @@ pub fn quote(identifier: &str) -> String {
 }
 
 /// The base tables the filter captures, sorted by name.
-pub async fn captured_tables(conn: &mut Conn, filter: &TableFilter) -> Result<Vec<TableInfo>, SourceError> {
+pub async fn captured_tables(conn: &mut Conn, filter: &TableFilter) -> Result<Vec<TableInfo>, MysqlError> {
     let mut tables = Vec::new();
     let mut databases: Vec<&str> = filter.databases().collect();
     databases.sort_unstable();
@@ -63,7 +63,7 @@ pub async fn captured_tables(conn: &mut Conn, filter: &TableFilter) -> Result<Ve
     Ok(tables)
 }
 
-pub async fn table_info(conn: &mut Conn, database: &str, table: &str) -> Result<TableInfo, SourceError> {
+pub async fn table_info(conn: &mut Conn, database: &str, table: &str) -> Result<TableInfo, MysqlError> {
     let columns = columns(conn, database, table).await?;
     let special_columns = columns
         .iter()
@@ -152,7 +152,7 @@ pub struct CatalogColumns {
     pub json: Vec<String>,
 }
 
-pub async fn catalog_columns(conn: &mut Conn, database: &str, table: &str) -> Result<CatalogColumns, SourceError> {
+pub async fn catalog_columns(conn: &mut Conn, database: &str, table: &str) -> Result<CatalogColumns, MysqlError> {
     let rows = columns(conn, database, table).await?;
     let info = table_info(conn, database, table).await?;
     Ok(CatalogColumns {
@@ -213,6 +213,38 @@ async fn json_columns(conn: &mut Conn, database: &str, table: &str) -> Vec<Strin
 fn json_valid_column(clause: &str) -> Option<String> {
     let inner = clause.trim().strip_prefix("json_valid(")?.strip_suffix(')')?.trim();
     Some(inner.strip_prefix('`')?.strip_suffix('`')?.replace("``", "`"))
+}
+
+/// `database.table` and `database.*` include and exclude lists.
+#[derive(Debug, Clone)]
+pub struct TableFilter {
+    include: Vec<(String, String)>,
+    exclude: Vec<(String, String)>,
+}
+
+impl TableFilter {
+    pub fn new(include: &[String], exclude: &[String]) -> Self {
+        let split = |names: &[String]| {
+            names
+                .iter()
+                .map(|n| n.split_once('.').map_or((n.clone(), "*".into()), |(d, t)| (d.into(), t.into())))
+                .collect()
+        };
+        TableFilter {
+            include: split(include),
+            exclude: split(exclude),
+        }
+    }
+
+    pub fn captures(&self, database: &str, table: &str) -> bool {
+        let hit = |list: &[(String, String)]| list.iter().any(|(d, t)| d == database && (t == "*" || t == table));
+        hit(&self.include) && !hit(&self.exclude)
+    }
+
+    /// Databases named in the include list, for catalog look-ups.
+    pub(crate) fn databases(&self) -> impl Iterator<Item = &str> {
+        self.include.iter().map(|(d, _)| d.as_str())
+    }
 }
 
 #[cfg(test)]

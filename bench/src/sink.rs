@@ -15,12 +15,12 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use tokio::sync::watch;
 
-use super::LocalStack;
-use crate::pipeline::PipelineFile;
-use crate::plugin::{PluginEngine, PluginHost};
-use crate::sinks::kafka::delivery::{Outgoing, deliver_all};
-use crate::sinks::kafka::producer;
-use crate::topology::run_pipeline;
+use sluice::pipeline::PipelineFile;
+use sluice::plugin::{PluginEngine, PluginHost};
+use sluice::sinks::kafka::delivery::{Outgoing, deliver_all};
+use sluice::sinks::kafka::producer;
+use sluice::topology::run_pipeline;
+use sluice_testkit::{LocalStack, Pipeline};
 
 #[derive(Debug, Args)]
 pub struct SinkBenchArgs {
@@ -99,9 +99,9 @@ async fn bench(args: &SinkBenchArgs, stack: &LocalStack, out: &mut dyn Write) ->
         )?;
         trials.push((consume, upsert, sluice));
     }
-    let python_rate = super::python::sink_rate(stack, "bench.accounts", args.python_records);
+    let python_rate = crate::python::sink_rate(stack, "bench.accounts", args.python_records);
 
-    let median = |figure: fn(&_) -> f64| super::median(&trials, figure);
+    let median = |figure: fn(&_) -> f64| crate::median(&trials, figure);
     let sluice_rate = median(|t| t.2);
     let line = |out: &mut dyn Write, what: &str, rate: f64, unit: &str| writeln!(out, "{what:<58} {rate:>12.0} {unit}");
     writeln!(out, "medians of {} trials:", trials.len())?;
@@ -192,18 +192,13 @@ async fn bare_upsert(db: &mut Conn, n: usize) -> anyhow::Result<f64> {
 /// is excluded, as for the bare consumer) until the offsets table holds all.
 /// `name` is the pipeline's and its group's: offsets are stored per pipeline.
 async fn sluice(args: &SinkBenchArgs, stack: &LocalStack, db: &mut Conn, name: &str) -> anyhow::Result<f64> {
-    let pipeline = r#"
-[[pipeline]]
-name = "{name}"
-source = { type = "kafka", brokers = "{brokers}", topics = ["bench.accounts"], group = "{name}-sluice" }
-sink = { type = "mysql", url = "{url}" }
-dead_letter = { topic = "bench.dlq" }
-
-[[pipeline.plugins]]
-name = "passthrough"
-"#;
-    let text = stack.pipeline_text(&args.plugins, None, &pipeline.replace("{name}", name));
-    let mut file = PipelineFile::parse(&text, |_| None).map_err(anyhow::Error::msg)?;
+    let pipeline = Pipeline::new(name)
+        .kafka_source(&["bench.accounts"], &format!("group = \"{name}-sluice\""))
+        .mysql_sink("")
+        .dead_letter("bench.dlq")
+        .plugin("passthrough", "");
+    let text = stack.pipeline_text(&args.plugins, None, &pipeline.toml());
+    let mut file = PipelineFile::parse(&text, |_| None)?;
     let host = PluginHost::open(std::sync::Arc::new(PluginEngine::new()?), &file.plugin_dir)?;
     let pipeline = file.pipelines.remove(0);
     let (stop_tx, stop) = watch::channel(false);

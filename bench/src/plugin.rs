@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 
-use super::rows::{COLUMNS, guest_batches, host_batches};
-use super::with_custom_section;
-use crate::plugin::{PluginEngine, PluginHost, PluginLimits, PluginWatcher};
+use crate::rows::{COLUMNS, guest_batches, host_batches};
+use sluice::plugin::{PluginEngine, PluginHost, PluginLimits, PluginWatcher};
+use sluice_testkit::with_custom_section;
 
 #[derive(Debug, Args)]
 pub struct PluginBenchArgs {
@@ -88,7 +88,7 @@ fn rate(rows: usize, took: Duration) -> f64 {
 }
 
 /// The same plugin source compiled for this machine, over the same rows.
-fn native_rate(name: &str, config: &[(String, String)], batches: &[Vec<crate::record::Record>], rows: usize) -> f64 {
+fn native_rate(name: &str, config: &[(String, String)], batches: &[Vec<sluice::record::Record>], rows: usize) -> f64 {
     let guest = guest_batches(batches);
     let config = sluice_plugin::Config::new(config.iter().cloned());
     let started = Instant::now();
@@ -122,7 +122,7 @@ fn reload_latency(engine: &Arc<PluginEngine>, passthrough: &Path, reloads: usize
     let mut latencies = Vec::new();
     for i in 0..reloads {
         let bytes = with_custom_section(&original, &format!("bench-{i}"));
-        let expected = crate::plugin::content_hash(&bytes);
+        let expected = sluice::plugin::content_hash(&bytes);
         let staged = dir.path().join("live.wasm.tmp");
         std::fs::write(&staged, &bytes)?;
         let started = Instant::now();

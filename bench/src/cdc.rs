@@ -17,16 +17,17 @@ use mysql_async::{BinlogStreamRequest, Conn};
 
 use tokio::sync::watch;
 
-use super::LocalStack;
-use super::rows::{host_records, host_schema};
-use crate::pipeline::PipelineFile;
-use crate::plugin::{PluginEngine, PluginHost};
-use crate::positions::PositionStore;
-use crate::sinks::kafka::delivery::{Acks, Outgoing, enqueue_all};
-use crate::sinks::kafka::{encode, producer};
-use crate::sources::SourcePosition;
-use crate::sources::binlog::{BinlogCheckpoint, current_position};
-use crate::topology::{BATCH_RECORDS, MAX_IN_FLIGHT, run_pipeline};
+use crate::rows::{host_records, host_schema};
+use sluice::formats::debezium as encode;
+use sluice::mysql::{BinlogCheckpoint, current_position};
+use sluice::pipeline::PipelineFile;
+use sluice::plugin::{PluginEngine, PluginHost};
+use sluice::positions::PositionStore;
+use sluice::sinks::kafka::delivery::{Acks, Outgoing, enqueue_all};
+use sluice::sinks::kafka::producer;
+use sluice::sources::SourcePosition;
+use sluice::topology::{BATCH_RECORDS, MAX_IN_FLIGHT, run_pipeline};
+use sluice_testkit::{LocalStack, Pipeline};
 
 #[derive(Debug, Args)]
 pub struct CdcBenchArgs {
@@ -121,10 +122,10 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
         Err(anyhow::anyhow!("skipped (--sluice-only)"))
     } else {
         stack.restart_kafka();
-        super::python::cdc_rate(stack, &start, &end, rows)
+        crate::python::cdc_rate(stack, &start, &end, rows)
     };
 
-    let median = |figure: fn(&_) -> f64| super::median(&trials, figure);
+    let median = |figure: fn(&_) -> f64| crate::median(&trials, figure);
     let line = |out: &mut dyn Write, what: &str, rate: f64, unit: &str| writeln!(out, "{what:<58} {rate:>12.0} {unit}");
     writeln!(out, "medians of {} trials:", trials.len())?;
     line(out, "bare binlog read + row decode (mysql_async)", median(|t| t.binlog), "rows/s")?;
@@ -181,7 +182,7 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
     }
     if !args.sluice_only {
         stack.restart_kafka();
-        super::latency::report(args, stack, out).await?;
+        crate::latency::report(args, stack, out).await?;
     }
     Ok(0)
 }
@@ -350,19 +351,13 @@ pub(super) fn pipeline_file(
     table: &str,
     snapshot: &str,
 ) -> anyhow::Result<PipelineFile> {
-    let pipeline = r#"
-[[pipeline]]
-name = "bench"
-source = { type = "mysql-binlog", url = "{url}", tables = ["{table}"], server_id = 9002, snapshot = "{snapshot}" }
-sink = { type = "kafka", brokers = "{brokers}" }
-dead_letter = { topic = "bench.dlq" }
-
-[[pipeline.plugins]]
-name = "passthrough"
-"#;
-    let pipeline = pipeline.replace("{table}", table).replace("{snapshot}", snapshot);
-    let text = stack.pipeline_text(&args.plugins, Some(state), &pipeline);
-    PipelineFile::parse(&text, |_| None).map_err(anyhow::Error::msg)
+    let pipeline = Pipeline::new("bench")
+        .binlog(&[table], 9002, &format!("snapshot = \"{snapshot}\""))
+        .kafka_sink("")
+        .dead_letter("bench.dlq")
+        .plugin("passthrough", "");
+    let text = stack.pipeline_text(&args.plugins, Some(state), &pipeline.toml());
+    Ok(PipelineFile::parse(&text, |_| None)?)
 }
 
 /// A rate, and the CPU time this process spent per row meanwhile (on every

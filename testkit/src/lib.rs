@@ -1,5 +1,9 @@
-//! Shared fixtures for the end-to-end suites: the built plugins and a private
-//! MariaDB + Tansu stack started by `scripts/stack.sh`.
+//! What the end-to-end suites and the benchmarks share: a private MariaDB +
+//! Tansu stack started by `scripts/stack.sh`, the built plugins, pipeline
+//! files built from parts, and plugin runners.
+mod fixture;
+mod stack;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -7,7 +11,7 @@ use std::sync::OnceLock;
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("tests/ has a parent")
+        .expect("testkit/ has a parent")
         .to_owned()
 }
 
@@ -33,8 +37,10 @@ pub fn plugin_path(name: &str) -> PathBuf {
     plugins_dir().join(format!("{name}.wasm"))
 }
 
+pub use fixture::Pipeline;
 /// A private MariaDB and Tansu broker; stopped when dropped.
-pub use sluice::bench::LocalStack as Stack;
+pub use stack::LocalStack as Stack;
+pub use stack::LocalStack;
 
 use std::sync::Arc;
 
@@ -70,4 +76,32 @@ pub fn after(out: &BatchOutput, input: usize, record: usize, column: &str) -> Va
         .as_ref()
         .unwrap_or_else(|e| panic!("record {input} failed: {}", e.failure))[record];
     rec.get(column).unwrap_or_else(|| panic!("no column {column} in {rec:?}")).clone()
+}
+
+/// A copy of a component with a custom section appended: same behaviour,
+/// different bytes (and so a different version hash). Reload tests and the
+/// reload benchmark use it to make as many distinct versions as they need.
+pub fn with_custom_section(component: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"sluice-variant";
+    let mut body = leb128(name.len() as u64);
+    body.extend_from_slice(name);
+    body.extend_from_slice(tag.as_bytes());
+    let mut out = component.to_vec();
+    out.push(0); // custom section id
+    out.extend(leb128(body.len() as u64));
+    out.extend(body);
+    out
+}
+
+fn leb128(mut n: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
 }
