@@ -322,3 +322,25 @@ name = "passthrough"
     assert_eq!(code, Some(0), "{output}");
     assert!(!output.contains("ERROR") && !output.contains("junk"), "{output}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tail_prints_a_topic_that_appears_after_it_starts_from_every_partition() {
+    let stack = Stack::start();
+    let brokers = stack.kafka_brokers().to_owned();
+    let args = ["tail", "--brokers", &brokers, "tail.me", "--max", "4", "--timeout-s", "60"].map(str::to_owned);
+    let tail = std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        crate::process::run_to_end(&args, &[], Duration::from_secs(90))
+    });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let messages: Vec<(i32, Option<String>, Option<String>)> =
+        (0..4).map(|p| (p, Some(format!("k{p}")), Some(format!("{{\"n\":{p}}}")))).collect();
+    crate::kafka_to_mysql::produce(&brokers, "tail.me", &messages).await;
+    let (code, output) = tail.join().unwrap();
+    assert_eq!(code, Some(0), "{output}");
+    let lines: Vec<serde_json::Value> = output.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let mut partitions: Vec<i64> = lines.iter().map(|l| l["partition"].as_i64().unwrap()).collect();
+    partitions.sort();
+    assert_eq!(partitions, [0, 1, 2, 3], "{output}");
+    assert!(lines.iter().all(|l| l["value"]["n"] == l["partition"]), "{output}");
+}

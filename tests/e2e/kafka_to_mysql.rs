@@ -57,7 +57,7 @@ async fn create_topic(brokers: &str, topic: &str, partitions: i32) {
     });
 }
 
-async fn produce(brokers: &str, topic: &str, messages: &[(i32, Option<String>, Option<String>)]) {
+pub(crate) async fn produce(brokers: &str, topic: &str, messages: &[(i32, Option<String>, Option<String>)]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("linger.ms", "5")

@@ -11,7 +11,7 @@ mod fidelity;
 mod gtid;
 mod hot_reload;
 pub mod kafka_sink;
-mod kafka_to_mysql;
+pub mod kafka_to_mysql;
 mod metadata;
 mod polling;
 mod process;

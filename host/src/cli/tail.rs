@@ -17,6 +17,8 @@ use super::TailArgs;
 pub fn run(args: &TailArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", &args.brokers)
+        // librdkafka assigns only through a group handle; the group is never joined.
+        .set("group.id", format!("sluice-tail-{}", std::process::id()))
         .set("enable.auto.commit", "false")
         .create()?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_s);
@@ -55,9 +57,11 @@ pub fn run(args: &TailArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
 
 const METADATA_EVERY: Duration = Duration::from_secs(1);
 
-/// Assigns, from their beginning, the partitions of `topics` not yet assigned.
+/// Assigns, from their beginning, the partitions of `topics` not yet
+/// assigned; those already assigned keep their place. (An assignment is
+/// replaced whole: adding to it needs a consumer group.)
 fn assign_new_partitions(consumer: &BaseConsumer, topics: &[String], assigned: &mut BTreeSet<(String, i32)>) -> anyhow::Result<()> {
-    let mut new = TopicPartitionList::new();
+    let mut found = Vec::new();
     for topic in topics {
         let metadata = match consumer.fetch_metadata(Some(topic), Duration::from_secs(2)) {
             Ok(metadata) => metadata,
@@ -70,13 +74,33 @@ fn assign_new_partitions(consumer: &BaseConsumer, topics: &[String], assigned: &
             .filter(|t| t.error().is_none())
             .flat_map(|t| t.partitions())
         {
-            if assigned.insert((topic.clone(), partition.id())) {
-                new.add_partition_offset(topic, partition.id(), Offset::Beginning)?;
+            if !assigned.contains(&(topic.clone(), partition.id())) {
+                found.push((topic.clone(), partition.id()));
             }
         }
     }
-    if new.count() > 0 {
-        consumer.incremental_assign(&new)?;
+    if found.is_empty() {
+        return Ok(());
     }
+    let mut all = if assigned.is_empty() {
+        TopicPartitionList::new()
+    } else {
+        consumer.position()?
+    };
+    for (topic, partition) in found {
+        all.add_partition_offset(&topic, partition, Offset::Beginning)?;
+        assigned.insert((topic, partition));
+    }
+    // A partition assigned but not yet read has no position: from its beginning.
+    let unread: Vec<(String, i32)> = all
+        .elements()
+        .iter()
+        .filter(|e| e.offset() == Offset::Invalid)
+        .map(|e| (e.topic().to_owned(), e.partition()))
+        .collect();
+    for (topic, partition) in unread {
+        all.set_partition_offset(&topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&all)?;
     Ok(())
 }
