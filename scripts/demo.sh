@@ -12,7 +12,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "build: sluice (release) and the wasm plugins"
 cargo build --release --quiet -p sluice
-(cd plugins && cargo build --release --quiet)
+(cd plugins && cargo build --release --quiet --target wasm32-wasip2)
 sluice="$root/target/release/sluice"
 wasm="$root/plugins/target/wasm32-wasip2/release"
 

@@ -14,7 +14,7 @@ use sluice_testkit::with_custom_section;
 
 #[derive(Debug, Args)]
 pub struct PluginBenchArgs {
-    /// Directory holding passthrough.wasm and clean.wasm (built by `cargo build --release` in plugins/).
+    /// Directory holding passthrough.wasm and clean.wasm (built by `cargo build --release --target wasm32-wasip2` in plugins/).
     #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/target/wasm32-wasip2/release"))]
     pub plugins: PathBuf,
     /// Rows per measurement.
@@ -34,7 +34,7 @@ pub fn run(args: &PluginBenchArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         let path = args.plugins.join(format!("{name}.wasm"));
         if !path.exists() {
             bail!(
-                "{} not found: build the plugins first (cd plugins && cargo build --release)",
+                "{} not found: build the plugins first (cd plugins && cargo build --release --target wasm32-wasip2)",
                 path.display()
             );
         }

@@ -22,7 +22,7 @@ pub fn plugins_dir() -> &'static Path {
     BUILT.get_or_init(|| {
         let plugins = repo_root().join("plugins");
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--quiet"])
+            .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2"])
             .current_dir(&plugins)
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("RUSTFLAGS")

@@ -208,7 +208,7 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_passes_records() {
     // Share the plugins' target directory so the SDK is not compiled again.
     let target = repo_root().join("plugins/target");
     let status = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet"])
+        .args(["build", "--release", "--quiet", "--target", "wasm32-wasip2"])
         .current_dir(&crate_dir)
         .env("CARGO_TARGET_DIR", &target)
         .status()

@@ -1,4 +1,4 @@
-//! The three example plugins, built for wasm32-wasip2, through the host.
+//! The example plugins, built for wasm32-wasip2, through the host.
 use sluice::plugin::{FailureKind, PluginLimits};
 use sluice::record::Value;
 use sluice_testkit::{after, batch, runner};
@@ -129,4 +129,21 @@ fn route_picks_fans_out_and_drops_by_column_value() {
             vec![None],
         ]
     );
+}
+
+#[test]
+fn a_plugin_written_as_one_annotated_function_runs_as_a_component() {
+    let input = batch(&[
+        USER,
+        r#"{"op":"delete","database":"shop","table":"users","primary_key":["id"],"before":{"id":1}}"#,
+        r#"{"op":"update","database":"shop","table":"users","primary_key":["id"],"before":{"id":1},"after":{"id":1}}"#,
+    ]);
+    let mut skip = runner("skip_deletes", &[], PluginLimits::default());
+    let out = skip.transform(input);
+    let passed: Vec<usize> = out
+        .outputs
+        .iter()
+        .map(|o| o.as_ref().map_or(usize::MAX, |records| records.len()))
+        .collect();
+    assert_eq!(passed, [1, 0, 1], "the delete is dropped, the insert and update pass");
 }

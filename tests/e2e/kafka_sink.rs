@@ -135,7 +135,10 @@ drop = ["XX"]"#,
 
     let sink_config: KafkaSinkConfig = toml::from_str(&format!("brokers = \"{}\"", stack.kafka_brokers())).unwrap();
     let mut sink = KafkaSink::new(&sink_config, "users").unwrap();
-    sink.deliver(&out.records).await.unwrap();
+    assert!(sink.prepare(&out.records).is_empty(), "no record is too large");
+    let (acks, refused) = sink.send(&out.records).await.unwrap();
+    acks.wait().await.unwrap();
+    assert!(refused.is_empty());
     let dlq_config: DeadLetterConfig = toml::from_str("topic = \"sluice.dlq\"").unwrap();
     let dlq = DeadLetterQueue::new(&dlq_config, stack.kafka_brokers(), &Default::default(), "users").unwrap();
     dlq.send(&out.rejected).await.unwrap();

@@ -24,7 +24,6 @@ pub fn run(name: &str, path: Option<PathBuf>, out: &mut dyn Write) -> anyhow::Re
             "Cargo.toml",
             CARGO_TOML.replace("{name}", name).replace("{sdk}", &sdk.display().to_string()),
         ),
-        (".cargo/config.toml", "[build]\ntarget = \"wasm32-wasip2\"\n".to_owned()),
         (".gitignore", "target/\n".to_owned()),
         ("src/lib.rs", LIB_RS.replace("{Type}", &type_name).replace("{name}", name)),
     ];
@@ -34,7 +33,12 @@ pub fn run(name: &str, path: Option<PathBuf>, out: &mut dyn Write) -> anyhow::Re
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     writeln!(out, "created plugin `{name}` in {}", dir.display())?;
-    writeln!(out, "build:  (cd {} && cargo build --release)", dir.display())?;
+    writeln!(
+        out,
+        "build:  (cd {} && cargo build --release --target wasm32-wasip2)",
+        dir.display()
+    )?;
+    writeln!(out, "unit tests, natively: (cd {} && cargo test)", dir.display())?;
     writeln!(
         out,
         "test:   sluice plugin test {}/target/wasm32-wasip2/release/{}.wasm < records.jsonl",
@@ -101,7 +105,7 @@ mod tests {
     use super::*;
     use sluice_plugin::testing::{batch, run};
 
-    // Run natively: cargo test --target x86_64-unknown-linux-gnu
+    // Runs natively: cargo test
     #[test]
     fn passes_records_through() {
         let out = run::<{Type}>(&[], batch("db", "t", &["id"], vec![vec![Value::Int(1)]]));

@@ -114,10 +114,6 @@ impl PluginHost {
         self.dir.as_deref()
     }
 
-    pub fn engine(&self) -> &Arc<PluginEngine> {
-        &self.engine
-    }
-
     /// Loads (or replaces) the plugin named after the file.
     pub fn load_file(&self, path: &Path) -> Result<Arc<PluginVersion>, PluginError> {
         let name = plugin_name(path)?.to_owned();

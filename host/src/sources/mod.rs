@@ -2,11 +2,11 @@
 //! handing over to the binlog) and MySQL polling for servers without binlog
 //! access.
 pub mod binlog;
-pub mod capture;
+mod capture;
 pub mod kafka;
 mod keyset;
 pub mod polling;
-pub mod snapshot;
+mod snapshot;
 
 use serde::{Deserialize, Serialize};
 

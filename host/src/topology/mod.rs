@@ -1,6 +1,7 @@
 //! Runs a pipeline: a source, the plugin chain and a sink, joined so that
 //! a source position or offset is stored only once everything before it is
 //! safely written.
+mod acks;
 mod to_kafka;
 pub use to_kafka::{BATCH_RECORDS, MAX_IN_FLIGHT};
 mod supervise;

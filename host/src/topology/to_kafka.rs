@@ -1,20 +1,20 @@
 //! MySQL → Kafka: source → plugin chain → Kafka, with rejected records to
 //! the dead-letter queue, and the source position stored only after both
 //! have acknowledged everything up to it (at-least-once).
-use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
+use super::acks::InOrderAcks;
 use super::{BatchSource, PipelineError, on_own_thread, read_ahead};
 use crate::pipeline::PipelineConfig;
 use crate::plugin::PluginHost;
 use crate::positions::PositionStore;
 use crate::rejected::Rejected;
+use crate::sinks::SinkError;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::kafka::{KafkaSink, KafkaSinkConfig};
 use crate::sources::SourceConfig;
@@ -40,9 +40,6 @@ const READ_AHEAD: usize = 4;
 /// each batch's (two fsyncs) on the pipeline's loop held back a snapshot,
 /// which has a position per chunk. A restart replays at most this much more.
 const SAVE_EVERY: Duration = Duration::from_millis(200);
-
-/// A batch's pending acknowledgements and the position its completion allows.
-type InFlight = (JoinHandle<Result<(), crate::sinks::SinkError>>, Option<SourcePosition>);
 
 /// The configured source; boxed, as it is made once per run.
 enum Source {
@@ -80,7 +77,6 @@ pub async fn run(
     };
     let mut positions = Positions {
         store,
-        acked: None,
         saved_at: Instant::now(),
     };
     let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |batch: SourceBatch| {
@@ -103,15 +99,15 @@ pub async fn run(
     });
     ran.store(true, Ordering::Relaxed);
     tracing::info!(pipeline = %config.name, "running");
-    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
+    let mut in_flight: InOrderAcks<SourcePosition, SinkError> = InOrderAcks::new();
     let result = async {
         while !*stop.borrow() {
             // Positions are stored in batch order, each once all before it are acked.
-            while in_flight.front().is_some_and(|(acks, _)| acks.is_finished()) || in_flight.len() >= MAX_IN_FLIGHT {
-                settle(in_flight.pop_front().expect("non-empty"), &mut positions).await?;
+            while in_flight.oldest_answered() || in_flight.len() >= MAX_IN_FLIGHT {
+                in_flight.settle_oldest().await?;
             }
             if in_flight.is_empty() || positions.saved_at.elapsed() >= SAVE_EVERY {
-                positions.save()?;
+                positions.save(in_flight.take_acked())?;
             }
             let batch = batches.recv().await.expect("the reader sends its error before it ends")?;
             if batch.finished {
@@ -146,7 +142,7 @@ pub async fn run(
                 }
                 Ok(())
             });
-            in_flight.push_back((waiting, batch.checkpoint));
+            in_flight.push(waiting, batch.checkpoint);
         }
         Ok::<_, PipelineError>(())
     }
@@ -158,10 +154,10 @@ pub async fn run(
     if result.as_ref().is_err_and(|e| !matches!(e, PipelineError::Source(_))) {
         return result;
     }
-    while let Some(entry) = in_flight.pop_front() {
-        settle(entry, &mut positions).await?;
+    while !in_flight.is_empty() {
+        in_flight.settle_oldest().await?;
     }
-    positions.save()?;
+    positions.save(in_flight.take_acked())?;
     result?;
     tracing::info!(pipeline = %config.name, "stopped");
     Ok(())
@@ -190,27 +186,19 @@ struct TransformedBatch {
     finished: bool,
 }
 
-/// The position of everything acknowledged so far, and when it was last stored.
+/// Where positions are stored, and when they last were.
 struct Positions {
     store: PositionStore,
-    acked: Option<SourcePosition>,
     saved_at: Instant,
 }
 
 impl Positions {
-    fn save(&mut self) -> Result<(), crate::positions::PositionError> {
-        if let Some(position) = self.acked.take() {
+    /// Stores `acked`, the position every acknowledged batch allows, if any.
+    fn save(&mut self, acked: Option<SourcePosition>) -> Result<(), crate::positions::PositionError> {
+        if let Some(position) = acked {
             self.store.save(&position)?;
         }
         self.saved_at = Instant::now();
         Ok(())
     }
-}
-
-async fn settle((acks, checkpoint): InFlight, positions: &mut Positions) -> Result<(), PipelineError> {
-    acks.await.expect("acknowledgement task")?;
-    if checkpoint.is_some() {
-        positions.acked = checkpoint;
-    }
-    Ok(())
 }

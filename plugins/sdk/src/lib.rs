@@ -35,6 +35,8 @@ mod value;
 pub use config::Config;
 pub use record::{Out, Record};
 pub use schema::{Schemas, TableSchema};
+/// A stateless plugin as one function: see [`sluice_plugin_macros::map`].
+pub use sluice_plugin_macros::map;
 pub use value::{Header, Position, Value};
 
 #[doc(hidden)]

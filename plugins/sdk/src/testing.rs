@@ -9,36 +9,92 @@ use crate::{Config, Position, Record, Schemas, Transform, Value};
 
 /// A one-table batch of inserts: `batch("db", "users", &["id", "email"], vec![vec![...]])`.
 pub fn batch(database: &str, table: &str, columns: &[&str], rows: Vec<Vec<Value>>) -> Batch {
-    let mut writer = Writer::default();
-    writer.schemas.push(Schema {
-        id: 0,
-        database: database.into(),
-        table: table.into(),
-        columns: columns
-            .iter()
-            .map(|c| Column {
-                name: (*c).into(),
-                sql_type: String::new(),
-            })
-            .collect(),
-        key: vec![0],
-    });
-    for (i, after) in rows.iter().enumerate() {
-        let position = Position::Other(i.to_string());
-        writer.push(sluice_layout::RecordRef {
-            op: Op::Insert as u8,
+    rows.into_iter()
+        .fold(Changes::default(), |changes, row| changes.insert(database, table, columns, row))
+        .build()
+}
+
+/// A batch of changes to any number of tables, in order:
+/// `Changes::default().insert("shop", "users", &["id"], vec![..]).delete("shop", "orders", &["id"], vec![..]).build()`.
+/// Each table's first column is its key.
+#[derive(Default)]
+pub struct Changes {
+    writer: Writer,
+    /// Schema ids by database, table and columns.
+    schemas: Vec<(String, String, Vec<String>)>,
+    records: usize,
+}
+
+impl Changes {
+    pub fn insert(self, database: &str, table: &str, columns: &[&str], after: Vec<Value>) -> Self {
+        self.change(Op::Insert, database, table, columns, None, Some(after))
+    }
+
+    pub fn update(self, database: &str, table: &str, columns: &[&str], before: Vec<Value>, after: Vec<Value>) -> Self {
+        self.change(Op::Update, database, table, columns, Some(before), Some(after))
+    }
+
+    pub fn delete(self, database: &str, table: &str, columns: &[&str], before: Vec<Value>) -> Self {
+        self.change(Op::Delete, database, table, columns, Some(before), None)
+    }
+
+    pub fn build(self) -> Batch {
+        self.writer.into_batch()
+    }
+
+    fn change(
+        mut self,
+        op: Op,
+        database: &str,
+        table: &str,
+        columns: &[&str],
+        before: Option<Vec<Value>>,
+        after: Option<Vec<Value>>,
+    ) -> Self {
+        let schema = self.schema(database, table, columns);
+        let position = Position::Other(self.records.to_string());
+        self.records += 1;
+        self.writer.push(sluice_layout::RecordRef {
+            op: op as u8,
             position: position.as_position_ref(),
             ts_ms: 0,
-            schema: Some(0),
-            before: None,
-            after: Some(after),
+            schema: Some(schema),
+            before: before.as_deref(),
+            after: after.as_deref(),
             key: None,
             payload: None,
             headers: &[],
             destination: None,
         });
+        self
     }
-    writer.into_batch()
+
+    fn schema(&mut self, database: &str, table: &str, columns: &[&str]) -> u32 {
+        let columns: Vec<String> = columns.iter().map(|c| (*c).to_owned()).collect();
+        if let Some(id) = self
+            .schemas
+            .iter()
+            .position(|(d, t, c)| d == database && t == table && *c == columns)
+        {
+            return id as u32;
+        }
+        let id = self.schemas.len() as u32;
+        self.writer.schemas.push(Schema {
+            id,
+            database: database.into(),
+            table: table.into(),
+            columns: columns
+                .iter()
+                .map(|c| Column {
+                    name: c.clone(),
+                    sql_type: String::new(),
+                })
+                .collect(),
+            key: vec![0],
+        });
+        self.schemas.push((database.to_owned(), table.to_owned(), columns));
+        id
+    }
 }
 
 /// What a plugin made of a batch, each output readable as a [`Record`].
@@ -91,4 +147,81 @@ pub fn run<T: Transform>(config: &[(&str, &str)], batch: Batch) -> Outcome {
         })
         .collect();
     Outcome { outputs }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Error, Out};
+
+    struct Identity;
+
+    impl Transform for Identity {
+        fn init(_: &Config) -> Result<Self, Error> {
+            Ok(Identity)
+        }
+        fn transform(&mut self, record: Record) -> Result<Out, Error> {
+            Ok(record.into())
+        }
+    }
+
+    fn every_kind() -> Vec<Value> {
+        vec![
+            Value::Null,
+            Value::Int(i64::MIN),
+            Value::Uint(u64::MAX),
+            Value::Float(-1.5e300),
+            Value::Decimal("-12345678901234567890.000001".into()),
+            Value::Str("tab\t \"quoted\" ünïcode 😀".into()),
+            Value::Bytes(vec![0, 255, 7, 0]),
+            Value::Date("0000-00-00".into()),
+            Value::Time("-838:59:59.000000".into()),
+            Value::Datetime("2026-11-30 12:34:56.000001".into()),
+            Value::Timestamp(-1),
+            Value::Json("{\"a\":[1,null]}".into()),
+        ]
+    }
+
+    const KINDS: [&str; 12] = [
+        "null", "int", "uint", "float", "decimal", "str", "bytes", "date", "time", "datetime", "ts", "json",
+    ];
+
+    #[test]
+    fn every_value_kind_crosses_the_batch_layout_unchanged() {
+        let out = run::<Identity>(&[], batch("db", "t", &KINDS, vec![every_kind()]));
+        assert_eq!(out.outputs[0].as_ref().unwrap()[0].after(), Some(every_kind()));
+    }
+
+    #[test]
+    fn a_batch_of_changes_to_several_tables_reads_back_in_order() {
+        let changes = Changes::default()
+            .insert("shop", "users", &["id", "name"], vec![Value::Int(1), Value::Str("ann".into())])
+            .update(
+                "shop",
+                "orders",
+                &["id", "total"],
+                vec![Value::Int(7), Value::Decimal("1.00".into())],
+                vec![Value::Int(7), Value::Decimal("2.00".into())],
+            )
+            .delete("shop", "users", &["id", "name"], vec![Value::Int(2), Value::Str("bob".into())])
+            .insert("crm", "notes", &["id"], vec![Value::Int(3)])
+            .build();
+        assert_eq!(changes.schemas.len(), 3, "one schema per table and column list");
+        let out = run::<Identity>(&[], changes);
+        let records: Vec<Record> = out.outputs.into_iter().map(|o| o.unwrap().remove(0)).collect();
+        let seen: Vec<(Op, Option<&str>, Option<&str>)> = records.iter().map(|r| (r.op(), r.database(), r.table())).collect();
+        assert_eq!(
+            seen,
+            [
+                (Op::Insert, Some("shop"), Some("users")),
+                (Op::Update, Some("shop"), Some("orders")),
+                (Op::Delete, Some("shop"), Some("users")),
+                (Op::Insert, Some("crm"), Some("notes")),
+            ]
+        );
+        assert_eq!(records[1].before().unwrap()[1], Value::Decimal("1.00".into()));
+        assert_eq!(records[1].after().unwrap()[1], Value::Decimal("2.00".into()));
+        assert_eq!(records[2].after(), None, "a delete has only its before image");
+        assert_eq!(records[2].before().unwrap()[1], Value::Str("bob".into()));
+    }
 }

@@ -94,16 +94,6 @@ impl KafkaSink {
         Ok(())
     }
 
-    /// Produces every record and returns once Kafka acknowledged all of
-    /// them; records too large to produce come back for the dead-letter queue.
-    pub async fn deliver(&mut self, records: &[Record]) -> Result<Vec<Rejected>, SinkError> {
-        let mut too_large = self.prepare(records);
-        let (acks, refused) = self.send(records).await?;
-        acks.wait().await?;
-        too_large.extend(refused);
-        Ok(too_large)
-    }
-
     /// Writes every record's message, in order, for [`KafkaSink::send`]. A
     /// record whose message would exceed the producer's `message.max.bytes`
     /// is not written (librdkafka would refuse it, and with it the batch, on

@@ -165,15 +165,7 @@ impl MysqlSink {
     ) -> Result<usize, MysqlSinkError> {
         let mut tx = self.conn.conn.start_transaction(TxOpts::default()).await?;
         let applied = self.offsets.lock(&mut tx).await?;
-        // Records an earlier transaction applied, or sent to the dead-letter
-        // queue (after a rebalance or a restart the consumer may hand them over
-        // again), are skipped.
-        let fresh = |record: &Record| match &record.position {
-            Position::Kafka { topic, partition, offset } => {
-                !applied.iter().any(|((t, p), next)| p == partition && offset < next && t == topic)
-            }
-            _ => true,
-        };
+        let fresh = |record: &Record| !already_applied(&applied, &record.position);
         let mut rejected: Vec<Rejected> = plan.rejected.iter().filter(|r| fresh(&r.record)).cloned().collect();
         for group in &plan.groups {
             let rows = group.rows.iter().filter(|p| fresh(&p.record));
@@ -291,4 +283,41 @@ async fn open(config: &MysqlSinkConfig) -> Result<Conn, MysqlSinkError> {
 
 fn unwritable(record: &Record, reason: String) -> Rejected {
     Rejected::unwritable(record.clone(), "sink:mysql", reason)
+}
+
+/// Whether an earlier transaction applied the record at `position`, or sent
+/// it to the dead-letter queue: after a rebalance or a restart the consumer
+/// may hand it over again, and it is skipped.
+fn already_applied(applied: &Offsets, position: &Position) -> bool {
+    match position {
+        Position::Kafka { topic, partition, offset } => applied.get(&(topic.clone(), *partition)).is_some_and(|next| offset < next),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_below_its_partitions_stored_offset_was_applied() {
+        let applied: Offsets = [(("t".to_owned(), 0), 10), (("t".to_owned(), 1), 3)].into();
+        let at = |topic: &str, partition: i32, offset: i64| Position::Kafka {
+            topic: topic.into(),
+            partition,
+            offset,
+        };
+        assert!(already_applied(&applied, &at("t", 0, 9)));
+        assert!(
+            !already_applied(&applied, &at("t", 0, 10)),
+            "the stored offset is the next to apply"
+        );
+        assert!(!already_applied(&applied, &at("t", 1, 5)));
+        assert!(
+            !already_applied(&applied, &at("other", 0, 1)),
+            "another topic's offsets do not count"
+        );
+        assert!(!already_applied(&applied, &at("t", 2, 0)), "a partition with no offset yet");
+        assert!(!already_applied(&applied, &Position::Other("x".into())));
+    }
 }

@@ -5,6 +5,7 @@
 //! runs while the writer applies the batch before.
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
@@ -67,8 +68,8 @@ impl RowPlanner {
             self.conn.recover(e, attempt).await?;
         }
         let mut plan = Plan::default();
-        let mut kept: Vec<(usize, Planned)> = Vec::with_capacity(records.len());
-        let mut by_key: HashMap<(usize, Vec<u8>), usize> = HashMap::new();
+        let mut changes: Vec<KeyedChange> = Vec::with_capacity(records.len());
+        let accumulate = !self.config.accumulate.is_empty();
         for (record, name) in records.into_iter().zip(&names) {
             let Some(table) = self.tables[name] else {
                 let reason = format!("table `{name}` does not exist; create it or route the record elsewhere");
@@ -77,16 +78,16 @@ impl RowPlanner {
             };
             match Change::of(&self.targets[table], &record) {
                 Err(reason) => plan.rejected.push(unwritable(&record, reason)),
-                Ok((_, change)) if !self.config.accumulate.is_empty() => kept.push((table, Planned { change, record })),
-                Ok((key, change)) => match by_key.entry((table, key)) {
-                    Entry::Occupied(i) => kept[*i.get()] = (table, Planned { change, record }),
-                    Entry::Vacant(slot) => {
-                        slot.insert(kept.len());
-                        kept.push((table, Planned { change, record }));
-                    }
-                },
+                // Accumulated changes add up: every one of them is kept.
+                Ok((_, change)) if accumulate => changes.push(((table, Vec::new()), (table, Planned { change, record }))),
+                Ok((key, change)) => changes.push(((table, key), (table, Planned { change, record }))),
             }
         }
+        let kept: Vec<(usize, Planned)> = if accumulate {
+            changes.into_iter().map(|(_, change)| change).collect()
+        } else {
+            last_per_key(changes)
+        };
         let mut group_of: HashMap<(usize, bool, Vec<usize>), usize> = HashMap::new();
         for (table, planned) in kept {
             match group_of.entry(planned.change.shape(table)) {
@@ -135,5 +136,37 @@ impl RowPlanner {
             self.tables.insert(name.clone(), index);
         }
         Ok(())
+    }
+}
+
+/// A change by its table and key, with its table.
+type KeyedChange = ((usize, Vec<u8>), (usize, Planned));
+
+/// Each key's last change, in the order of each key's first change: an
+/// earlier change of a key is one the later one supersedes.
+fn last_per_key<K: Hash + Eq, T>(changes: Vec<(K, T)>) -> Vec<T> {
+    let mut kept: Vec<T> = Vec::with_capacity(changes.len());
+    let mut by_key: HashMap<K, usize> = HashMap::new();
+    for (key, change) in changes {
+        match by_key.entry(key) {
+            Entry::Occupied(at) => kept[*at.get()] = change,
+            Entry::Vacant(slot) => {
+                slot.insert(kept.len());
+                kept.push(change);
+            }
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_per_key;
+
+    #[test]
+    fn each_key_keeps_its_last_change_in_the_place_of_its_first() {
+        let changes = vec![("a", "a1"), ("b", "b1"), ("a", "a2"), ("c", "c1"), ("b", "b2"), ("a", "a3")];
+        assert_eq!(last_per_key(changes), ["a3", "b2", "c1"]);
+        assert_eq!(last_per_key(Vec::<(u8, u8)>::new()), Vec::<u8>::new());
     }
 }

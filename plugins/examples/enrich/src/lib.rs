@@ -66,3 +66,37 @@ fn text_of(v: &Value) -> Option<String> {
 }
 
 sluice_plugin::export!(Enrich);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_plugin::testing::{batch, run};
+
+    #[test]
+    fn adds_the_email_domain_and_a_looked_up_value_or_its_default() {
+        let rows = vec![
+            vec![Value::Str("Ann@Example.COM".into()), Value::Str("DE".into())],
+            vec![Value::Str("no-at-sign".into()), Value::Str("ZZ".into())],
+        ];
+        let config = [
+            ("domain_from", "email"),
+            ("lookup_column", "country"),
+            ("lookup_into", "country_name"),
+            ("lookup.DE", "Germany"),
+            ("lookup_default", "unknown"),
+        ];
+        let out = run::<Enrich>(&config, batch("shop", "users", &["email", "country"], rows));
+        let first = &out.outputs[0].as_ref().unwrap()[0];
+        assert_eq!(first.get("email_domain"), Some(Value::Str("example.com".into())));
+        assert_eq!(first.get("country_name"), Some(Value::Str("Germany".into())));
+        let second = &out.outputs[1].as_ref().unwrap()[0];
+        assert_eq!(second.get("email_domain"), Some(Value::Null), "no domain in an address without @");
+        assert_eq!(second.get("country_name"), Some(Value::Str("unknown".into())));
+    }
+
+    #[test]
+    fn a_config_with_nothing_to_do_is_refused() {
+        let refused = Enrich::init(&Config::new(Vec::new())).err().expect("refused");
+        assert!(refused.to_string().contains("nothing to enrich"), "{refused}");
+    }
+}

@@ -61,3 +61,37 @@ fn split(list: &str) -> Vec<String> {
 }
 
 sluice_plugin::export!(Route);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_plugin::testing::{batch, run};
+
+    #[test]
+    fn picks_fans_out_keeps_and_drops_by_column_value() {
+        let rows = ["eu", "us", "xx", "other"].iter().map(|c| vec![Value::Str((*c).into())]).collect();
+        let config = [
+            ("column", "country"),
+            ("routes.eu", "users.eu"),
+            ("routes.us", "users.us, users.audit"),
+            ("drop", "xx"),
+        ];
+        let out = run::<Route>(&config, batch("shop", "users", &["country"], rows));
+        let destinations = |i: usize| -> Vec<Option<String>> { out.outputs[i].as_ref().unwrap().iter().map(Record::destination).collect() };
+        assert_eq!(destinations(0), [Some("users.eu".to_owned())]);
+        assert_eq!(destinations(1), [Some("users.us".to_owned()), Some("users.audit".to_owned())]);
+        assert!(destinations(2).is_empty(), "a dropped record has no output");
+        assert_eq!(destinations(3), [None], "no route and no default: the sink's own destination");
+    }
+
+    #[test]
+    fn a_default_takes_the_values_without_a_route_and_numbers_route_by_their_text() {
+        let rows = vec![vec![Value::Int(7)], vec![Value::Int(8)]];
+        let out = run::<Route>(
+            &[("column", "n"), ("routes.7", "seven"), ("default", "rest")],
+            batch("d", "t", &["n"], rows),
+        );
+        assert_eq!(out.outputs[0].as_ref().unwrap()[0].destination().as_deref(), Some("seven"));
+        assert_eq!(out.outputs[1].as_ref().unwrap()[0].destination().as_deref(), Some("rest"));
+    }
+}
