@@ -22,7 +22,8 @@ static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 pub fn register(secret: &str) {
     let decoded = percent_decode(secret);
     let mut secrets = SECRETS.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-    for value in [secret, decoded.as_str()] {
+    // A plugin or a server may quote the value trimmed.
+    for value in [secret, decoded.as_str(), secret.trim()] {
         if value.len() >= MIN_LEN && !secrets.iter().any(|s| s == value) {
             secrets.push(value.to_owned());
         }
@@ -57,10 +58,17 @@ pub fn is_secret_name(name: &str) -> bool {
         "jaas",
         "private",
         "key.pem",
+        "api_key",
+        "apikey",
+        "api-key",
+        "access_key",
+        "access-key",
     ]
     .iter()
     .any(|s| name.contains(s))
         || name.ends_with("pass")
+        || name == "pw"
+        || ["_pw", "-pw", ".pw"].iter().any(|s| name.ends_with(s))
 }
 
 static URL_PASSWORD: LazyLock<Regex> =
@@ -150,6 +158,8 @@ fn register_value(value: &toml::Value, secret: bool, key: &str) {
                 register(&found[1]);
             }
         }
+        // A number or boolean given as a credential is printed as its text.
+        toml::Value::Integer(_) | toml::Value::Float(_) if secret => register(&value.to_string()),
         toml::Value::Array(items) => items.iter().for_each(|item| register_value(item, secret, key)),
         toml::Value::Table(table) => {
             for (inner, item) in table {
@@ -249,6 +259,15 @@ mod tests {
             redact("Zq-array-1 Zq-array-2 Zq-literal-ml Zq-basic-ml Zq-esc\\u0033\\\"q"),
             "*** *** *** *** ***"
         );
+    }
+
+    #[test]
+    fn api_keys_short_pw_names_numbers_and_trimmed_values_count_as_secrets() {
+        assert!(is_secret_name("KAFKA_API_KEY") && is_secret_name("SASL_PW") && is_secret_name("pw"));
+        assert!(!is_secret_name("primary_key") && !is_secret_name("key_columns") && !is_secret_name("cpw_x"));
+        let table: toml::Table = toml::from_str("[c]\npassword = 12345678\ntoken = \"Zq-trimmed \"").unwrap();
+        register_in_toml(&table);
+        assert_eq!(redact("12345678 Zq-trimmed"), "*** ***");
     }
 
     #[test]

@@ -191,11 +191,205 @@ dead_letter = { topic = "sluice.dlq", properties = { {dead_letter} } }
             file("dead-letter", "", "", r#""compression.type" = "brotli""#),
             "pipeline `users`: dead_letter: cannot create the Kafka producer".into(),
         ),
+        (
+            file("not-pem", r#", tls = { ca = "not-pem.toml" }"#, "", ""),
+            "pipeline `users`: source: tls.ca:".into(),
+        ),
     ];
     for (path, expected) in cases {
         let run = sluice(&["check", path.to_str().unwrap()], "");
         assert_eq!(run.code, 1, "{}", std::fs::read_to_string(&path).unwrap());
         assert!(run.err.contains(&expected), "expected {expected:?} in: {}", run.err);
+    }
+    // The TLS file named relative to the pipeline file, from another directory:
+    // found there, and refused for what it holds.
+    let run = sluice(&["check", dir.path().join("not-pem.toml").to_str().unwrap()], "");
+    assert!(
+        run.err.contains("not-pem.toml is not a PEM file (no -----BEGIN line)"),
+        "{}",
+        run.err
+    );
+    assert!(
+        run.err.contains(&dir.path().display().to_string()),
+        "the path is the pipeline file's: {}",
+        run.err
+    );
+}
+
+/// Listeners that count who connects: a server `check` must never reach.
+fn quiet_listeners(n: usize) -> Vec<std::net::TcpListener> {
+    (0..n)
+        .map(|_| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            listener
+        })
+        .collect()
+}
+
+fn connections(listener: &std::net::TcpListener) -> usize {
+    std::iter::from_fn(|| listener.accept().ok()).count()
+}
+
+#[test]
+fn check_reaches_no_server_and_run_refuses_what_check_refuses_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = quiet_listeners(3);
+    let port = |i: usize| servers[i].local_addr().unwrap().port();
+    let file = |name: &str, extra: &str| {
+        let text = format!(
+            "plugin_dir = \"{}\"\n[[pipeline]]\nname = \"p\"\n\
+             source = {{ type = \"mysql-binlog\", url = \"mysql://u:pw@127.0.0.1:{}/\", tables = [\"a.b\"], server_id = 5 }}\n\
+             sink = {{ type = \"kafka\", brokers = \"127.0.0.1:{}\" }}\n\
+             dead_letter = {{ topic = \"dlq\", brokers = \"127.0.0.1:{}\" }}\n{extra}",
+            plugins_dir().display(),
+            port(0),
+            port(1),
+            port(2)
+        );
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let good = file("good", "");
+    let run = sluice(&["check", good.to_str().unwrap()], "");
+    assert_eq!(run.code, 0, "{}", run.err);
+    // librdkafka connects within milliseconds of creating a client with brokers.
+    std::thread::sleep(Duration::from_millis(500));
+    let reached: Vec<usize> = servers.iter().map(connections).collect();
+    assert_eq!(reached, [0, 0, 0], "check reached MySQL, the sink's or the queue's brokers");
+
+    let refused = file(
+        "refused",
+        "[[pipeline.plugins]]\nname = \"clean\"\nconfig = { on_invalid = \"bogus\" }",
+    );
+    let checked = sluice(&["check", refused.to_str().unwrap()], "");
+    let (code, output) = crate::process::run_to_end(&["run", refused.to_str().unwrap()], &[], Duration::from_secs(30));
+    assert_eq!((checked.code, code), (1, Some(1)), "{}\n{output}", checked.err);
+    let reason = "plugin `clean` refused: init refused its config";
+    assert!(checked.err.contains(reason) && output.contains(reason), "{}\n{output}", checked.err);
+    std::thread::sleep(Duration::from_millis(500));
+    let reached: Vec<usize> = servers.iter().map(connections).collect();
+    assert_eq!(reached, [0, 0, 0], "run reached a server before refusing:\n{output}");
+}
+
+#[test]
+fn check_refuses_settings_that_cannot_work_and_names_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = r#"{ type = "mysql-binlog", url = "mysql://u:pw@127.0.0.1:3306/", tables = ["a.b"], server_id = 5 }"#;
+    let kafka_source = r#"{ type = "kafka", brokers = "127.0.0.1:9", topics = ["t"], group = "g" }"#;
+    let sink = r#"{ type = "kafka", brokers = "127.0.0.1:9" }"#;
+    let mysql_sink = r#"{ type = "mysql", url = "mysql://u:pw@127.0.0.1:3306/" }"#;
+    let cases = [
+        (
+            "dlq-empty",
+            source,
+            sink,
+            r#"{ topic = "" }"#,
+            "dead_letter: topic `` is not a Kafka topic name",
+        ),
+        (
+            "dlq-bad",
+            source,
+            sink,
+            r#"{ topic = "bad topic/x" }"#,
+            "dead_letter: topic `bad topic/x` is not a Kafka topic name",
+        ),
+        (
+            "dlq-template",
+            source,
+            sink,
+            r#"{ topic = "{table}.dlq" }"#,
+            "is not a Kafka topic name",
+        ),
+        (
+            "no-brokers",
+            source,
+            r#"{ type = "kafka", brokers = "" }"#,
+            r#"{ topic = "d" }"#,
+            "sink: brokers `` is not a list of host:port",
+        ),
+        (
+            "topic-placeholder",
+            source,
+            r#"{ type = "kafka", brokers = "k:9", topic = "{bogus}.{table}" }"#,
+            r#"{ topic = "d" }"#,
+            "sink: topic `{bogus}.{table}`: unknown placeholder {bogus}",
+        ),
+        (
+            "table-placeholder",
+            kafka_source,
+            r#"{ type = "mysql", url = "mysql://u@h/", table = "{db}.x" }"#,
+            r#"{ topic = "d" }"#,
+            "sink: table `{db}.x`: unknown placeholder {db}",
+        ),
+        (
+            "no-tables",
+            r#"{ type = "mysql-binlog", url = "mysql://u@h/", tables = [], server_id = 5 }"#,
+            sink,
+            r#"{ topic = "d" }"#,
+            "source: tables is empty",
+        ),
+        (
+            "no-dot",
+            r#"{ type = "mysql-binlog", url = "mysql://u@h/", tables = ["nodot"], server_id = 5 }"#,
+            sink,
+            r#"{ topic = "d" }"#,
+            "source: tables: `nodot` is not database.table",
+        ),
+        (
+            "server-id-0",
+            r#"{ type = "mysql-binlog", url = "mysql://u@h/", tables = ["a.b"], server_id = 0 }"#,
+            sink,
+            r#"{ topic = "d" }"#,
+            "source: server_id 0",
+        ),
+        (
+            "no-topics",
+            r#"{ type = "kafka", brokers = "k:9", topics = [], group = "g" }"#,
+            mysql_sink,
+            r#"{ topic = "d" }"#,
+            "source: topics must name at least one topic",
+        ),
+        (
+            "no-group",
+            r#"{ type = "kafka", brokers = "k:9", topics = ["t"], group = " " }"#,
+            mysql_sink,
+            r#"{ topic = "d" }"#,
+            "source: group is empty",
+        ),
+        (
+            "raw-at",
+            r#"{ type = "mysql-binlog", url = "mysql://u:p@ss/w#rd@127.0.0.1:1/", tables = ["a.b"], server_id = 5 }"#,
+            sink,
+            r#"{ topic = "d" }"#,
+            "source: url is not a MySQL URL (more than one @, or a #)",
+        ),
+    ];
+    for (name, source, sink, dead_letter, expected) in cases {
+        let text = format!(
+            "plugin_dir = \"{}\"\n[[pipeline]]\nname = \"p\"\nsource = {source}\nsink = {sink}\ndead_letter = {dead_letter}\n",
+            plugins_dir().display()
+        );
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, &text).unwrap();
+        let run = sluice(&["check", path.to_str().unwrap()], "");
+        assert_eq!(run.code, 1, "{name}: accepted\n{text}");
+        assert!(run.err.contains(expected), "{name}: expected {expected:?} in: {}", run.err);
+    }
+    for bad in ["../escaped", "", ".hidden", "a b"] {
+        let text = format!(
+            "plugin_dir = \"{}\"\n[[pipeline]]\nname = \"{bad}\"\nsource = {source}\nsink = {sink}\ndead_letter = {{ topic = \"d\" }}\n",
+            plugins_dir().display()
+        );
+        let path = dir.path().join("name.toml");
+        std::fs::write(&path, text).unwrap();
+        let run = sluice(&["check", path.to_str().unwrap()], "");
+        assert!(
+            run.code == 1 && run.err.contains(&format!("pipeline.name: `{bad}` is not a name")),
+            "{bad:?}: {}",
+            run.err
+        );
     }
 }
 

@@ -16,11 +16,9 @@ use crate::topology::supervise;
 /// then stops the others and exits 1, unless the file says `keep_running`.
 pub fn run(path: &Path, out: &mut dyn Write) -> anyhow::Result<i32> {
     let file = PipelineFile::load(path)?;
-    for pipeline in &file.pipelines {
-        pipeline.check().with_context(|| format!("pipeline `{}`", pipeline.name))?;
-    }
     let host = PluginHost::open_only(Arc::new(PluginEngine::new()?), &file.plugin_dir, file.plugin_names())
         .with_context(|| format!("plugin_dir {}", file.plugin_dir.display()))?;
+    super::check::check_pipelines(&file, &host)?;
     let _watcher = PluginWatcher::start(host.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let failures = runtime.block_on(async {

@@ -28,6 +28,9 @@ pub enum BrokerError {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    /// A setting found wrong before any client is made.
+    #[error("{0}")]
+    Settings(String),
 }
 
 impl BrokerError {
@@ -35,6 +38,44 @@ impl BrokerError {
     pub fn is_transient(&self) -> bool {
         matches!(self, BrokerError::Unreachable { .. })
     }
+}
+
+/// Has librdkafka check a client's properties, and the files they name, by
+/// creating the client with no bootstrap servers: it then reaches none.
+pub(crate) fn check_client<C: rdkafka::config::FromClientConfig>(
+    role: &'static str,
+    brokers: &str,
+    mut config: rdkafka::ClientConfig,
+) -> Result<(), BrokerError> {
+    check_brokers(brokers)?;
+    config.set("bootstrap.servers", "");
+    config.create::<C>().map(drop).map_err(|source| BrokerError::Client {
+        role,
+        brokers: brokers.to_owned(),
+        source,
+    })
+}
+
+/// A broker list names at least one `host:port`.
+pub(crate) fn check_brokers(brokers: &str) -> Result<(), BrokerError> {
+    let listed: Vec<&str> = brokers.split(',').map(str::trim).collect();
+    if listed.iter().any(|b| b.is_empty() || b.contains(char::is_whitespace)) {
+        return Err(BrokerError::Settings(format!(
+            "brokers `{brokers}` is not a list of host:port separated by commas"
+        )));
+    }
+    Ok(())
+}
+
+/// A topic name Kafka takes: 1–249 of `A-Z a-z 0-9 . _ -`.
+pub(crate) fn check_topic(key: &str, topic: &str) -> Result<(), BrokerError> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if topic.is_empty() || topic.len() > 249 || !topic.chars().all(legal) || topic == "." || topic == ".." {
+        return Err(BrokerError::Settings(format!(
+            "{key} `{topic}` is not a Kafka topic name: 1 to 249 of A-Z a-z 0-9 . _ -"
+        )));
+    }
+    Ok(())
 }
 
 /// The number of brokers in the cluster's metadata, asked through `client`:

@@ -27,6 +27,15 @@ pub struct MysqlTls {
 }
 
 impl MysqlTls {
+    /// Makes relative file paths relative to `base` (the pipeline file's directory).
+    pub(crate) fn rebase(&mut self, base: &Path) {
+        for path in [&mut self.ca, &mut self.cert, &mut self.key].into_iter().flatten() {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+
     /// Reads the files, as connecting would, without connecting.
     pub fn check(&self) -> Result<(), MysqlError> {
         self.ssl_opts(None).map(drop).map_err(MysqlError::Settings)
@@ -36,9 +45,11 @@ impl MysqlTls {
     /// here, so a missing one is named with its key at start-up.
     fn ssl_opts(&self, from_url: Option<&SslOpts>) -> Result<SslOpts, String> {
         let read = |key: &str, path: &Path| {
-            std::fs::read(path)
-                .map(Into::into)
-                .map_err(|e| format!("tls.{key}: cannot read {}: {e}", path.display()))
+            let pem = std::fs::read(path).map_err(|e| format!("tls.{key}: cannot read {}: {e}", path.display()))?;
+            if !pem.windows(11).any(|w| w == b"-----BEGIN ") {
+                return Err(format!("tls.{key}: {} is not a PEM file (no -----BEGIN line)", path.display()));
+            }
+            Ok(pem.into())
         };
         let mut ssl = from_url.cloned().unwrap_or_default();
         if let Some(ca) = &self.ca {
@@ -58,12 +69,20 @@ impl MysqlTls {
 /// Checks, without connecting, what connecting would read: the URL, and the
 /// TLS files.
 pub(crate) fn check_settings(url: &Secret, tls: Option<&MysqlTls>) -> Result<(), MysqlError> {
-    Opts::from_url(url.expose()).map_err(|e| {
+    let not_a_url = |why: String| {
         MysqlError::Settings(format!(
-            "url is not a MySQL URL ({e}): write mysql://user:password@host:port/ and percent-encode / @ : ? # \
+            "url is not a MySQL URL ({why}): write mysql://user:password@host:port/ and percent-encode / @ : ? # \
              in the user or password (/ as %2F, @ as %40)"
         ))
-    })?;
+    };
+    let text = url.expose();
+    // An unencoded `@` or `#` in a password parses, as another host: refused
+    // here rather than sent to that host.
+    let before_query = text.split('?').next().unwrap_or(text);
+    if text.contains('#') || before_query.matches('@').count() > 1 {
+        return Err(not_a_url("more than one @, or a #".into()));
+    }
+    Opts::from_url(text).map_err(|e| not_a_url(e.to_string()))?;
     tls.map_or(Ok(()), MysqlTls::check)
 }
 

@@ -151,6 +151,10 @@ impl PipelineFile {
         let base = path.parent().unwrap_or(Path::new("."));
         file.plugin_dir = base.join(&file.plugin_dir);
         file.state_dir = base.join(&file.state_dir);
+        for pipeline in &mut file.pipelines {
+            pipeline.source.rebase(base);
+            pipeline.sink.rebase(base);
+        }
         Ok(file)
     }
 
@@ -198,6 +202,11 @@ impl PipelineFile {
             }
             if !names.insert(&p.name) {
                 return Err(FileProblem::DuplicateName(p.name.clone()));
+            }
+            // The name names its position file in state_dir, and its consumer group.
+            let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+            if p.name.is_empty() || p.name.starts_with('.') || !p.name.chars().all(allowed) {
+                return Err(FileProblem::BadName(p.name.clone()));
             }
             p.check_pairing()?;
             for step in &p.plugins {

@@ -49,6 +49,9 @@ fn expand_text(path: &str, text: &str, lookup: &impl Fn(&str) -> Option<String>)
             .find('}')
             .ok_or_else(|| FileProblem::UnclosedVariable { key: path.to_owned() })?;
         let name = &after[..end];
+        if name.trim().is_empty() {
+            return Err(FileProblem::EmptyVariable { key: path.to_owned() });
+        }
         let value = lookup(name).ok_or_else(|| FileProblem::UnsetVariable {
             key: path.to_owned(),
             name: name.to_owned(),

@@ -29,6 +29,10 @@ pub enum FileProblem {
     NoPipelines,
     #[error("pipeline.name: `{0}` is used twice; names must be unique")]
     DuplicateName(String),
+    #[error("pipeline.name: `{0}` is not a name: use A-Z a-z 0-9 . _ - (not starting with .)")]
+    BadName(String),
+    #[error("{key}: `${{}}` names no variable")]
+    EmptyVariable { key: String },
     #[error("pipelines `{first}` and `{second}` both read the binlog of {server} with server_id {server_id}: give each its own")]
     SharedServerId {
         first: String,

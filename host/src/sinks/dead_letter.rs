@@ -28,6 +28,24 @@ pub struct DeadLetterConfig {
     pub properties: ClientProperties,
 }
 
+impl DeadLetterConfig {
+    /// The queue's brokers and client properties, given the pipeline's Kafka side.
+    fn client<'a>(&'a self, brokers: &'a str, properties: &ClientProperties) -> (&'a str, ClientProperties) {
+        match &self.brokers {
+            Some(own) => (own, self.properties.clone()),
+            None => (brokers, properties.connection().with(&self.properties)),
+        }
+    }
+
+    /// Checks offline the topic and the producer the queue would use.
+    pub fn check(&self, brokers: &str, properties: &ClientProperties) -> Result<(), SinkError> {
+        crate::kafka::check_topic("topic", &self.topic)?;
+        let (brokers, properties) = self.client(brokers, properties);
+        super::kafka::delivery::check_producer(brokers, &properties)?;
+        Ok(())
+    }
+}
+
 pub struct DeadLetterQueue {
     producer: Producer,
     topic: String,
@@ -44,11 +62,8 @@ impl DeadLetterQueue {
     /// `brokers` and `properties` are the pipeline's Kafka side (its sink or
     /// source): a secured cluster's settings need not be written twice.
     pub fn new(config: &DeadLetterConfig, brokers: &str, properties: &ClientProperties, pipeline: &str) -> Result<Self, SinkError> {
-        let properties = match &config.brokers {
-            Some(_) => config.properties.clone(),
-            None => properties.connection().with(&config.properties),
-        };
-        let producer = producer(config.brokers.as_deref().unwrap_or(brokers), &properties)?;
+        let (brokers, properties) = config.client(brokers, properties);
+        let producer = producer(brokers, &properties)?;
         Ok(DeadLetterQueue {
             producer,
             topic: config.topic.clone(),

@@ -5,8 +5,7 @@ pub mod mysql;
 
 use serde::Deserialize;
 
-use self::dead_letter::DeadLetterConfig;
-use self::kafka::{KafkaSinkConfig, producer};
+use self::kafka::KafkaSinkConfig;
 use self::mysql::MysqlSinkConfig;
 use crate::kafka::ClientProperties;
 use crate::record::{Position, Record};
@@ -25,10 +24,23 @@ impl SinkConfig {
     /// client's properties and the files they name, or its URL and TLS files.
     pub fn check(&self) -> Result<(), SinkError> {
         match self {
-            SinkConfig::Kafka(c) => drop(producer(&c.brokers, &c.properties)?),
-            SinkConfig::Mysql(c) => crate::mysql::check_settings(&c.url, c.tls.as_ref())?,
+            SinkConfig::Kafka(c) => {
+                Destination::check("topic", &c.topic)?;
+                kafka::delivery::check_producer(&c.brokers, &c.properties)?;
+            }
+            SinkConfig::Mysql(c) => {
+                Destination::check("table", &c.table)?;
+                crate::mysql::check_settings(&c.url, c.tls.as_ref())?;
+            }
         }
         Ok(())
+    }
+
+    /// Makes the files it names relative to `base`, the pipeline file's directory.
+    pub(crate) fn rebase(&mut self, base: &std::path::Path) {
+        if let SinkConfig::Mysql(MysqlSinkConfig { tls: Some(tls), .. }) = self {
+            tls.rebase(base);
+        }
     }
 
     /// The name the pipeline file gives this kind of sink.
@@ -48,19 +60,15 @@ impl SinkConfig {
     }
 }
 
-impl DeadLetterConfig {
-    /// Creates the queue's producer without reaching a broker.
-    pub fn check(&self, brokers: &str, properties: &ClientProperties) -> Result<(), SinkError> {
-        dead_letter::DeadLetterQueue::new(self, brokers, properties, "check").map(drop)
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     #[error(transparent)]
     Broker(#[from] crate::kafka::BrokerError),
     #[error(transparent)]
     Mysql(#[from] crate::mysql::MysqlError),
+    /// A setting found wrong before anything is made.
+    #[error("{0}")]
+    Settings(String),
     #[error("a record failed and `on_error = \"stop\"` halts the pipeline: {reason} (in {plugin}, at {position})")]
     Halted { plugin: String, position: String, reason: String },
     #[error("Kafka did not accept a record for topic `{topic}`: {source}")]
@@ -79,6 +87,7 @@ impl SinkError {
             SinkError::Halted { .. } => false,
             SinkError::Broker(e) => e.is_transient(),
             SinkError::Mysql(e) => e.is_transient(),
+            SinkError::Settings(_) => false,
             SinkError::Delivery { source, .. } => matches!(
                 source.rdkafka_error_code(),
                 Some(
@@ -112,6 +121,31 @@ enum Part {
 }
 
 impl Destination {
+    /// A template names something, and only the placeholders there are.
+    pub(crate) fn check(key: &str, template: &str) -> Result<(), SinkError> {
+        const PLACEHOLDERS: [&str; 4] = ["{database}", "{table}", "{topic}", "{pipeline}"];
+        if template.trim().is_empty() {
+            return Err(SinkError::Settings(format!(
+                "{key} is empty: give a name, or a template such as {{database}}.{{table}}"
+            )));
+        }
+        let mut rest = template;
+        while let Some(at) = rest.find('{') {
+            rest = &rest[at..];
+            match PLACEHOLDERS.iter().find(|p| rest.starts_with(*p)) {
+                Some(p) => rest = &rest[p.len()..],
+                None => {
+                    let unknown: String = rest.chars().take_while(|&c| c != '}').chain(std::iter::once('}')).collect();
+                    return Err(SinkError::Settings(format!(
+                        "{key} `{template}`: unknown placeholder {unknown}; there are {}",
+                        PLACEHOLDERS.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn new(template: &str, pipeline: &str) -> Self {
         let mut parts = Vec::new();
         let mut text = String::new();

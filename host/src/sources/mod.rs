@@ -37,11 +37,34 @@ impl SourceConfig {
     /// TLS files, or its Kafka client's properties and the files they name.
     pub fn check(&self) -> Result<(), SourceError> {
         match self {
-            SourceConfig::MysqlBinlog(c) => crate::mysql::check_settings(&c.url, c.tls.as_ref())?,
-            SourceConfig::MysqlPoll(c) => crate::mysql::check_settings(&c.url, c.tls.as_ref())?,
+            SourceConfig::MysqlBinlog(c) => {
+                check_tables(&c.tables)?;
+                if c.server_id == 0 {
+                    return Err(SourceError::Settings(
+                        "server_id 0 is the server's own: give a number no other replica of the server uses".into(),
+                    ));
+                }
+                crate::mysql::check_settings(&c.url, c.tls.as_ref())?;
+            }
+            SourceConfig::MysqlPoll(c) => {
+                check_tables(&c.tables.iter().map(|t| t.table.clone()).collect::<Vec<_>>())?;
+                crate::mysql::check_settings(&c.url, c.tls.as_ref())?;
+            }
             SourceConfig::Kafka(c) => KafkaSource::check(c)?,
         }
         Ok(())
+    }
+
+    /// Makes the files it names relative to `base`, the pipeline file's directory.
+    pub(crate) fn rebase(&mut self, base: &std::path::Path) {
+        let tls = match self {
+            SourceConfig::MysqlBinlog(c) => c.tls.as_mut(),
+            SourceConfig::MysqlPoll(c) => c.tls.as_mut(),
+            SourceConfig::Kafka(_) => None,
+        };
+        if let Some(tls) = tls {
+            tls.rebase(base);
+        }
     }
 
     /// The name the pipeline file gives this kind of source.
@@ -59,6 +82,24 @@ impl SourceConfig {
             SourceConfig::Kafka(c) => Some((&c.brokers, &c.properties)),
             SourceConfig::MysqlBinlog(_) | SourceConfig::MysqlPoll(_) => None,
         }
+    }
+}
+
+/// `tables` names at least one `database.table` (or `database.*`).
+fn check_tables(tables: &[String]) -> Result<(), SourceError> {
+    if tables.is_empty() {
+        return Err(SourceError::Settings(
+            "tables is empty: name at least one database.table (or database.*)".into(),
+        ));
+    }
+    match tables
+        .iter()
+        .find(|t| !t.split_once('.').is_some_and(|(db, table)| !db.is_empty() && !table.is_empty()))
+    {
+        Some(bad) => Err(SourceError::Settings(format!(
+            "tables: `{bad}` is not database.table (or database.*)"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -85,6 +126,9 @@ pub enum SourceError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error(transparent)]
     Broker(#[from] crate::kafka::BrokerError),
+    /// A setting found wrong before anything connects.
+    #[error("{0}")]
+    Settings(String),
 }
 
 impl From<mysql_async::Error> for SourceError {
@@ -105,7 +149,7 @@ impl SourceError {
             SourceError::Mysql(e) => e.is_transient(),
             SourceError::StreamEnded | SourceError::Kafka(_) => true,
             SourceError::Broker(e) => e.is_transient(),
-            SourceError::PositionLost { .. } | SourceError::Decode { .. } => false,
+            SourceError::PositionLost { .. } | SourceError::Decode { .. } | SourceError::Settings(_) => false,
         }
     }
 }

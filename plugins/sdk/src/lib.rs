@@ -108,6 +108,12 @@ pub mod prelude {
 #[macro_export]
 macro_rules! export {
     ($plugin:ty) => {
+        /// A crate exports one plugin: a second `export!` or
+        /// `#[sluice_plugin::map]` in it is refused here, natively too.
+        #[doc(hidden)]
+        #[allow(dead_code)]
+        const ONLY_ONE_SLUICE_PLUGIN_PER_CRATE: () = ();
+
         // Exports exist only in the wasm build; natively the plugin is a plain
         // library whose logic unit tests call through `sluice_plugin::testing`.
         #[cfg(target_arch = "wasm32")]

@@ -51,6 +51,15 @@ impl Changes {
         before: Option<Vec<Value>>,
         after: Option<Vec<Value>>,
     ) -> Self {
+        for image in [&before, &after].into_iter().flatten() {
+            assert_eq!(
+                image.len(),
+                columns.len(),
+                "{database}.{table}: {} values for {} columns {columns:?}",
+                image.len(),
+                columns.len()
+            );
+        }
         let schema = self.schema(database, table, columns);
         let position = Position::Other(self.records.to_string());
         self.records += 1;

@@ -231,6 +231,21 @@ pub async fn deliver_all(producer: &Producer, messages: &mut Outgoing) -> Result
 /// A producer tuned for throughput with idempotence on (no duplicates from
 /// retries); any property set in the pipeline file wins.
 pub fn producer(brokers: &str, properties: &ClientProperties) -> Result<Producer, BrokerError> {
+    producer_config(brokers, properties)
+        .create_with_context(BatchAckCounter)
+        .map_err(|source| BrokerError::Client {
+            role: "producer",
+            brokers: brokers.to_owned(),
+            source,
+        })
+}
+
+/// Checks offline what [`producer`] would make of these settings.
+pub(crate) fn check_producer(brokers: &str, properties: &ClientProperties) -> Result<(), BrokerError> {
+    crate::kafka::check_client::<rdkafka::producer::BaseProducer>("producer", brokers, producer_config(brokers, properties))
+}
+
+fn producer_config(brokers: &str, properties: &ClientProperties) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", brokers)
@@ -240,9 +255,5 @@ pub fn producer(brokers: &str, properties: &ClientProperties) -> Result<Producer
         .set("batch.num.messages", "10000")
         .set("queue.buffering.max.messages", "1000000");
     properties.apply(&mut config);
-    config.create_with_context(BatchAckCounter).map_err(|source| BrokerError::Client {
-        role: "producer",
-        brokers: brokers.to_owned(),
-        source,
-    })
+    config
 }

@@ -85,7 +85,17 @@ impl KafkaSource {
     /// Creates the consumer without reaching the brokers: librdkafka checks
     /// its properties, and the files they name, as it creates a client.
     pub fn check(config: &KafkaSourceConfig) -> Result<(), SourceError> {
-        client_config(config).create::<rdkafka::consumer::BaseConsumer>()?;
+        if config.topics.is_empty() || config.topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(SourceError::Settings(
+                "topics must name at least one topic, none of them empty".into(),
+            ));
+        }
+        if config.group.trim().is_empty() {
+            return Err(SourceError::Settings(
+                "group is empty: name the consumer group (pipelines that share one split the partitions)".into(),
+            ));
+        }
+        crate::kafka::check_client::<rdkafka::consumer::BaseConsumer>("consumer", &config.brokers, client_config(config))?;
         Ok(())
     }
 
