@@ -15,3 +15,4 @@ pub mod sinks;
 pub mod sources;
 pub mod topology;
 pub mod transforms;
+pub mod verify;

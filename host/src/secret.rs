@@ -16,6 +16,10 @@ impl<'de> Deserialize<'de> for Secret {
 }
 
 impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }

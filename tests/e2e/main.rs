@@ -22,3 +22,4 @@ mod snapshot;
 mod stack;
 mod tls;
 mod type_matrix;
+mod verify;

@@ -7,6 +7,7 @@ mod positions;
 mod run;
 mod scaffold;
 mod tail;
+mod verify;
 mod watch;
 
 use std::ffi::OsString;
@@ -49,6 +50,34 @@ pub enum Command {
     /// Show, reset or set the source positions pipelines have stored.
     #[command(subcommand)]
     Positions(PositionsCommand),
+    /// Compare tables between two MySQL servers, by checksums each server
+    /// computes; exit 1 naming every row that differs.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The server whose rows are right: mysql://user:password@host:port/
+    #[arg(long)]
+    pub source: String,
+    /// The server compared with it.
+    #[arg(long)]
+    pub target: String,
+    /// Tables to compare, database.table, comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub tables: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Make the target's differing rows what the source holds, then compare again.
+    #[arg(long)]
+    pub repair: bool,
+    /// Rows per checksum chunk.
+    #[arg(long, default_value_t = 1000)]
+    pub chunk_rows: usize,
+    /// How long a differing row is given to settle before it is looked at again.
+    #[arg(long, default_value_t = 500)]
+    pub recheck_ms: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -211,6 +240,7 @@ fn run_redacted(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRea
         Command::Run { config } => run::run(&config, err),
         Command::Tail(args) => tail::run(&args, out),
         Command::Positions(command) => positions::run(&command, out),
+        Command::Verify(args) => verify::run(&args, out),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,168 @@
+//! The SQL that has each server checksum its own rows: a row's hash from
+//! every compared column in a form both servers print alike, a chunk's as
+//! the count and the XOR of its rows' hashes, so that no row crosses the
+//! network until a chunk differs.
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Value};
+
+use crate::mysql::MysqlError;
+use crate::mysql::catalog::{ColumnInfo, quote};
+
+/// One table as both servers hold it: its key and the columns compared.
+pub(super) struct TableSql {
+    pub name: String,
+    /// `db`.`table`
+    sql_name: String,
+    pub key: Vec<String>,
+    pub columns: Vec<String>,
+    /// `MD5(CONCAT_WS('#', …))` over the compared columns.
+    row_hash: String,
+}
+
+/// A key range: above `after` (or from the start), up to `through` (or to the end).
+pub(super) struct Range<'a> {
+    pub after: Option<&'a [Value]>,
+    pub through: Option<&'a [Value]>,
+}
+
+impl TableSql {
+    pub(super) fn new(database: &str, table: &str, key: Vec<String>, columns: &[ColumnInfo]) -> Self {
+        let parts: Vec<String> = columns.iter().map(comparable).collect();
+        TableSql {
+            name: format!("{database}.{table}"),
+            sql_name: format!("{}.{}", quote(database), quote(table)),
+            key,
+            columns: columns.iter().map(|c| c.name.clone()).collect(),
+            row_hash: format!("MD5(CONCAT_WS('#', {}))", parts.join(", ")),
+        }
+    }
+
+    fn key_list(&self) -> String {
+        self.key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
+    }
+
+    /// `(k1, k2) > (?, ?) AND (k1, k2) <= (?, ?)`, with its parameters.
+    fn range_filter(&self, range: &Range<'_>) -> (String, Vec<Value>) {
+        let tuple = format!("({})", self.key_list());
+        let marks = format!("({})", vec!["?"; self.key.len()].join(", "));
+        let mut conditions = Vec::new();
+        let mut params = Vec::new();
+        if let Some(after) = range.after {
+            conditions.push(format!("{tuple} > {marks}"));
+            params.extend(after.iter().cloned());
+        }
+        if let Some(through) = range.through {
+            conditions.push(format!("{tuple} <= {marks}"));
+            params.extend(through.iter().cloned());
+        }
+        let filter = if conditions.is_empty() {
+            "TRUE".to_owned()
+        } else {
+            conditions.join(" AND ")
+        };
+        (filter, params)
+    }
+
+    /// The key that ends the chunk of `rows` rows after `after`; None when
+    /// fewer rows remain (the last chunk runs to the end).
+    pub(super) async fn chunk_end(&self, conn: &mut Conn, after: Option<&[Value]>, rows: usize) -> Result<Option<Vec<Value>>, MysqlError> {
+        let (filter, params) = self.range_filter(&Range { after, through: None });
+        let sql = format!(
+            "SELECT {} FROM {} WHERE {filter} ORDER BY {} LIMIT 1 OFFSET {}",
+            self.key_list(),
+            self.sql_name,
+            self.key_list(),
+            rows.saturating_sub(1)
+        );
+        let row: Option<mysql_async::Row> = conn.exec_first(sql, params).await?;
+        Ok(row.map(mysql_async::Row::unwrap))
+    }
+
+    /// The range's row count and the XOR of its rows' hashes.
+    pub(super) async fn chunk_checksum(&self, conn: &mut Conn, range: &Range<'_>) -> Result<(u64, u64), MysqlError> {
+        let (filter, params) = self.range_filter(range);
+        let sql = format!(
+            "SELECT COUNT(*), COALESCE(BIT_XOR(CAST(CONV(LEFT({}, 16), 16, 10) AS UNSIGNED)), 0) FROM {} WHERE {filter}",
+            self.row_hash, self.sql_name
+        );
+        let row: Option<(u64, u64)> = conn.exec_first(sql, params).await?;
+        Ok(row.unwrap_or((0, 0)))
+    }
+
+    /// Each row of the range: its key and its hash, in key order.
+    pub(super) async fn row_hashes(&self, conn: &mut Conn, range: &Range<'_>) -> Result<Vec<(Vec<Value>, String)>, MysqlError> {
+        let (filter, params) = self.range_filter(range);
+        let sql = format!(
+            "SELECT {}, {} FROM {} WHERE {filter} ORDER BY {}",
+            self.key_list(),
+            self.row_hash,
+            self.sql_name,
+            self.key_list()
+        );
+        let rows: Vec<mysql_async::Row> = conn.exec(sql, params).await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let mut values = row.unwrap();
+                let hash = match values.pop() {
+                    Some(Value::Bytes(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+                    other => format!("{other:?}"),
+                };
+                (values, hash)
+            })
+            .collect())
+    }
+
+    /// One row's hash, or None when the server has no row with this key.
+    pub(super) async fn row_hash(&self, conn: &mut Conn, key: &[Value]) -> Result<Option<String>, MysqlError> {
+        let sql = format!("SELECT {} FROM {} WHERE {}", self.row_hash, self.sql_name, self.key_equals());
+        Ok(conn.exec_first(sql, key.to_vec()).await?)
+    }
+
+    /// The compared columns of one row, for a repair.
+    pub(super) async fn row(&self, conn: &mut Conn, key: &[Value]) -> Result<Option<Vec<Value>>, MysqlError> {
+        let columns: Vec<String> = self.columns.iter().map(|c| quote(c)).collect();
+        let sql = format!("SELECT {} FROM {} WHERE {}", columns.join(", "), self.sql_name, self.key_equals());
+        let row: Option<mysql_async::Row> = conn.exec_first(sql, key.to_vec()).await?;
+        Ok(row.map(mysql_async::Row::unwrap))
+    }
+
+    /// Writes `row` (the compared columns) over whatever the target holds under its key.
+    pub(super) async fn replace(&self, conn: &mut Conn, row: Vec<Value>) -> Result<(), MysqlError> {
+        let columns: Vec<String> = self.columns.iter().map(|c| quote(c)).collect();
+        let marks = vec!["?"; columns.len()].join(", ");
+        let sql = format!("REPLACE INTO {} ({}) VALUES ({marks})", self.sql_name, columns.join(", "));
+        conn.exec_drop(sql, row).await?;
+        Ok(())
+    }
+
+    pub(super) async fn delete(&self, conn: &mut Conn, key: &[Value]) -> Result<(), MysqlError> {
+        let sql = format!("DELETE FROM {} WHERE {}", self.sql_name, self.key_equals());
+        conn.exec_drop(sql, key.to_vec()).await?;
+        Ok(())
+    }
+
+    fn key_equals(&self) -> String {
+        self.key
+            .iter()
+            .map(|k| format!("{} = ?", quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+}
+
+/// A column as text both servers print alike: text in utf8mb4 and bytes
+/// as hex (so a charset or a binary byte cannot hide a difference),
+/// numbers and times as the server prints them; NULL apart from every value.
+fn comparable(column: &ColumnInfo) -> String {
+    let name = quote(&column.name);
+    let text = match column.data_type.to_ascii_lowercase().as_str() {
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" | "json" => {
+            format!("HEX(CONVERT({name} USING utf8mb4))")
+        }
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit" | "geometry" | "point" | "linestring"
+        | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection" => format!("HEX({name})"),
+        _ => format!("CAST({name} AS CHAR)"),
+    };
+    format!("COALESCE({text}, 'NULL')")
+}

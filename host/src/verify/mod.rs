@@ -1,0 +1,205 @@
+//! `sluice verify`: whether two MySQL servers hold the same rows. Each table
+//! is compared in key chunks by checksums each server computes (as
+//! pt-table-checksum does), a differing chunk is narrowed to its keys, and
+//! every differing key is looked at again after a pause, so a change still
+//! on its way is not reported as a difference.
+mod checksum;
+mod report;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use mysql_async::{Conn, Value};
+
+use self::checksum::{Range, TableSql};
+pub use self::report::{KeyDiff, TableReport, human};
+use crate::mysql::MysqlError;
+use crate::mysql::catalog::table_info;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error(transparent)]
+    Mysql(#[from] MysqlError),
+    #[error("{table}: {message}")]
+    Table { table: String, message: String },
+}
+
+impl From<mysql_async::Error> for VerifyError {
+    fn from(error: mysql_async::Error) -> Self {
+        VerifyError::Mysql(MysqlError::Query(error))
+    }
+}
+
+/// How a comparison runs.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifySettings {
+    /// Rows per checksum chunk.
+    pub chunk_rows: usize,
+    /// How long a differing key is given before it is looked at again.
+    pub recheck: Duration,
+}
+
+/// Compares `database.table` on `source` and `target`.
+pub async fn verify_table(
+    source: &mut Conn,
+    target: &mut Conn,
+    database: &str,
+    table: &str,
+    settings: VerifySettings,
+) -> Result<TableReport, VerifyError> {
+    let sql = table_sql(source, target, database, table).await?;
+    let mut report = TableReport::new(&sql.name, &sql.key, only_on_one_side(source, target, database, table, &sql).await?);
+    let mut suspects: Vec<Suspect> = Vec::new();
+    let mut after: Option<Vec<Value>> = None;
+    loop {
+        let through = sql.chunk_end(source, after.as_deref(), settings.chunk_rows).await?;
+        let range = Range {
+            after: after.as_deref(),
+            through: through.as_deref(),
+        };
+        let (rows, sum) = sql.chunk_checksum(source, &range).await?;
+        report.rows += rows;
+        if (rows, sum) != sql.chunk_checksum(target, &range).await? {
+            report.chunks_differing += 1;
+            suspects.extend(differing_keys(
+                sql.row_hashes(source, &range).await?,
+                sql.row_hashes(target, &range).await?,
+            ));
+        }
+        report.chunks += 1;
+        match through {
+            Some(end) => after = Some(end),
+            None => break,
+        }
+    }
+    if !suspects.is_empty() {
+        tokio::time::sleep(settings.recheck).await;
+    }
+    for (key, first_source, first_target) in suspects {
+        let (now_source, now_target) = (sql.row_hash(source, &key).await?, sql.row_hash(target, &key).await?);
+        if now_source == now_target {
+            continue; // a change on its way when first seen
+        }
+        let diff = KeyDiff::new(&sql.key, &key);
+        if (&now_source, &now_target) != (&first_source, &first_target) {
+            report.undecided.push(diff);
+        } else {
+            match (now_source, now_target) {
+                (Some(_), None) => report.missing.push(diff),
+                (None, Some(_)) => report.extra.push(diff),
+                _ => report.different.push(diff),
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Makes the target's rows of `report`'s keys what the source holds:
+/// missing and differing rows written from the source, extra ones deleted.
+/// Undecided keys are left alone. Returns the rows changed.
+pub async fn repair(source: &mut Conn, target: &mut Conn, report: &TableReport) -> Result<usize, VerifyError> {
+    let (database, table) = report.table.split_once('.').expect("db.table");
+    let sql = table_sql(source, target, database, table).await?;
+    let mut changed = 0;
+    for diff in report.missing.iter().chain(&report.different).chain(&report.extra) {
+        match sql.row(source, &diff.key).await? {
+            Some(row) => sql.replace(target, row).await?,
+            None => sql.delete(target, &diff.key).await?,
+        }
+        changed += 1;
+    }
+    Ok(changed)
+}
+
+/// The table's key (the source's; the target's must be the same) and the
+/// columns both servers have.
+async fn table_sql(source: &mut Conn, target: &mut Conn, database: &str, table: &str) -> Result<TableSql, VerifyError> {
+    let problem = |message: String| VerifyError::Table {
+        table: format!("{database}.{table}"),
+        message,
+    };
+    let (on_source, on_target) = (
+        table_info(source, database, table).await?,
+        table_info(target, database, table).await?,
+    );
+    if on_source.columns.is_empty() || on_target.columns.is_empty() {
+        let side = if on_source.columns.is_empty() { "source" } else { "target" };
+        return Err(problem(format!("no such table on the {side}")));
+    }
+    if on_source.key.is_empty() {
+        return Err(problem("has no primary key: rows cannot be matched between the servers".into()));
+    }
+    if on_source.key != on_target.key {
+        return Err(problem(format!(
+            "the primary keys differ: ({}) on the source, ({}) on the target",
+            on_source.key.join(", "),
+            on_target.key.join(", ")
+        )));
+    }
+    let common: Vec<_> = on_source
+        .columns
+        .into_iter()
+        .filter(|c| on_target.columns.iter().any(|t| t.name == c.name))
+        .collect();
+    Ok(TableSql::new(database, table, on_source.key, &common))
+}
+
+/// Columns that only one of the servers has: not compared, but said.
+async fn only_on_one_side(
+    source: &mut Conn,
+    target: &mut Conn,
+    database: &str,
+    table: &str,
+    sql: &TableSql,
+) -> Result<Vec<String>, VerifyError> {
+    let mut only = Vec::new();
+    for (side, conn) in [("source", source), ("target", target)] {
+        for column in table_info(conn, database, table).await?.columns {
+            if !sql.columns.contains(&column.name) {
+                only.push(format!("{} (only on the {side})", column.name));
+            }
+        }
+    }
+    Ok(only)
+}
+
+/// A key whose rows differ, with the source's and the target's row hash
+/// (None: no row with that key there).
+type Suspect = (Vec<Value>, Option<String>, Option<String>);
+
+/// The keys whose rows differ between two key-ordered lists of (key, hash).
+fn differing_keys(source: Vec<(Vec<Value>, String)>, target: Vec<(Vec<Value>, String)>) -> Vec<Suspect> {
+    let text = |key: &[Value]| key.iter().map(|v| v.as_sql(false)).collect::<Vec<_>>().join(",");
+    let mut by_key: BTreeMap<String, Suspect> = BTreeMap::new();
+    for (key, hash) in source {
+        by_key.insert(text(&key), (key, Some(hash), None));
+    }
+    for (key, hash) in target {
+        by_key.entry(text(&key)).or_insert_with(|| (key, None, None)).2 = Some(hash);
+    }
+    by_key.into_values().filter(|(_, s, t)| s != t).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_differ_when_missing_extra_or_changed_and_not_otherwise() {
+        let row = |k: i64, h: &str| (vec![Value::Int(k)], h.to_owned());
+        let source = vec![row(1, "a"), row(2, "b"), row(3, "c")];
+        let target = vec![row(1, "a"), row(3, "x"), row(4, "d")];
+        let found: Vec<(i64, Option<String>, Option<String>)> = differing_keys(source, target)
+            .into_iter()
+            .map(|(k, s, t)| (mysql_async::from_value(k[0].clone()), s, t))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (2, Some("b".into()), None),
+                (3, Some("c".into()), Some("x".into())),
+                (4, None, Some("d".into()))
+            ]
+        );
+    }
+}
