@@ -5,7 +5,7 @@ use anyhow::Context;
 
 use super::VerifyArgs;
 use crate::secret::Secret;
-use crate::verify::{TableReport, VerifySettings, human, repair, verify_table};
+use crate::verify::{TableReport, VerifyError, VerifySettings, human, repair, verify_table};
 
 /// `sluice verify`: compares tables between two MySQL servers; exit 0 when
 /// they hold the same rows, 1 when anything differs (or cannot be decided).
@@ -29,9 +29,15 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
             let (database, name) = table
                 .split_once('.')
                 .with_context(|| format!("--tables: `{table}` is not database.table"))?;
-            let mut report = verify_table(&mut source, &mut target, database, name, settings).await?;
-            if args.repair && !report.equal() {
-                let changed = repair(&mut source, &mut target, &report).await?;
+            // A table that cannot be compared is reported as such; the others still are.
+            let mut report = match verify_table(&mut source, &mut target, database, name, settings).await {
+                Err(VerifyError::Table { message, .. }) => TableReport::refused(table, message),
+                other => other?,
+            };
+            if args.repair && report.refused.is_none() && !report.equal() {
+                let changed = repair(&mut source, &mut target, &report)
+                    .await
+                    .with_context(|| format!("{table}: repair"))?;
                 writeln!(out, "{table}: repaired {changed} row(s) on the target")?;
                 report = verify_table(&mut source, &mut target, database, name, settings).await?;
             }
@@ -48,8 +54,15 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     Ok(if reports.iter().all(TableReport::equal) { 0 } else { 1 })
 }
 
-/// A URL from the command line, its password masked from here on.
+/// A URL from the command line, its password masked from here on, even
+/// when it is not written as a URL.
 fn secret(url: &str) -> Secret {
     crate::redact::register_in_text(url);
+    let authority = url.split_once("://").map_or(url, |(_, rest)| rest);
+    if let Some((user, _)) = authority.rsplit_once('@')
+        && let Some((_, password)) = user.split_once(':')
+    {
+        crate::redact::register(password);
+    }
     Secret::new(url.to_owned())
 }

@@ -14,7 +14,12 @@ pub(super) struct TableSql {
     /// `db`.`table`
     sql_name: String,
     pub key: Vec<String>,
+    /// How each key column is selected: a BIT as its number, which a
+    /// parameter can match again.
+    key_select: Vec<String>,
     pub columns: Vec<String>,
+    /// The compared columns a statement may write (not generated ones).
+    writable: Vec<String>,
     /// `MD5(CONCAT_WS('#', …))` over the compared columns.
     row_hash: String,
 }
@@ -28,11 +33,20 @@ pub(super) struct Range<'a> {
 impl TableSql {
     pub(super) fn new(database: &str, table: &str, key: Vec<String>, columns: &[ColumnInfo]) -> Self {
         let parts: Vec<String> = columns.iter().map(comparable).collect();
+        let key_select = key
+            .iter()
+            .map(|k| match columns.iter().find(|c| &c.name == k) {
+                Some(c) if c.data_type.eq_ignore_ascii_case("bit") => format!("CAST({} AS UNSIGNED)", quote(k)),
+                _ => quote(k),
+            })
+            .collect();
         TableSql {
             name: format!("{database}.{table}"),
             sql_name: format!("{}.{}", quote(database), quote(table)),
             key,
+            key_select,
             columns: columns.iter().map(|c| c.name.clone()).collect(),
+            writable: columns.iter().filter(|c| !c.generated).map(|c| c.name.clone()).collect(),
             row_hash: format!("MD5(CONCAT_WS('#', {}))", parts.join(", ")),
         }
     }
@@ -41,19 +55,28 @@ impl TableSql {
         self.key.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
     }
 
-    /// `(k1, k2) > (?, ?) AND (k1, k2) <= (?, ?)`, with its parameters.
+    /// Keys above `after` and up to `through`, spelled out column by column
+    /// (`a > ? OR (a = ? AND b > ?)`): a row comparison `(a, b) > (?, ?)`
+    /// makes MariaDB scan the whole index for every chunk.
     fn range_filter(&self, range: &Range<'_>) -> (String, Vec<Value>) {
-        let tuple = format!("({})", self.key_list());
-        let marks = format!("({})", vec!["?"; self.key.len()].join(", "));
         let mut conditions = Vec::new();
         let mut params = Vec::new();
-        if let Some(after) = range.after {
-            conditions.push(format!("{tuple} > {marks}"));
-            params.extend(after.iter().cloned());
-        }
-        if let Some(through) = range.through {
-            conditions.push(format!("{tuple} <= {marks}"));
-            params.extend(through.iter().cloned());
+        for (bound, strict, inclusive) in [(range.after, ">", false), (range.through, "<", true)] {
+            let Some(values) = bound else { continue };
+            let mut alternatives = Vec::new();
+            for depth in 0..self.key.len() {
+                let mut parts: Vec<String> = (0..depth).map(|i| format!("{} = ?", quote(&self.key[i]))).collect();
+                params.extend(values[..depth].iter().cloned());
+                let op = if inclusive && depth == self.key.len() - 1 {
+                    format!("{strict}=")
+                } else {
+                    strict.to_owned()
+                };
+                parts.push(format!("{} {op} ?", quote(&self.key[depth])));
+                params.push(values[depth].clone());
+                alternatives.push(format!("({})", parts.join(" AND ")));
+            }
+            conditions.push(format!("({})", alternatives.join(" OR ")));
         }
         let filter = if conditions.is_empty() {
             "TRUE".to_owned()
@@ -69,7 +92,7 @@ impl TableSql {
         let (filter, params) = self.range_filter(&Range { after, through: None });
         let sql = format!(
             "SELECT {} FROM {} WHERE {filter} ORDER BY {} LIMIT 1 OFFSET {}",
-            self.key_list(),
+            self.key_select.join(", "),
             self.sql_name,
             self.key_list(),
             rows.saturating_sub(1)
@@ -94,7 +117,7 @@ impl TableSql {
         let (filter, params) = self.range_filter(range);
         let sql = format!(
             "SELECT {}, {} FROM {} WHERE {filter} ORDER BY {}",
-            self.key_list(),
+            self.key_select.join(", "),
             self.row_hash,
             self.sql_name,
             self.key_list()
@@ -119,19 +142,27 @@ impl TableSql {
         Ok(conn.exec_first(sql, key.to_vec()).await?)
     }
 
-    /// The compared columns of one row, for a repair.
+    /// The writable compared columns of one row, for a repair.
     pub(super) async fn row(&self, conn: &mut Conn, key: &[Value]) -> Result<Option<Vec<Value>>, MysqlError> {
-        let columns: Vec<String> = self.columns.iter().map(|c| quote(c)).collect();
+        let columns: Vec<String> = self.writable.iter().map(|c| quote(c)).collect();
         let sql = format!("SELECT {} FROM {} WHERE {}", columns.join(", "), self.sql_name, self.key_equals());
         let row: Option<mysql_async::Row> = conn.exec_first(sql, key.to_vec()).await?;
         Ok(row.map(mysql_async::Row::unwrap))
     }
 
-    /// Writes `row` (the compared columns) over whatever the target holds under its key.
-    pub(super) async fn replace(&self, conn: &mut Conn, row: Vec<Value>) -> Result<(), MysqlError> {
-        let columns: Vec<String> = self.columns.iter().map(|c| quote(c)).collect();
+    /// Writes `row` (the writable compared columns) as the target's row of
+    /// its key: inserted, or updated in place. Not REPLACE, whose delete
+    /// would cascade to child rows and reset columns only the target has.
+    pub(super) async fn upsert(&self, conn: &mut Conn, row: Vec<Value>) -> Result<(), MysqlError> {
+        let columns: Vec<String> = self.writable.iter().map(|c| quote(c)).collect();
         let marks = vec!["?"; columns.len()].join(", ");
-        let sql = format!("REPLACE INTO {} ({}) VALUES ({marks})", self.sql_name, columns.join(", "));
+        let updates: Vec<String> = columns.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {}",
+            self.sql_name,
+            columns.join(", "),
+            updates.join(", ")
+        );
         conn.exec_drop(sql, row).await?;
         Ok(())
     }
@@ -151,18 +182,23 @@ impl TableSql {
     }
 }
 
-/// A column as text both servers print alike: text in utf8mb4 and bytes
-/// as hex (so a charset or a binary byte cannot hide a difference),
-/// numbers and times as the server prints them; NULL apart from every value.
+/// A column as text both servers print alike: text as the MD5 of its
+/// utf8mb4 bytes and bytes as their MD5 (so a charset cannot hide or fake a
+/// difference, and a value of any size hashes: a copy larger than
+/// max_allowed_packet would be NULL), FLOAT at double precision, other
+/// values as the server prints them; NULL apart from every value.
 fn comparable(column: &ColumnInfo) -> String {
     let name = quote(&column.name);
     let text = match column.data_type.to_ascii_lowercase().as_str() {
-        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" | "json" => {
-            format!("HEX(CONVERT({name} USING utf8mb4))")
-        }
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "enum" | "set" | "json" => match &column.charset {
+            Some(charset) if charset.eq_ignore_ascii_case("utf8mb4") => format!("MD5({name})"),
+            _ => format!("MD5(CONVERT({name} USING utf8mb4))"),
+        },
         "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit" | "geometry" | "point" | "linestring"
-        | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection" => format!("HEX({name})"),
+        | "polygon" | "multipoint" | "multilinestring" | "multipolygon" | "geometrycollection" => format!("MD5({name})"),
+        // CAST(FLOAT AS CHAR) keeps 6 digits: 1.0000001 and 1.0000002 would look alike.
+        "float" => format!("CONCAT({name} + 0e0)"),
         _ => format!("CAST({name} AS CHAR)"),
     };
-    format!("COALESCE({text}, 'NULL')")
+    format!("IF({name} IS NULL, 'NULL', COALESCE({text}, CONCAT('unhashable:', LENGTH({name}))))")
 }

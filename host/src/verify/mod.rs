@@ -47,8 +47,9 @@ pub async fn verify_table(
     table: &str,
     settings: VerifySettings,
 ) -> Result<TableReport, VerifyError> {
-    let sql = table_sql(source, target, database, table).await?;
+    let (sql, types_differ) = table_sql(source, target, database, table).await?;
     let mut report = TableReport::new(&sql.name, &sql.key, only_on_one_side(source, target, database, table, &sql).await?);
+    report.types_differ = types_differ;
     let mut suspects: Vec<Suspect> = Vec::new();
     let mut after: Option<Vec<Value>> = None;
     loop {
@@ -99,11 +100,11 @@ pub async fn verify_table(
 /// Undecided keys are left alone. Returns the rows changed.
 pub async fn repair(source: &mut Conn, target: &mut Conn, report: &TableReport) -> Result<usize, VerifyError> {
     let (database, table) = report.table.split_once('.').expect("db.table");
-    let sql = table_sql(source, target, database, table).await?;
+    let (sql, _) = table_sql(source, target, database, table).await?;
     let mut changed = 0;
     for diff in report.missing.iter().chain(&report.different).chain(&report.extra) {
         match sql.row(source, &diff.key).await? {
-            Some(row) => sql.replace(target, row).await?,
+            Some(row) => sql.upsert(target, row).await?,
             None => sql.delete(target, &diff.key).await?,
         }
         changed += 1;
@@ -112,8 +113,8 @@ pub async fn repair(source: &mut Conn, target: &mut Conn, report: &TableReport) 
 }
 
 /// The table's key (the source's; the target's must be the same) and the
-/// columns both servers have.
-async fn table_sql(source: &mut Conn, target: &mut Conn, database: &str, table: &str) -> Result<TableSql, VerifyError> {
+/// columns both servers have; and those of them declared differently.
+async fn table_sql(source: &mut Conn, target: &mut Conn, database: &str, table: &str) -> Result<(TableSql, Vec<String>), VerifyError> {
     let problem = |message: String| VerifyError::Table {
         table: format!("{database}.{table}"),
         message,
@@ -136,12 +137,20 @@ async fn table_sql(source: &mut Conn, target: &mut Conn, database: &str, table: 
             on_target.key.join(", ")
         )));
     }
-    let common: Vec<_> = on_source
-        .columns
-        .into_iter()
-        .filter(|c| on_target.columns.iter().any(|t| t.name == c.name))
-        .collect();
-    Ok(TableSql::new(database, table, on_source.key, &common))
+    let mut types_differ = Vec::new();
+    let mut common = Vec::new();
+    for column in on_source.columns {
+        if let Some(theirs) = on_target.columns.iter().find(|t| t.name == column.name) {
+            if !theirs.column_type.eq_ignore_ascii_case(&column.column_type) {
+                types_differ.push(format!(
+                    "{} is {} on the source, {} on the target",
+                    column.name, column.column_type, theirs.column_type
+                ));
+            }
+            common.push(column);
+        }
+    }
+    Ok((TableSql::new(database, table, on_source.key, &common), types_differ))
 }
 
 /// Columns that only one of the servers has: not compared, but said.

@@ -29,7 +29,11 @@ fn json_of(value: &Value) -> serde_json::Value {
         Value::NULL => serde_json::Value::Null,
         Value::Int(i) => (*i).into(),
         Value::UInt(u) => (*u).into(),
-        Value::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned().into(),
+        Value::Bytes(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) if !text.chars().any(char::is_control) => text.to_owned().into(),
+            // Bytes that are not text are shown so that each key is told apart.
+            _ => format!("0x{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()).into(),
+        },
         other => other.as_sql(false).trim_matches('\'').to_owned().into(),
     }
 }
@@ -53,6 +57,12 @@ pub struct TableReport {
     pub undecided: Vec<KeyDiff>,
     /// Columns only one server has, which are not compared.
     pub not_compared: Vec<String>,
+    /// Columns declared differently on the two servers: their values may
+    /// differ in form (a scale, a precision) on every row.
+    pub types_differ: Vec<String>,
+    /// Why the table could not be compared at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 impl TableReport {
@@ -68,11 +78,21 @@ impl TableReport {
             different: Vec::new(),
             undecided: Vec::new(),
             not_compared,
+            types_differ: Vec::new(),
+            refused: None,
+        }
+    }
+
+    /// A table that could not be compared, and why.
+    pub fn refused(table: &str, reason: String) -> Self {
+        TableReport {
+            refused: Some(reason),
+            ..TableReport::new(table, &[], Vec::new())
         }
     }
 
     pub fn equal(&self) -> bool {
-        self.missing.is_empty() && self.extra.is_empty() && self.different.is_empty() && self.undecided.is_empty()
+        self.refused.is_none() && self.missing.is_empty() && self.extra.is_empty() && self.different.is_empty() && self.undecided.is_empty()
     }
 }
 
@@ -107,6 +127,12 @@ pub fn human(reports: &[TableReport]) -> String {
         }
         for column in &r.not_compared {
             let _ = writeln!(out, "{}: column {column} not compared", r.table);
+        }
+        for column in &r.types_differ {
+            let _ = writeln!(out, "{}: column {column}", r.table);
+        }
+        if let Some(reason) = &r.refused {
+            let _ = writeln!(out, "{}: not compared: {reason}", r.table);
         }
     }
     let verdict = if reports.iter().all(TableReport::equal) {
