@@ -229,3 +229,20 @@ async fn hard_cases_are_found_and_repaired_without_touching_anything_else() {
     let mine: Vec<i32> = dst.query("SELECT mine FROM d.par ORDER BY id").await.unwrap();
     assert_eq!(mine, [5, 5], "a column only the target has keeps its values");
 }
+
+#[test]
+fn a_server_that_takes_the_connection_and_never_answers_does_not_hold_verify() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("mysql://root:Qu1et-pw@127.0.0.1:{}/", silent.local_addr().unwrap().port());
+    let (code, output) = run_to_end(
+        &["verify", "--source", &url, "--target", &url, "--tables", "d.t"],
+        &[],
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, Some(1), "{output}");
+    assert!(
+        output.contains("source: mysql://root:***@127.0.0.1:") && output.contains("did not answer within 30 s"),
+        "{output}"
+    );
+    assert!(!output.contains("Qu1et-pw"), "{output}");
+}

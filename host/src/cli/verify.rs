@@ -18,8 +18,8 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let reports = runtime.block_on(async {
-        let mut source = crate::mysql::connect(&source_url, None).await.context("source")?;
-        let mut target = crate::mysql::connect(&target_url, None).await.context("target")?;
+        let mut source = connect(&source_url, "source").await?;
+        let mut target = connect(&target_url, "target").await?;
         for conn in [&mut source, &mut target] {
             // TIMESTAMP columns print in the session's zone: the same on both.
             mysql_async::prelude::Queryable::query_drop(conn, "SET time_zone = '+00:00'").await?;
@@ -52,6 +52,21 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         write!(out, "{}", human(&reports))?;
     }
     Ok(if reports.iter().all(TableReport::equal) { 0 } else { 1 })
+}
+
+/// How long a server has to accept the connection: one that takes it and
+/// never answers must not hold the comparison forever.
+const CONNECT_WITHIN: Duration = Duration::from_secs(30);
+
+async fn connect(url: &Secret, side: &str) -> anyhow::Result<mysql_async::Conn> {
+    match tokio::time::timeout(CONNECT_WITHIN, crate::mysql::connect(url, None)).await {
+        Ok(conn) => Ok(conn.context(side.to_owned())?),
+        Err(_) => anyhow::bail!(
+            "{side}: {} did not answer within {} s",
+            crate::redact::redact(url.expose()),
+            CONNECT_WITHIN.as_secs()
+        ),
+    }
 }
 
 /// A URL from the command line, its password masked from here on, even
