@@ -181,6 +181,8 @@ async fn hard_cases_are_found_and_repaired_without_touching_anything_else() {
         CREATE TABLE d.f (id INT PRIMARY KEY, f FLOAT);
         CREATE TABLE d.kb (k BIT(64) PRIMARY KEY, v INT);
         CREATE TABLE d.gen (id INT PRIMARY KEY, v INT, twice INT AS (v * 2) VIRTUAL);
+        CREATE TABLE d.ci (k VARCHAR(20) PRIMARY KEY, v INT) COLLATE utf8mb4_general_ci;
+        INSERT INTO d.ci VALUES ('same', 1);
         INSERT INTO d.par VALUES (1, 1), (2, 2); INSERT INTO d.chi VALUES (10, 1), (20, 2), (21, 2);
         INSERT INTO d.wide VALUES (1, REPEAT('a', 9000000)), (2, 'small');
         INSERT INTO d.f VALUES (1, 1.0000001);
@@ -201,7 +203,9 @@ async fn hard_cases_are_found_and_repaired_without_touching_anything_else() {
     dst.query_drop("UPDATE d.f SET f = 1.0000002; DELETE FROM d.kb WHERE k = 1")
         .await
         .unwrap();
-    let tables = "d.par,d.wide,d.f,d.kb,d.gen";
+    src.query_drop("INSERT INTO d.ci VALUES ('abc', 1), ('x ', 2)").await.unwrap();
+    dst.query_drop("INSERT INTO d.ci VALUES ('ABC', 1), ('x', 2)").await.unwrap();
+    let tables = "d.par,d.wide,d.f,d.kb,d.gen,d.ci";
     let args = |extra: &[&'static str]| {
         let mut args = vec!["verify", "--source", source, "--target", target, "--tables", tables, "--json"];
         args.extend_from_slice(extra);
@@ -221,6 +225,12 @@ async fn hard_cases_are_found_and_repaired_without_touching_anything_else() {
     assert_eq!(found(2, "different"), 1, "FLOAT 1.0000001 against 1.0000002");
     assert_eq!((found(3, "missing"), found(3, "different")), (1, 0), "a BIT key's missing row");
     assert_eq!(found(4, "different"), 1, "a row with a generated column");
+    assert_eq!(
+        (found(5, "different"), found(5, "missing"), found(5, "extra"), found(5, "undecided")),
+        (2, 0, 0, 0),
+        "keys equal under their collation, not in their bytes, are one row each that differs: {}",
+        report["tables"][5]
+    );
 
     let (code, output) = run_to_end(&args(&["--repair"]), &[], Duration::from_secs(120));
     assert_eq!(code, Some(0), "{output}");
@@ -228,6 +238,8 @@ async fn hard_cases_are_found_and_repaired_without_touching_anything_else() {
     assert_eq!(children, [10, 20, 21], "no child row was deleted by a cascade");
     let mine: Vec<i32> = dst.query("SELECT mine FROM d.par ORDER BY id").await.unwrap();
     assert_eq!(mine, [5, 5], "a column only the target has keeps its values");
+    let keys: Vec<String> = dst.query("SELECT CONCAT('[', k, ']') FROM d.ci ORDER BY k").await.unwrap();
+    assert_eq!(keys, ["[abc]", "[same]", "[x ]"], "the keys are the source's, byte for byte");
 }
 
 #[test]

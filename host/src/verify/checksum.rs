@@ -22,6 +22,17 @@ pub(super) struct TableSql {
     writable: Vec<String>,
     /// `MD5(CONCAT_WS('#', …))` over the compared columns.
     row_hash: String,
+    /// The key as the table's collations compare it, so that keys equal
+    /// there ('abc' and 'ABC' under a `_ci` collation) are one row.
+    match_key: String,
+}
+
+/// A row as the comparison sees it.
+pub(super) struct HashedRow {
+    pub key: Vec<Value>,
+    /// The key as the table's collations compare it.
+    pub matched: String,
+    pub hash: String,
 }
 
 /// A key range: above `after` (or from the start), up to `through` (or to the end).
@@ -40,6 +51,23 @@ impl TableSql {
                 _ => quote(k),
             })
             .collect();
+        let match_key = format!(
+            "CONCAT_WS(',', {})",
+            key.iter()
+                .map(
+                    |k| match columns.iter().find(|c| &c.name == k).and_then(|c| c.collation.as_deref()) {
+                        // A PAD SPACE collation ignores trailing spaces in comparisons,
+                        // but WEIGHT_STRING keeps them.
+                        Some(collation) if !collation.contains("nopad") && !collation.contains("_0900_") => {
+                            format!("HEX(WEIGHT_STRING(TRIM(TRAILING ' ' FROM {})))", quote(k))
+                        }
+                        Some(_) => format!("HEX(WEIGHT_STRING({}))", quote(k)),
+                        None => format!("HEX(CAST({} AS BINARY))", quote(k)),
+                    }
+                )
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         TableSql {
             name: format!("{database}.{table}"),
             sql_name: format!("{}.{}", quote(database), quote(table)),
@@ -48,6 +76,7 @@ impl TableSql {
             columns: columns.iter().map(|c| c.name.clone()).collect(),
             writable: columns.iter().filter(|c| !c.generated).map(|c| c.name.clone()).collect(),
             row_hash: format!("MD5(CONCAT_WS('#', {}))", parts.join(", ")),
+            match_key,
         }
     }
 
@@ -112,26 +141,34 @@ impl TableSql {
         Ok(row.unwrap_or((0, 0)))
     }
 
-    /// Each row of the range: its key and its hash, in key order.
-    pub(super) async fn row_hashes(&self, conn: &mut Conn, range: &Range<'_>) -> Result<Vec<(Vec<Value>, String)>, MysqlError> {
+    /// Each row of the range in key order: its key, the key as its
+    /// collations compare it, and the row's hash.
+    pub(super) async fn row_hashes(&self, conn: &mut Conn, range: &Range<'_>) -> Result<Vec<HashedRow>, MysqlError> {
         let (filter, params) = self.range_filter(range);
         let sql = format!(
-            "SELECT {}, {} FROM {} WHERE {filter} ORDER BY {}",
+            "SELECT {}, {}, {} FROM {} WHERE {filter} ORDER BY {}",
             self.key_select.join(", "),
+            self.match_key,
             self.row_hash,
             self.sql_name,
             self.key_list()
         );
         let rows: Vec<mysql_async::Row> = conn.exec(sql, params).await?;
+        let text = |value: Option<Value>| match value {
+            Some(Value::Bytes(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+            other => format!("{other:?}"),
+        };
         Ok(rows
             .into_iter()
             .map(|row| {
                 let mut values = row.unwrap();
-                let hash = match values.pop() {
-                    Some(Value::Bytes(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
-                    other => format!("{other:?}"),
-                };
-                (values, hash)
+                let hash = text(values.pop());
+                let matched = text(values.pop());
+                HashedRow {
+                    key: values,
+                    matched,
+                    hash,
+                }
             })
             .collect())
     }

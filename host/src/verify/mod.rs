@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use mysql_async::{Conn, Value};
 
-use self::checksum::{Range, TableSql};
+use self::checksum::{HashedRow, Range, TableSql};
 pub use self::report::{KeyDiff, TableReport, human};
 use crate::mysql::MysqlError;
 use crate::mysql::catalog::table_info;
@@ -176,15 +176,15 @@ async fn only_on_one_side(
 /// (None: no row with that key there).
 type Suspect = (Vec<Value>, Option<String>, Option<String>);
 
-/// The keys whose rows differ between two key-ordered lists of (key, hash).
-fn differing_keys(source: Vec<(Vec<Value>, String)>, target: Vec<(Vec<Value>, String)>) -> Vec<Suspect> {
-    let text = |key: &[Value]| key.iter().map(|v| v.as_sql(false)).collect::<Vec<_>>().join(",");
+/// The keys whose rows differ between two key-ordered lists of rows,
+/// matched as the key's collations compare them.
+fn differing_keys(source: Vec<HashedRow>, target: Vec<HashedRow>) -> Vec<Suspect> {
     let mut by_key: BTreeMap<String, Suspect> = BTreeMap::new();
-    for (key, hash) in source {
-        by_key.insert(text(&key), (key, Some(hash), None));
+    for row in source {
+        by_key.insert(row.matched, (row.key, Some(row.hash), None));
     }
-    for (key, hash) in target {
-        by_key.entry(text(&key)).or_insert_with(|| (key, None, None)).2 = Some(hash);
+    for row in target {
+        by_key.entry(row.matched).or_insert_with(|| (row.key, None, None)).2 = Some(row.hash);
     }
     by_key.into_values().filter(|(_, s, t)| s != t).collect()
 }
@@ -195,7 +195,11 @@ mod tests {
 
     #[test]
     fn keys_differ_when_missing_extra_or_changed_and_not_otherwise() {
-        let row = |k: i64, h: &str| (vec![Value::Int(k)], h.to_owned());
+        let row = |k: i64, h: &str| HashedRow {
+            key: vec![Value::Int(k)],
+            matched: k.to_string(),
+            hash: h.to_owned(),
+        };
         let source = vec![row(1, "a"), row(2, "b"), row(3, "c")];
         let target = vec![row(1, "a"), row(3, "x"), row(4, "d")];
         let found: Vec<(i64, Option<String>, Option<String>)> = differing_keys(source, target)
