@@ -1,4 +1,4 @@
-//! Cases an adversarial run found, each a test: keys that page a snapshot
+//! Hard cases, each a test: keys that page a snapshot
 //! only when read back exactly, a GEOMETRY column before text columns,
 //! every character of the multi-byte character sets, XA transactions, table
 //! names Kafka refuses, and a key that changes only by case.

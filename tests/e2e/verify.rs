@@ -168,7 +168,7 @@ async fn tables_that_cannot_be_compared_are_named_with_why_and_the_others_still_
     }
 }
 
-/// What a first adversarial round broke: each case differs on the target,
+/// Hard cases: each differs on the target,
 /// is found, and is repaired without harm to anything else there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hard_cases_are_found_and_repaired_without_touching_anything_else() {
