@@ -169,7 +169,7 @@ pub struct TailArgs {
     /// Stop after this many messages.
     #[arg(long, default_value_t = usize::MAX)]
     pub max: usize,
-    /// Stop after this many seconds (joining a consumer group may take several).
+    /// Stop after this many seconds, whether or not `--max` messages came.
     #[arg(long, default_value_t = 30)]
     pub timeout_s: u64,
 }
