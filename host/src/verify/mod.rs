@@ -14,7 +14,7 @@ use mysql_async::{Conn, Value};
 use self::checksum::{HashedRow, Range, TableSql};
 pub use self::report::{KeyDiff, TableReport, human};
 use crate::mysql::MysqlError;
-use crate::mysql::catalog::table_info;
+use crate::mysql::catalog::{ColumnInfo, table_info};
 
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -47,9 +47,10 @@ pub async fn verify_table(
     table: &str,
     settings: VerifySettings,
 ) -> Result<TableReport, VerifyError> {
-    let (sql, types_differ) = table_sql(source, target, database, table).await?;
-    let mut report = TableReport::new(&sql.name, &sql.key, only_on_one_side(source, target, database, table, &sql).await?);
-    report.types_differ = types_differ;
+    let compared = table_sql(source, target, database, table).await?;
+    let sql = compared.sql;
+    let mut report = TableReport::new(&sql.name, &sql.key, compared.not_compared);
+    report.types_differ = compared.types_differ;
     let mut suspects: Vec<Suspect> = Vec::new();
     let mut after: Option<Vec<Value>> = None;
     loop {
@@ -100,7 +101,7 @@ pub async fn verify_table(
 /// Undecided keys are left alone. Returns the rows changed.
 pub async fn repair(source: &mut Conn, target: &mut Conn, report: &TableReport) -> Result<usize, VerifyError> {
     let (database, table) = report.table.split_once('.').expect("db.table");
-    let (sql, _) = table_sql(source, target, database, table).await?;
+    let sql = table_sql(source, target, database, table).await?.sql;
     let mut changed = 0;
     for diff in report.missing.iter().chain(&report.different).chain(&report.extra) {
         match sql.row(source, &diff.key).await? {
@@ -112,9 +113,18 @@ pub async fn repair(source: &mut Conn, target: &mut Conn, report: &TableReport) 
     Ok(changed)
 }
 
-/// The table's key (the source's; the target's must be the same) and the
-/// columns both servers have; and those of them declared differently.
-async fn table_sql(source: &mut Conn, target: &mut Conn, database: &str, table: &str) -> Result<(TableSql, Vec<String>), VerifyError> {
+/// A table as the two servers declare it.
+struct Compared {
+    /// Its key (the source's; the target's must be the same) and the
+    /// columns both servers have.
+    sql: TableSql,
+    /// Columns only one server has: not compared, but said.
+    not_compared: Vec<String>,
+    /// Columns both have, declared differently.
+    types_differ: Vec<String>,
+}
+
+async fn table_sql(source: &mut Conn, target: &mut Conn, database: &str, table: &str) -> Result<Compared, VerifyError> {
     let problem = |message: String| VerifyError::Table {
         table: format!("{database}.{table}"),
         message,
@@ -137,6 +147,15 @@ async fn table_sql(source: &mut Conn, target: &mut Conn, database: &str, table: 
             on_target.key.join(", ")
         )));
     }
+    let only_on = |side: &str, columns: &[ColumnInfo], other: &[ColumnInfo]| -> Vec<String> {
+        columns
+            .iter()
+            .filter(|c| !other.iter().any(|o| o.name == c.name))
+            .map(|c| format!("{} (only on the {side})", c.name))
+            .collect()
+    };
+    let mut not_compared = only_on("source", &on_source.columns, &on_target.columns);
+    not_compared.extend(only_on("target", &on_target.columns, &on_source.columns));
     let mut types_differ = Vec::new();
     let mut common = Vec::new();
     for column in on_source.columns {
@@ -150,26 +169,11 @@ async fn table_sql(source: &mut Conn, target: &mut Conn, database: &str, table: 
             common.push(column);
         }
     }
-    Ok((TableSql::new(database, table, on_source.key, &common), types_differ))
-}
-
-/// Columns that only one of the servers has: not compared, but said.
-async fn only_on_one_side(
-    source: &mut Conn,
-    target: &mut Conn,
-    database: &str,
-    table: &str,
-    sql: &TableSql,
-) -> Result<Vec<String>, VerifyError> {
-    let mut only = Vec::new();
-    for (side, conn) in [("source", source), ("target", target)] {
-        for column in table_info(conn, database, table).await?.columns {
-            if !sql.columns.contains(&column.name) {
-                only.push(format!("{} (only on the {side})", column.name));
-            }
-        }
-    }
-    Ok(only)
+    Ok(Compared {
+        sql: TableSql::new(database, table, on_source.key, &common),
+        not_compared,
+        types_differ,
+    })
 }
 
 /// A key whose rows differ, with the source's and the target's row hash

@@ -60,12 +60,12 @@ pub struct KafkaSink {
 /// name changes it is said, so that a table named `we"ird 表` neither stops
 /// its pipeline nor lands somewhere unannounced.
 fn legal_topic(name: &mut String, renamed: &mut std::collections::HashSet<String>) {
-    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if name.len() <= 249 && name.chars().all(legal) {
+    use crate::kafka::{MAX_TOPIC_LEN, topic_char};
+    if name.len() <= MAX_TOPIC_LEN && name.chars().all(topic_char) {
         return;
     }
-    let mut fixed: String = name.chars().map(|c| if legal(c) { c } else { '_' }).collect();
-    fixed.truncate(249);
+    let mut fixed: String = name.chars().map(|c| if topic_char(c) { c } else { '_' }).collect();
+    fixed.truncate(MAX_TOPIC_LEN);
     if renamed.insert(name.clone()) {
         tracing::warn!(topic = %fixed, "`{name}` is not a legal Kafka topic name; its records go to `{fixed}`");
     }
