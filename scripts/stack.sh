@@ -9,6 +9,9 @@
 #
 # DIR/stack.env holds SLUICE_MYSQL_URL, SLUICE_KAFKA_BROKERS and the pids.
 #
+# SLUICE_STACK_KAFKA=off: MariaDB alone, e.g. a second site's server beside a
+# first stack (own datadir, port and server id) that shares its broker.
+#
 # SLUICE_STACK_TLS=on: a private CA signs certificates for 127.0.0.1 and for a
 # client, under DIR/tls (SLUICE_STACK_TLS_DIR); MariaDB also takes TLS
 # connections, and the broker is reached only through a TLS front that it
@@ -153,9 +156,13 @@ start() {
 
     echo "$kport" >"$dir/kafka.port"
     echo "$aport" >"$dir/kafka.advertised-port"
-    start_tansu
-    local kpid; kpid="$(cat "$dir/tansu.pid")" front=""
-    if [ ${#tls[@]} -gt 0 ]; then
+    local kpid="" front="" brokers=""
+    if [ "${SLUICE_STACK_KAFKA:-on}" != off ]; then
+        start_tansu
+        kpid="$(cat "$dir/tansu.pid")"
+        brokers="127.0.0.1:$aport"
+    fi
+    if [ ${#tls[@]} -gt 0 ] && [ -n "$kpid" ]; then
         start_tls_front
         front="$(cat "$dir/tls/front.pid")"
     fi
@@ -163,15 +170,16 @@ start() {
     cat >"$dir/stack.env" <<ENV
 SLUICE_MYSQL_URL=mysql://root@127.0.0.1:$mport/
 SLUICE_MYSQL_SOCKET=$dir/mysql/sock
-SLUICE_KAFKA_BROKERS=127.0.0.1:$aport
+SLUICE_KAFKA_BROKERS=$brokers
 SLUICE_STACK_MYSQL_PID=$mpid
 SLUICE_STACK_TANSU_PID=$kpid
 SLUICE_STACK_FRONT_PID=$front
 SLUICE_STACK_TLS_DIR=$([ -n "$front" ] && echo "$dir/tls")
 ENV
     wait_for "MariaDB on 127.0.0.1:$mport" 60 mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot ping
-    wait_for "Tansu on 127.0.0.1:$kport" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$kport"
     echo "MariaDB: mysql://root@127.0.0.1:$mport/ (${binlog[*]}, server-id $server_id)"
+    [ -n "$kpid" ] || return 0
+    wait_for "Tansu on 127.0.0.1:$kport" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$kport"
     if [ -n "$front" ]; then
         wait_for "the broker's TLS front on 127.0.0.1:$aport" 30 bash -c "exec 3<>/dev/tcp/127.0.0.1/$aport"
         echo "Kafka:   127.0.0.1:$aport (TLS, CA $dir/tls/ca.pem; Tansu, memory storage)"
@@ -186,8 +194,8 @@ stop() {
     source "$dir/stack.env"
     mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot shutdown >/dev/null 2>&1 \
         || kill "$SLUICE_STACK_MYSQL_PID" 2>/dev/null || true
-    kill "$SLUICE_STACK_TANSU_PID" ${SLUICE_STACK_FRONT_PID:-} 2>/dev/null || true
-    for pid in "$SLUICE_STACK_MYSQL_PID" "$SLUICE_STACK_TANSU_PID" ${SLUICE_STACK_FRONT_PID:-}; do
+    kill ${SLUICE_STACK_TANSU_PID:-} ${SLUICE_STACK_FRONT_PID:-} 2>/dev/null || true
+    for pid in "$SLUICE_STACK_MYSQL_PID" ${SLUICE_STACK_TANSU_PID:-} ${SLUICE_STACK_FRONT_PID:-}; do
         await_exit "$pid"
     done
     rm -f "$dir/stack.env"

@@ -273,7 +273,7 @@ async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(Measured, u
         for record in &records {
             let key = batch.write(|out| encoder.write_key(record, out));
             let payload = batch.write(|out| encoder.write_value(record, now, out));
-            batch.push("bench.bare", key, payload, encode::headers(record, &mut dedup));
+            batch.push("bench.bare", key, payload, encode::headers(record, None, &mut dedup));
         }
         bytes += batch.payload_bytes();
         batches.push(batch);

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod formats;
 pub mod kafka;
 pub mod mysql;
+pub mod origin;
 pub mod pipeline;
 pub mod plugin;
 pub mod positions;

@@ -22,6 +22,9 @@ pub enum FailureKind {
     Undecodable,
     /// Not a plugin's failure: the sink could not write the record.
     Unwritable,
+    /// Not a plugin's failure: the change lost to the target's row under
+    /// the sink's conflict rule.
+    Conflict,
 }
 
 impl FailureKind {
@@ -34,6 +37,7 @@ impl FailureKind {
             FailureKind::BadOutput => "bad-output",
             FailureKind::Undecodable => "undecodable",
             FailureKind::Unwritable => "unwritable",
+            FailureKind::Conflict => "conflict",
         }
     }
 }
@@ -108,11 +112,20 @@ impl Rejected {
 
     /// A record its sink (`sink:kafka`, `sink:mysql`) cannot write.
     pub fn unwritable(record: Record, sink: &str, reason: String) -> Self {
+        Self::by_sink(record, sink, FailureKind::Unwritable, reason)
+    }
+
+    /// A change that lost to the target's row under the sink's conflict rule.
+    pub fn conflict(record: Record, sink: &str, reason: String) -> Self {
+        Self::by_sink(record, sink, FailureKind::Conflict, reason)
+    }
+
+    fn by_sink(record: Record, sink: &str, kind: FailureKind, reason: String) -> Self {
         Rejected {
             record,
             plugin: sink.into(),
             version: String::new(),
-            failure: RecordFailure::new(FailureKind::Unwritable, reason),
+            failure: RecordFailure::new(kind, reason),
         }
     }
 }

@@ -30,6 +30,12 @@ impl LocalStack {
         Self::start_with(&[("SLUICE_STACK_TLS", "on")])
     }
 
+    /// A second site's MariaDB alone (its own datadir, port and server id),
+    /// for pipelines that share another stack's broker.
+    pub fn start_mysql_only() -> LocalStack {
+        Self::start_with(&[("SLUICE_STACK_KAFKA", "off")])
+    }
+
     fn start_with(settings: &[(&str, &str)]) -> LocalStack {
         let dir = tempfile::Builder::new().prefix("sluice-stack-").tempdir().expect("temp dir");
         let output = Command::new("bash")
@@ -39,6 +45,7 @@ impl LocalStack {
             // Only what this stack asks for, whatever the caller's environment says.
             .env_remove("SLUICE_STACK_BINLOG")
             .env_remove("SLUICE_STACK_TLS")
+            .env_remove("SLUICE_STACK_KAFKA")
             .envs(settings.iter().copied())
             .output()
             .expect("run stack.sh");

@@ -418,8 +418,16 @@ fn plugin_new_scaffolds_a_crate_that_builds_and_passes_records() {
 fn every_example_pipeline_file_passes_check() {
     // SAFETY: no other test reads this variable.
     unsafe { std::env::set_var("SLUICE_MYSQL_PASSWORD", "pw") };
+    for (name, value) in [
+        ("SITE_A_URL", "mysql://sluice:pw@127.0.0.1:3306/"),
+        ("SITE_B_URL", "mysql://sluice:pw@127.0.0.1:3307/"),
+        ("KAFKA_BROKERS", "127.0.0.1:9092"),
+    ] {
+        // SAFETY: as above.
+        unsafe { std::env::set_var(name, value) };
+    }
     plugins_dir();
-    for name in ["pipeline.toml", "aggregate.toml", "logs.toml"] {
+    for name in ["pipeline.toml", "aggregate.toml", "logs.toml", "bidirectional.toml"] {
         let path = sluice_testkit::repo_root().join("examples").join(name);
         let run = sluice(&["check", path.to_str().unwrap()], "");
         assert_eq!(run.code, 0, "examples/{name}: {}{}", run.out, run.err);

@@ -134,7 +134,7 @@ drop = ["XX"]"#,
     );
 
     let sink_config: KafkaSinkConfig = toml::from_str(&format!("brokers = \"{}\"", stack.kafka_brokers())).unwrap();
-    let mut sink = KafkaSink::new(&sink_config, "users").unwrap();
+    let mut sink = KafkaSink::new(&sink_config, "users", None).unwrap();
     assert!(sink.prepare(&out.records).is_empty(), "no record is too large");
     let (acks, refused) = sink.send(&out.records).await.unwrap();
     acks.wait().await.unwrap();

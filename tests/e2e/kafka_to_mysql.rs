@@ -466,7 +466,7 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
         "p",
     )
     .unwrap();
-    let mut sink = MysqlSink::connect(&config, "p").await.unwrap();
+    let mut sink = MysqlSink::connect(&config, "p", None).await.unwrap();
     let mut planner = RowPlanner::connect(&config, "p").await.unwrap();
     let schema = std::sync::Arc::new(Schema {
         database: "shop".into(),
@@ -511,11 +511,11 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
     };
     records.push(raw);
     let next = [(("shop.t".to_owned(), 0), 11)].into_iter().collect();
-    let unwritable = sink
+    let applied = sink
         .apply(&planner.plan(records.clone()).await.unwrap(), &next, &[], &dlq)
         .await
         .unwrap();
-    assert_eq!(unwritable, 1);
+    assert_eq!(applied.unwritable, 1);
     let rows: Vec<(i32, i32)> = db.query("SELECT id, v FROM shop.t ORDER BY id").await.unwrap();
     assert_eq!(rows, [(0, 9), (1, 7), (2, 8)], "the last change per key");
     let key: String = db
@@ -536,8 +536,8 @@ async fn the_sink_skips_records_it_already_applied_and_creates_missing_tables() 
     };
     again.push(newer);
     let next = [(("shop.t".to_owned(), 0), 12)].into_iter().collect();
-    let unwritable = sink.apply(&planner.plan(again).await.unwrap(), &next, &[], &dlq).await.unwrap();
-    assert_eq!(unwritable, 0);
+    let applied = sink.apply(&planner.plan(again).await.unwrap(), &next, &[], &dlq).await.unwrap();
+    assert_eq!(applied.unwritable, 0);
     let rows: Vec<(i32, i32)> = db.query("SELECT id, v FROM shop.t ORDER BY id").await.unwrap();
     assert_eq!(rows, [(0, 0), (1, -1), (2, -1)]);
     assert_eq!(

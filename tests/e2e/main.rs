@@ -2,6 +2,7 @@
 //! a real Tansu broker. One binary keeps link time down.
 mod architecture;
 mod bad_input;
+mod bidirectional;
 pub mod binlog_to_kafka;
 mod cli;
 pub mod crash_resume;

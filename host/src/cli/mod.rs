@@ -57,14 +57,23 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// A pipeline file: with --pipeline, compare that pipeline's MySQL source
+    /// with the MySQL server the file's pipeline reading its topics writes to.
+    #[arg(requires = "pipeline")]
+    pub file: Option<PathBuf>,
+    /// The pipeline (of FILE) whose source holds the rows that are right.
+    #[arg(long, requires = "file")]
+    pub pipeline: Option<String>,
     /// The server whose rows are right: mysql://user:password@host:port/
-    #[arg(long)]
-    pub source: String,
-    /// The server compared with it.
-    #[arg(long)]
-    pub target: String,
-    /// Tables to compare, database.table, comma-separated or repeated.
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, required_unless_present = "pipeline", conflicts_with = "pipeline")]
+    pub source: Option<String>,
+    /// The server compared with it (with --pipeline: instead of the one the
+    /// file's pipelines write to).
+    #[arg(long, required_unless_present = "pipeline")]
+    pub target: Option<String>,
+    /// Tables to compare, database.table, comma-separated or repeated (with
+    /// --pipeline: the tables it reads).
+    #[arg(long, value_delimiter = ',', required_unless_present = "pipeline", conflicts_with = "pipeline")]
     pub tables: Vec<String>,
     /// Print JSON instead of a table.
     #[arg(long)]

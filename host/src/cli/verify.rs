@@ -5,13 +5,22 @@ use anyhow::Context;
 
 use super::VerifyArgs;
 use crate::secret::Secret;
-use crate::verify::{TableReport, VerifyError, VerifySettings, human, repair, verify_table};
+use crate::verify::{PipelineSource, TablePair, TableReport, VerifyError, VerifySettings, human, repair, verify_table};
 
 /// `sluice verify`: compares tables between two MySQL servers; exit 0 when
 /// they hold the same rows, 1 when anything differs (or cannot be decided).
 /// With `--repair`, the target is made to match the source, and compared again.
 pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
-    let (source_url, target_url) = (secret(&args.source), secret(&args.target));
+    let from_file = match (&args.file, &args.pipeline) {
+        (Some(file), Some(name)) => Some(PipelineSource::load(file, name).with_context(|| file.display().to_string())?),
+        _ => None,
+    };
+    let source_url = match (&from_file, &args.source) {
+        (Some(pipeline), _) => pipeline.url.clone(),
+        (None, Some(url)) => secret(url),
+        (None, None) => anyhow::bail!("give --source URL, or FILE --pipeline NAME"),
+    };
+    let target_url = args.target.as_deref().map(secret);
     let settings = VerifySettings {
         chunk_rows: args.chunk_rows.max(1),
         recheck: Duration::from_millis(args.recheck_ms),
@@ -19,13 +28,24 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let reports = runtime.block_on(async {
         let mut source = connect(&source_url, "source").await?;
+        let (tables, target_url) = match &from_file {
+            Some(pipeline) => {
+                let pairs = pipeline.tables(&mut source, target_url.as_ref()).await?;
+                let target = match target_url {
+                    Some(url) => url,
+                    None => one_target(&pairs)?,
+                };
+                (pairs.into_iter().map(|p| p.source).collect(), target)
+            }
+            None => (args.tables.clone(), target_url.expect("clap requires --target")),
+        };
         let mut target = connect(&target_url, "target").await?;
         for conn in [&mut source, &mut target] {
             // TIMESTAMP columns print in the session's zone: the same on both.
             mysql_async::prelude::Queryable::query_drop(conn, "SET time_zone = '+00:00'").await?;
         }
         let mut reports = Vec::new();
-        for table in &args.tables {
+        for table in &tables {
             let (database, name) = table
                 .split_once('.')
                 .with_context(|| format!("--tables: `{table}` is not database.table"))?;
@@ -52,6 +72,18 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
         write!(out, "{}", human(&reports))?;
     }
     Ok(if reports.iter().all(TableReport::equal) { 0 } else { 1 })
+}
+
+/// The one server the pipeline's tables are written into.
+fn one_target(pairs: &[TablePair]) -> anyhow::Result<Secret> {
+    let mut urls = pairs.iter().filter_map(|p| p.target_url.as_ref());
+    let first = urls
+        .next()
+        .context("no table of the pipeline is written to a MySQL server of the file")?;
+    if urls.any(|url| url.expose() != first.expose()) {
+        anyhow::bail!("the pipeline's tables are written to more than one server: give --target URL");
+    }
+    Ok(first.clone())
 }
 
 /// How long a server has to accept the connection: one that takes it and

@@ -24,6 +24,10 @@ pub struct PipelineFile {
     /// process with a non-zero exit.
     #[serde(default)]
     pub keep_running: bool,
+    /// The id of the site whose MySQL the file's pipelines read and write,
+    /// for bidirectional sync: changes made here carry it as their origin.
+    #[serde(default)]
+    pub site: Option<String>,
     #[serde(rename = "pipeline")]
     pub pipelines: Vec<PipelineConfig>,
 }
@@ -32,6 +36,9 @@ pub struct PipelineFile {
 #[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     pub name: String,
+    /// The pipeline's site, when it is not the file's.
+    #[serde(default)]
+    pub site: Option<String>,
     pub source: SourceConfig,
     /// Applied in order; each plugin's outputs feed the next.
     #[serde(default)]
@@ -95,6 +102,37 @@ impl PipelineConfig {
             takes,
             given: self.source.kind(),
         })
+    }
+}
+
+impl PipelineConfig {
+    /// The site id, and the origins a binlog source forwards, are site ids;
+    /// forwarding needs a site to forward from.
+    fn check_origins(&self) -> Result<(), FileProblem> {
+        let problem = |message| FileProblem::Site {
+            pipeline: self.name.clone(),
+            message,
+        };
+        let forward = match &self.source {
+            SourceConfig::MysqlBinlog(source) => source.forward_origins.as_slice(),
+            _ => &[],
+        };
+        if let Some(site) = &self.site {
+            crate::origin::check_site(site).map_err(problem)?;
+        } else if !forward.is_empty() {
+            return Err(problem(
+                "source.forward_origins needs the site this pipeline runs at: set `site` at the top of the file or in the pipeline".into(),
+            ));
+        }
+        for origin in forward {
+            crate::origin::check_site(origin).map_err(|m| problem(format!("source.forward_origins: {m}")))?;
+            if Some(origin) == self.site.as_ref() {
+                return Err(problem(format!(
+                    "source.forward_origins names `{origin}`, this pipeline's own site, whose changes are always published: remove it"
+                )));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -164,12 +202,17 @@ impl PipelineFile {
         let mut table: toml::Table = toml::from_str(text)?;
         expand_env(&mut table, &env)?;
         crate::redact::register_in_toml(&table);
-        let file = match PipelineFile::deserialize(table) {
+        let mut file = match PipelineFile::deserialize(table) {
             Ok(file) => file,
             // The text as written gives the error its line and column; it
             // holds no value from the environment.
             Err(e) => return Err(toml::from_str::<PipelineFile>(text).err().unwrap_or(e).into()),
         };
+        for pipeline in &mut file.pipelines {
+            if pipeline.site.is_none() {
+                pipeline.site = file.site.clone();
+            }
+        }
         file.validate()?;
         Ok(file)
     }
@@ -209,6 +252,7 @@ impl PipelineFile {
                 return Err(FileProblem::BadName(p.name.clone()));
             }
             p.check_pairing()?;
+            p.check_origins()?;
             for step in &p.plugins {
                 if let Err(message) = step.limits.check() {
                     return Err(FileProblem::Limits {

@@ -47,6 +47,8 @@ pub enum FileProblem {
         takes: &'static str,
         given: &'static str,
     },
+    #[error("pipeline `{pipeline}`: {message}")]
+    Site { pipeline: String, message: String },
     #[error("pipeline `{pipeline}`: plugins.limits of `{plugin}`: {message}")]
     Limits { pipeline: String, plugin: String, message: String },
 }

@@ -30,6 +30,7 @@ impl SinkConfig {
             }
             SinkConfig::Mysql(c) => {
                 Destination::check("table", &c.table)?;
+                c.check_conflict().map_err(SinkError::Settings)?;
                 crate::mysql::check_settings(&c.url, c.tls.as_ref())?;
             }
         }

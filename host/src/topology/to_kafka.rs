@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::acks::InOrderAcks;
 use super::{BatchSource, PipelineError, on_own_thread, read_ahead};
+use crate::origin::EchoFilter;
 use crate::pipeline::PipelineConfig;
 use crate::plugin::PluginHost;
 use crate::positions::PositionStore;
@@ -68,7 +69,8 @@ pub async fn run(
 ) -> Result<(), PipelineError> {
     let store = PositionStore::new(state_dir, &config.name);
     let mut chain = PluginChain::start(host, config.plugins.clone()).await?;
-    let mut sink = KafkaSink::new(sink_config, &config.name)?;
+    let site = config.site.as_deref();
+    let mut sink = KafkaSink::new(sink_config, &config.name, site)?;
     sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &sink_config.properties, &config.name)?
         .with_on_error(config.on_error);
@@ -79,7 +81,15 @@ pub async fn run(
         store,
         saved_at: Instant::now(),
     };
-    let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |batch: SourceBatch| {
+    let forward = match &config.source {
+        SourceConfig::MysqlBinlog(source) => source.forward_origins.as_slice(),
+        _ => &[],
+    };
+    let echo = EchoFilter::capture(site, forward);
+    let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |mut batch: SourceBatch| {
+        // Before any plugin: changes another site made, applied here, are
+        // that site's to publish.
+        let echoes = echo.as_ref().map_or(0, |echo| echo.retain(&mut batch.records));
         let mut out = if batch.records.is_empty() {
             ChainOutput::default()
         } else {
@@ -93,10 +103,12 @@ pub async fn run(
         );
         TransformedBatch {
             out,
+            echoes,
             checkpoint: batch.checkpoint,
             finished: batch.finished,
         }
     });
+    let mut echoes = 0u64;
     ran.store(true, Ordering::Relaxed);
     tracing::info!(pipeline = %config.name, "running");
     let mut in_flight: InOrderAcks<SourcePosition, SinkError> = InOrderAcks::new();
@@ -115,8 +127,9 @@ pub async fn run(
                 break;
             }
             let mut out = batch.out;
+            echoes += batch.echoes as u64;
             tracing::debug!(pipeline = %config.name, records = out.records.len(), dead_letters = out.rejected.len(),
-                position = ?batch.checkpoint, "batch");
+                echoes = batch.echoes, position = ?batch.checkpoint, "batch");
             let acks = if out.records.is_empty() && out.rejected.is_empty() {
                 None
             } else {
@@ -159,7 +172,7 @@ pub async fn run(
     }
     positions.save(in_flight.take_acked())?;
     result?;
-    tracing::info!(pipeline = %config.name, "stopped");
+    tracing::info!(pipeline = %config.name, echoes_dropped = echoes, "stopped");
     Ok(())
 }
 
@@ -182,6 +195,8 @@ impl BatchSource for Source {
 /// not decode among the rejected.
 struct TransformedBatch {
     out: ChainOutput,
+    /// Changes of other sites dropped before the plugins.
+    echoes: usize,
     checkpoint: Option<SourcePosition>,
     finished: bool,
 }

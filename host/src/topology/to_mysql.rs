@@ -10,12 +10,13 @@ use tokio::sync::{mpsc, watch};
 
 use super::{BatchSource, PipelineError, on_own_thread, read_ahead};
 use crate::kafka::Offsets;
+use crate::origin::EchoFilter;
 use crate::pipeline::PipelineConfig;
 use crate::plugin::PluginHost;
 use crate::record::Record;
 use crate::rejected::Rejected;
 use crate::sinks::dead_letter::DeadLetterQueue;
-use crate::sinks::mysql::{MysqlSink, MysqlSinkConfig, Plan, RowPlanner};
+use crate::sinks::mysql::{Applied, ConflictRule, MysqlSink, MysqlSinkConfig, Plan, RowPlanner};
 use crate::sources::SourceError;
 use crate::sources::kafka::{KafkaBatch, KafkaSource, KafkaSourceConfig, OffsetCommitter};
 use crate::transforms::{ChainOutput, PluginChain};
@@ -37,16 +38,26 @@ pub async fn run(
     let mut chain = PluginChain::start(host, config.plugins.clone()).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &source_config.properties, &config.name)?
         .with_on_error(config.on_error);
-    let mut sink = MysqlSink::connect(sink_config, &config.name).await?;
+    let mut sink = MysqlSink::connect(sink_config, &config.name, config.site.as_deref()).await?;
+    if config.site.is_some() && sink_config.conflict == ConflictRule::SourceWins {
+        tracing::warn!(pipeline = %config.name, "conflict = \"source-wins\": when two sites change one key at about the same time, \
+            each keeps the other's change and they differ; set conflict = \"last-writer-wins\" and version_column");
+    }
     let mut planner = RowPlanner::connect(sink_config, &config.name).await?;
     let source = KafkaSource::connect(source_config, &sink.applied_offsets().await?)?;
     let committer = source.committer();
+    let echo = EchoFilter::apply(config.site.as_deref());
     // The plugins (on their thread) and the planner work on the next batch
     // while the sink writes this one.
-    let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |batch: KafkaBatch| Transformed {
-        out: chain.run(batch.records),
-        undecodable: batch.undecodable,
-        next_offsets: batch.next_offsets,
+    let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |mut batch: KafkaBatch| {
+        // Before any plugin: this site's own changes, come back, are applied here already.
+        let echoes = echo.as_ref().map_or(0, |echo| echo.retain(&mut batch.records));
+        Transformed {
+            out: chain.run(batch.records),
+            echoes,
+            undecodable: batch.undecodable,
+            next_offsets: batch.next_offsets,
+        }
     });
     let (to_writer, written) = mpsc::channel(1);
     let writer = tokio::spawn(write_batches(sink, dead_letters, committer, written, config.name.clone()));
@@ -54,11 +65,13 @@ pub async fn run(
     tracing::info!(pipeline = %config.name, "running");
     // The reader hands over a batch, empty or not, at least every BATCH_WAIT:
     // a writer that failed is noticed then, not only when data comes.
+    let mut echoes = 0u64;
     while !*stop.borrow() && !writer.is_finished() {
         let batch = batches.recv().await.expect("the reader sends its error before it ends")?;
         if batch.next_offsets.is_empty() {
             continue;
         }
+        echoes += batch.echoes as u64;
         let mut dead = batch.out.rejected;
         dead.extend(
             batch
@@ -78,14 +91,16 @@ pub async fn run(
     }
     // The writer finishes what it was handed before it ends.
     drop(to_writer);
-    writer.await.expect("the MySQL writer does not panic")?;
-    tracing::info!(pipeline = %config.name, "stopped");
+    let conflicts = writer.await.expect("the MySQL writer does not panic")?;
+    tracing::info!(pipeline = %config.name, echoes_dropped = echoes, conflicts_lost = conflicts, "stopped");
     Ok(())
 }
 
 /// A consumed batch after the plugin chain.
 struct Transformed {
     out: ChainOutput,
+    /// The site's own changes dropped before the plugins.
+    echoes: usize,
     undecodable: Vec<(Record, String)>,
     next_offsets: Offsets,
 }
@@ -98,23 +113,26 @@ struct Write {
 }
 
 /// Applies batches in the order they come; after each commit tells the group
-/// how far this member got.
+/// how far this member got. Returns how many changes lost a conflict.
 async fn write_batches(
     mut sink: MysqlSink,
     dead_letters: DeadLetterQueue,
     committer: OffsetCommitter,
     mut batches: mpsc::Receiver<Write>,
     pipeline: String,
-) -> Result<(), PipelineError> {
+) -> Result<u64, PipelineError> {
+    let mut lost = 0u64;
     while let Some(write) = batches.recv().await {
-        let unwritable = sink.apply(&write.plan, &write.next_offsets, &write.dead, &dead_letters).await?;
+        let Applied { unwritable, conflicts } = sink.apply(&write.plan, &write.next_offsets, &write.dead, &dead_letters).await?;
         if unwritable > 0 {
             tracing::warn!(pipeline = %pipeline, unwritable, "records the MySQL sink could not write went to the dead-letter queue");
         }
+        lost += conflicts as u64;
         committer.commit(&write.next_offsets)?;
-        tracing::debug!(pipeline = %pipeline, offsets = ?write.next_offsets, dead_letters = write.dead.len(), unwritable, "batch committed");
+        tracing::debug!(pipeline = %pipeline, offsets = ?write.next_offsets, dead_letters = write.dead.len(), unwritable, conflicts,
+            "batch committed");
     }
-    Ok(())
+    Ok(lost)
 }
 
 impl BatchSource for KafkaSource {

@@ -4,6 +4,7 @@
 //! every differing key is looked at again after a pause, so a change still
 //! on its way is not reported as a difference.
 mod checksum;
+mod pairing;
 mod report;
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use mysql_async::{Conn, Value};
 
 use self::checksum::{HashedRow, Range, TableSql};
+pub use self::pairing::{PairingError, PipelineSource, TablePair};
 pub use self::report::{KeyDiff, TableReport, human};
 use crate::mysql::MysqlError;
 use crate::mysql::catalog::{ColumnInfo, table_info};

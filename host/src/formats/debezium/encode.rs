@@ -33,6 +33,8 @@ pub struct MessageEncoder {
     format: ValueFormat,
     /// `"source":{"version":…,"connector":"mysql","name":"<pipeline>"`
     source_head: Vec<u8>,
+    /// The site a record without an origin of its own was made at.
+    site: Option<Box<str>>,
     /// By schema address; each entry holds the Arc that keeps its schema,
     /// and so that address, taken.
     tables: HashMap<usize, (Arc<Schema>, TableJson)>,
@@ -84,8 +86,15 @@ impl MessageEncoder {
         MessageEncoder {
             format,
             source_head,
+            site: None,
             tables: HashMap::new(),
         }
+    }
+
+    /// Names `site` as the origin of the records that name none.
+    pub fn with_site(mut self, site: Option<&str>) -> Self {
+        self.site = site.map(Into::into);
+        self
     }
 
     /// Takes the map rather than `self`, so the caller may still read the
@@ -156,6 +165,11 @@ impl MessageEncoder {
         out.extend_from_slice(b",\"gtid\":");
         match gtid {
             Some(g) => write_str(out, g),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"origin\":");
+        match crate::origin::origin_of(record).or(self.site.as_deref()) {
+            Some(origin) => write_str(out, origin),
             None => out.extend_from_slice(b"null"),
         }
         out.extend_from_slice(match record.op {
@@ -273,8 +287,9 @@ fn write_position(out: &mut String, position: &Position) {
     position.write_text(out);
 }
 
-/// The record's headers; `dedup` is scratch space, reused from message to message.
-pub fn headers(record: &Record, dedup: &mut String) -> OwnedHeaders {
+/// The record's headers, with `site` as its origin when it names none;
+/// `dedup` is scratch space, reused from message to message.
+pub fn headers(record: &Record, site: Option<&str>, dedup: &mut String) -> OwnedHeaders {
     // The dedup id is stable across re-deliveries of the same source change,
     // so a consumer can drop duplicates after a restart: table plus source
     // position, which is its tail.
@@ -287,7 +302,7 @@ pub fn headers(record: &Record, dedup: &mut String) -> OwnedHeaders {
     }
     let at = dedup.len();
     write_position(dedup, &record.position);
-    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 2)
+    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len() + 3)
         .insert(KafkaHeader {
             key: POSITION_HEADER,
             value: Some(&dedup.as_bytes()[at..]),
@@ -302,7 +317,13 @@ pub fn headers(record: &Record, dedup: &mut String) -> OwnedHeaders {
             value: Some(&h.value),
         });
     }
-    headers
+    match site {
+        Some(site) if crate::origin::origin_of(record).is_none() => headers.insert(KafkaHeader {
+            key: crate::origin::ORIGIN_HEADER,
+            value: Some(site.as_bytes()),
+        }),
+        _ => headers,
+    }
 }
 
 #[cfg(test)]
@@ -410,7 +431,7 @@ mod tests {
             "source": {
                 "version": concat!("sluice-", env!("CARGO_PKG_VERSION")), "connector": "mysql", "name": "pipe\"line",
                 "ts_ms": 1_700_000_000_000i64, "db": "shop\"db", "table": "line\nitems", "snapshot": false,
-                "file": "binlog.000003", "pos": 1234, "row": 2, "gtid": "0-1-42"
+                "file": "binlog.000003", "pos": 1234, "row": 2, "gtid": "0-1-42", "origin": null
             },
             "op": "u",
             "ts_ms": 99
@@ -435,6 +456,13 @@ mod tests {
         );
         assert_eq!(envelope["source"].get("file"), None, "a snapshot row has no binlog file");
         assert_eq!(envelope["source"]["gtid"], json!(null));
+
+        // The origin: the record's own, else the encoder's site.
+        let mut at_site = MessageEncoder::new(ValueFormat::Debezium, "p").with_site(Some("eu"));
+        assert_eq!(parse(value(&mut at_site, &update, 1))["source"]["origin"], json!("eu"));
+        let mut forwarded = update.clone();
+        crate::origin::set_origin(&mut forwarded, "us\"1");
+        assert_eq!(parse(value(&mut at_site, &forwarded, 1))["source"]["origin"], json!("us\"1"));
 
         let mut flat = MessageEncoder::new(ValueFormat::Flat, "p");
         assert_eq!(parse(value(&mut flat, &update, 0)), row_json());

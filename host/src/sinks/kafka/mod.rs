@@ -52,7 +52,8 @@ pub struct KafkaSink {
     /// Names made legal for Kafka, each warned of once.
     renamed: std::collections::HashSet<String>,
     /// The record each prepared message is of.
-    origins: Vec<usize>,
+    record_of: Vec<usize>,
+    site: Option<Box<str>>,
 }
 
 /// Kafka takes topic names of `[a-zA-Z0-9._-]`, at most 249 characters:
@@ -73,18 +74,20 @@ fn legal_topic(name: &mut String, renamed: &mut std::collections::HashSet<String
 }
 
 impl KafkaSink {
-    pub fn new(config: &KafkaSinkConfig, pipeline: &str) -> Result<Self, SinkError> {
+    /// A sink whose messages name `site` as the origin of records that name none.
+    pub fn new(config: &KafkaSinkConfig, pipeline: &str, site: Option<&str>) -> Result<Self, SinkError> {
         Ok(KafkaSink {
             producer: producer(&config.brokers, &config.properties)?,
             topic: Destination::new(&config.topic, pipeline),
-            encoder: MessageEncoder::new(config.format, pipeline),
+            encoder: MessageEncoder::new(config.format, pipeline).with_site(site),
+            site: site.map(Into::into),
             tombstones: config.tombstones,
             topic_name: String::new(),
             dedup: String::new(),
             messages: Outgoing::with_capacity(0),
             max_message_bytes: config.properties.max_message_bytes(),
             renamed: Default::default(),
-            origins: Vec::new(),
+            record_of: Vec::new(),
         })
     }
 
@@ -102,13 +105,13 @@ impl KafkaSink {
         let messages = &mut self.messages;
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut too_large = Vec::new();
-        self.origins.clear();
+        self.record_of.clear();
         for (index, record) in records.iter().enumerate() {
             self.topic.fill_into(record, &mut self.topic_name);
             legal_topic(&mut self.topic_name, &mut self.renamed);
             let key = messages.write(|out| self.encoder.write_key(record, out));
             let payload = messages.write(|out| self.encoder.write_value(record, now_ms, out));
-            let headers = debezium::headers(record, &mut self.dedup);
+            let headers = debezium::headers(record, self.site.as_deref(), &mut self.dedup);
             let size = wire_size(key.as_ref(), payload.as_ref(), &headers);
             if size > self.max_message_bytes {
                 too_large.push(Rejected::unwritable(
@@ -123,10 +126,10 @@ impl KafkaSink {
             } else if self.tombstones && record.op == Op::Delete && key.is_some() {
                 messages.push(&self.topic_name, key.clone(), payload, headers.clone());
                 messages.push(&self.topic_name, key, None, headers);
-                self.origins.extend([index, index]);
+                self.record_of.extend([index, index]);
             } else {
                 messages.push(&self.topic_name, key, payload, headers);
-                self.origins.push(index);
+                self.record_of.push(index);
             }
         }
         too_large
@@ -141,7 +144,7 @@ impl KafkaSink {
             .into_iter()
             .map(|message| {
                 Rejected::unwritable(
-                    records[self.origins[message]].clone(),
+                    records[self.record_of[message]].clone(),
                     "sink:kafka",
                     format!(
                         "librdkafka refused its message as over the producer's message.max.bytes of {}",

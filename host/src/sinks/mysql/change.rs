@@ -126,13 +126,25 @@ impl Change {
             Change::Delete(key) => key.clone(),
             Change::Upsert(values) if mode == WriteMode::Update => {
                 let mut params: Vec<Wire> = values.iter().map(|(_, v)| v.clone()).collect();
-                for k in &target.key {
-                    let index = target.column(k).expect("key columns are columns");
-                    params.extend(values.iter().find(|(c, _)| *c == index).map(|(_, v)| v.clone()));
-                }
+                params.extend(self.key(target));
                 params
             }
             Change::Upsert(values) => values.iter().map(|(_, v)| v.clone()).collect(),
+        }
+    }
+
+    /// The row's key values, in the table's key order.
+    pub fn key(&self, target: &TargetTable) -> Vec<Wire> {
+        match self {
+            Change::Delete(key) => key.clone(),
+            Change::Upsert(values) => target
+                .key
+                .iter()
+                .filter_map(|k| {
+                    let index = target.column(k)?;
+                    values.iter().find(|(c, _)| *c == index).map(|(_, v)| v.clone())
+                })
+                .collect(),
         }
     }
 

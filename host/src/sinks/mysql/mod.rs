@@ -4,6 +4,8 @@
 //! written (no such table, no primary key, a value that does not fit) is
 //! handed back for the dead-letter queue; the rest of the batch goes on.
 mod change;
+mod conflict;
+mod marker;
 mod offsets;
 mod plan;
 mod target;
@@ -11,9 +13,12 @@ mod target;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Transaction, TxOpts, Value as Wire};
+use mysql_async::{Conn, IsolationLevel, Transaction, TxOpts, Value as Wire};
 use serde::Deserialize;
 
+pub use self::conflict::ConflictRule;
+use self::conflict::Judge;
+use self::marker::MarkerTable;
 use self::offsets::OffsetsTable;
 use self::plan::Planned;
 pub use self::plan::{Plan, RowPlanner};
@@ -55,9 +60,43 @@ pub struct MysqlSinkConfig {
     /// apply after its upserts.
     #[serde(default)]
     pub accumulate: Vec<String>,
-    /// Database of the `sluice_offsets` table.
+    /// Database of the `sluice_offsets` table, and of the `sluice_origin`
+    /// marker table.
     #[serde(default = "default_offsets_database")]
     pub offsets_database: String,
+    /// Which change wins when the target row was changed too (bidirectional
+    /// sync): `source-wins`, `last-writer-wins` or `target-wins`.
+    #[serde(default)]
+    pub conflict: ConflictRule,
+    /// The column `last-writer-wins` and `target-wins` compare: a DATETIME(6)
+    /// or TIMESTAMP(6) the writers set, or a counter they raise.
+    #[serde(default)]
+    pub version_column: Option<String>,
+    /// Send the changes that lose a conflict to the dead-letter queue (kind
+    /// `conflict`); they are counted either way.
+    #[serde(default)]
+    pub dead_letter_conflicts: bool,
+}
+
+impl MysqlSinkConfig {
+    /// The conflict settings agree with each other.
+    pub fn check_conflict(&self) -> Result<(), String> {
+        match (self.conflict, &self.version_column) {
+            (ConflictRule::SourceWins, Some(column)) => Err(format!(
+                "version_column = \"{column}\" is only compared by conflict = \"last-writer-wins\" or \"target-wins\": set one, or remove version_column"
+            )),
+            (ConflictRule::SourceWins, None) if self.dead_letter_conflicts => Err(
+                "dead_letter_conflicts: with conflict = \"source-wins\" no change loses; set conflict, or remove dead_letter_conflicts"
+                    .into(),
+            ),
+            (ConflictRule::LastWriterWins | ConflictRule::TargetWins, None) => Err(
+                "conflict = \"last-writer-wins\" and \"target-wins\" compare a version column: set version_column (e.g. \"updated_at\")"
+                    .into(),
+            ),
+            (_, Some(column)) if column.trim().is_empty() => Err("version_column is empty: name a column".into()),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -96,6 +135,11 @@ pub enum MysqlSinkError {
 }
 
 impl MysqlSinkError {
+    /// The transaction was chosen as a deadlock's victim (and rolled back).
+    fn is_deadlock(&self) -> bool {
+        matches!(self, MysqlSinkError::Mysql(mysql_async::Error::Server(e)) if e.code == 1213)
+    }
+
     /// Whether trying again later may succeed: the server down or restarting.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -111,17 +155,33 @@ pub struct MysqlSink {
     conn: SinkConnection,
     config: MysqlSinkConfig,
     offsets: OffsetsTable,
+    markers: MarkerTable,
+    site: Option<String>,
+}
+
+/// What one batch did besides writing rows.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Records the server or the plan refused, sent to the dead-letter queue.
+    pub unwritable: usize,
+    /// Changes that lost to the target's row under the conflict rule.
+    pub conflicts: usize,
 }
 
 impl MysqlSink {
-    pub async fn connect(config: &MysqlSinkConfig, pipeline: &str) -> Result<Self, MysqlSinkError> {
+    /// A sink at `site` (the site it breaks ties for under last-writer-wins).
+    pub async fn connect(config: &MysqlSinkConfig, pipeline: &str, site: Option<&str>) -> Result<Self, MysqlSinkError> {
         let mut conn = SinkConnection::open(config, pipeline).await?;
         let offsets = OffsetsTable::new(&config.offsets_database, pipeline);
         offsets.create(conn.get(), &config.offsets_database).await?;
+        let markers = MarkerTable::new(&config.offsets_database, pipeline);
+        markers.create(conn.get()).await?;
         Ok(MysqlSink {
             conn,
             config: config.clone(),
             offsets,
+            markers,
+            site: site.map(str::to_owned),
         })
     }
 
@@ -136,14 +196,14 @@ impl MysqlSink {
     /// batch's dead letters (`dead`, the records the plan rejected and those
     /// the server refused) go to the dead-letter queue and must be
     /// acknowledged: once the offsets are stored, the batch is never read
-    /// again. Returns how many records could not be written.
+    /// again.
     pub async fn apply(
         &mut self,
         plan: &Plan,
         next_offsets: &Offsets,
         dead: &[Rejected],
         dead_letters: &DeadLetterQueue,
-    ) -> Result<usize, MysqlSinkError> {
+    ) -> Result<Applied, MysqlSinkError> {
         let mut attempt = 0;
         loop {
             match self.try_apply(plan, next_offsets, dead, dead_letters).await {
@@ -162,37 +222,90 @@ impl MysqlSink {
         next_offsets: &Offsets,
         dead: &[Rejected],
         dead_letters: &DeadLetterQueue,
-    ) -> Result<usize, MysqlSinkError> {
-        let mut tx = self.conn.conn.start_transaction(TxOpts::default()).await?;
+    ) -> Result<Applied, MysqlSinkError> {
+        let mut options = TxOpts::default();
+        if self.config.conflict != ConflictRule::SourceWins {
+            // The rows a conflict rule judges are locked; under REPEATABLE READ
+            // the keys not there yet would lock the gaps around them too, and
+            // an application inserting beside them would deadlock with the sink.
+            options.with_isolation_level(IsolationLevel::ReadCommitted);
+        }
+        let mut tx = self.conn.conn.start_transaction(options).await?;
         let applied = self.offsets.lock(&mut tx).await?;
         let fresh = |record: &Record| !already_applied(&applied, &record.position);
         let mut rejected: Vec<Rejected> = plan.rejected.iter().filter(|r| fresh(&r.record)).cloned().collect();
+        let mut conflicts = Vec::new();
+        let mut marked: Option<&str> = None;
         for group in &plan.groups {
-            let rows = group.rows.iter().filter(|p| fresh(&p.record));
-            let mut chunk: Vec<&Planned> = Vec::new();
-            let mut bytes = 0;
-            for p in rows {
-                bytes += p.change.size();
-                chunk.push(p);
-                if chunk.len() >= self.config.batch_rows || bytes >= self.config.batch_bytes {
-                    write_chunk(&mut tx, &self.config, &group.table, &chunk, &mut rejected).await?;
-                    chunk.clear();
-                    bytes = 0;
+            let judge = self
+                .config
+                .version_column
+                .as_deref()
+                .filter(|_| self.config.conflict != ConflictRule::SourceWins);
+            let judge = judge.map(|version| Judge {
+                rule: self.config.conflict,
+                version,
+                site: self.site.as_deref(),
+                origin: group.origin.as_deref(),
+            });
+            for chunk in chunks(group.rows.iter().filter(|p| fresh(&p.record)), &self.config) {
+                let chunk = match &judge {
+                    Some(judge) => {
+                        let verdict = judge.judge(&mut tx, &group.table, chunk).await?;
+                        rejected.extend(verdict.unwritable);
+                        conflicts.extend(verdict.losers);
+                        verdict.winners
+                    }
+                    None => chunk,
+                };
+                if chunk.is_empty() {
+                    continue;
                 }
-            }
-            if !chunk.is_empty() {
+                // The rows that follow were made at this origin (see marker.rs).
+                if let Some(origin) = group.origin.as_deref()
+                    && marked != Some(origin)
+                {
+                    self.markers.mark(&mut tx, origin).await?;
+                    marked = Some(origin);
+                }
                 write_chunk(&mut tx, &self.config, &group.table, &chunk, &mut rejected).await?;
             }
         }
         self.offsets.store(&mut tx, next_offsets).await?;
-        let unwritable = rejected.len();
+        let outcome = Applied {
+            unwritable: rejected.len(),
+            conflicts: conflicts.len(),
+        };
+        if self.config.dead_letter_conflicts {
+            rejected.extend(conflicts);
+        }
         rejected.extend(dead.iter().filter(|r| fresh(&r.record)).cloned());
         if !rejected.is_empty() {
             dead_letters.send(&rejected).await?;
         }
         tx.commit().await?;
-        Ok(unwritable)
+        Ok(outcome)
     }
+}
+
+/// A group's changes in runs of at most `batch_rows` rows and about
+/// `batch_bytes` of values: one multi-row statement each.
+fn chunks<'p>(rows: impl Iterator<Item = &'p Planned>, config: &MysqlSinkConfig) -> Vec<Vec<&'p Planned>> {
+    let mut chunks = Vec::new();
+    let mut chunk: Vec<&Planned> = Vec::new();
+    let mut bytes = 0;
+    for p in rows {
+        bytes += p.change.size();
+        chunk.push(p);
+        if chunk.len() >= config.batch_rows || bytes >= config.batch_bytes {
+            chunks.push(std::mem::take(&mut chunk));
+            bytes = 0;
+        }
+    }
+    if !chunk.is_empty() {
+        chunks.push(chunk);
+    }
+    chunks
 }
 
 /// One multi-row statement. One the server refuses has changed nothing
@@ -261,6 +374,11 @@ impl SinkConnection {
     async fn recover(&mut self, error: MysqlSinkError, attempt: u32) -> Result<(), MysqlSinkError> {
         if !error.is_transient() || attempt > 60 {
             return Err(error);
+        }
+        if error.is_deadlock() && attempt <= 3 {
+            // The server rolled the transaction back; the connection is fine.
+            tracing::debug!(pipeline = %self.pipeline, %error, attempt, "MySQL sink: trying again");
+            return Ok(());
         }
         tracing::warn!(pipeline = %self.pipeline, %error, attempt, "MySQL sink: reconnecting");
         tokio::time::sleep(Duration::from_secs(1)).await;

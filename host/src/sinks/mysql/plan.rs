@@ -13,6 +13,7 @@ use mysql_async::prelude::Queryable;
 use super::change::Change;
 use super::target::{self, TargetTable};
 use super::{MysqlSinkConfig, MysqlSinkError, SinkConnection, unwritable};
+use crate::origin::origin_of;
 use crate::record::Record;
 use crate::rejected::Rejected;
 use crate::sinks::Destination;
@@ -38,6 +39,8 @@ pub struct Plan {
 /// chunk of them.
 pub(super) struct Group {
     pub table: Arc<TargetTable>,
+    /// The site its changes were first made at, if they name one.
+    pub origin: Option<String>,
     pub rows: Vec<Planned>,
 }
 
@@ -88,19 +91,24 @@ impl RowPlanner {
         } else {
             last_per_key(changes)
         };
-        let mut group_of: HashMap<(usize, bool, Vec<usize>), usize> = HashMap::new();
+        let mut group_of: HashMap<GroupKey, usize> = HashMap::new();
         for (table, planned) in kept {
-            match group_of.entry(planned.change.shape(table)) {
+            let origin = origin_of(&planned.record).map(str::to_owned);
+            match group_of.entry((planned.change.shape(table), origin)) {
                 Entry::Occupied(g) => plan.groups[*g.get()].rows.push(planned),
                 Entry::Vacant(slot) => {
-                    slot.insert(plan.groups.len());
                     plan.groups.push(Group {
                         table: self.targets[table].clone(),
+                        origin: slot.key().1.clone(),
                         rows: vec![planned],
                     });
+                    slot.insert(plan.groups.len() - 1);
                 }
             }
         }
+        // One origin marker per origin and transaction: its groups together,
+        // those naming no origin (made at this site) before any marker.
+        plan.groups.sort_by(|a, b| a.origin.cmp(&b.origin));
         Ok(plan)
     }
 
@@ -138,6 +146,10 @@ impl RowPlanner {
         Ok(())
     }
 }
+
+/// What changes share a statement group: table, kind and columns (see
+/// `Change::shape`), and origin.
+type GroupKey = ((usize, bool, Vec<usize>), Option<String>);
 
 /// A change by its table and key, with its table.
 type KeyedChange = ((usize, Vec<u8>), (usize, Planned));

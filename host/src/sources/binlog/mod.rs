@@ -24,6 +24,7 @@ use crate::mysql::charset::Charsets;
 use crate::mysql::flavor::ServerFlavor;
 use crate::mysql::gtid::{Gtid, GtidState, MariaGtid, MysqlGtid};
 use crate::mysql::{BinlogCheckpoint, MysqlError, MysqlTls, TableFilter, current_position};
+use crate::origin::{MARKER_TABLE, origin_of, set_origin};
 use crate::record::{Header, Op, Position, Record, Value};
 use crate::secret::Secret;
 
@@ -50,6 +51,19 @@ pub struct BinlogSourceConfig {
     /// finds its place. MySQL needs gtid_mode = ON.
     #[serde(default)]
     pub gtid: bool,
+    /// With a `site`: the other sites whose changes, applied here by a
+    /// Sluice MySQL sink, are published on (a chain A → B → C); changes of
+    /// every other site are dropped, as their own site published them.
+    #[serde(default)]
+    pub forward_origins: Vec<String>,
+    /// Database of the `sluice_origin` marker table that MySQL sinks write
+    /// (a sink's `offsets_database`).
+    #[serde(default = "default_marker_database")]
+    pub marker_database: String,
+}
+
+fn default_marker_database() -> String {
+    "sluice".into()
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -96,6 +110,10 @@ pub struct BinlogSource {
     /// when the server no longer has it.
     start: BinlogCheckpoint,
     pipeline: String,
+    marker_database: String,
+    /// The origin the open transaction's last marker row named: the site
+    /// where the changes a MySQL sink applied in it were first made.
+    origin: Option<Arc<str>>,
 }
 
 impl BinlogSource {
@@ -157,6 +175,8 @@ impl BinlogSource {
             key_json: KeyWriter::default(),
             start,
             pipeline: pipeline.to_owned(),
+            marker_database: config.marker_database.clone(),
+            origin: None,
         })
     }
 
@@ -177,6 +197,7 @@ impl BinlogSource {
             if let Some(gtid) = MariaGtid::from_event(&event) {
                 // With GTIDs declared, MariaDB sends this in place of BEGIN.
                 self.in_transaction = !gtid.standalone;
+                self.origin = None;
                 self.gtid = Some(with_text(Gtid::Maria(gtid)));
                 continue;
             }
@@ -200,7 +221,10 @@ impl BinlogSource {
                     }
                 }
                 // MySQL's GTID comes before the transaction's BEGIN.
-                Some(EventData::GtidEvent(gtid)) => self.gtid = Some(with_text(Gtid::Mysql(MysqlGtid::from(&gtid)))),
+                Some(EventData::GtidEvent(gtid)) => {
+                    self.gtid = Some(with_text(Gtid::Mysql(MysqlGtid::from(&gtid))));
+                    self.origin = None;
+                }
                 Some(EventData::TableMapEvent(map)) => {
                     self.shapes.remove(&map.table_id());
                 }
@@ -241,7 +265,10 @@ impl BinlogSource {
                     self.advance(&mut batch, end);
                 }
                 Some(EventData::QueryEvent(query)) if query.query().eq_ignore_ascii_case("COMMIT") => self.commit(&mut batch, end),
-                Some(EventData::QueryEvent(query)) if query.query().eq_ignore_ascii_case("BEGIN") => self.in_transaction = true,
+                Some(EventData::QueryEvent(query)) if query.query().eq_ignore_ascii_case("BEGIN") => {
+                    self.in_transaction = true;
+                    self.origin = None;
+                }
                 Some(EventData::QueryEvent(_)) if !self.in_transaction => {
                     // DDL outside a transaction: later table maps carry the new shape.
                     self.catalog_cache.clear();
@@ -291,6 +318,7 @@ impl BinlogSource {
     fn commit(&mut self, batch: &mut SourceBatch, end: u64) {
         self.in_transaction = false;
         self.in_xa = false;
+        self.origin = None;
         batch.records.append(&mut self.open);
         self.advance(batch, end);
     }
@@ -309,13 +337,14 @@ impl BinlogSource {
     async fn look_up_catalog(&mut self, table_id: u64) -> Result<(), SourceError> {
         let Some(map) = self.stream.get_tme(table_id) else { return Ok(()) };
         let name = (map.database_name().into_owned(), map.table_name().into_owned());
-        if self.filter.captures(&name.0, &name.1) && !self.catalog_cache.contains_key(&name) {
+        let read = self.filter.captures(&name.0, &name.1) || self.is_marker(&name.0, &name.1);
+        if read && !self.catalog_cache.contains_key(&name) {
             let columns = catalog_columns(&mut self.catalog, &name.0, &name.1).await?;
             self.catalog_cache.insert(name.clone(), Arc::new(columns));
             // Shapes built before this look-up lack its facts.
             self.shapes.remove(&table_id);
         }
-        if self.filter.captures(&name.0, &name.1) && !self.shapes.contains_key(&table_id) {
+        if read && !self.shapes.contains_key(&table_id) {
             // The multi-byte sets the table's text is in, mapped before its shape is built.
             let mut charsets: Vec<String> = shape::collation_ids(map)
                 .into_iter()
@@ -346,7 +375,8 @@ impl BinlogSource {
             });
         };
         let (database, table) = (map.database_name().into_owned(), map.table_name().into_owned());
-        if !self.filter.captures(&database, &table) {
+        let marker = self.is_marker(&database, &table);
+        if !marker && !self.filter.captures(&database, &table) {
             return Ok(());
         }
         let op = match rows {
@@ -377,6 +407,11 @@ impl BinlogSource {
             }
         }
         let shape = &self.shapes[&table_id];
+        if marker {
+            self.read_marker(rows, table_id);
+            return Ok(());
+        }
+        let first_new = self.open.len();
         // Records are numbered as handed on: an update that changes the key
         // becomes two, and each keeps its own dedup id.
         let mut row = 0;
@@ -419,7 +454,35 @@ impl BinlogSource {
                 }
             }
         }
+        if let Some(origin) = &self.origin {
+            self.open[first_new..].iter_mut().for_each(|r| set_origin(r, origin));
+        }
         Ok(())
+    }
+
+    fn is_marker(&self, database: &str, table: &str) -> bool {
+        table == MARKER_TABLE && database == self.marker_database
+    }
+
+    /// A MySQL sink's marker row: the rows that follow it in the transaction
+    /// (and those before it that name no origin yet, for a writer that puts
+    /// its marker last) were first made at the site it names. The row
+    /// itself is never published.
+    fn read_marker(&mut self, rows: &RowsEventData<'_>, table_id: u64) {
+        let shape = &self.shapes[&table_id];
+        let Some(column) = shape.schema.index_of("origin") else { return };
+        for images in image::read_rows(rows, &shape.schema, &shape.decoders) {
+            if let Ok((_, Some(after))) = images
+                && let Some(Value::Str(origin)) = after.get(column)
+            {
+                self.origin = Some(origin.as_str().into());
+            }
+        }
+        if let Some(origin) = &self.origin {
+            for record in self.open.iter_mut().filter(|r| origin_of(r).is_none()) {
+                set_origin(record, origin);
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Message as _, Timestamp};
+use rdkafka::message::{Headers as _, Message as _, Timestamp};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::SourceError;
 use crate::formats::debezium::{EnvelopeDecoder, Message, MessageFormat};
 use crate::kafka::{ClientProperties, Offsets};
-use crate::record::Record;
+use crate::record::{Header, Record};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -134,8 +134,21 @@ impl KafkaSource {
                 payload: message.payload(),
             };
             batch.next_offsets.insert((m.topic.to_owned(), m.partition), m.offset + 1);
+            let headers = message.headers().map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| Header {
+                        key: h.key.to_owned(),
+                        value: h.value.unwrap_or_default().to_vec(),
+                    })
+                    .collect()
+            });
             match self.decoder.decode(self.format, &m) {
-                Ok(record) => batch.records.push(record),
+                // The message's headers come with it: its origin among them.
+                Ok(mut record) => {
+                    record.headers = headers.unwrap_or_default();
+                    batch.records.push(record)
+                }
                 Err(bad) => batch.undecodable.push(bad),
             }
         }

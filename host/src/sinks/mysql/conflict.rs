@@ -1,0 +1,225 @@
+//! Conflict rules: which of two changes of one key wins when both sites
+//! changed it. The target rows a chunk touches are locked, each change is
+//! judged by the server against the row it would overwrite (so that the
+//! server's own types compare the versions: a DATETIME(6) against the text
+//! of one, a counter against a number), and only the winners are written.
+use std::collections::HashSet;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Transaction, Value as Wire};
+use serde::Deserialize;
+
+use super::change::Change;
+use super::plan::Planned;
+use super::target::TargetTable;
+use crate::mysql::catalog::quote;
+use crate::record::{Op, Record};
+use crate::rejected::Rejected;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictRule {
+    /// Every change is applied as it comes.
+    #[default]
+    SourceWins,
+    /// A change applies when its `version_column` is newer than the target
+    /// row's (a delete: when the row is not newer than the one it deleted);
+    /// on equal versions the site whose id sorts last wins.
+    LastWriterWins,
+    /// A change applies only to a row that is as the change found it at
+    /// its source (same `version_column`); an insert only where the key is
+    /// free.
+    TargetWins,
+}
+
+impl ConflictRule {
+    fn name(self) -> &'static str {
+        match self {
+            ConflictRule::SourceWins => "source-wins",
+            ConflictRule::LastWriterWins => "last-writer-wins",
+            ConflictRule::TargetWins => "target-wins",
+        }
+    }
+}
+
+/// How one chunk of changes is judged.
+pub(super) struct Judge<'a> {
+    pub rule: ConflictRule,
+    pub version: &'a str,
+    /// This sink's site, and the site the chunk's changes came from: on
+    /// equal versions the one that sorts last wins. A change without an
+    /// origin loses ties.
+    pub site: Option<&'a str>,
+    pub origin: Option<&'a str>,
+}
+
+/// A chunk split by the rule: the changes to write, and the records that
+/// lost (or cannot be judged), with why.
+pub(super) struct Verdict<'p> {
+    pub winners: Vec<&'p Planned>,
+    pub losers: Vec<Rejected>,
+    pub unwritable: Vec<Rejected>,
+}
+
+impl Judge<'_> {
+    pub async fn judge<'p>(
+        &self,
+        tx: &mut Transaction<'_>,
+        target: &TargetTable,
+        chunk: Vec<&'p Planned>,
+    ) -> Result<Verdict<'p>, mysql_async::Error> {
+        let mut verdict = Verdict {
+            winners: Vec::with_capacity(chunk.len()),
+            losers: Vec::new(),
+            unwritable: Vec::new(),
+        };
+        let Some(version) = target.column(self.version) else {
+            let reason = format!(
+                "the destination table has no version column `{}`, which conflict = \"{}\" compares",
+                self.version,
+                self.rule.name()
+            );
+            verdict.unwritable = chunk.iter().map(|p| unwritable(&p.record, reason.clone())).collect();
+            return Ok(verdict);
+        };
+        // Each change's test against the row it would overwrite.
+        let mut tests = Vec::with_capacity(chunk.len());
+        for (i, p) in chunk.iter().enumerate() {
+            match self.test(target, version, p) {
+                Ok(test) => tests.push((i, test)),
+                Err(reason) => verdict.unwritable.push(unwritable(&p.record, reason)),
+            }
+        }
+        if tests.is_empty() {
+            return Ok(verdict);
+        }
+        let key_match = target
+            .key
+            .iter()
+            .map(|k| format!("{} = ?", quote(k)))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        // Locked first, so no writer changes them between the test and the write.
+        let lock = format!(
+            "SELECT 1 FROM {} WHERE {} FOR UPDATE",
+            target.sql_name,
+            vec![format!("({key_match})"); tests.len()].join(" OR ")
+        );
+        let keys: Vec<Wire> = tests.iter().flat_map(|(i, _)| chunk[*i].change.key(target)).collect();
+        tx.exec_drop(lock, keys).await?;
+        let mut sql = Vec::with_capacity(tests.len());
+        let mut params = Vec::new();
+        for (i, test) in &tests {
+            sql.push(format!(
+                "SELECT {i}, {}, {} FROM {} WHERE {key_match}",
+                test.loses, test.tie, target.sql_name
+            ));
+            params.extend(test.params.iter().cloned());
+            params.extend(chunk[*i].change.key(target));
+        }
+        let lost: Vec<(u64, bool, bool)> = tx.exec(sql.join(" UNION ALL "), params).await?;
+        let lost: std::collections::HashMap<usize, bool> = lost
+            .into_iter()
+            .filter(|(_, loses, _)| *loses)
+            .map(|(i, _, tie)| (i as usize, tie))
+            .collect();
+        let judged: HashSet<usize> = tests.iter().map(|(i, _)| *i).collect();
+        for (i, p) in chunk.into_iter().enumerate() {
+            match lost.get(&i) {
+                Some(&tie) => verdict
+                    .losers
+                    .push(Rejected::conflict(p.record.clone(), "sink:mysql", self.reason(p, tie))),
+                None if judged.contains(&i) => verdict.winners.push(p),
+                None => {}
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// The SQL that says whether `p` loses to the target's row (and whether
+    /// the versions were equal), with its parameters.
+    fn test(&self, target: &TargetTable, version: usize, p: &Planned) -> Result<Test, String> {
+        let column = quote(self.version);
+        let delete = matches!(p.change, Change::Delete(_));
+        let value = |image: Option<&Vec<crate::record::Value>>| -> Result<Wire, String> {
+            let schema = p.record.schema.as_deref().ok_or("a raw message has no version")?;
+            let at = schema.index_of(self.version).ok_or_else(|| {
+                format!(
+                    "the record has no `{}` column, which conflict = \"{}\" compares",
+                    self.version,
+                    self.rule.name()
+                )
+            })?;
+            let row = image.ok_or("the record has no row image to read its version from")?;
+            Ok(row.get(at).map_or(Wire::NULL, |v| target.convert(version, v)))
+        };
+        let tie = format!("{column} <=> ?");
+        Ok(match self.rule {
+            ConflictRule::SourceWins => unreachable!("source-wins judges nothing"),
+            ConflictRule::LastWriterWins if delete => {
+                let before = value(p.record.before.as_ref())?;
+                Test {
+                    loses: format!("NOT COALESCE({column} IS NULL OR {column} <= ?, FALSE)"),
+                    tie,
+                    params: vec![before.clone(), before],
+                }
+            }
+            ConflictRule::LastWriterWins => {
+                let after = value(p.record.after.as_ref())?;
+                let ties_won = match (self.origin, self.site) {
+                    (Some(origin), Some(site)) => origin > site,
+                    (Some(_), None) => true,
+                    (None, _) => false,
+                };
+                Test {
+                    loses: format!("NOT COALESCE({column} IS NULL OR {column} < ? OR ({column} = ? AND {ties_won}), FALSE)"),
+                    tie,
+                    params: vec![after.clone(), after.clone(), after],
+                }
+            }
+            // Inserts and snapshot rows expect no row; an update or a delete
+            // expects the row its source changed.
+            ConflictRule::TargetWins if matches!(p.record.op, Op::Insert | Op::Read) && !delete => Test {
+                loses: "TRUE".into(),
+                tie: "FALSE".into(),
+                params: Vec::new(),
+            },
+            ConflictRule::TargetWins => {
+                let before = value(p.record.before.as_ref())?;
+                Test {
+                    loses: format!("NOT ({column} <=> ?)"),
+                    tie: "FALSE".into(),
+                    params: vec![before],
+                }
+            }
+        })
+    }
+
+    fn reason(&self, p: &Planned, tie: bool) -> String {
+        let column = self.version;
+        match self.rule {
+            ConflictRule::LastWriterWins if tie => format!(
+                "last-writer-wins: the target row's `{column}` equals this change's, and ties go to site `{}` over `{}`",
+                self.site.unwrap_or("-"),
+                self.origin.unwrap_or("-")
+            ),
+            ConflictRule::LastWriterWins => format!("last-writer-wins: the target row's `{column}` is newer than this change's"),
+            ConflictRule::TargetWins if matches!(p.record.op, Op::Insert | Op::Read) && !matches!(p.change, Change::Delete(_)) => {
+                "target-wins: the target already holds a row with this key".into()
+            }
+            _ => format!("target-wins: the target row's `{column}` changed since the source's row this change was made from"),
+        }
+    }
+}
+
+/// A change's test: SQL for "loses" and for "equal versions", the
+/// parameters they take in order.
+struct Test {
+    loses: String,
+    tie: String,
+    params: Vec<Wire>,
+}
+
+fn unwritable(record: &Record, reason: String) -> Rejected {
+    Rejected::unwritable(record.clone(), "sink:mysql", reason)
+}
