@@ -1,5 +1,6 @@
 //! `sluice-bench`: benchmarks that print Sluice's figure beside the raw
 //! limit measured in the same run, on a private MariaDB + Tansu stack.
+mod bidi;
 mod cdc;
 mod latency;
 mod plugin;
@@ -34,6 +35,8 @@ enum Bench {
     Cdc(cdc::CdcBenchArgs),
     /// Kafka -> pass-through plugin -> MySQL, beside bare consume and bare multi-row upsert rates.
     Sink(sink::SinkBenchArgs),
+    /// Two MariaDB sites in sync: each direction loaded beside alone, site-to-site latency, verify beside CHECKSUM TABLE.
+    Bidi(bidi::BidiBenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +48,7 @@ fn main() -> ExitCode {
         Bench::Plugin(args) => plugin::run(args, out),
         Bench::Cdc(args) => cdc::run(args, out),
         Bench::Sink(args) => sink::run(args, out),
+        Bench::Bidi(args) => bidi::run(args, out),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

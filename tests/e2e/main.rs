@@ -5,6 +5,7 @@ mod bad_input;
 mod bidirectional;
 pub mod binlog_to_kafka;
 mod cli;
+mod conflicts;
 pub mod crash_resume;
 mod docs;
 mod example_plugins;

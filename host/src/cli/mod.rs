@@ -78,7 +78,10 @@ pub struct VerifyArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Make the target's differing rows what the source holds, then compare again.
+    /// Make the target's differing rows what the source holds, then compare
+    /// again: with --pipeline, by sending the source's rows through the
+    /// pipeline again (as `read` records, a delete where the source has no
+    /// row) for its sink to apply; else by writing the target directly.
     #[arg(long)]
     pub repair: bool,
     /// Rows per checksum chunk.

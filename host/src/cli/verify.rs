@@ -5,11 +5,12 @@ use anyhow::Context;
 
 use super::VerifyArgs;
 use crate::secret::Secret;
-use crate::verify::{PipelineSource, TablePair, TableReport, VerifyError, VerifySettings, human, repair, verify_table};
+use crate::verify::{PipelineSource, TablePair, TableReport, VerifyError, VerifySettings, human, reemit, repair, verify_table};
 
 /// `sluice verify`: compares tables between two MySQL servers; exit 0 when
 /// they hold the same rows, 1 when anything differs (or cannot be decided).
-/// With `--repair`, the target is made to match the source, and compared again.
+/// With `--repair`, the target is made to match the source (through the
+/// pipeline, when one is named), and compared again.
 pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     let from_file = match (&args.file, &args.pipeline) {
         (Some(file), Some(name)) => Some(PipelineSource::load(file, name).with_context(|| file.display().to_string())?),
@@ -55,11 +56,39 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
                 other => other?,
             };
             if args.repair && report.refused.is_none() && !report.equal() {
-                let changed = repair(&mut source, &mut target, &report)
-                    .await
-                    .with_context(|| format!("{table}: repair"))?;
-                writeln!(out, "{table}: repaired {changed} row(s) on the target")?;
-                report = verify_table(&mut source, &mut target, database, name, settings).await?;
+                match &from_file {
+                    Some(pipeline) => {
+                        let pipeline = pipeline.pipeline();
+                        let sent = reemit(&mut source, &mut target, pipeline, &report)
+                            .await
+                            .with_context(|| format!("{table}: repair through pipeline `{}`", pipeline.name))?;
+                        writeln!(out, "{table}: sent {sent} row(s) again through pipeline `{}`", pipeline.name)?;
+                        // The pipelines apply them: compare until equal, or give up.
+                        let deadline = tokio::time::Instant::now() + REPAIR_WAIT;
+                        loop {
+                            report = verify_table(&mut source, &mut target, database, name, settings).await?;
+                            if report.equal() || tokio::time::Instant::now() >= deadline {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        if !report.equal() {
+                            writeln!(
+                                out,
+                                "{table}: the target still differs {} s later: is the pipeline that applies `{}`'s topics running?",
+                                REPAIR_WAIT.as_secs(),
+                                pipeline.name
+                            )?;
+                        }
+                    }
+                    None => {
+                        let changed = repair(&mut source, &mut target, &report)
+                            .await
+                            .with_context(|| format!("{table}: repair"))?;
+                        writeln!(out, "{table}: repaired {changed} row(s) on the target")?;
+                        report = verify_table(&mut source, &mut target, database, name, settings).await?;
+                    }
+                }
             }
             reports.push(report);
         }
@@ -85,6 +114,9 @@ fn one_target(pairs: &[TablePair]) -> anyhow::Result<Secret> {
     }
     Ok(first.clone())
 }
+
+/// How long a repair through the pipeline is given to reach the target.
+const REPAIR_WAIT: Duration = Duration::from_secs(60);
 
 /// How long a server has to accept the connection: one that takes it and
 /// never answers must not hold the comparison forever.

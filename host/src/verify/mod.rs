@@ -5,15 +5,18 @@
 //! on its way is not reported as a difference.
 mod checksum;
 mod pairing;
+mod reemit;
 mod report;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 
 use self::checksum::{HashedRow, Range, TableSql};
 pub use self::pairing::{PairingError, PipelineSource, TablePair};
+pub use self::reemit::{ReemitError, reemit};
 pub use self::report::{KeyDiff, TableReport, human};
 use crate::mysql::MysqlError;
 use crate::mysql::catalog::{ColumnInfo, table_info};
@@ -55,6 +58,7 @@ pub async fn verify_table(
     report.types_differ = compared.types_differ;
     let mut suspects: Vec<Suspect> = Vec::new();
     let mut after: Option<Vec<Value>> = None;
+    let mut progress = Progress::new(source, database, table).await?;
     loop {
         let through = sql.chunk_end(source, after.as_deref(), settings.chunk_rows).await?;
         let range = Range {
@@ -71,6 +75,7 @@ pub async fn verify_table(
             ));
         }
         report.chunks += 1;
+        progress.chunk_done(&sql.name, report.rows);
         match through {
             Some(end) => after = Some(end),
             None => break,
@@ -96,6 +101,50 @@ pub async fn verify_table(
         }
     }
     Ok(report)
+}
+
+/// How far the comparison of a large table got, said every few seconds.
+struct Progress {
+    estimated_rows: u64,
+    started: Instant,
+    said: Instant,
+}
+
+/// How often a long comparison says how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+impl Progress {
+    async fn new(source: &mut Conn, database: &str, table: &str) -> Result<Self, VerifyError> {
+        let estimated: Option<Option<u64>> = source
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (database, table),
+            )
+            .await?;
+        let now = Instant::now();
+        Ok(Progress {
+            estimated_rows: estimated.flatten().unwrap_or(0),
+            started: now,
+            said: now,
+        })
+    }
+
+    fn chunk_done(&mut self, table: &str, rows: u64) {
+        if self.said.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.said = Instant::now();
+        let rate = rows as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+        match self.estimated_rows.checked_sub(rows).filter(|_| rows > 0) {
+            Some(left) => tracing::info!(
+                "verify: {table}: {rows} rows compared of about {}, {:.0}%, about {:.0} s to go",
+                self.estimated_rows,
+                100.0 * rows as f64 / self.estimated_rows as f64,
+                left as f64 / rate
+            ),
+            None => tracing::info!("verify: {table}: {rows} rows compared, {:.0} rows/s", rate),
+        }
+    }
 }
 
 /// Makes the target's rows of `report`'s keys what the source holds:

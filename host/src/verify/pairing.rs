@@ -30,7 +30,7 @@ pub struct PipelineSource {
     /// each table's rows are written.
     topic: Destination,
     appliers: Vec<Applier>,
-    pipeline: String,
+    pipeline: PipelineConfig,
 }
 
 struct Applier {
@@ -51,14 +51,15 @@ pub struct TablePair {
 impl PipelineSource {
     /// Reads `file` for pipeline `name`, which must read MySQL.
     pub fn load(file: &Path, name: &str) -> Result<Self, PairingError> {
-        let file = PipelineFile::load(file)?;
-        let Some(pipeline) = file.pipelines.iter().find(|p| p.name == name) else {
+        let mut file = PipelineFile::load(file)?;
+        let Some(at) = file.pipelines.iter().position(|p| p.name == name) else {
             let names: Vec<&str> = file.pipelines.iter().map(|p| p.name.as_str()).collect();
             return Err(PairingError::Pipeline(format!(
                 "no pipeline `{name}` in the file; it has: {}",
                 names.join(", ")
             )));
         };
+        let pipeline = file.pipelines.remove(at);
         let (url, tables, exclude) = match &pipeline.source {
             SourceConfig::MysqlBinlog(c) => (c.url.clone(), c.tables.clone(), c.exclude.clone()),
             SourceConfig::MysqlPoll(c) => (c.url.clone(), c.tables.iter().map(|t| t.table.clone()).collect(), Vec::new()),
@@ -77,8 +78,13 @@ impl PipelineSource {
             filter: TableFilter::new(&tables, &exclude),
             topic: Destination::new(&sink.topic, name),
             appliers: file.pipelines.iter().filter_map(applier).collect(),
-            pipeline: name.to_owned(),
+            pipeline,
         })
+    }
+
+    /// The pipeline, whose sink re-emits rows for a repair.
+    pub fn pipeline(&self) -> &PipelineConfig {
+        &self.pipeline
     }
 
     /// Every table the source reads, each with where it is written.
@@ -103,7 +109,7 @@ impl PipelineSource {
                 (None, None) => {
                     return Err(PairingError::Pipeline(format!(
                         "no pipeline of the file reads topic `{topic}`, where `{}` sends {}: give --target URL",
-                        self.pipeline,
+                        self.pipeline.name,
                         info.qualified()
                     )));
                 }
@@ -120,7 +126,7 @@ impl PipelineSource {
         if pairs.is_empty() {
             return Err(PairingError::Pipeline(format!(
                 "pipeline `{}` reads no table that exists on its server",
-                self.pipeline
+                self.pipeline.name
             )));
         }
         Ok(pairs)

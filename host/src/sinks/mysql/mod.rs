@@ -94,6 +94,9 @@ impl MysqlSinkConfig {
                     .into(),
             ),
             (_, Some(column)) if column.trim().is_empty() => Err("version_column is empty: name a column".into()),
+            (ConflictRule::LastWriterWins | ConflictRule::TargetWins, Some(_)) if !self.accumulate.is_empty() => {
+                Err("accumulate adds up every change of a key, and a conflict rule keeps one of them: use one or the other".into())
+            }
             _ => Ok(()),
         }
     }
@@ -416,6 +419,33 @@ fn already_applied(applied: &Offsets, position: &Position) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conflict_settings_that_contradict_each_other_are_refused() {
+        let config = |extra: &str| -> MysqlSinkConfig { toml::from_str(&format!("url = \"mysql://u@h/\"\n{extra}")).unwrap() };
+        let refused = [
+            ("conflict = \"last-writer-wins\"", "set version_column"),
+            ("conflict = \"target-wins\"", "set version_column"),
+            ("version_column = \"v\"", "only compared by"),
+            ("dead_letter_conflicts = true", "no change loses"),
+            ("conflict = \"last-writer-wins\"\nversion_column = \" \"", "version_column is empty"),
+            (
+                "conflict = \"target-wins\"\nversion_column = \"v\"\naccumulate = [\"n\"]",
+                "use one or the other",
+            ),
+        ];
+        for (extra, expected) in refused {
+            let e = config(extra).check_conflict().expect_err(extra);
+            assert!(e.contains(expected), "{extra}: {e}");
+        }
+        assert!(config("").check_conflict().is_ok());
+        assert!(
+            config("conflict = \"last-writer-wins\"\nversion_column = \"updated_at\"")
+                .check_conflict()
+                .is_ok()
+        );
+        assert!(toml::from_str::<MysqlSinkConfig>("url = \"u\"\nconflict = \"newest\"").is_err());
+    }
 
     #[test]
     fn a_record_below_its_partitions_stored_offset_was_applied() {
