@@ -674,3 +674,28 @@ dead_letter = {{ topic = "dlq" }}
     assert_eq!(code, Some(1));
     assert!(output.contains("pipeline `b-in` reads Kafka"), "{output}");
 }
+
+#[test]
+fn an_origin_stays_with_what_a_plugin_makes_of_a_change() {
+    use sluice::origin::{origin_of, set_origin};
+    use sluice::pipeline::PluginStep;
+    use sluice::plugin::{PluginHost, PluginLimits};
+    use sluice::transforms::PluginChain;
+
+    let host = PluginHost::open(sluice_testkit::engine(), plugins_dir()).unwrap();
+    let step = PluginStep {
+        name: "faulty".into(),
+        config: toml::from_str("output = \"headerless\"").unwrap(),
+        limits: PluginLimits::default(),
+    };
+    let mut records = sluice_testkit::batch(&[
+        r#"{"op":"insert","database":"shop","table":"t","after":{"id":1}}"#,
+        r#"{"op":"insert","database":"shop","table":"t","after":{"id":2}}"#,
+    ]);
+    set_origin(&mut records[0], "far");
+    let out = PluginChain::build(&host, &[step]).unwrap().run(records);
+    assert_eq!(out.records.len(), 2, "{:?}", out.rejected);
+    assert!(out.records.iter().all(|r| r.schema.is_none()), "the plugin's own new records");
+    let origins: Vec<Option<&str>> = out.records.iter().map(origin_of).collect();
+    assert_eq!(origins, [Some("far"), None], "a change made here keeps naming none");
+}

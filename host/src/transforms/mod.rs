@@ -3,6 +3,7 @@
 //! and reason, bound for the dead-letter queue.
 use std::sync::Arc;
 
+use crate::origin::{origin_of, set_origin};
 use crate::pipeline::PluginStep;
 use crate::plugin::{PluginError, PluginHost, PluginRunner};
 use crate::record::Record;
@@ -44,12 +45,27 @@ impl PluginChain {
             rejected: Vec::new(),
         };
         for step in &mut self.steps {
+            // A change's origin stays with what a plugin makes of it, also
+            // when the plugin builds new records: without it, a change
+            // applied here would be published again as this site's own.
+            let origins: Option<Vec<Option<String>>> = out
+                .records
+                .iter()
+                .any(|r| origin_of(r).is_some())
+                .then(|| out.records.iter().map(|r| origin_of(r).map(str::to_owned)).collect());
             let result = step.transform(std::mem::take(&mut out.records));
             // Sized for one output per record, the common case, rather than grown by doubling.
             out.records.reserve(result.outputs.len());
-            for output in result.outputs {
+            for (input, output) in result.outputs.into_iter().enumerate() {
                 match output {
-                    Ok(records) => out.records.extend(records),
+                    Ok(mut records) => {
+                        if let Some(Some(origin)) = origins.as_ref().and_then(|o| o.get(input)) {
+                            for record in records.iter_mut().filter(|r| origin_of(r).is_none()) {
+                                set_origin(record, origin);
+                            }
+                        }
+                        out.records.extend(records)
+                    }
                     Err(failed) => out.rejected.push(Rejected {
                         record: failed.record,
                         plugin: step.name().to_owned(),

@@ -10,7 +10,8 @@
 //! panics with a 6 KiB message, `count-max` adds u64::MAX to one counter
 //! twice, `slow` spins for some 30 ms; anything else passes through.
 //! Config `output = short` returns one result too few for the batch,
-//! `output = bad-schema` emits records of a schema that does not exist;
+//! `output = bad-schema` emits records of a schema that does not exist,
+//! `output = headerless` emits for each record a raw message with no header;
 //! `init = fail` refuses to start, `init = sleep` sleeps 600 s in `init`,
 //! `init = print` writes a line to stdout and one to stderr.
 // Only meaningful as a wasm component.
@@ -41,6 +42,7 @@ impl Guest for Faulty {
                 ("echo", text) => ECHO.set(text.to_owned()),
                 ("output", "short") => OUTPUT.set("short"),
                 ("output", "bad-schema") => OUTPUT.set("bad-schema"),
+                ("output", "headerless") => OUTPUT.set("headerless"),
                 _ => {}
             }
         }
@@ -105,12 +107,12 @@ impl Guest for Faulty {
                     errors.push(ECHO.with_borrow(|echo| format!("rejected \x1b[31m{echo}\r\nsecond line")));
                     output_counts.push(NONE32);
                 }
-                _ if OUTPUT.get() == "bad-schema" => {
+                _ if matches!(OUTPUT.get(), "bad-schema" | "headerless") => {
                     let out = &mut emitted.records;
                     outputs.push(out.ops.len() as u32);
-                    out.ops.push(batch.records.ops[r]);
+                    out.ops.push(if OUTPUT.get() == "headerless" { 4 } else { batch.records.ops[r] });
                     out.ts_ms.push(batch.records.ts_ms[r]);
-                    out.schemas.push(9999);
+                    out.schemas.push(if OUTPUT.get() == "headerless" { NONE32 } else { 9999 });
                     out.before.push(NONE32);
                     out.after.push(NONE32);
                     out.keys.push(NONE64);
