@@ -29,6 +29,20 @@ pub fn origin_of(record: &Record) -> Option<&str> {
         .and_then(|h| std::str::from_utf8(&h.value).ok())
 }
 
+/// Why the record's origin header cannot be taken, if it cannot: one that
+/// is not a site id (written by hand, or by another tool) would be stored in
+/// the marker table and compared with sites as it is.
+pub fn check_origin(record: &Record) -> Result<(), String> {
+    let Some(header) = record.headers.iter().find(|h| h.key == ORIGIN_HEADER) else {
+        return Ok(());
+    };
+    let origin = String::from_utf8_lossy(&header.value);
+    let shown: String = origin.chars().take(80).collect();
+    let more = if shown.len() < origin.len() { "…" } else { "" };
+    check_site(&origin)
+        .map_err(|_| format!("its {ORIGIN_HEADER} header `{shown}{more}` is not a site id (1 to {MAX_SITE_LEN} of A-Z a-z 0-9 . _ -)"))
+}
+
 /// Names `origin` as the record's, replacing any origin it had.
 pub fn set_origin(record: &mut Record, origin: &str) {
     match record.headers.iter_mut().find(|h| h.key == ORIGIN_HEADER) {
@@ -149,6 +163,23 @@ mod tests {
         set_origin(&mut r, "b");
         assert_eq!(origin_of(&r), Some("b"));
         assert_eq!(r.headers.len(), 1);
+    }
+
+    #[test]
+    fn an_origin_header_must_be_a_site_id() {
+        assert!(check_origin(&record(None)).is_ok());
+        assert!(check_origin(&record(Some("eu-1"))).is_ok());
+        for bad in ["", "a b", "😀", &"x".repeat(5000)] {
+            let e = check_origin(&record(Some(bad))).expect_err(bad);
+            assert!(e.contains("is not a site id"), "{e}");
+            assert!(e.len() < 300, "cut: {e}");
+        }
+        let mut bytes = record(None);
+        bytes.headers.push(Header {
+            key: ORIGIN_HEADER.into(),
+            value: vec![0xff, 0x00],
+        });
+        assert!(check_origin(&bytes).is_err(), "bytes that are not text");
     }
 
     #[test]

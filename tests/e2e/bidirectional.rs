@@ -62,7 +62,7 @@ fn drain(brokers: &str, topics: &[&str], expected: usize) -> HashMap<String, Vec
                 };
                 let value: serde_json::Value = m.payload().map_or(serde_json::Value::Null, |p| serde_json::from_slice(p).unwrap());
                 seen.entry(m.topic().to_owned()).or_default().push(Seen {
-                    dedup: header("sluice.dedup-id").expect("a dedup id"),
+                    dedup: header("sluice.dedup-id").unwrap_or_default(),
                     origin: header("sluice.origin"),
                     envelope_origin: value["source"]["origin"].clone(),
                 });
@@ -249,9 +249,10 @@ impl Load {
     }
 }
 
-/// Stops a site's process with SIGINT; returns the `stopped` line of `pipeline`.
+/// Stops a site's process as a service manager does (SIGTERM); returns the
+/// `stopped` line of `pipeline`, which says what it dropped.
 fn stop(process: &mut SluiceProcess, pipeline: &str) -> String {
-    process.interrupt();
+    process.terminate();
     let line = process.wait_for_line(&[pipeline, "stopped"], Duration::from_secs(60));
     assert_eq!(process.exit_code(Duration::from_secs(60)), Some(0));
     line
@@ -698,4 +699,97 @@ fn an_origin_stays_with_what_a_plugin_makes_of_a_change() {
     assert!(out.records.iter().all(|r| r.schema.is_none()), "the plugin's own new records");
     let origins: Vec<Option<&str>> = out.records.iter().map(origin_of).collect();
     assert_eq!(origins, [Some("far"), None], "a change made here keeps naming none");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn origin_headers_that_name_no_site_are_dead_letters_and_local_rows_keep_their_site() {
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let stack = Stack::start();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop(ITEMS).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pipelines = r#"
+site = "a"
+
+[[pipeline]]
+name = "a-out"
+source = { type = "mysql-binlog", url = "{url}", tables = ["shop.items"], server_id = 501 }
+sink = { type = "kafka", brokers = "{brokers}", topic = "a.{database}.{table}" }
+dead_letter = { topic = "dlq" }
+
+[[pipeline]]
+name = "a-in"
+source = { type = "kafka", brokers = "{brokers}", topics = ["in.shop.items"], group = "a-in" }
+sink = { type = "mysql", url = "{url}", conflict = "last-writer-wins", version_column = "updated_at" }
+dead_letter = { topic = "dlq" }
+"#;
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        stack.pipeline_text(plugins_dir(), Some(&dir.path().join("state")), pipelines),
+    )
+    .unwrap();
+    let mut process = SluiceProcess::start(&["run", file.to_str().unwrap()]);
+    for pipeline in ["a-out", "a-in"] {
+        process.wait_for_line(&[pipeline, "running"], Duration::from_secs(60));
+    }
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", stack.kafka_brokers())
+        .create()
+        .unwrap();
+    let long = "x".repeat(5000);
+    // One flush, so one batch: rows with and without an origin share the sink's transaction.
+    let messages: [(i32, Option<&str>); 9] = [
+        (930, Some("b")),
+        (931, None),
+        (932, Some("c")),
+        (933, None),
+        (934, None),
+        (935, Some("😀")),
+        (936, Some(&long)),
+        (937, Some("")),
+        (938, Some("a")),
+    ];
+    let sends = messages.iter().map(|(id, origin)| {
+        let value = serde_json::json!({
+            "op": "c", "before": null,
+            "after": {"id": id, "site": "x", "n": 0, "note": null, "updated_at": "2026-01-01 00:00:00.000000"},
+            "source": {"db": "shop", "table": "items"}
+        })
+        .to_string();
+        let key = format!("{{\"id\":{id}}}");
+        let mut headers = OwnedHeaders::new();
+        if let Some(origin) = origin {
+            headers = headers.insert(Header {
+                key: "sluice.origin",
+                value: Some(origin.as_bytes()),
+            });
+        }
+        let producer = producer.clone();
+        async move {
+            let record = FutureRecord::to("in.shop.items").key(&key).payload(&value).headers(headers);
+            producer.send(record, Duration::from_secs(10)).await.map(|_| ()).map_err(|(e, _)| e)
+        }
+    });
+    for sent in futures::future::join_all(sends).await {
+        sent.unwrap();
+    }
+    let seen = drain(stack.kafka_brokers(), &["a.shop.items", "dlq"], 3 + 3);
+    let published: Vec<(&str, Option<&str>)> = seen["a.shop.items"]
+        .iter()
+        .map(|m| (m.dedup.as_str(), m.origin.as_deref()))
+        .collect();
+    assert_eq!(
+        published.len(),
+        3,
+        "931, 933, 934 made no origin: this site's to publish: {published:?}"
+    );
+    assert!(published.iter().all(|(_, origin)| *origin == Some("a")), "{published:?}");
+    assert_eq!(seen["dlq"].len(), 3, "the three headers that name no site");
+    let ids: Vec<i32> = db.query("SELECT id FROM shop.items ORDER BY id").await.unwrap();
+    assert_eq!(ids, [930, 931, 932, 933, 934], "938 was this site's own, come back");
+    let line = stop(&mut process, "a-in");
+    assert_eq!(field(&line, "echoes_dropped"), 1, "{line}");
 }

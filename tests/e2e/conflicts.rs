@@ -43,7 +43,12 @@ impl Changes {
     }
 
     fn push(&mut self, op: Op, id: i64, version: Value, origin: &str) -> &mut Self {
-        let row = vec![Value::Int(id), Value::Str(format!("{origin} {op:?}")), version];
+        self.change(op, id, version.clone(), version, origin)
+    }
+
+    /// A change whose before image has version `found`, its after image `made`.
+    fn change(&mut self, op: Op, id: i64, found: Value, made: Value, origin: &str) -> &mut Self {
+        let row = vec![Value::Int(id), Value::Str(format!("{origin} {op:?}")), made];
         let position = Position::Kafka {
             topic: self.table.into(),
             partition: 0,
@@ -51,9 +56,11 @@ impl Changes {
         };
         let mut record = Record::read(position, 0, schema(self.table), row.clone());
         record.op = op;
+        let mut before = row.clone();
+        before[2] = found;
         match op {
-            Op::Delete => (record.before, record.after) = (Some(row), None),
-            Op::Update => record.before = Some(row),
+            Op::Delete => (record.before, record.after) = (Some(before), None),
+            Op::Update => record.before = Some(before),
             _ => {}
         }
         set_origin(&mut record, origin);
@@ -89,9 +96,11 @@ async fn conflict_rules_keep_the_row_they_say_and_dead_letter_the_losers() {
         "CREATE DATABASE shop;
          CREATE TABLE shop.lww (id INT PRIMARY KEY, v VARCHAR(20), ver DATETIME(6) NULL);
          INSERT INTO shop.lww VALUES (1, 'target', {t}), (2, 'target', {t}), (3, 'target', {t}), (4, 'target', {t}),
-                                     (5, 'target', {t}), (6, 'target', NULL), (8, 'target', {t});
+                                     (5, 'target', {t}), (6, 'target', NULL), (8, 'target', {t}), (9, 'target', NULL),
+                                     (10, 'target', NULL);
          CREATE TABLE shop.tw (id INT PRIMARY KEY, v VARCHAR(20), ver INT);
-         INSERT INTO shop.tw VALUES (1, 'target', 1), (2, 'target', 2), (3, 'target', 3), (5, 'target', 5), (6, 'target', 6);
+         INSERT INTO shop.tw VALUES (1, 'target', 1), (2, 'target', 2), (3, 'target', 3), (5, 'target', 5), (6, 'target', 6),
+                                    (7, 'target', 11);
          CREATE TABLE shop.nover (id INT PRIMARY KEY, v VARCHAR(20))"
     ))
     .await
@@ -114,20 +123,22 @@ async fn conflict_rules_keep_the_row_they_say_and_dead_letter_the_losers() {
         .push(Op::Delete, 5, at(1), "x") // deletes an older row than the one there: loses
         .push(Op::Update, 6, at(1), "x") // the row has no version: applies
         .push(Op::Insert, 7, at(1), "x") // no row: applies
-        .push(Op::Delete, 8, at(2), "x"); // the row it deleted: applies
+        .push(Op::Delete, 8, at(2), "x") // the row it deleted: applies
+        .push(Op::Update, 9, Value::Null, "z") // two NULL versions tie; "z" sorts after "m": applies
+        .push(Op::Update, 10, Value::Null, "a"); // a NULL tie, "a" sorts before "m": loses
     let sink = "conflict = \"last-writer-wins\"\nversion_column = \"ver\"\ndead_letter_conflicts = true";
     let applied = apply(&stack, sink, &dlq, &lww).await;
     assert_eq!(
         applied,
         Applied {
             unwritable: 0,
-            conflicts: 3
+            conflicts: 4
         }
     );
     let got = rows(&mut db, "lww").await;
     let v = |id: i64| got.iter().find(|r| r.0 == id).map(|r| r.1.as_str());
     assert_eq!(
-        [1, 2, 3, 4, 5, 6, 7, 8].map(v),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10].map(v),
         [
             Some("x Update"),
             Some("target"),
@@ -136,7 +147,9 @@ async fn conflict_rules_keep_the_row_they_say_and_dead_letter_the_losers() {
             Some("target"),
             Some("x Update"),
             Some("x Insert"),
-            None
+            None,
+            Some("z Update"),
+            Some("target"),
         ]
     );
     // The last origin's marker row is the one left.
@@ -150,12 +163,24 @@ async fn conflict_rules_keep_the_row_they_say_and_dead_letter_the_losers() {
         .push(Op::Insert, 3, Value::Int(9), "x") // the key is taken: loses
         .push(Op::Insert, 4, Value::Int(1), "x") // the key is free: applies
         .push(Op::Delete, 5, Value::Int(5), "x") // the row as found: applies
-        .push(Op::Delete, 6, Value::Int(3), "x"); // the row changed since: loses
+        .push(Op::Delete, 6, Value::Int(3), "x") // the row changed since: loses
+        // Three updates of one key in one batch: judged by the row the first found.
+        .change(Op::Update, 7, Value::Int(11), Value::Int(12), "x")
+        .change(Op::Update, 7, Value::Int(12), Value::Int(13), "x")
+        .change(Op::Update, 7, Value::Int(13), Value::Int(14), "x")
+        .push(Op::Update, 8, Value::Int(1), "x"); // the target deleted the row: loses
     let sink = "conflict = \"target-wins\"\nversion_column = \"ver\"\ndead_letter_conflicts = true";
-    assert_eq!(apply(&stack, sink, &dlq, &tw).await.conflicts, 3);
-    let got: Vec<(i64, String)> = db.query("SELECT id, v FROM shop.tw ORDER BY id").await.unwrap();
-    let expected = [(1, "x Update"), (2, "target"), (3, "target"), (4, "x Insert"), (6, "target")];
-    assert_eq!(got, expected.map(|(id, v)| (id, v.to_owned())));
+    assert_eq!(apply(&stack, sink, &dlq, &tw).await.conflicts, 4);
+    let got: Vec<(i64, String, i64)> = db.query("SELECT id, v, ver FROM shop.tw ORDER BY id").await.unwrap();
+    let expected = [
+        (1, "x Update", 1),
+        (2, "target", 2),
+        (3, "target", 3),
+        (4, "x Insert", 1),
+        (6, "target", 6),
+        (7, "x Update", 14),
+    ];
+    assert_eq!(got, expected.map(|(id, v, ver)| (id, v.to_owned(), ver)));
 
     // A table without the version column: unwritable, not a conflict.
     let mut nover = Changes::new("nover");
@@ -169,18 +194,19 @@ async fn conflict_rules_keep_the_row_they_say_and_dead_letter_the_losers() {
         }
     );
 
-    let dead = consume(stack.kafka_brokers(), "conflicts", &["conflicts.dlq"], 7);
+    let dead = consume(stack.kafka_brokers(), "conflicts", &["conflicts.dlq"], 9);
     let kinds: Vec<(&str, &str)> = dead
         .iter()
         .map(|d| (d.headers["sluice.error-kind"].as_str(), d.headers["sluice.error"].as_str()))
         .collect();
     let conflicts: Vec<&str> = kinds.iter().filter(|(k, _)| *k == "conflict").map(|(_, why)| *why).collect();
-    assert_eq!(conflicts.len(), 6, "{kinds:?}");
+    assert_eq!(conflicts.len(), 8, "{kinds:?}");
     for reason in [
         "last-writer-wins: the target row's `ver` is newer than this change's",
         "last-writer-wins: the target row's `ver` equals this change's, and ties go to site `m` over `a`",
         "target-wins: the target already holds a row with this key",
         "target-wins: the target row's `ver` changed since",
+        "target-wins: the target has no row with this key (it was deleted there)",
     ] {
         assert!(conflicts.iter().any(|why| why.contains(reason)), "{reason}: {conflicts:?}");
     }

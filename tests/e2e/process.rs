@@ -60,8 +60,18 @@ impl SluiceProcess {
         None
     }
 
+    /// Ctrl-C.
     pub fn interrupt(&self) {
-        Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().unwrap();
+        self.signal("-INT");
+    }
+
+    /// What a service manager sends to stop a service.
+    pub fn terminate(&self) {
+        self.signal("-TERM");
+    }
+
+    fn signal(&self, signal: &str) {
+        Command::new("kill").args([signal, &self.child.id().to_string()]).status().unwrap();
     }
 }
 

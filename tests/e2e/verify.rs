@@ -137,11 +137,17 @@ async fn tables_that_cannot_be_compared_are_named_with_why_and_the_others_still_
     let (a, b) = (Stack::start_without_binlog(), Stack::start_without_binlog());
     let mut src = mysql_async::Conn::from_url(a.mysql_url()).await.unwrap();
     let mut dst = mysql_async::Conn::from_url(b.mysql_url()).await.unwrap();
-    src.query_drop("CREATE DATABASE shop; CREATE TABLE shop.nokey (v INT); CREATE TABLE shop.k (id INT PRIMARY KEY); CREATE TABLE shop.ok (id INT PRIMARY KEY)")
-        .await
-        .unwrap();
+    // Without a key a row may be there twice: {1, 1, 5} and {5, 7, 7} have
+    // one count and one XOR of hashes, and still differ.
+    src.query_drop(
+        "CREATE DATABASE shop; CREATE TABLE shop.nokey (v INT); CREATE TABLE shop.k (id INT PRIMARY KEY); CREATE TABLE shop.ok (id INT PRIMARY KEY);
+         INSERT INTO shop.nokey VALUES (1), (1), (2); CREATE TABLE shop.twice (v INT); INSERT INTO shop.twice VALUES (1), (1), (5)",
+    )
+    .await
+    .unwrap();
     dst.query_drop(
-        "CREATE DATABASE shop; CREATE TABLE shop.nokey (v INT); CREATE TABLE shop.ok (id INT PRIMARY KEY); INSERT INTO shop.ok VALUES (1)",
+        "CREATE DATABASE shop; CREATE TABLE shop.nokey (v INT); CREATE TABLE shop.ok (id INT PRIMARY KEY); INSERT INTO shop.ok VALUES (1);
+         INSERT INTO shop.nokey VALUES (2), (1), (1); CREATE TABLE shop.twice (v INT); INSERT INTO shop.twice VALUES (5), (7), (7)",
     )
     .await
     .unwrap();
@@ -153,14 +159,15 @@ async fn tables_that_cannot_be_compared_are_named_with_why_and_the_others_still_
             "--target",
             b.mysql_url(),
             "--tables",
-            "shop.nokey,shop.k,shop.ok",
+            "shop.nokey,shop.k,shop.ok,shop.twice",
         ],
         &[],
         Duration::from_secs(60),
     );
     assert_eq!(code, Some(1), "{output}");
     for says in [
-        "shop.nokey: not compared: has no primary key",
+        "shop.nokey: no primary key, compared whole (row count and row hashes): is equal; rows cannot be named",
+        "shop.twice: no primary key, compared whole (row count and row hashes): differs; rows cannot be named",
         "shop.k: not compared: no such table on the target",
         "shop.ok extra: id=1",
     ] {

@@ -11,7 +11,7 @@ use crate::plugin::{PluginEngine, PluginHost, PluginWatcher};
 use crate::topology::supervise;
 
 /// `sluice run`: every pipeline of the file, plugins hot-reloaded, until
-/// Ctrl-C (positions are stored as batches complete, so a stop loses
+/// Ctrl-C or SIGTERM (positions are stored as batches complete, so a stop loses
 /// nothing). A pipeline that fails for good is logged at once; the process
 /// then stops the others and exits 1, unless the file says `keep_running`.
 pub fn run(path: &Path, out: &mut dyn Write) -> anyhow::Result<i32> {
@@ -25,9 +25,16 @@ pub fn run(path: &Path, out: &mut dyn Write) -> anyhow::Result<i32> {
         let (stop_tx, stop) = watch::channel(false);
         let stop_tx = Arc::new(stop_tx);
         let on_signal = stop_tx.clone();
+        // Ctrl-C, or SIGTERM as a service manager stops a process: both
+        // finish what was handed over, store the positions and log the counts.
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::info!("stopping");
+            let signal = tokio::select! {
+                r = tokio::signal::ctrl_c() => r.is_ok().then_some("SIGINT"),
+                r = terminate.recv() => r.map(|()| "SIGTERM"),
+            };
+            if let Some(signal) = signal {
+                tracing::info!("{signal}: stopping");
                 let _ = on_signal.send(true);
             }
         });
@@ -53,8 +60,8 @@ pub fn run(path: &Path, out: &mut dyn Write) -> anyhow::Result<i32> {
             }
             failures.push(failure);
         }
-        failures
-    });
+        anyhow::Ok(failures)
+    })?;
     for failure in &failures {
         writeln!(out, "error: {failure}")?;
     }

@@ -55,7 +55,9 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
                 Err(VerifyError::Table { message, .. }) => TableReport::refused(table, message),
                 other => other?,
             };
-            if args.repair && report.refused.is_none() && !report.equal() {
+            if args.repair && report.whole_table_differs == Some(true) {
+                writeln!(out, "{table}: not repaired: without a primary key no row can be named")?;
+            } else if args.repair && report.refused.is_none() && !report.equal() {
                 match &from_file {
                     Some(pipeline) => {
                         let pipeline = pipeline.pipeline();
@@ -63,6 +65,7 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
                             .await
                             .with_context(|| format!("{table}: repair through pipeline `{}`", pipeline.name))?;
                         writeln!(out, "{table}: sent {sent} row(s) again through pipeline `{}`", pipeline.name)?;
+                        tracing::info!("verify: {table}: waiting up to {} s for the target to take them", REPAIR_WAIT.as_secs());
                         // The pipelines apply them: compare until equal, or give up.
                         let deadline = tokio::time::Instant::now() + REPAIR_WAIT;
                         loop {
@@ -75,7 +78,8 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
                         if !report.equal() {
                             writeln!(
                                 out,
-                                "{table}: the target still differs {} s later: is the pipeline that applies `{}`'s topics running?",
+                                "{table}: the target still differs {} s later: the pipeline that applies `{}`'s topics is not running, \
+                                 or its sink refused the rows (a conflict rule keeps a target row that is newer; see its dead-letter queue)",
                                 REPAIR_WAIT.as_secs(),
                                 pipeline.name
                             )?;

@@ -226,6 +226,9 @@ impl PipelineFile {
         if self.pipelines.is_empty() {
             return Err(FileProblem::NoPipelines);
         }
+        if let Some(site) = &self.site {
+            crate::origin::check_site(site).map_err(FileProblem::BadSite)?;
+        }
         let mut names = std::collections::BTreeSet::new();
         let mut readers: BTreeMap<(String, u32), &str> = BTreeMap::new();
         for p in &self.pipelines {

@@ -47,6 +47,8 @@ pub enum FileProblem {
         takes: &'static str,
         given: &'static str,
     },
+    #[error("site: {0}")]
+    BadSite(String),
     #[error("pipeline `{pipeline}`: {message}")]
     Site { pipeline: String, message: String },
     #[error("pipeline `{pipeline}`: plugins.limits of `{plugin}`: {message}")]

@@ -139,6 +139,17 @@ impl TableSql {
         Ok(row.unwrap_or((0, 0)))
     }
 
+    /// The table's row count and the sum of its rows' hashes (a sum, not an
+    /// XOR: without a key, a row may be there twice).
+    pub(super) async fn table_checksum(&self, conn: &mut Conn) -> Result<(u64, String), MysqlError> {
+        let sql = format!(
+            "SELECT COUNT(*), CAST(COALESCE(SUM(CAST(CONV(LEFT({}, 15), 16, 10) AS UNSIGNED)), 0) AS CHAR) FROM {}",
+            self.row_hash, self.sql_name
+        );
+        let row: Option<(u64, String)> = conn.query_first(sql).await?;
+        Ok(row.unwrap_or_default())
+    }
+
     /// Each row of the range in key order: its key, the key as its
     /// collations compare it, and the row's hash.
     pub(super) async fn row_hashes(&self, conn: &mut Conn, range: &Range<'_>) -> Result<Vec<HashedRow>, MysqlError> {

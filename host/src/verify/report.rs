@@ -63,6 +63,11 @@ pub struct TableReport {
     /// Why the table could not be compared at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
+    /// A table without a primary key is compared whole (its row count and
+    /// the sum of its rows' hashes): whether it differs, as no row can be
+    /// named.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whole_table_differs: Option<bool>,
 }
 
 impl TableReport {
@@ -80,6 +85,7 @@ impl TableReport {
             not_compared,
             types_differ: Vec::new(),
             refused: None,
+            whole_table_differs: None,
         }
     }
 
@@ -92,7 +98,12 @@ impl TableReport {
     }
 
     pub fn equal(&self) -> bool {
-        self.refused.is_none() && self.missing.is_empty() && self.extra.is_empty() && self.different.is_empty() && self.undecided.is_empty()
+        self.refused.is_none()
+            && self.whole_table_differs != Some(true)
+            && self.missing.is_empty()
+            && self.extra.is_empty()
+            && self.different.is_empty()
+            && self.undecided.is_empty()
     }
 }
 
@@ -133,6 +144,14 @@ pub fn human(reports: &[TableReport]) -> String {
         }
         if let Some(reason) = &r.refused {
             let _ = writeln!(out, "{}: not compared: {reason}", r.table);
+        }
+        if let Some(differs) = r.whole_table_differs {
+            let verdict = if differs { "differs" } else { "is equal" };
+            let _ = writeln!(
+                out,
+                "{}: no primary key, compared whole (row count and row hashes): {verdict}; rows cannot be named",
+                r.table
+            );
         }
     }
     let verdict = if reports.iter().all(TableReport::equal) {

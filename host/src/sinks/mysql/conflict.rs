@@ -3,7 +3,7 @@
 //! judged by the server against the row it would overwrite (so that the
 //! server's own types compare the versions: a DATETIME(6) against the text
 //! of one, a counter against a number), and only the winners are written.
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Transaction, Value as Wire};
@@ -117,20 +117,20 @@ impl Judge<'_> {
             params.extend(test.params.iter().cloned());
             params.extend(chunk[*i].change.key(target));
         }
-        let lost: Vec<(u64, bool, bool)> = tx.exec(sql.join(" UNION ALL "), params).await?;
-        let lost: std::collections::HashMap<usize, bool> = lost
-            .into_iter()
-            .filter(|(_, loses, _)| *loses)
-            .map(|(i, _, tie)| (i as usize, tie))
-            .collect();
-        let judged: HashSet<usize> = tests.iter().map(|(i, _)| *i).collect();
-        for (i, p) in chunk.into_iter().enumerate() {
-            match lost.get(&i) {
-                Some(&tie) => verdict
-                    .losers
-                    .push(Rejected::conflict(p.record.clone(), "sink:mysql", self.reason(p, tie))),
-                None if judged.contains(&i) => verdict.winners.push(p),
-                None => {}
+        // A row per key the target holds: whether the change loses to it.
+        let found: Vec<(u64, bool, bool)> = tx.exec(sql.join(" UNION ALL "), params).await?;
+        let found: HashMap<usize, (bool, bool)> = found.into_iter().map(|(i, loses, tie)| (i as usize, (loses, tie))).collect();
+        for (i, test) in tests {
+            let p = chunk[i];
+            let outcome = match found.get(&i) {
+                Some(&(true, tie)) => Some(self.reason(p, Some(tie))),
+                Some(_) => None,
+                None if test.absent_loses => Some(self.reason(p, None)),
+                None => None,
+            };
+            match outcome {
+                Some(reason) => verdict.losers.push(Rejected::conflict(p.record.clone(), "sink:mysql", reason)),
+                None => verdict.winners.push(p),
             }
         }
         Ok(verdict)
@@ -162,6 +162,7 @@ impl Judge<'_> {
                     loses: format!("NOT COALESCE({column} IS NULL OR {column} <= ?, FALSE)"),
                     tie,
                     params: vec![before.clone(), before],
+                    absent_loses: false,
                 }
             }
             ConflictRule::LastWriterWins => {
@@ -171,10 +172,14 @@ impl Judge<'_> {
                     (Some(_), None) => true,
                     (None, _) => false,
                 };
+                // No version is older than any; two rows without one tie.
                 Test {
-                    loses: format!("NOT COALESCE({column} IS NULL OR {column} < ? OR ({column} = ? AND {ties_won}), FALSE)"),
+                    loses: format!(
+                        "NOT (COALESCE({column} < ?, FALSE) OR ({column} IS NULL AND ? IS NOT NULL) OR ({column} <=> ? AND {ties_won}))"
+                    ),
                     tie,
-                    params: vec![after.clone(), after.clone(), after],
+                    params: vec![after.clone(), after.clone(), after.clone(), after],
+                    absent_loses: false,
                 }
             }
             // Inserts and snapshot rows expect no row; an update or a delete
@@ -183,22 +188,28 @@ impl Judge<'_> {
                 loses: "TRUE".into(),
                 tie: "FALSE".into(),
                 params: Vec::new(),
+                absent_loses: false,
             },
+            // An update of a row the target no longer has: the target deleted it.
             ConflictRule::TargetWins => {
                 let before = value(p.record.before.as_ref())?;
                 Test {
                     loses: format!("NOT ({column} <=> ?)"),
                     tie: "FALSE".into(),
                     params: vec![before],
+                    absent_loses: !delete,
                 }
             }
         })
     }
 
-    fn reason(&self, p: &Planned, tie: bool) -> String {
+    /// Why `p` lost: to the target's row (`tie`: whether their versions
+    /// were equal), or, None, to its absence.
+    fn reason(&self, p: &Planned, tie: Option<bool>) -> String {
         let column = self.version;
         match self.rule {
-            ConflictRule::LastWriterWins if tie => format!(
+            _ if tie.is_none() => "target-wins: the target has no row with this key (it was deleted there)".into(),
+            ConflictRule::LastWriterWins if tie == Some(true) => format!(
                 "last-writer-wins: the target row's `{column}` equals this change's, and ties go to site `{}` over `{}`",
                 self.site.unwrap_or("-"),
                 self.origin.unwrap_or("-")
@@ -213,11 +224,13 @@ impl Judge<'_> {
 }
 
 /// A change's test: SQL for "loses" and for "equal versions", the
-/// parameters they take in order.
+/// parameters they take in order, and whether it loses where the target
+/// has no row.
 struct Test {
     loses: String,
     tie: String,
     params: Vec<Wire>,
+    absent_loses: bool,
 }
 
 fn unwritable(record: &Record, reason: String) -> Rejected {

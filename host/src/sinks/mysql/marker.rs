@@ -24,7 +24,9 @@ impl MarkerTable {
         }
     }
 
-    /// Creates the table in `database`, which already exists (it holds the offsets).
+    /// Creates the table in `database`, which already exists (it holds the
+    /// offsets), and forgets the rows of this pipeline's connections that
+    /// are gone.
     pub async fn create(&self, conn: &mut impl Queryable) -> Result<(), mysql_async::Error> {
         conn.query_drop(format!(
             "CREATE TABLE IF NOT EXISTS {} (pipeline VARCHAR(200) NOT NULL, connection BIGINT UNSIGNED NOT NULL, \
@@ -32,6 +34,14 @@ impl MarkerTable {
             self.name,
             crate::origin::MAX_SITE_LEN
         ))
+        .await?;
+        conn.exec_drop(
+            format!(
+                "DELETE FROM {} WHERE pipeline = ? AND connection NOT IN (SELECT ID FROM information_schema.PROCESSLIST)",
+                self.name
+            ),
+            (&self.pipeline,),
+        )
         .await
     }
 

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use mysql_async::prelude::Queryable;
 
 use super::change::Change;
+use super::conflict::ConflictRule;
 use super::target::{self, TargetTable};
 use super::{MysqlSinkConfig, MysqlSinkError, SinkConnection, unwritable};
 use crate::origin::origin_of;
-use crate::record::Record;
+use crate::record::{Op, Record, Value};
 use crate::rejected::Rejected;
 use crate::sinks::Destination;
 
@@ -88,6 +89,8 @@ impl RowPlanner {
         }
         let kept: Vec<(usize, Planned)> = if accumulate {
             changes.into_iter().map(|(_, change)| change).collect()
+        } else if self.config.conflict == ConflictRule::TargetWins {
+            net_per_key(changes)
         } else {
             last_per_key(changes)
         };
@@ -171,14 +174,89 @@ fn last_per_key<K: Hash + Eq, T>(changes: Vec<(K, T)>) -> Vec<T> {
     kept
 }
 
+/// Each key's changes as one, for a rule that checks the row a change
+/// found: the last change's row, made from the row the first one found (an
+/// update 11 → 12 → 13 found 11). After an insert the key was expected free.
+fn net_per_key(changes: Vec<KeyedChange>) -> Vec<(usize, Planned)> {
+    let mut firsts: HashMap<(usize, Vec<u8>), (Op, Option<Vec<Value>>)> = HashMap::new();
+    let mut keyed = Vec::with_capacity(changes.len());
+    for (key, (table, planned)) in changes {
+        let record = &planned.record;
+        firsts.entry(key.clone()).or_insert_with(|| (record.op, record.before.clone()));
+        keyed.push((key.clone(), (key, table, planned)));
+    }
+    last_per_key(keyed)
+        .into_iter()
+        .map(|(key, table, mut planned)| {
+            let (first_op, first_before) = firsts.remove(&key).expect("every key has a first change");
+            net_change(&mut planned.record, first_op, first_before);
+            (table, planned)
+        })
+        .collect()
+}
+
+/// Makes `last` the net change of its key since the first change, whose
+/// op and before image are given.
+fn net_change(last: &mut Record, first_op: Op, first_before: Option<Vec<Value>>) {
+    match (first_op, last.op) {
+        (Op::Insert | Op::Read, Op::Delete) => {}
+        (Op::Insert | Op::Read, _) => {
+            last.op = first_op;
+            last.before = None;
+        }
+        (_, Op::Delete) => last.before = first_before,
+        _ => {
+            last.op = Op::Update;
+            last.before = first_before;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::last_per_key;
+    use super::*;
 
     #[test]
     fn each_key_keeps_its_last_change_in_the_place_of_its_first() {
         let changes = vec![("a", "a1"), ("b", "b1"), ("a", "a2"), ("c", "c1"), ("b", "b2"), ("a", "a3")];
         assert_eq!(last_per_key(changes), ["a3", "b2", "c1"]);
         assert_eq!(last_per_key(Vec::<(u8, u8)>::new()), Vec::<u8>::new());
+    }
+
+    #[test]
+    fn a_keys_changes_net_out_from_the_row_the_first_found() {
+        let record = |op: Op, before: Option<i64>| Record {
+            op,
+            before: before.map(|v| vec![Value::Int(v)]),
+            ..Record::read(crate::record::Position::Other("p".into()), 0, std::sync::Arc::new(schema()), vec![])
+        };
+        let net = |first: (Op, Option<i64>), last: (Op, Option<i64>)| {
+            let mut last = record(last.0, last.1);
+            net_change(&mut last, first.0, first.1.map(|v| vec![Value::Int(v)]));
+            (last.op, last.before.map(|b| b[0].clone()))
+        };
+        let int = |v| Some(Value::Int(v));
+        assert_eq!(net((Op::Update, Some(11)), (Op::Update, Some(13))), (Op::Update, int(11)));
+        assert_eq!(
+            net((Op::Insert, None), (Op::Update, Some(5))),
+            (Op::Insert, None),
+            "expects a free key"
+        );
+        assert_eq!(net((Op::Insert, None), (Op::Delete, Some(5))), (Op::Delete, int(5)));
+        assert_eq!(net((Op::Update, Some(1)), (Op::Delete, Some(2))), (Op::Delete, int(1)));
+        assert_eq!(
+            net((Op::Delete, Some(1)), (Op::Insert, None)),
+            (Op::Update, int(1)),
+            "replaces the row found"
+        );
+    }
+
+    fn schema() -> crate::record::Schema {
+        crate::record::Schema {
+            database: "d".into(),
+            table: "t".into(),
+            columns: Vec::new(),
+            key: Vec::new(),
+        }
     }
 }

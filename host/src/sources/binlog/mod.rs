@@ -24,7 +24,7 @@ use crate::mysql::charset::Charsets;
 use crate::mysql::flavor::ServerFlavor;
 use crate::mysql::gtid::{Gtid, GtidState, MariaGtid, MysqlGtid};
 use crate::mysql::{BinlogCheckpoint, MysqlError, MysqlTls, TableFilter, current_position};
-use crate::origin::{MARKER_TABLE, origin_of, set_origin};
+use crate::origin::{MARKER_TABLE, set_origin};
 use crate::record::{Header, Op, Position, Record, Value};
 use crate::secret::Secret;
 
@@ -464,23 +464,19 @@ impl BinlogSource {
         table == MARKER_TABLE && database == self.marker_database
     }
 
-    /// A MySQL sink's marker row: the rows that follow it in the transaction
-    /// (and those before it that name no origin yet, for a writer that puts
-    /// its marker last) were first made at the site it names. The row
-    /// itself is never published.
+    /// A MySQL sink's marker row: the rows that follow it in the
+    /// transaction were first made at the site it names (the rows before it
+    /// keep theirs: the sink writes the rows it applies without an origin
+    /// first). The row itself is never published.
     fn read_marker(&mut self, rows: &RowsEventData<'_>, table_id: u64) {
         let shape = &self.shapes[&table_id];
         let Some(column) = shape.schema.index_of("origin") else { return };
         for images in image::read_rows(rows, &shape.schema, &shape.decoders) {
-            if let Ok((_, Some(after))) = images
-                && let Some(Value::Str(origin)) = after.get(column)
-            {
-                self.origin = Some(origin.as_str().into());
-            }
-        }
-        if let Some(origin) = &self.origin {
-            for record in self.open.iter_mut().filter(|r| origin_of(r).is_none()) {
-                set_origin(record, origin);
+            let Ok((_, Some(after))) = images else { continue };
+            let Some(Value::Str(origin)) = after.get(column) else { continue };
+            match crate::origin::check_site(origin) {
+                Ok(()) => self.origin = Some(origin.as_str().into()),
+                Err(why) => tracing::warn!(pipeline = %self.pipeline, "a {MARKER_TABLE} row names no site, ignored: {why}"),
             }
         }
     }

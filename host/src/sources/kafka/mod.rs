@@ -147,7 +147,10 @@ impl KafkaSource {
                 // The message's headers come with it: its origin among them.
                 Ok(mut record) => {
                     record.headers = headers.unwrap_or_default();
-                    batch.records.push(record)
+                    match crate::origin::check_origin(&record) {
+                        Ok(()) => batch.records.push(record),
+                        Err(reason) => batch.undecodable.push((record, reason)),
+                    }
                 }
                 Err(bad) => batch.undecodable.push(bad),
             }
