@@ -178,7 +178,8 @@ fn last_per_key<K: Hash + Eq, T>(changes: Vec<(K, T)>) -> Vec<T> {
 /// found: the last change's row, made from the row the first one found (an
 /// update 11 → 12 → 13 found 11). After an insert the key was expected free.
 fn net_per_key(changes: Vec<KeyedChange>) -> Vec<(usize, Planned)> {
-    let mut firsts: HashMap<(usize, Vec<u8>), (Op, Option<Vec<Value>>)> = HashMap::new();
+    // Per table and key: the first change's op and before image.
+    let mut firsts: HashMap<(usize, Vec<u8>), FirstChange> = HashMap::new();
     let mut keyed = Vec::with_capacity(changes.len());
     for (key, (table, planned)) in changes {
         let record = &planned.record;
@@ -194,6 +195,8 @@ fn net_per_key(changes: Vec<KeyedChange>) -> Vec<(usize, Planned)> {
         })
         .collect()
 }
+
+type FirstChange = (Op, Option<Vec<Value>>);
 
 /// Makes `last` the net change of its key since the first change, whose
 /// op and before image are given.
