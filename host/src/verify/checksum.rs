@@ -128,6 +128,15 @@ impl TableSql {
         Ok(row.map(mysql_async::Row::unwrap))
     }
 
+    /// The statement that checksums the whole table in one scan, as the
+    /// chunks do together: what comparing in chunks is measured against.
+    pub(super) fn one_scan_sql(&self) -> String {
+        format!(
+            "SELECT COUNT(*), COALESCE(BIT_XOR(CAST(CONV(LEFT({}, 16), 16, 10) AS UNSIGNED)), 0) FROM {}",
+            self.row_hash, self.sql_name
+        )
+    }
+
     /// The range's row count and the XOR of its rows' hashes.
     pub(super) async fn chunk_checksum(&self, conn: &mut Conn, range: &Range<'_>) -> Result<(u64, u64), MysqlError> {
         let (filter, params) = self.range_filter(range);

@@ -70,28 +70,46 @@ pub async fn verify_table(
     let mut suspects: Vec<Suspect> = Vec::new();
     let mut after: Option<Vec<Value>> = None;
     let mut progress = Progress::new(source, database, table).await?;
+    let mut chunk_rows = settings.chunk_rows;
+    // Chunk ends are found on a connection of their own: the next chunk's
+    // while both servers hash this one.
+    let mut ends = Conn::new(source.opts().clone()).await?;
+    let zone: Option<String> = source.query_first("SELECT @@session.time_zone").await?;
+    ends.exec_drop("SET time_zone = ?", (zone.unwrap_or_else(|| "SYSTEM".into()),)).await?;
+    let mut through = sql.chunk_end(&mut ends, None, chunk_rows).await?;
     loop {
-        let through = sql.chunk_end(source, after.as_deref(), settings.chunk_rows).await?;
+        let started = Instant::now();
         let range = Range {
             after: after.as_deref(),
             through: through.as_deref(),
         };
-        let (rows, sum) = sql.chunk_checksum(source, &range).await?;
-        report.rows += rows;
-        if (rows, sum) != sql.chunk_checksum(target, &range).await? {
+        let next_end = async {
+            match &through {
+                Some(end) => sql.chunk_end(&mut ends, Some(end), chunk_rows).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        // Both servers work at once: a chunk takes as long as the slower.
+        let hashed = async { tokio::try_join!(sql.chunk_checksum(source, &range), sql.chunk_checksum(target, &range)) };
+        let ((on_source, on_target), next_end) = tokio::try_join!(hashed, next_end)?;
+        report.rows += on_source.0;
+        if on_source != on_target {
             report.chunks_differing += 1;
-            suspects.extend(differing_keys(
-                sql.row_hashes(source, &range).await?,
-                sql.row_hashes(target, &range).await?,
-            ));
+            let (source_rows, target_rows) = tokio::try_join!(sql.row_hashes(source, &range), sql.row_hashes(target, &range))?;
+            suspects.extend(differing_keys(source_rows, target_rows));
         }
         report.chunks += 1;
         progress.chunk_done(&sql.name, report.rows);
-        match through {
-            Some(end) => after = Some(end),
+        chunk_rows = next_chunk_rows(chunk_rows, settings.chunk_rows, started.elapsed());
+        match through.take() {
+            Some(end) => {
+                after = Some(end);
+                through = next_end.flatten();
+            }
             None => break,
         }
     }
+    let _ = ends.disconnect().await;
     if !suspects.is_empty() {
         tokio::time::sleep(settings.recheck).await;
     }
@@ -112,6 +130,22 @@ pub async fn verify_table(
         }
     }
     Ok(report)
+}
+
+/// The rows of the next chunk: a chunk that was quick to compare doubles,
+/// one that was slow halves (never below `first`), so that the time goes
+/// to the servers' hashing rather than to a round trip per few rows.
+fn next_chunk_rows(rows: usize, first: usize, took: Duration) -> usize {
+    const QUICK: Duration = Duration::from_millis(25);
+    const SLOW: Duration = Duration::from_millis(400);
+    const MOST: usize = 100_000;
+    if took < QUICK {
+        (rows * 2).min(MOST.max(first))
+    } else if took > SLOW {
+        (rows / 2).max(first)
+    } else {
+        rows
+    }
 }
 
 /// How far the comparison of a large table got, said every few seconds.
@@ -156,6 +190,13 @@ impl Progress {
             None => tracing::info!("verify: {table}: {rows} rows compared, {:.0} rows/s", rate),
         }
     }
+}
+
+/// The one statement that checksums all of `database.table` as the
+/// comparison's chunks do together (each row hashed the same way): the
+/// bare scan a comparison's time is measured against.
+pub async fn one_scan_checksum_sql(source: &mut Conn, target: &mut Conn, database: &str, table: &str) -> Result<String, VerifyError> {
+    Ok(table_sql(source, target, database, table).await?.sql.one_scan_sql())
 }
 
 /// Makes the target's rows of `report`'s keys what the source holds:
@@ -255,6 +296,17 @@ fn differing_keys(source: Vec<HashedRow>, target: Vec<HashedRow>) -> Vec<Suspect
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_grow_while_quick_and_shrink_when_slow_within_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_chunk_rows(1000, 1000, ms(5)), 2000);
+        assert_eq!(next_chunk_rows(1000, 1000, ms(100)), 1000);
+        assert_eq!(next_chunk_rows(8000, 1000, ms(900)), 4000);
+        assert_eq!(next_chunk_rows(1000, 1000, ms(900)), 1000, "never below the first size");
+        assert_eq!(next_chunk_rows(80_000, 1000, ms(1)), 100_000, "at most 100,000 rows");
+        assert_eq!(next_chunk_rows(200_000, 200_000, ms(1)), 200_000, "unless asked for more");
+    }
 
     #[test]
     fn keys_differ_when_missing_extra_or_changed_and_not_otherwise() {
