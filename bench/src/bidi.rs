@@ -335,7 +335,8 @@ impl Sites<'_> {
         let mut a = Conn::from_url(self.a).await?;
         let mut b = Conn::from_url(self.b).await?;
         for db in [&mut a, &mut b] {
-            db.query_drop("UPDATE shop.big SET updated_at = '2026-01-01 00:00:00.000001'").await?;
+            db.query_drop("UPDATE shop.big SET updated_at = '2026-01-01 00:00:00.000001'")
+                .await?;
         }
         let started = Instant::now();
         let settings = VerifySettings {

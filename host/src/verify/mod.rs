@@ -75,7 +75,8 @@ pub async fn verify_table(
     // while both servers hash this one.
     let mut ends = Conn::new(source.opts().clone()).await?;
     let zone: Option<String> = source.query_first("SELECT @@session.time_zone").await?;
-    ends.exec_drop("SET time_zone = ?", (zone.unwrap_or_else(|| "SYSTEM".into()),)).await?;
+    ends.exec_drop("SET time_zone = ?", (zone.unwrap_or_else(|| "SYSTEM".into()),))
+        .await?;
     let mut through = sql.chunk_end(&mut ends, None, chunk_rows).await?;
     loop {
         let started = Instant::now();
