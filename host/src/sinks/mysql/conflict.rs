@@ -7,40 +7,14 @@ use std::collections::HashMap;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Transaction, Value as Wire};
-use serde::Deserialize;
 
+use super::ConflictRule;
 use super::change::Change;
 use super::plan::Planned;
 use super::target::TargetTable;
 use crate::mysql::catalog::quote;
 use crate::record::{Op, Record};
 use crate::rejected::Rejected;
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ConflictRule {
-    /// Every change is applied as it comes.
-    #[default]
-    SourceWins,
-    /// A change applies when its `version_column` is newer than the target
-    /// row's (a delete: when the row is not newer than the one it deleted);
-    /// on equal versions the site whose id sorts last wins.
-    LastWriterWins,
-    /// A change applies only to a row that is as the change found it at
-    /// its source (same `version_column`); an insert only where the key is
-    /// free.
-    TargetWins,
-}
-
-impl ConflictRule {
-    fn name(self) -> &'static str {
-        match self {
-            ConflictRule::SourceWins => "source-wins",
-            ConflictRule::LastWriterWins => "last-writer-wins",
-            ConflictRule::TargetWins => "target-wins",
-        }
-    }
-}
 
 /// How one chunk of changes is judged.
 pub(super) struct Judge<'a> {

@@ -16,7 +16,6 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, IsolationLevel, Transaction, TxOpts, Value as Wire};
 use serde::Deserialize;
 
-pub use self::conflict::ConflictRule;
 use self::conflict::Judge;
 use self::marker::MarkerTable;
 use self::offsets::OffsetsTable;
@@ -112,6 +111,32 @@ pub enum WriteMode {
     Insert,
     /// UPDATE only: a missing row is left missing.
     Update,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictRule {
+    /// Every change is applied as it comes.
+    #[default]
+    SourceWins,
+    /// A change applies when its `version_column` is newer than the target
+    /// row's (a delete: when the row is not newer than the one it deleted);
+    /// on equal versions the site whose id sorts last wins.
+    LastWriterWins,
+    /// A change applies only to a row that is as the change found it at
+    /// its source (same `version_column`); an insert only where the key is
+    /// free.
+    TargetWins,
+}
+
+impl ConflictRule {
+    fn name(self) -> &'static str {
+        match self {
+            ConflictRule::SourceWins => "source-wins",
+            ConflictRule::LastWriterWins => "last-writer-wins",
+            ConflictRule::TargetWins => "target-wins",
+        }
+    }
 }
 
 fn default_table() -> String {

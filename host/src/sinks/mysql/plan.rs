@@ -11,9 +11,8 @@ use std::sync::Arc;
 use mysql_async::prelude::Queryable;
 
 use super::change::Change;
-use super::conflict::ConflictRule;
 use super::target::{self, TargetTable};
-use super::{MysqlSinkConfig, MysqlSinkError, SinkConnection, unwritable};
+use super::{ConflictRule, MysqlSinkConfig, MysqlSinkError, SinkConnection, unwritable};
 use crate::origin::origin_of;
 use crate::record::{Op, Record, Value};
 use crate::rejected::Rejected;
