@@ -148,11 +148,22 @@ for _ in $(seq 1 300); do [ "$(grep -c running "$stack/bidi.log")" -ge 4 ] && br
 bump="GREATEST(NOW(6), updated_at + INTERVAL 1 MICROSECOND)"
 sql "INSERT INTO shop.items VALUES (1, 'made at A', 1, NOW(6)), (2, 'made at A', 2, NOW(6))"
 sql_b "INSERT INTO shop.items VALUES (3, 'made at B', 3, NOW(6))"
-sleep 2
-echo "-- both sites change item 2; B's change is the later one, so it wins on both:"
+# Each site holds the other's rows once both consumer groups have joined.
+until_items() { # sql function, rows, what it must show
+    for _ in $(seq 1 600); do
+        [ "$("$1" "SELECT COUNT(*) FROM shop.items WHERE $2" -N 2>/dev/null)" = "${3:-1}" ] && return 0
+        sleep 0.1
+    done
+    echo "demo: shop.items never held $2" >&2; return 1
+}
+until_items sql_b "id IN (1, 2)" 2
+until_items sql "id = 3"
+echo "-- both sites change item 2 within milliseconds; B's change is the later one, so it wins on both:"
 sql "UPDATE shop.items SET qty = 20, name = 'A changed it', updated_at = $bump WHERE id = 2"
 sql_b "UPDATE shop.items SET qty = 200, name = 'B changed it', updated_at = $bump WHERE id = 2"
-sleep 3
+until_items sql "id = 2 AND qty = 200"
+until_items sql_b "id = 2 AND qty = 200"
+sleep 1
 echo "-- site A:"; sql "SELECT id, name, qty FROM shop.items"
 echo "-- site B:"; sql_b "SELECT id, name, qty FROM shop.items"
 echo "-- sluice verify, from the pipeline file (exit 0: equal):"
