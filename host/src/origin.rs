@@ -33,14 +33,22 @@ pub fn origin_of(record: &Record) -> Option<&str> {
 /// is not a site id (written by hand, or by another tool) would be stored in
 /// the marker table and compared with sites as it is.
 pub fn check_origin(record: &Record) -> Result<(), String> {
-    let Some(header) = record.headers.iter().find(|h| h.key == ORIGIN_HEADER) else {
+    let mut headers = record.headers.iter().filter(|h| h.key == ORIGIN_HEADER);
+    let Some(header) = headers.next() else {
         return Ok(());
     };
+    let more = headers.count();
+    if more > 0 {
+        return Err(format!("it carries {} {ORIGIN_HEADER} headers: its origin is ambiguous", more + 1));
+    }
     let origin = String::from_utf8_lossy(&header.value);
     let shown: String = origin.chars().take(80).collect();
     let more = if shown.len() < origin.len() { "…" } else { "" };
-    check_site(&origin)
-        .map_err(|_| format!("its {ORIGIN_HEADER} header `{shown}{more}` is not a site id (1 to {MAX_SITE_LEN} of A-Z a-z 0-9 . _ -)"))
+    check_site(&origin).map_err(|_| {
+        format!(
+            "its {ORIGIN_HEADER} header `{shown}{more}` is not a site id (1 to {MAX_SITE_LEN} of A-Z a-z 0-9 . _ -, not starting with .)"
+        )
+    })
 }
 
 /// Names `origin` as the record's, replacing any origin it had.
@@ -58,8 +66,10 @@ pub fn set_origin(record: &mut Record, origin: &str) {
 /// and a header value, compared byte for byte.
 pub fn check_site(site: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if site.is_empty() || site.len() > MAX_SITE_LEN || !site.chars().all(allowed) {
-        return Err(format!("`{site}` is not a site id: use 1 to {MAX_SITE_LEN} of A-Z a-z 0-9 . _ -"));
+    if site.is_empty() || site.len() > MAX_SITE_LEN || site.starts_with('.') || !site.chars().all(allowed) {
+        return Err(format!(
+            "`{site}` is not a site id: use 1 to {MAX_SITE_LEN} of A-Z a-z 0-9 . _ - (not starting with .)"
+        ));
     }
     Ok(())
 }
@@ -180,12 +190,19 @@ mod tests {
             value: vec![0xff, 0x00],
         });
         assert!(check_origin(&bytes).is_err(), "bytes that are not text");
+        let mut twice = record(Some("a"));
+        twice.headers.push(Header {
+            key: ORIGIN_HEADER.into(),
+            value: b"b".to_vec(),
+        });
+        let e = check_origin(&twice).expect_err("two origins");
+        assert!(e.contains("2 sluice.origin headers"), "{e}");
     }
 
     #[test]
     fn site_ids_are_short_plain_names() {
         assert!(check_site("eu-west.1_a").is_ok());
-        for bad in ["", "a b", "ü", &"x".repeat(65)] {
+        for bad in ["", "a b", "ü", ".", ".a", &"x".repeat(65)] {
             assert!(check_site(bad).is_err(), "{bad:?}");
         }
     }

@@ -163,6 +163,17 @@ impl TableSql {
     /// collations compare it, and the row's hash.
     pub(super) async fn row_hashes(&self, conn: &mut Conn, range: &Range<'_>) -> Result<Vec<HashedRow>, MysqlError> {
         let (filter, params) = self.range_filter(range);
+        self.hashed(conn, &filter, params).await
+    }
+
+    /// The rows of `keys` the server holds, hashed as [`Self::row_hashes`] does.
+    pub(super) async fn rows_of(&self, conn: &mut Conn, keys: &[&[Value]]) -> Result<Vec<HashedRow>, MysqlError> {
+        let filter = vec![format!("({})", self.key_equals()); keys.len()].join(" OR ");
+        let params = keys.iter().flat_map(|k| k.iter().cloned()).collect();
+        self.hashed(conn, &filter, params).await
+    }
+
+    async fn hashed(&self, conn: &mut Conn, filter: &str, params: Vec<Value>) -> Result<Vec<HashedRow>, MysqlError> {
         let sql = format!(
             "SELECT {}, {}, {} FROM {} WHERE {filter} ORDER BY {}",
             self.key_select.join(", "),
@@ -189,12 +200,6 @@ impl TableSql {
                 }
             })
             .collect())
-    }
-
-    /// One row's hash, or None when the server has no row with this key.
-    pub(super) async fn row_hash(&self, conn: &mut Conn, key: &[Value]) -> Result<Option<String>, MysqlError> {
-        let sql = format!("SELECT {} FROM {} WHERE {}", self.row_hash, self.sql_name, self.key_equals());
-        Ok(conn.exec_first(sql, key.to_vec()).await?)
     }
 
     /// The writable compared columns of one row, for a repair.

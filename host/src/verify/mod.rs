@@ -114,20 +114,39 @@ pub async fn verify_table(
     if !suspects.is_empty() {
         tokio::time::sleep(settings.recheck).await;
     }
-    for (key, first_source, first_target) in suspects {
-        let (now_source, now_target) = (sql.row_hash(source, &key).await?, sql.row_hash(target, &key).await?);
-        if now_source == now_target {
-            continue; // a change on its way when first seen
-        }
-        let diff = KeyDiff::new(&sql.key, &key);
-        if (&now_source, &now_target) != (&first_source, &first_target) {
-            report.undecided.push(diff);
-        } else {
-            match (now_source, now_target) {
-                (Some(_), None) => report.missing.push(diff),
-                (None, Some(_)) => report.extra.push(diff),
-                _ => report.different.push(diff),
+    // Looked at again in batches of keys, both servers at once.
+    let started = Instant::now();
+    let mut said = started;
+    for (done, batch) in suspects.chunks(RECHECK_KEYS).enumerate() {
+        let keys: Vec<&[Value]> = batch.iter().map(|s| s.key.as_slice()).collect();
+        let (on_source, on_target) = tokio::try_join!(sql.rows_of(source, &keys), sql.rows_of(target, &keys))?;
+        let now = |rows: Vec<HashedRow>| -> BTreeMap<String, String> { rows.into_iter().map(|r| (r.matched, r.hash)).collect() };
+        let (mut now_source, mut now_target) = (now(on_source), now(on_target));
+        for suspect in batch {
+            let (source_hash, target_hash) = (now_source.remove(&suspect.matched), now_target.remove(&suspect.matched));
+            if source_hash == target_hash {
+                continue; // a change on its way when first seen
             }
+            let diff = KeyDiff::new(&sql.key, &suspect.key);
+            if (&source_hash, &target_hash) != (&suspect.source, &suspect.target) {
+                report.undecided.push(diff);
+            } else {
+                match (source_hash, target_hash) {
+                    (Some(_), None) => report.missing.push(diff),
+                    (None, Some(_)) => report.extra.push(diff),
+                    _ => report.different.push(diff),
+                }
+            }
+        }
+        if said.elapsed() >= PROGRESS_EVERY {
+            said = Instant::now();
+            let looked = ((done + 1) * RECHECK_KEYS).min(suspects.len());
+            tracing::info!(
+                "verify: {}: {looked} of {} differing keys looked at again, {:.0} s so far",
+                sql.name,
+                suspects.len(),
+                started.elapsed().as_secs_f64()
+            );
         }
     }
     Ok(report)
@@ -277,21 +296,33 @@ async fn table_sql(source: &mut Conn, target: &mut Conn, database: &str, table: 
     })
 }
 
-/// A key whose rows differ, with the source's and the target's row hash
-/// (None: no row with that key there).
-type Suspect = (Vec<Value>, Option<String>, Option<String>);
+/// Keys looked at again per statement.
+const RECHECK_KEYS: usize = 500;
+
+/// A key whose rows differ: as its collations compare it, as its values,
+/// and the source's and the target's row hash (None: no row there).
+struct Suspect {
+    matched: String,
+    key: Vec<Value>,
+    source: Option<String>,
+    target: Option<String>,
+}
 
 /// The keys whose rows differ between two key-ordered lists of rows,
 /// matched as the key's collations compare them.
 fn differing_keys(source: Vec<HashedRow>, target: Vec<HashedRow>) -> Vec<Suspect> {
     let mut by_key: BTreeMap<String, Suspect> = BTreeMap::new();
-    for row in source {
-        by_key.insert(row.matched, (row.key, Some(row.hash), None));
+    for row in source.into_iter().map(|r| (r, true)).chain(target.into_iter().map(|r| (r, false))) {
+        let (row, on_source) = row;
+        let suspect = by_key.entry(row.matched.clone()).or_insert_with(|| Suspect {
+            matched: row.matched,
+            key: row.key,
+            source: None,
+            target: None,
+        });
+        *(if on_source { &mut suspect.source } else { &mut suspect.target }) = Some(row.hash);
     }
-    for row in target {
-        by_key.entry(row.matched).or_insert_with(|| (row.key, None, None)).2 = Some(row.hash);
-    }
-    by_key.into_values().filter(|(_, s, t)| s != t).collect()
+    by_key.into_values().filter(|s| s.source != s.target).collect()
 }
 
 #[cfg(test)]
@@ -320,7 +351,7 @@ mod tests {
         let target = vec![row(1, "a"), row(3, "x"), row(4, "d")];
         let found: Vec<(i64, Option<String>, Option<String>)> = differing_keys(source, target)
             .into_iter()
-            .map(|(k, s, t)| (mysql_async::from_value(k[0].clone()), s, t))
+            .map(|s| (mysql_async::from_value(s.key[0].clone()), s.source, s.target))
             .collect();
         assert_eq!(
             found,
