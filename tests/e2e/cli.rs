@@ -546,3 +546,24 @@ async fn tail_prints_a_topic_that_appears_after_it_starts_from_every_partition()
     assert_eq!(partitions, [0, 1, 2, 3], "{output}");
     assert!(lines.iter().all(|l| l["value"]["n"] == l["partition"]), "{output}");
 }
+
+#[test]
+fn verify_says_its_two_ways_when_given_half_of_one() {
+    let file = sluice_testkit::repo_root().join("examples/bidirectional.toml");
+    let file = file.to_str().unwrap();
+    let cases: [(&[&str], &str); 4] = [
+        (&["verify", file], "a pipeline file needs --pipeline NAME"),
+        (
+            &["verify", "--pipeline", "a-out"],
+            "--pipeline names a pipeline of a file: give the FILE too",
+        ),
+        (&["verify", "--source", "mysql://u:pw@h/", "--tables", "d.t"], "or two servers with"),
+        (&["verify"], "sluice verify FILE --pipeline NAME [--target URL]"),
+    ];
+    for (args, expected) in cases {
+        let run = sluice(args, "");
+        assert_eq!(run.code, 1, "{args:?}");
+        assert!(run.err.contains(expected), "{args:?}: {}", run.err);
+        assert!(!run.err.contains("pw@"), "{}", run.err);
+    }
+}

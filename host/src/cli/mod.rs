@@ -59,21 +59,20 @@ pub enum Command {
 pub struct VerifyArgs {
     /// A pipeline file: with --pipeline, compare that pipeline's MySQL source
     /// with the MySQL server the file's pipeline reading its topics writes to.
-    #[arg(requires = "pipeline")]
     pub file: Option<PathBuf>,
     /// The pipeline (of FILE) whose source holds the rows that are right.
-    #[arg(long, requires = "file")]
+    #[arg(long)]
     pub pipeline: Option<String>,
     /// The server whose rows are right: mysql://user:password@host:port/
-    #[arg(long, required_unless_present = "pipeline", conflicts_with = "pipeline")]
+    #[arg(long, conflicts_with = "pipeline")]
     pub source: Option<String>,
     /// The server compared with it (with --pipeline: instead of the one the
     /// file's pipelines write to).
-    #[arg(long, required_unless_present = "pipeline")]
+    #[arg(long)]
     pub target: Option<String>,
     /// Tables to compare, database.table, comma-separated or repeated (with
     /// --pipeline: the tables it reads).
-    #[arg(long, value_delimiter = ',', required_unless_present = "pipeline", conflicts_with = "pipeline")]
+    #[arg(long, value_delimiter = ',', conflicts_with = "pipeline")]
     pub tables: Vec<String>,
     /// Print JSON instead of a table.
     #[arg(long)]

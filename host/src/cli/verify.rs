@@ -12,14 +12,20 @@ use crate::verify::{PipelineSource, TablePair, TableReport, VerifyError, VerifyS
 /// With `--repair`, the target is made to match the source (through the
 /// pipeline, when one is named), and compared again.
 pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
+    const BOTH_WAYS: &str = "compare a pipeline's tables with `sluice verify FILE --pipeline NAME [--target URL]`, \
+                             or two servers with `sluice verify --source URL --target URL --tables DB.T,…`";
     let from_file = match (&args.file, &args.pipeline) {
         (Some(file), Some(name)) => Some(PipelineSource::load(file, name).with_context(|| file.display().to_string())?),
-        _ => None,
+        (Some(_), None) => anyhow::bail!("a pipeline file needs --pipeline NAME: {BOTH_WAYS}"),
+        (None, Some(_)) => anyhow::bail!("--pipeline names a pipeline of a file: give the FILE too; {BOTH_WAYS}"),
+        (None, None) if args.source.is_none() || args.target.is_none() || args.tables.is_empty() => {
+            anyhow::bail!("{BOTH_WAYS}")
+        }
+        (None, None) => None,
     };
     let source_url = match (&from_file, &args.source) {
         (Some(pipeline), _) => pipeline.url.clone(),
-        (None, Some(url)) => secret(url),
-        (None, None) => anyhow::bail!("give --source URL, or FILE --pipeline NAME"),
+        (None, url) => secret(url.as_deref().expect("checked above")),
     };
     let target_url = args.target.as_deref().map(secret);
     let settings = VerifySettings {
@@ -38,7 +44,7 @@ pub fn run(args: &VerifyArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
                 };
                 (pairs.into_iter().map(|p| p.source).collect(), target)
             }
-            None => (args.tables.clone(), target_url.expect("clap requires --target")),
+            None => (args.tables.clone(), target_url.expect("checked above")),
         };
         let mut target = connect(&target_url, "target").await?;
         for conn in [&mut source, &mut target] {
