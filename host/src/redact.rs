@@ -21,9 +21,14 @@ static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
 /// Masks `secret` (and its percent-decoded form) wherever it is printed.
 pub fn register(secret: &str) {
     let decoded = percent_decode(secret);
+    // Quoted in a JSON document or a Debug-printed field, a quote or backslash in
+    // the value is escaped: those forms are masked too.
+    let quoted = |text: String| text[1..text.len() - 1].to_owned();
+    let json = quoted(serde_json::to_string(secret).unwrap_or_default());
+    let debug = quoted(format!("{secret:?}"));
     let mut secrets = SECRETS.write().unwrap_or_else(|poisoned| poisoned.into_inner());
     // A plugin or a server may quote the value trimmed.
-    for value in [secret, decoded.as_str(), secret.trim()] {
+    for value in [secret, decoded.as_str(), secret.trim(), json.as_str(), debug.as_str()] {
         if value.len() >= MIN_LEN && !secrets.iter().any(|s| s == value) {
             secrets.push(value.to_owned());
         }
@@ -236,6 +241,14 @@ mod tests {
         );
         assert_eq!(redact("abc is too short to mask"), "abc is too short to mask");
         assert!(matches!(redact("nothing here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn a_secret_is_masked_also_where_it_is_quoted_with_escapes() {
+        register("Zq\"quo\\te\tpw");
+        let json = serde_json::json!({ "error": "login Zq\"quo\\te\tpw refused" }).to_string();
+        assert_eq!(redact(&json), r#"{"error":"login *** refused"}"#);
+        assert_eq!(redact(&format!("{:?}", "Zq\"quo\\te\tpw")), "\"***\"");
     }
 
     #[test]
