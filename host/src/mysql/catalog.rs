@@ -38,6 +38,11 @@ pub fn quote(identifier: &str) -> String {
     format!("`{}`", identifier.replace('`', "``"))
 }
 
+/// `` `a` = ? AND `b` = ? ``: one row of `key` by its values, as parameters.
+pub fn key_equals(key: &[String]) -> String {
+    key.iter().map(|k| format!("{} = ?", quote(k))).collect::<Vec<_>>().join(" AND ")
+}
+
 /// The base tables the filter captures, sorted by name.
 pub async fn captured_tables(conn: &mut Conn, filter: &TableFilter) -> Result<Vec<TableInfo>, MysqlError> {
     let mut tables = Vec::new();

@@ -6,7 +6,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 
 use crate::mysql::MysqlError;
-use crate::mysql::catalog::{ColumnInfo, quote};
+use crate::mysql::catalog::{self, ColumnInfo, quote};
 
 /// One table as both servers hold it: its key and the columns compared.
 pub(super) struct TableSql {
@@ -234,11 +234,7 @@ impl TableSql {
     }
 
     fn key_equals(&self) -> String {
-        self.key
-            .iter()
-            .map(|k| format!("{} = ?", quote(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
+        catalog::key_equals(&self.key)
     }
 }
 

@@ -57,14 +57,14 @@ pub async fn verify_table(
     let mut report = TableReport::new(&sql.name, &sql.key, compared.not_compared);
     report.types_differ = compared.types_differ;
     if sql.key.is_empty() {
-        let mut differs = sql.table_checksum(source).await? != sql.table_checksum(target).await?;
-        if differs {
+        let mut sums = tokio::try_join!(sql.table_checksum(source), sql.table_checksum(target))?;
+        if sums.0 != sums.1 {
             // Perhaps a change on its way: looked at again once.
             tokio::time::sleep(settings.recheck).await;
-            differs = sql.table_checksum(source).await? != sql.table_checksum(target).await?;
+            sums = tokio::try_join!(sql.table_checksum(source), sql.table_checksum(target))?;
         }
-        report.rows = sql.table_checksum(source).await?.0;
-        report.whole_table_differs = Some(differs);
+        report.rows = sums.0.0;
+        report.whole_table_differs = Some(sums.0 != sums.1);
         return Ok(report);
     }
     let mut suspects: Vec<Suspect> = Vec::new();

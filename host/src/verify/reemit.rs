@@ -7,7 +7,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value as Wire};
 
 use super::{TableReport, VerifyError};
-use crate::mysql::catalog::{TableInfo, quote, table_info};
+use crate::mysql::catalog::{TableInfo, key_equals, quote, table_info};
 use crate::mysql::query_rows::{QueryShape, values};
 use crate::pipeline::PipelineConfig;
 use crate::record::{Op, Position, Record};
@@ -80,12 +80,7 @@ pub async fn reemit(source: &mut Conn, target: &mut Conn, pipeline: &PipelineCon
 /// shape of its record; None when there is no such row.
 async fn read_row(conn: &mut Conn, info: &TableInfo, key: &[Wire]) -> Result<Option<(QueryShape, Vec<crate::record::Value>)>, ReemitError> {
     let columns = info.columns.iter().map(|c| quote(&c.name)).collect::<Vec<_>>().join(", ");
-    let matches = info
-        .key
-        .iter()
-        .map(|k| format!("{} = ?", quote(k)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let matches = key_equals(&info.key);
     let mut result = conn
         .exec_iter(format!("SELECT {columns} FROM {} WHERE {matches}", info.sql_name()), key.to_vec())
         .await?;

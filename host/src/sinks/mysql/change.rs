@@ -5,7 +5,7 @@ use mysql_async::Value as Wire;
 
 use super::WriteMode;
 use super::target::TargetTable;
-use crate::mysql::catalog::quote;
+use crate::mysql::catalog::{key_equals, quote};
 use crate::record::{Op, Record, Value};
 
 /// One row's change after compaction: the last one per key wins.
@@ -65,12 +65,7 @@ impl Change {
     pub fn statement(&self, target: &TargetTable, mode: WriteMode, accumulate: &[String], rows: usize) -> String {
         match self {
             Change::Delete(_) => {
-                let one = target
-                    .key
-                    .iter()
-                    .map(|k| format!("{} = ?", quote(k)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
+                let one = key_equals(&target.key);
                 format!(
                     "DELETE FROM {} WHERE {}",
                     target.sql_name,
@@ -82,12 +77,7 @@ impl Change {
                     .iter()
                     .map(|(c, _)| format!("{} = ?", quote(&target.columns[*c].0)))
                     .collect();
-                let key = target
-                    .key
-                    .iter()
-                    .map(|k| format!("{} = ?", quote(k)))
-                    .collect::<Vec<_>>()
-                    .join(" AND ");
+                let key = key_equals(&target.key);
                 format!("UPDATE {} SET {} WHERE {key}", target.sql_name, set.join(", "))
             }
             Change::Upsert(values) => {

@@ -12,7 +12,7 @@ use super::ConflictRule;
 use super::change::Change;
 use super::plan::Planned;
 use super::target::TargetTable;
-use crate::mysql::catalog::quote;
+use crate::mysql::catalog::{key_equals, quote};
 use crate::record::{Op, Record};
 use crate::rejected::Rejected;
 
@@ -67,12 +67,7 @@ impl Judge<'_> {
         if tests.is_empty() {
             return Ok(verdict);
         }
-        let key_match = target
-            .key
-            .iter()
-            .map(|k| format!("{} = ?", quote(k)))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let key_match = key_equals(&target.key);
         // Locked first, so no writer changes them between the test and the write.
         let lock = format!(
             "SELECT 1 FROM {} WHERE {} FOR UPDATE",
