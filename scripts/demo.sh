@@ -90,6 +90,9 @@ config = { domain_from = "email" }
 name = "route"
 config = { column = "country", routes = { DE = "users.eu", US = "users.us" } }
 TOML
+# Metrics, health and the status page on a free port (9464 by default).
+SLUICE_HTTP="127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export SLUICE_HTTP
 "$sluice" run "$stack/pipeline.toml" 2> "$stack/run.log" &
 run_pid=$!
 for _ in $(seq 1 300); do [ -f "$stack/state/users.position.json" ] && break; sleep 0.1; done
@@ -102,6 +105,8 @@ echo "-- users.eu and users.us (Debezium envelopes; phone masked, email_domain a
 "$sluice" tail --brokers "$SLUICE_KAFKA_BROKERS" users.eu users.us --max 4 --timeout-s 30
 echo "-- sluice.dead-letter (the invalid email, with the plugin, version and reason in headers):"
 "$sluice" tail --brokers "$SLUICE_KAFKA_BROKERS" sluice.dead-letter --max 1 --timeout-s 30
+echo "-- sluice status (the same as http://$SLUICE_HTTP/ in a browser, and Prometheus metrics at /metrics):"
+"$sluice" status --url "$SLUICE_HTTP"
 kill -INT "$run_pid"; wait "$run_pid" || true
 echo "-- stored position: $(cat "$stack/state/users.position.json")"
 

@@ -16,6 +16,10 @@ command -v cmake >/dev/null || missing+=(cmake)
 command -v pkg-config >/dev/null || missing+=(pkg-config)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v socat >/dev/null || missing+=(socat)
+# The operations tests scrape `sluice run` with a real Prometheus and open its
+# status page in a real headless Chromium.
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v chromium >/dev/null || missing+=(chromium)
 # librdkafka 2.12 includes curl headers even when built without curl.
 [ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
 for lib in openssl:libssl-dev libsasl2:libsasl2-dev libzstd:libzstd-dev; do

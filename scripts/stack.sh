@@ -6,6 +6,9 @@
 #   scripts/stack.sh stop DIR    stop both and wait for them to exit
 #   scripts/stack.sh restart-mysql DIR   stop and start MariaDB on the same port
 #   scripts/stack.sh restart-kafka DIR   stop Tansu and start an empty one on the same port
+#   scripts/stack.sh stop-mysql DIR      stop MariaDB (start-mysql starts it again, same port and data)
+#   scripts/stack.sh pause-kafka DIR     freeze Tansu (SIGSTOP): connections hang, nothing is lost
+#   scripts/stack.sh resume-kafka DIR    let it run again
 #
 # DIR/stack.env holds SLUICE_MYSQL_URL, SLUICE_KAFKA_BROKERS and the pids.
 #
@@ -52,11 +55,14 @@ start_mysqld() {
 
 # Stops MariaDB and starts it again on the same port and data (tests of
 # reconnection); its new pid goes into stack.env.
-restart_mysql() {
+stop_mysql() {
     # shellcheck disable=SC1091
     source "$dir/stack.env"
     mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot shutdown
     for _ in $(seq 1 100); do kill -0 "$SLUICE_STACK_MYSQL_PID" 2>/dev/null || break; sleep 0.1; done
+}
+
+start_mysql() {
     start_mysqld
     sed -i "s/^SLUICE_STACK_MYSQL_PID=.*/SLUICE_STACK_MYSQL_PID=$(cat "$dir/mysql/mysqld.pid")/" "$dir/stack.env"
     wait_for "MariaDB" 60 mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot ping
@@ -194,6 +200,8 @@ stop() {
     source "$dir/stack.env"
     mariadb-admin --no-defaults --socket="$dir/mysql/sock" -uroot shutdown >/dev/null 2>&1 \
         || kill "$SLUICE_STACK_MYSQL_PID" 2>/dev/null || true
+    # A paused broker acts on no signal but SIGKILL until it runs again.
+    kill -CONT ${SLUICE_STACK_TANSU_PID:-} 2>/dev/null || true
     kill ${SLUICE_STACK_TANSU_PID:-} ${SLUICE_STACK_FRONT_PID:-} 2>/dev/null || true
     for pid in "$SLUICE_STACK_MYSQL_PID" ${SLUICE_STACK_TANSU_PID:-} ${SLUICE_STACK_FRONT_PID:-}; do
         await_exit "$pid"
@@ -204,7 +212,13 @@ stop() {
 case "$cmd" in
     start) start ;;
     stop) stop ;;
-    restart-mysql) restart_mysql ;;
+    restart-mysql) stop_mysql; start_mysql ;;
+    stop-mysql) stop_mysql ;;
+    start-mysql) start_mysql ;;
     restart-kafka) restart_kafka ;;
-    *) echo "usage: stack.sh start|stop|restart-mysql|restart-kafka DIR" >&2; exit 2 ;;
+    pause-kafka | resume-kafka)
+        # shellcheck disable=SC1091
+        source "$dir/stack.env"
+        kill "-$([ "$cmd" = pause-kafka ] && echo STOP || echo CONT)" "$SLUICE_STACK_TANSU_PID" ;;
+    *) echo "usage: stack.sh start|stop|restart-mysql|stop-mysql|start-mysql|restart-kafka|pause-kafka|resume-kafka DIR" >&2; exit 2 ;;
 esac

@@ -26,7 +26,8 @@ use sluice::positions::PositionStore;
 use sluice::sinks::kafka::delivery::{Acks, Outgoing, enqueue_all};
 use sluice::sinks::kafka::producer;
 use sluice::sources::SourcePosition;
-use sluice::topology::{BATCH_RECORDS, MAX_IN_FLIGHT, run_pipeline};
+use sluice::telemetry::Telemetry;
+use sluice::topology::{BATCH_RECORDS, MAX_IN_FLIGHT, run_pipeline, supervise};
 use sluice_testkit::{LocalStack, Pipeline};
 
 #[derive(Debug, Args)]
@@ -90,14 +91,21 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
         // what the runs before it stored. Each Sluice run sits next to the
         // bare runs its ratio uses: a machine's speed drifts within a round.
         stack.restart_kafka();
-        let stream = sluice_stream(args, stack, &start, &end).await?;
+        // Metrics on (served, scraped every second) and off, in alternating
+        // order: the machine's drift favours neither.
+        let (mut stream, mut unobserved) = (None, None);
+        for metrics in [trial % 2 == 0, trial % 2 == 1] {
+            let measured = sluice_stream(args, stack, &start, &end, metrics).await?;
+            *if metrics { &mut stream } else { &mut unobserved } = Some(measured);
+            stack.restart_kafka();
+        }
+        let (stream, unobserved) = (stream.expect("measured"), unobserved.expect("measured"));
         // Taken before any bare run: the bare produce below builds its
         // million messages up front, and the heap keeps much of that memory
         // afterwards.
         if trial == 1 {
             stream_rss = peak_rss_mb();
         }
-        stack.restart_kafka();
         let produce;
         (produce, message_bytes) = bare_produce(stack.kafka_brokers(), rows).await?;
         let binlog = bare_binlog(stack.mysql_url(), &start, &end, rows).await?;
@@ -115,6 +123,7 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
             select,
             produce,
             stream,
+            unobserved,
             snapshot,
         });
     }
@@ -145,6 +154,12 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
     line(out, "sluice: binlog -> passthrough.wasm -> Kafka, acked", stream_rate, "rows/s")?;
     line(
         out,
+        "sluice: the same with metrics off (http = \"off\")",
+        median(|t| t.unobserved.rate),
+        "rows/s",
+    )?;
+    line(
+        out,
         "sluice: snapshot -> passthrough.wasm -> Kafka, acked",
         median(|t| t.snapshot.rate),
         "rows/s",
@@ -159,6 +174,14 @@ async fn bench(args: &CdcBenchArgs, stack: &LocalStack, out: &mut dyn Write) -> 
         out,
         "snapshot / slower raw limit      = {:.2} (median of the trials' ratios; target >= 0.70)",
         median(|t| t.snapshot.rate / t.select.min(t.produce.rate))
+    )?;
+    writeln!(
+        out,
+        "metrics on (scraped every 1 s) / off = {:.3} (median of the trials' ratios; target within 3%); \
+         CPU per row on {:.2} µs, off {:.2} µs",
+        median(|t| t.stream.rate / t.unobserved.rate),
+        median(|t| t.stream.cpu_us),
+        median(|t| t.unobserved.cpu_us)
     )?;
     // Rates move with this shared machine's load; CPU time per row shows
     // how much of the stream's cost is producing, which the bare run pays too.
@@ -192,7 +215,9 @@ struct Trial {
     binlog: f64,
     select: f64,
     produce: Measured,
+    /// The stream with metrics on, as `sluice run` serves them, and off.
     stream: Measured,
+    unobserved: Measured,
     snapshot: Measured,
 }
 
@@ -294,13 +319,16 @@ async fn bare_produce(brokers: &str, rows: usize) -> anyhow::Result<(Measured, u
     Ok((measured, bytes / rows.max(1)))
 }
 
-/// The real pipeline (`run_pipeline`), started at `start`; timed until it
-/// has stored the position `end`, i.e. until Kafka acknowledged every row.
+/// The real pipeline, started at `start`, as `sluice run` runs it; timed
+/// until it has stored the position `end`, i.e. until Kafka acknowledged
+/// every row. With `metrics`, its metrics are served over HTTP and
+/// scraped every second, as Prometheus would.
 async fn sluice_stream(
     args: &CdcBenchArgs,
     stack: &LocalStack,
     start: &BinlogCheckpoint,
     end: &BinlogCheckpoint,
+    metrics: bool,
 ) -> anyhow::Result<Measured> {
     let state = tempfile::tempdir()?;
     let mut file = pipeline_file(args, stack, state.path(), "bench.users", "never")?;
@@ -310,8 +338,22 @@ async fn sluice_stream(
     let pipeline = file.pipelines.remove(0);
     let (stop_tx, stop) = watch::channel(false);
     let state_dir = file.state_dir.clone();
+    let telemetry = Telemetry::new(metrics);
+    let reports = telemetry.pipeline("bench", "mysql-binlog", "kafka");
+    let scraper = if metrics {
+        let address = sluice::telemetry::serve("127.0.0.1:0", telemetry.clone()).await?.to_string();
+        Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let (code, body) = sluice::telemetry::get(&address, "/metrics").await.expect("a scrape");
+                assert!(code == 200 && !body.is_empty());
+            }
+        }))
+    } else {
+        None
+    };
     let (cpu, started) = (cpu_seconds(), Instant::now());
-    let task = tokio::spawn(async move { run_pipeline(&pipeline, host, &state_dir, stop).await });
+    let task = tokio::spawn(async move { supervise(&pipeline, host, &state_dir, stop, &reports).await });
     loop {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let reached = |p: &BinlogCheckpoint| p.file > end.file || p.file == end.file && p.pos >= end.pos;
@@ -323,6 +365,9 @@ async fn sluice_stream(
     let measured = Measured::since(started, cpu, args.rows);
     stop_tx.send(true)?;
     task.await??;
+    if let Some(scraper) = scraper {
+        scraper.abort();
+    }
     Ok(measured)
 }
 

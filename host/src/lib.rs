@@ -14,6 +14,7 @@ pub mod rejected;
 pub mod secret;
 pub mod sinks;
 pub mod sources;
+pub mod telemetry;
 pub mod topology;
 pub mod transforms;
 pub mod verify;

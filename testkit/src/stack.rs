@@ -69,6 +69,25 @@ impl LocalStack {
         self.run("restart-mysql");
     }
 
+    /// Stops MariaDB until [`LocalStack::start_mysql`].
+    pub fn stop_mysql(&self) {
+        self.run("stop-mysql");
+    }
+
+    /// Starts MariaDB again on the same port and data.
+    pub fn start_mysql(&self) {
+        self.run("start-mysql");
+    }
+
+    /// Freezes the broker (SIGSTOP): clients' requests hang, nothing is lost.
+    pub fn pause_kafka(&self) {
+        self.run("pause-kafka");
+    }
+
+    pub fn resume_kafka(&self) {
+        self.run("resume-kafka");
+    }
+
     /// Replaces the broker with an empty one on the same port.
     pub fn restart_kafka(&self) {
         self.run("restart-kafka");

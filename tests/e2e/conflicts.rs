@@ -132,7 +132,8 @@ async fn conflict_rules_keep_the_row_they_say_and_dead_letter_the_losers() {
         applied,
         Applied {
             unwritable: 0,
-            conflicts: 4
+            conflicts: 4,
+            written: 6
         }
     );
     let got = rows(&mut db, "lww").await;
@@ -190,7 +191,8 @@ async fn conflict_rules_keep_the_row_they_say_and_dead_letter_the_losers() {
         apply(&stack, sink, &dlq, &nover).await,
         Applied {
             unwritable: 1,
-            conflicts: 0
+            conflicts: 0,
+            written: 0
         }
     );
 

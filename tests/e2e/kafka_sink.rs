@@ -32,9 +32,7 @@ fn step(name: &str, config: &str) -> PluginStep {
     }
 }
 
-/// Reads `topics` from the start until `expected` messages arrived, then
-/// checks for two more seconds that nothing else comes.
-pub fn consume(brokers: &str, group: &str, topics: &[&str], expected: usize) -> Vec<Received> {
+fn consumer(brokers: &str, group: &str, topics: &[&str]) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
@@ -44,28 +42,39 @@ pub fn consume(brokers: &str, group: &str, topics: &[&str], expected: usize) -> 
         .create()
         .unwrap();
     consumer.subscribe(topics).unwrap();
+    consumer
+}
+
+/// The next message, if one comes within 200 ms.
+fn poll(consumer: &BaseConsumer) -> Option<Received> {
+    match consumer.poll(Duration::from_millis(200)) {
+        Some(Ok(m)) => Some(Received {
+            topic: m.topic().to_owned(),
+            key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            value: serde_json::from_slice(m.payload().unwrap_or(b"null")).unwrap(),
+            headers: m
+                .headers()
+                .map(|hs| {
+                    hs.iter()
+                        .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }),
+        // Topics appear with their first message; until then the broker says so.
+        None | Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) => None,
+        Some(Err(e)) => panic!("consume: {e}"),
+    }
+}
+
+/// Reads `topics` from the start until `expected` messages arrived, then
+/// checks for two more seconds that nothing else comes.
+pub fn consume(brokers: &str, group: &str, topics: &[&str], expected: usize) -> Vec<Received> {
+    let consumer = consumer(brokers, group, topics);
     let mut received = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60 + expected as u64 / 1000);
     while received.len() < expected && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(m)) => received.push(Received {
-                topic: m.topic().to_owned(),
-                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                value: serde_json::from_slice(m.payload().unwrap_or(b"null")).unwrap(),
-                headers: m
-                    .headers()
-                    .map(|hs| {
-                        hs.iter()
-                            .map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }),
-            // Topics appear with their first message; until then the broker says so.
-            Some(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) => {}
-            Some(Err(e)) => panic!("consume: {e}"),
-            None => {}
-        }
+        received.extend(poll(&consumer));
     }
     // A little longer, to catch anything that should not be there.
     let settle = Instant::now() + Duration::from_secs(2);
@@ -76,6 +85,22 @@ pub fn consume(brokers: &str, group: &str, topics: &[&str], expected: usize) -> 
                 m.topic(),
                 m.payload().map(String::from_utf8_lossy)
             );
+        }
+    }
+    received
+}
+
+/// Every message of `topic`, read from the start until `expected` came and
+/// none came for the next three seconds.
+pub fn consume_all(brokers: &str, group: &str, topic: &str, expected: usize) -> Vec<Received> {
+    let consumer = consumer(brokers, group, &[topic]);
+    let mut received = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60 + expected as u64 / 1000);
+    let mut quiet_since = Instant::now();
+    while (received.len() < expected || quiet_since.elapsed() < Duration::from_secs(3)) && Instant::now() < deadline {
+        if let Some(m) = poll(&consumer) {
+            received.push(m);
+            quiet_since = Instant::now();
         }
     }
     received

@@ -15,6 +15,7 @@ mod hot_reload;
 pub mod kafka_sink;
 pub mod kafka_to_mysql;
 mod metadata;
+mod operations;
 mod polling;
 mod process;
 mod resilience;

@@ -21,6 +21,8 @@ impl SluiceProcess {
             .args(["--ignored", "--exact", "process::sluice_process", "--nocapture"])
             .env(ARGS_ENV, args.join("\n"))
             .env("SLUICE_LOG", "info")
+            // Tests run side by side: none takes the default port unless it asks.
+            .env("SLUICE_HTTP", "off")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
@@ -46,6 +48,11 @@ impl SluiceProcess {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Every line logged so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
     }
 
     /// The exit code, waiting at most `within`.
@@ -102,6 +109,7 @@ pub fn run_to_end(args: &[&str], env: &[(&str, &str)], within: Duration) -> (Opt
         .args(["--ignored", "--exact", "process::sluice_process", "--nocapture", "--quiet"])
         .env(ARGS_ENV, args.join("\n"))
         .env_remove("SLUICE_LOG")
+        .env("SLUICE_HTTP", "off")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -12,6 +12,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value as Json, json};
 use sluice::pipeline::PipelineFile;
 use sluice::plugin::PluginHost;
+use sluice::telemetry::PipelineTelemetry;
 use sluice::topology::{run_pipeline, supervise};
 use sluice_testkit::{Stack, engine, plugins_dir};
 use tokio::sync::watch;
@@ -362,7 +363,10 @@ dead_letter = { topic = "load.dlq" }
     let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
     let (stop_tx, stop) = watch::channel(false);
     let state_dir = file.state_dir.clone();
-    let task = tokio::spawn(async move { supervise(&pipeline, host, &state_dir, stop).await });
+    let task = tokio::spawn(async move {
+        let telemetry = PipelineTelemetry::detached(&pipeline.name);
+        supervise(&pipeline, host, &state_dir, stop, &telemetry).await
+    });
     let deadline = Instant::now() + Duration::from_secs(30);
     while !position.exists() {
         assert!(Instant::now() < deadline, "the pipeline stored no position within 30 s");
@@ -554,7 +558,8 @@ dead_letter = { topic = "lost.dlq" }
     let host = PluginHost::open(engine(), &file.plugin_dir).unwrap();
     let (_stop, stop_rx) = watch::channel(false);
     let pipeline = file.pipelines.remove(0);
-    let run = supervise(&pipeline, host, &file.state_dir, stop_rx);
+    let telemetry = PipelineTelemetry::detached(&pipeline.name);
+    let run = supervise(&pipeline, host, &file.state_dir, stop_rx, &telemetry);
     let error = tokio::time::timeout(Duration::from_secs(60), run)
         .await
         .expect("fails within a minute")

@@ -386,6 +386,6 @@ async fn a_plugin_that_prints_in_init_starts_from_inside_the_runtime() {
         config,
         limits: PluginLimits::default(),
     };
-    let chain = sluice::transforms::PluginChain::start(host, vec![step]).await;
+    let chain = sluice::transforms::PluginChain::start(host, vec![step], &sluice::telemetry::PipelineTelemetry::detached("p")).await;
     assert!(chain.is_ok(), "{:?}", chain.err());
 }

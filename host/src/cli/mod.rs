@@ -4,8 +4,10 @@ mod check;
 mod connect;
 mod plugin_test;
 mod positions;
+mod progress;
 mod run;
 mod scaffold;
+mod status;
 mod tail;
 mod verify;
 mod watch;
@@ -28,6 +30,16 @@ use crate::redact::RedactingWriter;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines are written to stderr: `text`, or `json` (one object a
+    /// line, with the pipeline, plugin and position as fields).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,8 +55,18 @@ pub enum Command {
         #[arg(long)]
         connect: bool,
     },
-    /// Run the pipelines of a file until Ctrl-C.
-    Run { config: PathBuf },
+    /// Run the pipelines of a file until Ctrl-C or SIGTERM, serving metrics
+    /// and status over HTTP.
+    Run {
+        config: PathBuf,
+        /// Where to serve /metrics, /health, /ready, /status and the status
+        /// page, instead of the file's `http`: HOST:PORT, or `off`.
+        #[arg(long, env = "SLUICE_HTTP", value_name = "ADDR")]
+        http: Option<crate::telemetry::HttpEndpoint>,
+    },
+    /// Show what a running `sluice run` reports: each pipeline's state,
+    /// rate, lag, dead letters, position and plugin versions.
+    Status(StatusArgs),
     /// Print messages of Kafka topics from the beginning, as JSON lines.
     Tail(TailArgs),
     /// Show, reset or set the source positions pipelines have stored.
@@ -53,6 +75,18 @@ pub enum Command {
     /// Compare tables between two MySQL servers, by checksums each server
     /// computes; exit 1 naming every row that differs.
     Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// A pipeline file: ask the `sluice run` serving at its `http` address.
+    pub config: Option<PathBuf>,
+    /// The address `sluice run` serves at (default 127.0.0.1:9464).
+    #[arg(long, conflicts_with = "config")]
+    pub url: Option<String>,
+    /// Print /status's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -219,13 +253,20 @@ pub fn log_filter(args: &[OsString], from_env: Option<&str>) -> String {
     filter + &quiet.concat()
 }
 
-/// Logs to stderr, through the redaction, at the level [`log_filter`] gives.
+/// Logs to stderr (above any progress bars), through the redaction, at
+/// the level [`log_filter`] gives, as text or, with `--log-format json`,
+/// as one JSON object a line.
 pub fn install_log(args: &[OsString]) {
-    let filter = log_filter(args, std::env::var("SLUICE_LOG").ok().as_deref());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(|| RedactingWriter(std::io::stderr()))
-        .try_init();
+    let filter = tracing_subscriber::EnvFilter::new(log_filter(args, std::env::var("SLUICE_LOG").ok().as_deref()));
+    let json = Cli::try_parse_from(args).is_ok_and(|cli| cli.log_format == LogFormat::Json);
+    let log = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(|| RedactingWriter(progress::LogWriter));
+    let _ = if json {
+        log.json().flatten_event(true).with_current_span(false).try_init()
+    } else {
+        log.try_init()
+    };
 }
 
 /// Runs the command line; returns the process exit code. What it writes
@@ -248,7 +289,8 @@ fn run_redacted(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRea
         Command::Plugin(PluginCommand::Watch(args)) => watch::run(&args, input, out),
         Command::Plugin(PluginCommand::New { name, path }) => scaffold::run(&name, path, out),
         Command::Check { config, connect } => check::run(&config, connect, out),
-        Command::Run { config } => run::run(&config, err),
+        Command::Run { config, http } => run::run(&config, http.as_ref(), err),
+        Command::Status(args) => status::run(&args, out),
         Command::Tail(args) => tail::run(&args, out),
         Command::Positions(command) => positions::run(&command, out),
         Command::Verify(args) => verify::run(&args, out),

@@ -9,6 +9,7 @@ use crate::plugin::PluginLimits;
 use crate::sinks::SinkConfig;
 use crate::sinks::dead_letter::DeadLetterConfig;
 use crate::sources::SourceConfig;
+use crate::telemetry::HttpEndpoint;
 
 /// A pipeline file: a plugin directory and one or more pipelines.
 #[derive(Debug, Deserialize)]
@@ -28,6 +29,14 @@ pub struct PipelineFile {
     /// for bidirectional sync: changes made here carry it as their origin.
     #[serde(default)]
     pub site: Option<String>,
+    /// Where `sluice run` serves /metrics, /health, /ready, /status and its
+    /// status page: `HOST:PORT`, or `off`.
+    #[serde(default)]
+    pub http: HttpEndpoint,
+    /// Seconds a stop (SIGTERM, Ctrl-C) may take to deliver what was read
+    /// and store its positions before the process exits non-zero.
+    #[serde(default = "default_shutdown_timeout_s")]
+    pub shutdown_timeout_s: u64,
     #[serde(rename = "pipeline")]
     pub pipelines: Vec<PipelineConfig>,
 }
@@ -146,6 +155,10 @@ impl PluginStep {
     }
 }
 
+fn default_shutdown_timeout_s() -> u64 {
+    30
+}
+
 fn default_state_dir() -> PathBuf {
     PathBuf::from("state")
 }
@@ -225,6 +238,9 @@ impl PipelineFile {
     fn validate(&self) -> Result<(), FileProblem> {
         if self.pipelines.is_empty() {
             return Err(FileProblem::NoPipelines);
+        }
+        if self.shutdown_timeout_s == 0 {
+            return Err(FileProblem::ShutdownTimeout);
         }
         if let Some(site) = &self.site {
             crate::origin::check_site(site).map_err(FileProblem::BadSite)?;

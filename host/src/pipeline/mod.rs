@@ -27,6 +27,8 @@ pub enum FileProblem {
     UnclosedVariable { key: String },
     #[error("no pipelines: add at least one [[pipeline]] table")]
     NoPipelines,
+    #[error("shutdown_timeout_s is 0: give the seconds a stop may take to deliver what was read (default 30)")]
+    ShutdownTimeout,
     #[error("pipeline.name: `{0}` is used twice; names must be unique")]
     DuplicateName(String),
     #[error("pipeline.name: `{0}` is not a name: use A-Z a-z 0-9 . _ - (not starting with .)")]

@@ -183,7 +183,7 @@ impl PluginHost {
                 tracing::warn!(plugin = %name, "plugin file removed; running pipelines keep its last version");
                 ReloadEvent::Removed { name }
             }
-            Err(e) => self.refuse(&name, format!("cannot read {}: {e}", path.display())),
+            Err(e) => self.refuse(&name, "unreadable", format!("cannot read {}: {e}", path.display())),
             Ok(bytes) => {
                 let previous = self.slot(&name).map(|s| s.current().hash.clone());
                 if previous.as_deref() == Some(content_hash(&bytes).as_str()) {
@@ -191,7 +191,7 @@ impl PluginHost {
                 }
                 let started = Instant::now();
                 match PluginVersion::compile(&self.engine, &name, &bytes) {
-                    Err(e) => self.refuse(&name, e.to_string()),
+                    Err(e) => self.refuse(&name, &content_hash(&bytes), e.to_string()),
                     Ok(version) => {
                         let hash = self.install(version).hash.clone();
                         tracing::info!(plugin = %name, version = %hash, previous = previous.as_deref().unwrap_or("none"),
@@ -210,10 +210,12 @@ impl PluginHost {
         Some(event)
     }
 
-    fn refuse(&self, name: &str, reason: String) -> ReloadEvent {
-        let serving = self.slot(name).map(|s| s.current().hash.clone());
-        match &serving {
-            Some(hash) => tracing::error!(plugin = %name, "{reason}; version {hash} keeps serving"),
+    fn refuse(&self, name: &str, version: &str, reason: String) -> ReloadEvent {
+        match self.slot(name) {
+            Some(slot) => {
+                tracing::error!(plugin = %name, "{reason}; version {} keeps serving", slot.current().hash);
+                slot.refuse(version.to_owned(), reason.clone());
+            }
             None => tracing::error!(plugin = %name, "{reason}"),
         }
         ReloadEvent::Refused {

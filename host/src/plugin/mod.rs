@@ -25,6 +25,7 @@ pub use limits::PluginLimits;
 pub use reload::PluginWatcher;
 pub use runner::{BatchOutput, PluginRunner};
 pub use slot::PluginSlot;
+pub use state::Counters;
 pub use version::{PluginVersion, content_hash};
 
 #[derive(Debug, thiserror::Error)]

@@ -24,6 +24,7 @@ use super::state::{Counters, HostState};
 use super::version::PluginVersion;
 use crate::record::Record;
 use crate::rejected::{FailureKind, RecordFailure};
+use crate::telemetry::PluginTelemetry;
 
 /// The plugin's answer for a batch, produced entirely by `version`.
 #[derive(Debug)]
@@ -44,6 +45,9 @@ pub struct PluginRunner {
     /// The last version whose instance could not start, so it is not retried per batch.
     refused: Option<String>,
     warned_batch: Option<Instant>,
+    telemetry: Option<PluginTelemetry>,
+    /// The slot's refusals already reported.
+    refusals_seen: u64,
 }
 
 const BATCH_WARNING_EVERY: Duration = Duration::from_secs(60);
@@ -80,6 +84,8 @@ impl PluginRunner {
             live: None,
             refused: None,
             warned_batch: None,
+            telemetry: None,
+            refusals_seen: 0,
         };
         let version = runner.slot.current();
         runner.live = Some(runner.instantiate(&version).map_err(|reason| PluginError::Refused {
@@ -95,6 +101,16 @@ impl PluginRunner {
 
     pub fn counters(&self) -> Counters {
         self.counters.clone()
+    }
+
+    /// Reports calls, failures, reloads and the serving version from now on.
+    pub fn observe(&mut self, telemetry: PluginTelemetry) {
+        let mut telemetry = telemetry;
+        if let Some(live) = &self.live {
+            telemetry.serving(&live.version.hash);
+        }
+        self.refusals_seen = self.slot.refusals();
+        self.telemetry = Some(telemetry);
     }
 
     /// The version the next batch will run on.
@@ -132,6 +148,11 @@ impl PluginRunner {
                 outputs
             }
         };
+        if let Some(telemetry) = &self.telemetry {
+            for failed in outputs.iter().filter_map(|o| o.as_ref().err()) {
+                telemetry.failed(&version.hash, failed.failure.kind.as_str());
+            }
+        }
         BatchOutput { version, outputs }
     }
 
@@ -197,11 +218,15 @@ impl PluginRunner {
         }
         live.store.set_epoch_deadline(ticks(budget_ms));
         let encoded = encode(&records);
-        match live
+        let started = Instant::now();
+        let answer = live
             .plugin
             .sluice_plugin_transform()
-            .call_transform(&mut live.store, &encoded.batch)
-        {
+            .call_transform(&mut live.store, &encoded.batch);
+        if let Some(telemetry) = &mut self.telemetry {
+            telemetry.call(&version.hash, records.len(), started.elapsed());
+        }
+        match answer {
             Ok(result) => {
                 let decoded = decode(result, records, &encoded.schemas, &self.limits)
                     .map_err(|(message, records)| (RecordFailure::new(FailureKind::BadOutput, message), records))?;
@@ -217,6 +242,14 @@ impl PluginRunner {
     /// Moves to the slot's current version if it changed and starts cleanly
     /// with this runner's config; otherwise keeps the old one serving.
     fn ensure_live(&mut self) {
+        if let Some(telemetry) = &self.telemetry
+            && self.slot.refusals() != self.refusals_seen
+        {
+            self.refusals_seen = self.slot.refusals();
+            if let Some((version, reason)) = self.slot.last_refusal() {
+                telemetry.refused(&version, &reason);
+            }
+        }
         let current = self.slot.current();
         let up_to_date = self.live.as_ref().is_some_and(|l| Arc::ptr_eq(&l.version, &current));
         if up_to_date || self.refused.as_deref() == Some(current.hash.as_str()) {
@@ -226,10 +259,16 @@ impl PluginRunner {
             Ok(live) => {
                 self.live = Some(live);
                 self.refused = None;
+                if let Some(telemetry) = &mut self.telemetry {
+                    telemetry.serving(&current.hash);
+                }
             }
             Err(reason) => {
                 tracing::error!(plugin = %current.name, version = %current.hash,
                     "new plugin version refused, the previous one keeps serving: {reason}");
+                if let Some(telemetry) = &self.telemetry {
+                    telemetry.refused(&current.hash, &reason);
+                }
                 self.refused = Some(current.hash.clone());
             }
         }

@@ -15,6 +15,7 @@ use crate::kafka::ClientProperties;
 use crate::pipeline::OnError;
 use crate::record::{Position, record_to_json};
 use crate::rejected::Rejected;
+use crate::telemetry::PipelineTelemetry;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,6 +54,7 @@ pub struct DeadLetterQueue {
     /// The producer's `message.max.bytes`: a dead letter over it is cut down.
     max_message_bytes: usize,
     on_error: OnError,
+    telemetry: Option<PipelineTelemetry>,
 }
 
 /// Bytes of an error message kept in a header; the whole reason is in the log.
@@ -70,7 +72,16 @@ impl DeadLetterQueue {
             pipeline: pipeline.into(),
             max_message_bytes: properties.max_message_bytes(),
             on_error: OnError::DeadLetter,
+            telemetry: None,
         })
+    }
+
+    /// Counts what it is handed, by kind, in the pipeline's telemetry.
+    pub fn observed(self, telemetry: &PipelineTelemetry) -> Self {
+        DeadLetterQueue {
+            telemetry: Some(telemetry.clone()),
+            ..self
+        }
     }
 
     /// With `OnError::Stop`, a dead letter halts the pipeline instead.
@@ -92,6 +103,9 @@ impl DeadLetterQueue {
                 position: position_text(&first.record.position),
                 reason: first.failure.to_string(),
             });
+        }
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.dead_lettered(rejected);
         }
         let mut keys = MessageEncoder::new(ValueFormat::Debezium, &self.pipeline);
         let mut messages = Outgoing::with_capacity(rejected.len());

@@ -8,6 +8,7 @@ use super::snapshot::SnapshotReader;
 use super::{SourceBatch, SourceError, SourcePosition};
 use crate::mysql::flavor::ServerFlavor;
 use crate::mysql::{TableFilter, current_position};
+use crate::telemetry::{PipelineTelemetry, State};
 
 /// Boxed: a phase is replaced at most twice in a run.
 enum Phase {
@@ -21,6 +22,7 @@ pub struct MysqlCapture {
     pipeline: String,
     flavor: ServerFlavor,
     phase: Phase,
+    telemetry: Option<PipelineTelemetry>,
 }
 
 impl MysqlCapture {
@@ -54,7 +56,20 @@ impl MysqlCapture {
             pipeline: pipeline.to_owned(),
             flavor,
             phase,
+            telemetry: None,
         })
+    }
+
+    /// Reports the snapshot's progress per table, and the end of the snapshot.
+    pub fn observe(&mut self, telemetry: &PipelineTelemetry) {
+        if let Phase::Snapshot(reader) = &mut self.phase {
+            reader.observe(telemetry);
+        }
+        self.telemetry = Some(telemetry.clone());
+    }
+
+    pub fn in_snapshot(&self) -> bool {
+        matches!(self.phase, Phase::Snapshot(_))
     }
 
     pub async fn next_batch(&mut self, max: usize, wait: Duration) -> Result<SourceBatch, SourceError> {
@@ -66,6 +81,8 @@ impl MysqlCapture {
             }),
             Phase::Snapshot(reader) => match reader.next_chunk(max).await? {
                 Some(chunk) => Ok(SourceBatch {
+                    // A keyless table's position is stored only once it is read whole.
+                    open: chunk.progress.is_none(),
                     records: chunk.records,
                     undecodable: chunk.undecodable,
                     checkpoint: chunk.progress.map(SourcePosition::Snapshot),
@@ -84,6 +101,9 @@ impl MysqlCapture {
                             BinlogSource::start(check(&self.config).await?, self.flavor, &self.config, handover, &self.pipeline).await?,
                         ))
                     };
+                    if let Some(telemetry) = &self.telemetry {
+                        telemetry.set_state(State::Running, None);
+                    }
                     Ok(SourceBatch {
                         checkpoint,
                         ..SourceBatch::empty()

@@ -15,6 +15,7 @@ use self::kafka::{KafkaSource, KafkaSourceConfig};
 use self::polling::PollingSourceConfig;
 use crate::kafka::ClientProperties;
 
+pub use self::binlog::BinlogDistance;
 pub use self::capture::MysqlCapture;
 pub use self::polling::{PollingMarks, PollingSource};
 pub use self::snapshot::SnapshotProgress;
@@ -163,6 +164,30 @@ pub enum SourcePosition {
     Polling(PollingMarks),
 }
 
+/// As an operator reads it: where the binlog stream is, or how far the
+/// snapshot or the polling got.
+impl std::fmt::Display for SourcePosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourcePosition::Binlog(at) => {
+                write!(f, "binlog {}:{}", at.file, at.pos)?;
+                match &at.gtid {
+                    Some(gtid) => write!(f, " gtid {gtid}"),
+                    None => Ok(()),
+                }
+            }
+            SourcePosition::Snapshot(progress) => {
+                write!(f, "snapshot: {} tables done", progress.completed.len())?;
+                match &progress.cursor {
+                    Some(cursor) => write!(f, ", reading {}", cursor.table),
+                    None => Ok(()),
+                }
+            }
+            SourcePosition::Polling(marks) => write!(f, "polling {} tables", marks.tables.len()),
+        }
+    }
+}
+
 /// Records, and the position to store once they (and all before) are delivered.
 pub struct SourceBatch {
     pub records: Vec<crate::record::Record>,
@@ -171,6 +196,10 @@ pub struct SourceBatch {
     pub checkpoint: Option<SourcePosition>,
     /// The source has nothing more to give (a snapshot-only run is complete).
     pub finished: bool,
+    /// The last records belong to a transaction (or a table read without a
+    /// key) whose position comes with a later batch: a stop right after
+    /// this batch would have a restart send them again.
+    pub open: bool,
 }
 
 impl SourceBatch {
@@ -180,6 +209,7 @@ impl SourceBatch {
             undecodable: Vec::new(),
             checkpoint: None,
             finished: false,
+            open: false,
         }
     }
 }

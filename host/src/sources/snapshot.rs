@@ -3,6 +3,7 @@
 //! memory), with its hand-over binlog position. Progress is stored per chunk,
 //! so a restart resumes after the last delivered key of the table it was in.
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::Conn;
@@ -16,6 +17,7 @@ use crate::mysql::flavor::ServerFlavor;
 use crate::mysql::query_rows::{DecodedRow, QueryShape, key_position, values};
 use crate::mysql::{BinlogCheckpoint, TableFilter};
 use crate::record::{Position, Record, Value};
+use crate::telemetry::{PipelineTelemetry, TableProgress};
 
 /// How often progress is logged while a table is read.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
@@ -68,12 +70,38 @@ struct TableScan {
     exhausted: bool,
     started: Instant,
     logged: Instant,
+    progress: Option<Arc<TableProgress>>,
+    /// The smallest and largest key of a table keyed by one integer column,
+    /// to refine the server's row estimate by the share of keys read.
+    key_range: Option<(f64, f64)>,
 }
 
 impl TableScan {
     /// Rows handed out so far.
     fn delivered(&self) -> u64 {
         self.read - self.buffered.len() as u64
+    }
+
+    /// The table's rows as best known now: the server's estimate, until a
+    /// tenth of an integer key's range is read; then the rows read so far
+    /// over the share of the range they cover.
+    fn estimated_rows(&self) -> u64 {
+        let delivered = self.delivered();
+        let server = self.info.estimated_rows.max(delivered);
+        let (Some((min, max)), Some(after)) = (self.key_range, self.after.as_ref()) else {
+            return server;
+        };
+        let last = match after.first() {
+            Some(Value::Int(i)) => *i as f64,
+            Some(Value::Uint(u)) => *u as f64,
+            _ => return server,
+        };
+        let share = if max > min { (last - min + 1.0) / (max - min + 1.0) } else { 1.0 };
+        if share < 0.1 || self.read == 0 {
+            return server;
+        }
+        // Rows read but still buffered are part of the share.
+        ((self.read as f64 / share.min(1.0)) as u64).max(delivered)
     }
 }
 
@@ -86,6 +114,7 @@ pub struct SnapshotReader {
     pending: VecDeque<TableInfo>,
     scan: Option<TableScan>,
     ts_ms: i64,
+    telemetry: Option<PipelineTelemetry>,
 }
 
 impl SnapshotReader {
@@ -125,7 +154,14 @@ impl SnapshotReader {
             pending,
             scan: None,
             ts_ms: chrono::Utc::now().timestamp_millis(),
+            telemetry: None,
         })
+    }
+
+    /// Reports each table's progress (rows read, estimated rows) from the
+    /// next table on; progress lines are then left to the one displaying it.
+    pub fn observe(&mut self, telemetry: &PipelineTelemetry) {
+        self.telemetry = Some(telemetry.clone());
     }
 
     pub fn handover(&self) -> &BinlogCheckpoint {
@@ -144,7 +180,11 @@ impl SnapshotReader {
         loop {
             if self.scan.is_none() {
                 let Some(info) = self.pending.pop_front() else { return Ok(None) };
-                self.scan = Some(self.start_table(info));
+                let mut scan = self.start_table(info);
+                if self.telemetry.is_some() {
+                    scan.key_range = integer_key_range(&mut self.conn, &scan.info).await?;
+                }
+                self.scan = Some(scan);
             }
             let scan = self.scan.as_mut().expect("a table scan");
             if scan.buffered.is_empty() && !scan.exhausted {
@@ -182,8 +222,11 @@ impl SnapshotReader {
                 }
             }
             let done = scan.exhausted && scan.buffered.is_empty();
-            if done || scan.logged.elapsed() >= PROGRESS_EVERY {
-                log_progress(scan, done);
+            match &scan.progress {
+                Some(progress) if done => progress.finish(scan.delivered()),
+                Some(progress) => progress.update(scan.delivered(), scan.estimated_rows()),
+                None if done || scan.logged.elapsed() >= PROGRESS_EVERY => log_progress(scan, done),
+                None => {}
             }
             chunk.progress = if done {
                 self.progress.completed.push(scan.info.qualified());
@@ -221,7 +264,13 @@ impl SnapshotReader {
             tracing::warn!(table = %info.qualified(), "no primary key: read by offset, and restarted from its first row after a crash");
         }
         let now = Instant::now();
+        let progress = self
+            .telemetry
+            .as_ref()
+            .map(|t| t.snapshot_table(&info.qualified(), info.estimated_rows));
         TableScan {
+            progress,
+            key_range: None,
             keyset: Keyset::new(&info.key, &info.columns),
             info,
             shape: None,
@@ -270,6 +319,26 @@ async fn read_chunk(conn: &mut Conn, scan: &mut TableScan, max: usize) -> Result
         scan.after = Some(cursor.clone());
     }
     Ok(())
+}
+
+/// The smallest and largest key, as seen by the snapshot's own view, of a
+/// table keyed by one integer column.
+async fn integer_key_range(conn: &mut Conn, info: &TableInfo) -> Result<Option<(f64, f64)>, SourceError> {
+    const INTEGERS: [&str; 5] = ["tinyint", "smallint", "mediumint", "int", "bigint"];
+    let [key] = info.key.as_slice() else { return Ok(None) };
+    let integer = info
+        .columns
+        .iter()
+        .any(|c| &c.name == key && INTEGERS.contains(&c.data_type.as_str()));
+    if !integer {
+        return Ok(None);
+    }
+    let sql = format!("SELECT MIN({k}), MAX({k}) FROM {}", info.sql_name(), k = quote(key));
+    let range: Option<(Option<String>, Option<String>)> = conn.query_first(sql).await?;
+    Ok(match range {
+        Some((Some(min), Some(max))) => min.parse().ok().zip(max.parse().ok()),
+        _ => None,
+    })
 }
 
 fn log_progress(scan: &mut TableScan, done: bool) {

@@ -19,6 +19,7 @@ use crate::plugin::PluginHost;
 use crate::sinks::SinkConfig;
 use crate::sources::SourceConfig;
 use crate::sources::SourceError;
+use crate::telemetry::{PipelineTelemetry, Ticket};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -59,7 +60,8 @@ pub async fn run_pipeline(
     state_dir: &Path,
     stop: watch::Receiver<bool>,
 ) -> Result<(), PipelineError> {
-    run_once(config, host, state_dir, stop, &AtomicBool::new(false)).await
+    let telemetry = PipelineTelemetry::detached(&config.name);
+    run_once(config, host, state_dir, stop, &AtomicBool::new(false), &telemetry).await
 }
 
 /// One run of the pipeline; `ran` turns true once it is connected and running.
@@ -69,11 +71,12 @@ async fn run_once(
     state_dir: &Path,
     stop: watch::Receiver<bool>,
     ran: &AtomicBool,
+    telemetry: &PipelineTelemetry,
 ) -> Result<(), PipelineError> {
     config.check_pairing()?;
     match (&config.source, &config.sink) {
-        (SourceConfig::Kafka(source), SinkConfig::Mysql(sink)) => to_mysql::run(config, source, sink, host, stop, ran).await,
-        (_, SinkConfig::Kafka(sink)) => to_kafka::run(config, sink, host, state_dir, stop, ran).await,
+        (SourceConfig::Kafka(source), SinkConfig::Mysql(sink)) => to_mysql::run(config, source, sink, host, stop, ran, telemetry).await,
+        (_, SinkConfig::Kafka(sink)) => to_kafka::run(config, sink, host, state_dir, stop, ran, telemetry).await,
         (_, SinkConfig::Mysql(_)) => unreachable!("check_pairing refuses a mysql sink without a kafka source"),
     }
 }
@@ -87,6 +90,8 @@ trait BatchSource: Send + 'static {
     fn is_last(_batch: &Self::Batch) -> bool {
         false
     }
+    /// The records of a batch, and the commit (or message) time of its oldest.
+    fn measure(batch: &Self::Batch) -> (usize, Option<i64>);
 }
 
 /// Runs `work` on every batch of `input`, in order, on a thread of its own,
@@ -120,13 +125,22 @@ where
 }
 
 /// Reads up to `depth` batches ahead until the source fails or finishes, or
-/// the receiver is dropped (the pipeline stops).
-fn read_ahead<S: BatchSource>(mut source: S, depth: usize) -> mpsc::Receiver<Result<S::Batch, SourceError>> {
+/// the receiver is dropped (the pipeline stops). Each batch comes with its
+/// ticket, to be handed back once the sink has acknowledged it.
+fn read_ahead<S: BatchSource>(
+    mut source: S,
+    depth: usize,
+    telemetry: PipelineTelemetry,
+) -> mpsc::Receiver<Result<(S::Batch, Ticket), SourceError>> {
     let (tx, rx) = mpsc::channel(depth);
     tokio::spawn(async move {
         loop {
-            let batch = source.next_batch().await;
-            let last = batch.as_ref().map_or(true, S::is_last);
+            let batch = source.next_batch().await.map(|batch| {
+                let (records, oldest) = S::measure(&batch);
+                let ticket = telemetry.read(records, oldest);
+                (batch, ticket)
+            });
+            let last = batch.as_ref().map_or(true, |(batch, _)| S::is_last(batch));
             if tx.send(batch).await.is_err() || last {
                 break;
             }

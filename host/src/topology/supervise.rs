@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use super::{PipelineError, run_once};
 use crate::pipeline::PipelineConfig;
 use crate::plugin::PluginHost;
+use crate::telemetry::{PipelineTelemetry, State};
 
 /// The first pause, doubled per failed attempt up to the longest.
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
@@ -26,18 +27,26 @@ pub async fn supervise(
     host: Arc<PluginHost>,
     state_dir: &Path,
     mut stop: watch::Receiver<bool>,
+    telemetry: &PipelineTelemetry,
 ) -> Result<(), PipelineError> {
     let ran = AtomicBool::new(false);
     let mut attempt: u32 = 0;
     loop {
         let started = Instant::now();
-        let error = match run_once(config, host.clone(), state_dir, stop.clone(), &ran).await {
-            Ok(()) => return Ok(()),
+        if attempt == 0 {
+            telemetry.set_state(State::Connecting, None);
+        }
+        let error = match run_once(config, host.clone(), state_dir, stop.clone(), &ran, telemetry).await {
+            Ok(()) => {
+                telemetry.set_state(if *stop.borrow() { State::Stopped } else { State::Finished }, None);
+                return Ok(());
+            }
             Err(error) => error,
         };
         // A failure before the pipeline ever ran is a start-up failure: the
         // settings, the servers' set-up or their reachability are wrong.
         if *stop.borrow() || !ran.load(Ordering::Relaxed) || !error.is_transient() {
+            telemetry.set_state(State::Failed, Some(error.to_string()));
             return Err(error);
         }
         attempt = if started.elapsed() >= HEALTHY_AFTER { 1 } else { attempt + 1 };
@@ -48,9 +57,16 @@ pub async fn supervise(
             retry_in_s = pause.as_secs(),
             "pipeline failed: {error}; restarting from its stored position"
         );
+        telemetry.set_state(
+            State::Retrying,
+            Some(format!("{error} (attempt {attempt}, next in {} s)", pause.as_secs())),
+        );
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
-            _ = stop.changed() => return Ok(()),
+            _ = stop.changed() => {
+                telemetry.set_state(State::Stopped, None);
+                return Ok(());
+            }
         }
     }
 }

@@ -19,7 +19,8 @@ use crate::sinks::SinkError;
 use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::kafka::{KafkaSink, KafkaSinkConfig};
 use crate::sources::SourceConfig;
-use crate::sources::{MysqlCapture, PollingSource, SourceBatch, SourceError, SourcePosition};
+use crate::sources::{BinlogDistance, MysqlCapture, PollingSource, SourceBatch, SourceError, SourcePosition};
+use crate::telemetry::{PipelineTelemetry, State, Ticket};
 use crate::transforms::{ChainOutput, PluginChain};
 
 /// Records per batch through the plugins and to the sink. A batch's records,
@@ -50,9 +51,18 @@ enum Source {
 
 impl Source {
     /// Connects the configured source; None for a source this sink does not take.
-    async fn build(config: &SourceConfig, stored: Option<SourcePosition>, pipeline: &str) -> Result<Option<Self>, SourceError> {
+    async fn build(
+        config: &SourceConfig,
+        stored: Option<SourcePosition>,
+        pipeline: &str,
+        telemetry: &PipelineTelemetry,
+    ) -> Result<Option<Self>, SourceError> {
         Ok(match config {
-            SourceConfig::MysqlBinlog(c) => Some(Source::Capture(Box::new(MysqlCapture::connect(c, stored, pipeline).await?))),
+            SourceConfig::MysqlBinlog(c) => {
+                let mut capture = MysqlCapture::connect(c, stored, pipeline).await?;
+                capture.observe(telemetry);
+                Some(Source::Capture(Box::new(capture)))
+            }
             SourceConfig::MysqlPoll(c) => Some(Source::Polling(Box::new(PollingSource::connect(c, stored).await?))),
             SourceConfig::Kafka(_) => None,
         })
@@ -66,54 +76,75 @@ pub async fn run(
     state_dir: &Path,
     stop: watch::Receiver<bool>,
     ran: &AtomicBool,
+    telemetry: &PipelineTelemetry,
 ) -> Result<(), PipelineError> {
     let store = PositionStore::new(state_dir, &config.name);
-    let mut chain = PluginChain::start(host, config.plugins.clone()).await?;
+    let mut chain = PluginChain::start(host, config.plugins.clone(), telemetry).await?;
     let site = config.site.as_deref();
     let mut sink = KafkaSink::new(sink_config, &config.name, site)?;
     sink.check_brokers(&sink_config.brokers).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &sink_config.brokers, &sink_config.properties, &config.name)?
-        .with_on_error(config.on_error);
-    let Some(source) = Source::build(&config.source, store.load()?, &config.name).await? else {
+        .with_on_error(config.on_error)
+        .observed(telemetry);
+    let Some(source) = Source::build(&config.source, store.load()?, &config.name, telemetry).await? else {
         unreachable!("check_pairing refuses a kafka source with a kafka sink")
+    };
+    let snapshot = matches!(&source, Source::Capture(capture) if capture.in_snapshot());
+    let distance = match (&config.source, telemetry.records_metrics()) {
+        (SourceConfig::MysqlBinlog(source), true) => Some(BinlogDistance::watch(source, telemetry.clone())),
+        _ => None,
     };
     let mut positions = Positions {
         store,
         saved_at: Instant::now(),
+        telemetry: telemetry.clone(),
+        distance,
     };
     let forward = match &config.source {
         SourceConfig::MysqlBinlog(source) => source.forward_origins.as_slice(),
         _ => &[],
     };
     let echo = EchoFilter::capture(site, forward);
-    let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |mut batch: SourceBatch| {
-        // Before any plugin: changes another site made, applied here, are
-        // that site's to publish.
-        let echoes = echo.as_ref().map_or(0, |echo| echo.retain(&mut batch.records));
-        let mut out = if batch.records.is_empty() {
-            ChainOutput::default()
-        } else {
-            chain.run(batch.records)
-        };
-        out.rejected.extend(
-            batch
-                .undecodable
-                .into_iter()
-                .map(|(record, reason)| Rejected::undecodable(record, "source:mysql", reason)),
-        );
-        TransformedBatch {
-            out,
-            echoes,
-            checkpoint: batch.checkpoint,
-            finished: batch.finished,
-        }
-    });
+    let mut batches = on_own_thread(
+        read_ahead(source, READ_AHEAD, telemetry.clone()),
+        READ_AHEAD,
+        move |(mut batch, ticket): (SourceBatch, Ticket)| {
+            // Before any plugin: changes another site made, applied here, are
+            // that site's to publish.
+            let echoes = echo.as_ref().map_or(0, |echo| echo.retain(&mut batch.records));
+            let mut out = if batch.records.is_empty() {
+                ChainOutput::default()
+            } else {
+                chain.run(batch.records)
+            };
+            out.rejected.extend(
+                batch
+                    .undecodable
+                    .into_iter()
+                    .map(|(record, reason)| Rejected::undecodable(record, "source:mysql", reason)),
+            );
+            TransformedBatch {
+                out,
+                echoes,
+                checkpoint: batch.checkpoint,
+                finished: batch.finished,
+                open: batch.open,
+                ticket,
+            }
+        },
+    );
     let mut echoes = 0u64;
+    let mut delivery_errors = 0;
     ran.store(true, Ordering::Relaxed);
+    telemetry.set_state(if snapshot { State::Snapshot } else { State::Running }, None);
     tracing::info!(pipeline = %config.name, "running");
     let mut in_flight: InOrderAcks<SourcePosition, SinkError> = InOrderAcks::new();
+    // Whether the last batch handed over ended inside a transaction: a stop
+    // then reads on to its end, so that the stored position covers every
+    // record sent and a restart sends none of them again.
+    let mut open = false;
     let result = async {
-        while !*stop.borrow() {
+        while !*stop.borrow() || open {
             // Positions are stored in batch order, each once all before it are acked.
             while in_flight.oldest_answered() || in_flight.len() >= MAX_IN_FLIGHT {
                 in_flight.settle_oldest().await?;
@@ -126,8 +157,10 @@ pub async fn run(
                 tracing::info!(pipeline = %config.name, "source finished");
                 break;
             }
+            open = batch.open;
             let mut out = batch.out;
             echoes += batch.echoes as u64;
+            telemetry.filtered(batch.echoes, out.dropped);
             tracing::debug!(pipeline = %config.name, records = out.records.len(), dead_letters = out.rejected.len(),
                 echoes = batch.echoes, position = ?batch.checkpoint, "batch");
             let acks = if out.records.is_empty() && out.rejected.is_empty() {
@@ -145,6 +178,7 @@ pub async fn run(
                 };
                 Some((records, dead, refused))
             };
+            let (ticket, written, acknowledged) = (batch.ticket, out.records.len(), telemetry.clone());
             let waiting = tokio::spawn(async move {
                 if let Some((records, dead, refused)) = acks {
                     records.wait().await?;
@@ -153,9 +187,14 @@ pub async fn run(
                         refused.wait().await?;
                     }
                 }
+                acknowledged.acknowledged(ticket, written);
                 Ok(())
             });
             in_flight.push(waiting, batch.checkpoint);
+            let (depth, errors) = sink.queue();
+            telemetry.kafka_queue(depth);
+            telemetry.kafka_delivery_errors(errors - delivery_errors);
+            delivery_errors = errors;
         }
         Ok::<_, PipelineError>(())
     }
@@ -189,6 +228,11 @@ impl BatchSource for Source {
     fn is_last(batch: &SourceBatch) -> bool {
         batch.finished
     }
+
+    fn measure(batch: &SourceBatch) -> (usize, Option<i64>) {
+        let records = batch.records.iter().chain(batch.undecodable.iter().map(|(r, _)| r));
+        (batch.records.len() + batch.undecodable.len(), records.map(|r| r.ts_ms).min())
+    }
 }
 
 /// A source's batch after the plugin chain, with the rows the source could
@@ -199,12 +243,16 @@ struct TransformedBatch {
     echoes: usize,
     checkpoint: Option<SourcePosition>,
     finished: bool,
+    open: bool,
+    ticket: Ticket,
 }
 
 /// Where positions are stored, and when they last were.
 struct Positions {
     store: PositionStore,
     saved_at: Instant,
+    telemetry: PipelineTelemetry,
+    distance: Option<BinlogDistance>,
 }
 
 impl Positions {
@@ -212,6 +260,10 @@ impl Positions {
     fn save(&mut self, acked: Option<SourcePosition>) -> Result<(), crate::positions::PositionError> {
         if let Some(position) = acked {
             self.store.save(&position)?;
+            self.telemetry.stored(position.to_string());
+            if let (Some(distance), SourcePosition::Binlog(at)) = (&self.distance, &position) {
+                distance.stored(at);
+            }
         }
         self.saved_at = Instant::now();
         Ok(())

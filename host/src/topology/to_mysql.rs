@@ -19,6 +19,7 @@ use crate::sinks::dead_letter::DeadLetterQueue;
 use crate::sinks::mysql::{Applied, ConflictRule, MysqlSink, MysqlSinkConfig, Plan, RowPlanner};
 use crate::sources::SourceError;
 use crate::sources::kafka::{KafkaBatch, KafkaSource, KafkaSourceConfig, OffsetCommitter};
+use crate::telemetry::{PipelineTelemetry, State, Ticket};
 use crate::transforms::{ChainOutput, PluginChain};
 
 /// Messages per batch, and how long a batch waits to fill.
@@ -26,6 +27,10 @@ const BATCH_RECORDS: usize = 5000;
 const BATCH_WAIT: Duration = Duration::from_millis(100);
 /// Batches read and decoded ahead while the sink writes.
 const READ_AHEAD: usize = 2;
+/// With nothing to write for this long, the sink's connection is pinged: a
+/// server that went away is noticed (and the pipeline shows it) before
+/// data comes.
+const IDLE_PING: Duration = Duration::from_secs(5);
 
 pub async fn run(
     config: &PipelineConfig,
@@ -34,34 +39,44 @@ pub async fn run(
     host: Arc<PluginHost>,
     stop: watch::Receiver<bool>,
     ran: &AtomicBool,
+    telemetry: &PipelineTelemetry,
 ) -> Result<(), PipelineError> {
-    let mut chain = PluginChain::start(host, config.plugins.clone()).await?;
+    let mut chain = PluginChain::start(host, config.plugins.clone(), telemetry).await?;
     let dead_letters = DeadLetterQueue::new(&config.dead_letter, &source_config.brokers, &source_config.properties, &config.name)?
-        .with_on_error(config.on_error);
-    let mut sink = MysqlSink::connect(sink_config, &config.name, config.site.as_deref()).await?;
+        .with_on_error(config.on_error)
+        .observed(telemetry);
+    let mut sink = MysqlSink::connect(sink_config, &config.name, config.site.as_deref())
+        .await?
+        .observed(telemetry);
     if config.site.is_some() && sink_config.conflict == ConflictRule::SourceWins {
         tracing::warn!(pipeline = %config.name, "conflict = \"source-wins\": when two sites change one key at about the same time, \
             each keeps the other's change and they differ; set conflict = \"last-writer-wins\" and version_column");
     }
     let mut planner = RowPlanner::connect(sink_config, &config.name).await?;
-    let source = KafkaSource::connect(source_config, &sink.applied_offsets().await?)?;
+    let source = KafkaSource::connect(source_config, &sink.applied_offsets().await?, telemetry)?;
     let committer = source.committer();
     let echo = EchoFilter::apply(config.site.as_deref());
     // The plugins (on their thread) and the planner work on the next batch
     // while the sink writes this one.
-    let mut batches = on_own_thread(read_ahead(source, READ_AHEAD), READ_AHEAD, move |mut batch: KafkaBatch| {
-        // Before any plugin: this site's own changes, come back, are applied here already.
-        let echoes = echo.as_ref().map_or(0, |echo| echo.retain(&mut batch.records));
-        Transformed {
-            out: chain.run(batch.records),
-            echoes,
-            undecodable: batch.undecodable,
-            next_offsets: batch.next_offsets,
-        }
-    });
+    let mut batches = on_own_thread(
+        read_ahead(source, READ_AHEAD, telemetry.clone()),
+        READ_AHEAD,
+        move |(mut batch, ticket): (KafkaBatch, Ticket)| {
+            // Before any plugin: this site's own changes, come back, are applied here already.
+            let echoes = echo.as_ref().map_or(0, |echo| echo.retain(&mut batch.records));
+            Transformed {
+                out: chain.run(batch.records),
+                echoes,
+                undecodable: batch.undecodable,
+                next_offsets: batch.next_offsets,
+                ticket,
+            }
+        },
+    );
     let (to_writer, written) = mpsc::channel(1);
-    let writer = tokio::spawn(write_batches(sink, dead_letters, committer, written, config.name.clone()));
+    let writer = tokio::spawn(write_batches(sink, dead_letters, committer, written, telemetry.clone()));
     ran.store(true, Ordering::Relaxed);
+    telemetry.set_state(State::Running, None);
     tracing::info!(pipeline = %config.name, "running");
     // The reader hands over a batch, empty or not, at least every BATCH_WAIT:
     // a writer that failed is noticed then, not only when data comes.
@@ -72,6 +87,7 @@ pub async fn run(
             continue;
         }
         echoes += batch.echoes as u64;
+        telemetry.filtered(batch.echoes, batch.out.dropped);
         let mut dead = batch.out.rejected;
         dead.extend(
             batch
@@ -84,6 +100,7 @@ pub async fn run(
             plan,
             dead,
             next_offsets: batch.next_offsets,
+            ticket: batch.ticket,
         };
         if to_writer.send(write).await.is_err() {
             break; // the writer failed; its error is returned below
@@ -103,6 +120,7 @@ struct Transformed {
     echoes: usize,
     undecodable: Vec<(Record, String)>,
     next_offsets: Offsets,
+    ticket: Ticket,
 }
 
 /// One batch after the plugins, planned for the sink.
@@ -110,6 +128,7 @@ struct Write {
     plan: Plan,
     dead: Vec<Rejected>,
     next_offsets: Offsets,
+    ticket: Ticket,
 }
 
 /// Applies batches in the order they come; after each commit tells the group
@@ -119,11 +138,30 @@ async fn write_batches(
     dead_letters: DeadLetterQueue,
     committer: OffsetCommitter,
     mut batches: mpsc::Receiver<Write>,
-    pipeline: String,
+    telemetry: PipelineTelemetry,
 ) -> Result<u64, PipelineError> {
+    let pipeline = telemetry.status().name.clone();
     let mut lost = 0u64;
-    while let Some(write) = batches.recv().await {
-        let Applied { unwritable, conflicts } = sink.apply(&write.plan, &write.next_offsets, &write.dead, &dead_letters).await?;
+    // Every partition's next offset so far, for the status.
+    let mut stored = Offsets::new();
+    loop {
+        let write = match tokio::time::timeout(IDLE_PING, batches.recv()).await {
+            Ok(Some(write)) => write,
+            Ok(None) => break,
+            Err(_idle) => {
+                sink.ping().await?;
+                continue;
+            }
+        };
+        let Applied {
+            unwritable,
+            conflicts,
+            written,
+        } = sink.apply(&write.plan, &write.next_offsets, &write.dead, &dead_letters).await?;
+        telemetry.acknowledged(write.ticket, written);
+        stored.extend(write.next_offsets.iter().map(|(k, v)| (k.clone(), *v)));
+        let offsets: Vec<String> = stored.iter().map(|((topic, p), next)| format!("{topic}/{p}:{next}")).collect();
+        telemetry.stored(format!("offsets {}", offsets.join(" ")));
         if unwritable > 0 {
             tracing::warn!(pipeline = %pipeline, unwritable, "records the MySQL sink could not write went to the dead-letter queue");
         }
@@ -140,5 +178,10 @@ impl BatchSource for KafkaSource {
 
     async fn next_batch(&mut self) -> Result<KafkaBatch, SourceError> {
         KafkaSource::next_batch(self, BATCH_RECORDS, BATCH_WAIT).await
+    }
+
+    fn measure(batch: &KafkaBatch) -> (usize, Option<i64>) {
+        let records = batch.records.iter().chain(batch.undecodable.iter().map(|(r, _)| r));
+        (batch.records.len() + batch.undecodable.len(), records.map(|r| r.ts_ms).min())
     }
 }

@@ -8,6 +8,7 @@ use crate::pipeline::PluginStep;
 use crate::plugin::{PluginError, PluginHost, PluginRunner};
 use crate::record::Record;
 use crate::rejected::Rejected;
+use crate::telemetry::PipelineTelemetry;
 
 pub struct PluginChain {
     steps: Vec<PluginRunner>,
@@ -17,6 +18,8 @@ pub struct PluginChain {
 pub struct ChainOutput {
     pub records: Vec<Record>,
     pub rejected: Vec<Rejected>,
+    /// Records a plugin answered with no output (filtered out).
+    pub dropped: usize,
 }
 
 impl PluginChain {
@@ -32,17 +35,23 @@ impl PluginChain {
     /// [`PluginChain::build`] from async code. A plugin's `init` may write to
     /// stdout or stderr, and WASI's blocking streams start a runtime of their
     /// own, which tokio forbids on one of its worker threads.
-    pub async fn start(host: Arc<PluginHost>, steps: Vec<PluginStep>) -> Result<Self, PluginError> {
-        match tokio::task::spawn_blocking(move || Self::build(&host, &steps)).await {
-            Ok(chain) => chain,
+    /// Each plugin's calls, failures, reloads and serving version are
+    /// reported through `telemetry`.
+    pub async fn start(host: Arc<PluginHost>, steps: Vec<PluginStep>, telemetry: &PipelineTelemetry) -> Result<Self, PluginError> {
+        let mut chain = match tokio::task::spawn_blocking(move || Self::build(&host, &steps)).await {
+            Ok(chain) => chain?,
             Err(join) => std::panic::resume_unwind(join.into_panic()),
+        };
+        for step in &mut chain.steps {
+            step.observe(telemetry.plugin(step.name(), &step.counters()));
         }
+        Ok(chain)
     }
 
     pub fn run(&mut self, records: Vec<Record>) -> ChainOutput {
         let mut out = ChainOutput {
             records,
-            rejected: Vec::new(),
+            ..ChainOutput::default()
         };
         for step in &mut self.steps {
             // A change's origin stays with what a plugin makes of it, also
@@ -59,6 +68,7 @@ impl PluginChain {
             for (input, output) in result.outputs.into_iter().enumerate() {
                 match output {
                     Ok(mut records) => {
+                        out.dropped += usize::from(records.is_empty());
                         if let Some(Some(origin)) = origins.as_ref().and_then(|o| o.get(input)) {
                             for record in records.iter_mut().filter(|r| origin_of(r).is_none()) {
                                 set_origin(record, origin);

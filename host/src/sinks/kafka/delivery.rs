@@ -16,8 +16,12 @@ use crate::sinks::SinkError;
 /// message (a channel allocation, a send and a poll for each message).
 pub type Producer = ThreadedProducer<BatchAckCounter>;
 
-/// Hands each delivery report to the batch its message belongs to.
-pub struct BatchAckCounter;
+/// Hands each delivery report to the batch its message belongs to, and
+/// counts the messages Kafka failed to take.
+#[derive(Default)]
+pub struct BatchAckCounter {
+    pub(crate) errors: AtomicUsize,
+}
 
 impl ClientContext for BatchAckCounter {}
 
@@ -26,6 +30,7 @@ impl ProducerContext for BatchAckCounter {
 
     fn delivery(&self, result: &DeliveryResult<'_>, batch: Arc<BatchAcks>) {
         if let Err((error, message)) = result {
+            self.errors.fetch_add(1, Ordering::Relaxed);
             let mut failure = batch.failure.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             failure.get_or_insert_with(|| (message.topic().to_owned(), error.clone()));
         }
@@ -232,7 +237,7 @@ pub async fn deliver_all(producer: &Producer, messages: &mut Outgoing) -> Result
 /// retries); any property set in the pipeline file wins.
 pub fn producer(brokers: &str, properties: &ClientProperties) -> Result<Producer, BrokerError> {
     producer_config(brokers, properties)
-        .create_with_context(BatchAckCounter)
+        .create_with_context(BatchAckCounter::default())
         .map_err(|source| BrokerError::Client {
             role: "producer",
             brokers: brokers.to_owned(),

@@ -91,6 +91,14 @@ impl KafkaSink {
         })
     }
 
+    /// Messages handed to the producer and not yet acknowledged, and the
+    /// messages Kafka failed to take so far.
+    pub fn queue(&self) -> (i64, usize) {
+        use rdkafka::producer::Producer as _;
+        let errors = self.producer.context().errors.load(std::sync::atomic::Ordering::Relaxed);
+        (i64::from(self.producer.in_flight_count()), errors)
+    }
+
     /// Fails fast, naming the brokers, when none of them answers.
     pub async fn check_brokers(&self, brokers: &str) -> Result<(), SinkError> {
         crate::kafka::reach(self.producer.client(), brokers, std::time::Duration::from_secs(10))?;

@@ -28,6 +28,7 @@ use crate::record::{Position, Record};
 use crate::rejected::Rejected;
 use crate::secret::Secret;
 use crate::sinks::dead_letter::DeadLetterQueue;
+use crate::telemetry::{PipelineTelemetry, State};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +186,7 @@ pub struct MysqlSink {
     offsets: OffsetsTable,
     markers: MarkerTable,
     site: Option<String>,
+    telemetry: PipelineTelemetry,
 }
 
 /// What one batch did besides writing rows.
@@ -194,6 +196,8 @@ pub struct Applied {
     pub unwritable: usize,
     /// Changes that lost to the target's row under the conflict rule.
     pub conflicts: usize,
+    /// Rows written.
+    pub written: usize,
 }
 
 impl MysqlSink {
@@ -210,7 +214,22 @@ impl MysqlSink {
             offsets,
             markers,
             site: site.map(str::to_owned),
+            telemetry: PipelineTelemetry::detached(pipeline),
         })
+    }
+
+    /// Reports statements, rows, retries and reconnects, and dead letters
+    /// through `telemetry`; while the sink retries, the pipeline's state
+    /// says so.
+    pub fn observed(mut self, telemetry: &PipelineTelemetry) -> Self {
+        self.telemetry = telemetry.clone();
+        self.conn.telemetry = telemetry.clone();
+        self
+    }
+
+    /// Whether the server still answers on the sink's connection.
+    pub async fn ping(&mut self) -> Result<(), MysqlSinkError> {
+        Ok(self.conn.get().ping().await?)
     }
 
     /// The offsets of everything this pipeline has applied.
@@ -235,7 +254,12 @@ impl MysqlSink {
         let mut attempt = 0;
         loop {
             match self.try_apply(plan, next_offsets, dead, dead_letters).await {
-                Ok(unwritable) => return Ok(unwritable),
+                Ok(applied) => {
+                    if attempt > 0 {
+                        self.telemetry.set_state(State::Running, None);
+                    }
+                    return Ok(applied);
+                }
                 Err(e) => {
                     attempt += 1;
                     self.conn.recover(e, attempt).await?;
@@ -263,6 +287,7 @@ impl MysqlSink {
         let fresh = |record: &Record| !already_applied(&applied, &record.position);
         let mut rejected: Vec<Rejected> = plan.rejected.iter().filter(|r| fresh(&r.record)).cloned().collect();
         let mut conflicts = Vec::new();
+        let mut written = 0;
         let mut marked: Option<&str> = None;
         for group in &plan.groups {
             let judge = self
@@ -296,13 +321,18 @@ impl MysqlSink {
                     self.markers.mark(&mut tx, origin).await?;
                     marked = Some(origin);
                 }
-                write_chunk(&mut tx, &self.config, &group.table, &chunk, &mut rejected).await?;
+                let refused = rejected.len();
+                let statements = write_chunk(&mut tx, &self.config, &group.table, &chunk, &mut rejected).await?;
+                let rows = chunk.len() - (rejected.len() - refused);
+                written += rows;
+                self.telemetry.mysql_statements(statements, rows);
             }
         }
         self.offsets.store(&mut tx, next_offsets).await?;
         let outcome = Applied {
             unwritable: rejected.len(),
             conflicts: conflicts.len(),
+            written,
         };
         if self.config.dead_letter_conflicts {
             rejected.extend(conflicts);
@@ -339,21 +369,21 @@ fn chunks<'p>(rows: impl Iterator<Item = &'p Planned>, config: &MysqlSinkConfig)
 /// One multi-row statement. One the server refuses has changed nothing
 /// (InnoDB rolls back the failed statement alone, so no savepoint is
 /// needed); its rows are retried one by one, and those still refused
-/// are rejected.
+/// are rejected. Returns the statements run.
 async fn write_chunk(
     tx: &mut Transaction<'_>,
     config: &MysqlSinkConfig,
     target: &TargetTable,
     chunk: &[&Planned],
     rejected: &mut Vec<Rejected>,
-) -> Result<(), mysql_async::Error> {
+) -> Result<usize, mysql_async::Error> {
     let (mode, accumulate) = (config.mode, &config.accumulate);
     let sql = chunk[0].change.statement(target, mode, accumulate, chunk.len());
     let params: Vec<Wire> = chunk.iter().flat_map(|p| p.change.params(target, mode)).collect();
-    let Some(reason) = run(tx, sql, params).await? else { return Ok(()) };
+    let Some(reason) = run(tx, sql, params).await? else { return Ok(1) };
     if let [one] = chunk {
         rejected.push(unwritable(&one.record, reason));
-        return Ok(());
+        return Ok(1);
     }
     for p in chunk {
         let sql = p.change.statement(target, mode, accumulate, 1);
@@ -361,7 +391,7 @@ async fn write_chunk(
             rejected.push(unwritable(&p.record, reason));
         }
     }
-    Ok(())
+    Ok(1 + chunk.len())
 }
 
 /// Runs one statement; a refusal by the server about the data comes back
@@ -382,6 +412,7 @@ struct SinkConnection {
     conn: Conn,
     config: MysqlSinkConfig,
     pipeline: String,
+    telemetry: PipelineTelemetry,
 }
 
 impl SinkConnection {
@@ -390,6 +421,7 @@ impl SinkConnection {
             conn: open(config).await?,
             config: config.clone(),
             pipeline: pipeline.to_owned(),
+            telemetry: PipelineTelemetry::detached(pipeline),
         })
     }
 
@@ -406,11 +438,16 @@ impl SinkConnection {
         if error.is_deadlock() && attempt <= 3 {
             // The server rolled the transaction back; the connection is fine.
             tracing::debug!(pipeline = %self.pipeline, %error, attempt, "MySQL sink: trying again");
+            self.telemetry.mysql_retry(false);
             return Ok(());
         }
         tracing::warn!(pipeline = %self.pipeline, %error, attempt, "MySQL sink: reconnecting");
+        self.telemetry
+            .set_state(State::Retrying, Some(format!("MySQL sink: {error} (attempt {attempt})")));
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if let Ok(conn) = open(&self.config).await {
+        let reopened = open(&self.config).await;
+        self.telemetry.mysql_retry(reopened.is_ok());
+        if let Ok(conn) = reopened {
             self.conn = conn;
         }
         Ok(())

@@ -11,10 +11,12 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStream, Conn};
 use serde::Deserialize;
 
+mod distance;
 mod image;
 mod shape;
 mod xa;
 
+pub use self::distance::BinlogDistance;
 use self::image::Unreadable;
 use self::shape::TableShape;
 use super::{SourceBatch, SourceError, SourcePosition};
@@ -237,6 +239,7 @@ impl BinlogSource {
                     // An XA transaction is held whole: it may yet roll back.
                     if !self.in_xa && self.open.len() + batch.records.len() >= max {
                         batch.records.append(&mut self.open);
+                        batch.open = true;
                     }
                 }
                 Some(EventData::XidEvent(_)) => self.commit(&mut batch, end),
@@ -320,6 +323,7 @@ impl BinlogSource {
         self.in_xa = false;
         self.origin = None;
         batch.records.append(&mut self.open);
+        batch.open = false;
         self.advance(batch, end);
     }
 

@@ -6,17 +6,45 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers as _, Message as _, Timestamp};
+use rdkafka::statistics::Statistics;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use serde::Deserialize;
 
 use super::SourceError;
 use crate::formats::debezium::{EnvelopeDecoder, Message, MessageFormat};
 use crate::kafka::{ClientProperties, Offsets};
 use crate::record::{Header, Record};
+use crate::telemetry::PipelineTelemetry;
+
+/// The group consumer of a Kafka source.
+type GroupConsumer = StreamConsumer<LagReporter>;
+
+/// Hands librdkafka's statistics (once a second, when metrics are
+/// recorded) to the pipeline: the consumer's lag per assigned partition.
+pub struct LagReporter(PipelineTelemetry);
+
+impl ClientContext for LagReporter {
+    fn stats(&self, statistics: Statistics) {
+        let lags: Vec<(String, i32, i64)> = statistics
+            .topics
+            .iter()
+            .flat_map(|(topic, t)| {
+                // Partition -1 is librdkafka's own; a lag of -1 is one it does not know.
+                t.partitions
+                    .iter()
+                    .filter(|(partition, p)| **partition >= 0 && p.consumer_lag >= 0)
+                    .map(|(partition, p)| (topic.clone(), *partition, p.consumer_lag))
+            })
+            .collect();
+        self.0.consumer_lag(&lags);
+    }
+}
+
+impl ConsumerContext for LagReporter {}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,7 +81,7 @@ pub struct KafkaBatch {
 }
 
 pub struct KafkaSource {
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<GroupConsumer>,
     decoder: EnvelopeDecoder,
     format: MessageFormat,
 }
@@ -62,8 +90,12 @@ impl KafkaSource {
     /// Joins the group and subscribes. `applied` are the offsets the sink
     /// has stored: they are first committed as the group's own, so reading
     /// resumes there rather than wherever the broker's offsets stood.
-    pub fn connect(config: &KafkaSourceConfig, applied: &Offsets) -> Result<Self, SourceError> {
-        let consumer: Arc<StreamConsumer> = Arc::new(client_config(config).create()?);
+    pub fn connect(config: &KafkaSourceConfig, applied: &Offsets, telemetry: &PipelineTelemetry) -> Result<Self, SourceError> {
+        let mut client = client_config(config);
+        if telemetry.records_metrics() {
+            client.set("statistics.interval.ms", "1000");
+        }
+        let consumer: Arc<GroupConsumer> = Arc::new(client.create_with_context(LagReporter(telemetry.clone()))?);
         // An unreachable cluster fails here, named, instead of stalling later.
         crate::kafka::reach(consumer.client(), &config.brokers, Duration::from_secs(10))?;
         if !applied.is_empty() {
@@ -190,7 +222,7 @@ fn client_config(config: &KafkaSourceConfig) -> ClientConfig {
     client
 }
 
-pub struct OffsetCommitter(Arc<StreamConsumer>);
+pub struct OffsetCommitter(Arc<GroupConsumer>);
 
 impl OffsetCommitter {
     /// Tells the group how far this member got, once the sink has committed:

@@ -173,6 +173,7 @@ impl PollingSource {
             undecodable,
             checkpoint,
             finished: false,
+            open: false,
         })
     }
 }
