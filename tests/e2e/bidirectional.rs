@@ -258,18 +258,8 @@ fn stop(process: &mut SluiceProcess, pipeline: &str) -> String {
     line
 }
 
-/// A number a log line gives as `name=N` (colours or not).
+/// A number a log line gives as `name=N` (the log has no colours off a terminal).
 fn field(line: &str, name: &str) -> u64 {
-    let mut plain = String::new();
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            chars.by_ref().find(|c| *c == 'm');
-        } else {
-            plain.push(c);
-        }
-    }
-    let line = plain.as_str();
     let at = line.find(&format!("{name}=")).unwrap_or_else(|| panic!("no {name} in {line}")) + name.len() + 1;
     line[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
 }

@@ -520,3 +520,59 @@ async fn a_stop_that_cannot_deliver_ends_after_the_shutdown_timeout_and_a_second
     sluice.wait_for_line(&["SIGTERM again: exiting at once"], Duration::from_secs(1));
     stack.resume_kafka();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_shows_bars_on_a_terminal_and_progress_lines_otherwise() {
+    let stack = LocalStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = mysql_async::Conn::from_url(stack.mysql_url()).await.unwrap();
+    db.query_drop(
+        "CREATE DATABASE s; CREATE TABLE s.a (id INT PRIMARY KEY, v VARCHAR(40));
+         INSERT INTO s.a SELECT seq * 2, 'x' FROM s.seq_1_to_100000",
+    )
+    .await
+    .unwrap();
+    let file = dir.path().join("snapshot.toml");
+    let pipelines = r#"
+[[pipeline]]
+name = "snap"
+source = { type = "mysql-binlog", url = "{url}", tables = ["s.a"], server_id = 7303, snapshot = "snapshot-only" }
+sink = { type = "kafka", brokers = "{brokers}" }
+dead_letter = { topic = "snap.dlq" }
+"#;
+    std::fs::write(
+        &file,
+        stack.pipeline_text(plugins_dir(), Some(&dir.path().join("state")), pipelines),
+    )
+    .unwrap();
+    let args = ["run", file.to_str().unwrap(), "--http", "off"];
+
+    // Not on a terminal: log lines, the last with the exact count.
+    let (code, log) = crate::process::run_to_end(&args, &[("SLUICE_LOG", "info")], Duration::from_secs(120));
+    assert_eq!(code, Some(0), "{log}");
+    let done = log
+        .lines()
+        .find(|l| l.contains("snapshot table done"))
+        .unwrap_or_else(|| panic!("{log}"));
+    for field in ["table=s.a", "rows=100000", "estimated=100000", "percent=100", "rows_per_sec="] {
+        assert!(done.contains(field), "{field} in {done}");
+    }
+
+    // On a terminal (`script` gives the process one): a bar per table.
+    std::fs::remove_dir_all(dir.path().join("state")).unwrap();
+    let command = format!(
+        "{} --ignored --exact process::sluice_process --nocapture",
+        std::env::current_exe().unwrap().display()
+    );
+    let output = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env(crate::process::ARGS_ENV, args.join("\n"))
+        .env("SLUICE_LOG", "info")
+        .output()
+        .expect("script (util-linux)");
+    let screen = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{screen}");
+    assert!(screen.contains("snap s.a") && screen.contains("100,000/~100,000 rows"), "{screen}");
+    assert!(screen.contains(" rows/s"), "{screen}");
+    assert!(!screen.contains("snapshot table done"), "bars instead of progress lines: {screen}");
+}

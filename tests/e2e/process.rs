@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const ARGS_ENV: &str = "SLUICE_TEST_ARGS";
+pub const ARGS_ENV: &str = "SLUICE_TEST_ARGS";
 
 /// `sluice ARGS…` as a process of its own (this test binary, running the
 /// ignored test below), its log lines collected as they come.

@@ -261,6 +261,8 @@ pub fn install_log(args: &[OsString]) {
     let json = Cli::try_parse_from(args).is_ok_and(|cli| cli.log_format == LogFormat::Json);
     let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only for a person at a terminal, not for a file or a journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(|| RedactingWriter(progress::LogWriter));
     let _ = if json {
         log.json().flatten_event(true).with_current_span(false).try_init()

@@ -3,7 +3,7 @@
 //! otherwise a log line per table every few seconds and when it is done.
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -12,33 +12,68 @@ use tokio::task::JoinHandle;
 use crate::telemetry::{TableProgress, Telemetry};
 
 /// The bars on screen, which log lines must be written above.
-static BARS: RwLock<Option<MultiProgress>> = RwLock::new(None);
+static SCREEN: RwLock<Option<MultiProgress>> = RwLock::new(None);
 
 /// How often a progress line is logged per table when not on a terminal.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
 pub struct SnapshotDisplay {
     task: JoinHandle<()>,
+    /// Updated one last time when the display ends, so that a table done
+    /// just before shows as done.
+    screen: Screen,
+}
+
+enum Screen {
+    Bars(Arc<Mutex<Bars>>, Arc<Telemetry>),
+    Lines(Arc<Mutex<Lines>>, Arc<Telemetry>),
 }
 
 impl SnapshotDisplay {
     pub fn start(telemetry: Arc<Telemetry>) -> Self {
-        let task = if std::io::stderr().is_terminal() {
-            let bars = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
-            *BARS.write().expect("bars lock") = Some(bars.clone());
-            tokio::spawn(draw(telemetry, bars))
-        } else {
-            tokio::spawn(log(telemetry))
-        };
-        SnapshotDisplay { task }
+        if !std::io::stderr().is_terminal() {
+            let lines = Arc::new(Mutex::new(Lines::default()));
+            let (logged, from) = (lines.clone(), telemetry.clone());
+            let task = tokio::spawn(async move {
+                loop {
+                    logged.lock().expect("lines lock").update(&from);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            });
+            return SnapshotDisplay {
+                task,
+                screen: Screen::Lines(lines, telemetry),
+            };
+        }
+        let bars = Arc::new(Mutex::new(Bars::new()));
+        let (drawn, from) = (bars.clone(), telemetry.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                drawn.lock().expect("bars lock").update(&from);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        SnapshotDisplay {
+            task,
+            screen: Screen::Bars(bars, telemetry),
+        }
     }
 }
 
 impl Drop for SnapshotDisplay {
     fn drop(&mut self) {
         self.task.abort();
-        if let Some(bars) = BARS.write().expect("bars lock").take() {
-            let _ = bars.clear();
+        match &self.screen {
+            Screen::Bars(bars, telemetry) => {
+                let mut bars = bars.lock().expect("bars lock");
+                bars.update(telemetry);
+                // What the bars show last stays on the screen.
+                for (bar, _) in bars.shown.values() {
+                    bar.abandon();
+                }
+                *SCREEN.write().expect("screen lock") = None;
+            }
+            Screen::Lines(lines, telemetry) => lines.lock().expect("lines lock").update(telemetry),
         }
     }
 }
@@ -55,16 +90,32 @@ fn tables(telemetry: &Telemetry) -> Vec<(String, Arc<TableProgress>)> {
         .collect()
 }
 
-async fn draw(telemetry: Arc<Telemetry>, bars: MultiProgress) {
-    let style = ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {human_pos}/~{human_len} rows  {per_sec}  ETA {eta}")
-        .expect("a valid template")
-        .progress_chars("=> ");
-    let mut shown: HashMap<(String, String), (ProgressBar, Arc<TableProgress>)> = HashMap::new();
-    loop {
-        for (pipeline, table) in tables(&telemetry) {
+/// A bar per table, by pipeline and table.
+struct Bars {
+    style: ProgressStyle,
+    shown: HashMap<(String, String), (ProgressBar, Arc<TableProgress>)>,
+}
+
+impl Bars {
+    fn new() -> Self {
+        *SCREEN.write().expect("screen lock") = Some(MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        let style = ProgressStyle::with_template("{prefix:.bold} [{bar:30.cyan/blue}] {human_pos}/~{human_len} rows  {msg}")
+            .expect("a valid template")
+            .progress_chars("=> ");
+        Bars {
+            style,
+            shown: HashMap::new(),
+        }
+    }
+
+    fn update(&mut self, telemetry: &Telemetry) {
+        let Some(screen) = SCREEN.read().expect("screen lock").clone() else {
+            return;
+        };
+        for (pipeline, table) in tables(telemetry) {
             let key = (pipeline.clone(), table.table.clone());
-            let (bar, known) = shown.entry(key).or_insert_with(|| {
-                let bar = bars.add(ProgressBar::new(table.estimated()).with_style(style.clone()));
+            let (bar, known) = self.shown.entry(key).or_insert_with(|| {
+                let bar = screen.add(ProgressBar::new(table.estimated()).with_style(self.style.clone()));
                 bar.set_prefix(format!("{pipeline} {}", table.table));
                 (bar, table.clone())
             });
@@ -78,20 +129,28 @@ async fn draw(telemetry: Arc<Telemetry>, bars: MultiProgress) {
             }
             bar.set_length(table.estimated());
             bar.set_position(table.rows());
+            let eta = table
+                .eta()
+                .map_or_else(String::new, |eta| format!("  ETA {}", indicatif::HumanDuration(eta)));
+            bar.set_message(format!("{} rows/s{eta}", indicatif::HumanCount(table.rate() as u64)));
             if table.is_finished() {
                 bar.finish();
             }
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-async fn log(telemetry: Arc<Telemetry>) {
-    let mut logged: HashMap<(String, String), (Instant, bool)> = HashMap::new();
-    loop {
-        for (pipeline, table) in tables(&telemetry) {
+/// When each table's progress was last logged, and whether it was done.
+#[derive(Default)]
+struct Lines {
+    logged: HashMap<(String, String), (Instant, bool)>,
+}
+
+impl Lines {
+    fn update(&mut self, telemetry: &Telemetry) {
+        for (pipeline, table) in tables(telemetry) {
             let key = (pipeline.clone(), table.table.clone());
-            let (at, done) = logged.entry(key).or_insert((Instant::now(), false));
+            let (at, done) = self.logged.entry(key).or_insert((Instant::now(), false));
             let finished = table.is_finished();
             if *done || (!finished && at.elapsed() < LOG_EVERY) {
                 continue;
@@ -104,14 +163,13 @@ async fn log(telemetry: Arc<Telemetry>) {
                 table = %table.table,
                 rows = table.rows(),
                 estimated = table.estimated(),
-                percent = format!("{:.0}", 100.0 * table.rows() as f64 / table.estimated().max(1) as f64),
-                rows_per_sec = format!("{:.0}", table.rate()),
+                percent = %format!("{:.0}", 100.0 * table.rows() as f64 / table.estimated().max(1) as f64),
+                rows_per_sec = %format!("{:.0}", table.rate()),
                 eta_s = %eta,
                 "{}",
                 if finished { "snapshot table done" } else { "snapshot progress" }
             );
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -120,7 +178,7 @@ pub struct LogWriter;
 
 impl Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match &*BARS.read().expect("bars lock") {
+        match &*SCREEN.read().expect("screen lock") {
             Some(bars) => bars.suspend(|| std::io::stderr().write(buf)),
             None => std::io::stderr().write(buf),
         }

@@ -349,8 +349,8 @@ fn log_progress(scan: &mut TableScan, done: bool) {
         table = %scan.info.qualified(),
         rows = delivered,
         estimated,
-        percent = format!("{:.0}", 100.0 * delivered as f64 / estimated.max(1) as f64),
-        rows_per_sec = format!("{:.0}", delivered as f64 / secs),
+        percent = %format!("{:.0}", 100.0 * delivered as f64 / estimated.max(1) as f64),
+        rows_per_sec = %format!("{:.0}", delivered as f64 / secs),
         "{}",
         if done { "snapshot table done" } else { "snapshot progress" }
     );

@@ -107,9 +107,10 @@ pub async fn get(address: &str, path: &str) -> Result<(u16, Vec<u8>), HttpError>
 
 async fn metrics(State(telemetry): State<Arc<Telemetry>>) -> Response {
     match telemetry.metrics_text() {
+        // A plugin names its counters: a name may quote its config.
         Some(text) => (
             [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
-            text,
+            crate::redact::redact(&text).into_owned(),
         )
             .into_response(),
         None => (StatusCode::NOT_FOUND, "metrics are off\n").into_response(),
