@@ -17,4 +17,5 @@ echo "$out" | grep -q '"op":"r"' || { echo "quickstart: no snapshot row in the t
 echo "$out" | grep -q '"op":"c"' || { echo "quickstart: no inserted row in the topic" >&2; exit 1; }
 echo "$out" | grep -q '"email":"ann@example.com"' || { echo "quickstart: the plugin did not clean the email" >&2; exit 1; }
 echo "$out" | grep -q '"phone":"\*\*\*\*"' || { echo "quickstart: the plugin did not mask the phone" >&2; exit 1; }
+echo "$out" | grep -Eq '^users +running' || { echo "quickstart: sluice status did not show the pipeline running" >&2; exit 1; }
 echo "quickstart: ok"
