@@ -494,9 +494,13 @@ async fn a_stop_that_cannot_deliver_ends_after_the_shutdown_timeout_and_a_second
         line.contains("`load` (stopping, ") && line.contains("batches read and not acknowledged"),
         "{line}"
     );
-    // Every line is a JSON object but the command's own closing `error:` line.
+    // Every line is a JSON object, the closing error too.
     let log = sluice.log();
-    for line in log.iter().filter(|l| !l.starts_with("error: ")) {
+    assert!(
+        log.iter()
+            .any(|l| l.contains("\"pipeline\":\"load\"") && l.contains("snapshot complete"))
+    );
+    for line in &log {
         let parsed: Json = serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
         assert!(parsed["level"].is_string() && parsed["timestamp"].is_string(), "{line}");
         assert!(!line.contains("tok-7f3a9c2e"), "a secret in the log: {line}");
@@ -517,7 +521,7 @@ async fn a_stop_that_cannot_deliver_ends_after_the_shutdown_timeout_and_a_second
     sluice.terminate();
     assert_eq!(sluice.exit_code(Duration::from_secs(5)), Some(130));
     assert!(asked.elapsed() < Duration::from_secs(2), "a second signal exits at once");
-    sluice.wait_for_line(&["SIGTERM again: exiting at once"], Duration::from_secs(1));
+    sluice.wait_for_line(&["SIGTERM after SIGTERM: exiting at once"], Duration::from_secs(1));
     stack.resume_kafka();
 }
 
@@ -575,4 +579,70 @@ dead_letter = { topic = "snap.dlq" }
     assert!(screen.contains("snap s.a") && screen.contains("100,000/~100,000 rows"), "{screen}");
     assert!(screen.contains(" rows/s"), "{screen}");
     assert!(!screen.contains("snapshot table done"), "bars instead of progress lines: {screen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_plugin_file_shows_in_ready_at_once_and_clears_when_the_good_file_is_back() {
+    let stack = LocalStack::start();
+    let dir = tempfile::tempdir().unwrap();
+    people_tables(&stack).await;
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let good = std::fs::read(plugins_dir().join("clean.wasm")).unwrap();
+    std::fs::write(plugins.join("clean.wasm"), &good).unwrap();
+    let pipelines = r#"
+[[pipeline]]
+name = "capture"
+source = { type = "mysql-binlog", url = "{url}", tables = ["shop.people"], server_id = 7304 }
+sink = { type = "kafka", brokers = "{brokers}" }
+dead_letter = { topic = "capture.dlq" }
+
+[[pipeline.plugins]]
+name = "clean"
+"#;
+    let file = dir.path().join("pipeline.toml");
+    std::fs::write(&file, stack.pipeline_text(&plugins, Some(&dir.path().join("state")), pipelines)).unwrap();
+    let sluice = SluiceProcess::start(&["run", file.to_str().unwrap(), "--http", "127.0.0.1:0"]);
+    let address = served_at(&sluice);
+    let ready = async |want: u16| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (code, body) = sluice::telemetry::get(&address, "/ready").await.unwrap();
+            if code == want {
+                return serde_json::from_slice::<Json>(&body).unwrap();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/ready stayed {code}, not {want}: {}\n{}",
+                String::from_utf8_lossy(&body),
+                sluice.log().join("\n")
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    ready(200).await;
+
+    // A broken file, with no record passing: the refusal shows at once.
+    std::fs::write(plugins.join("clean.wasm"), b"\0asm garbage").unwrap();
+    let refused = Instant::now();
+    let reasons = ready(503).await;
+    assert!(refused.elapsed() < Duration::from_secs(5), "{:?}", refused.elapsed());
+    let reason = reasons["not_ready"]["capture"].as_str().unwrap();
+    assert!(reason.starts_with("plugin `clean` refused a new file"), "{reason}");
+    let (_, metrics) = sluice::telemetry::get(&address, "/metrics").await.unwrap();
+    let metrics = String::from_utf8(metrics).unwrap();
+    assert!(
+        metrics.contains("sluice_plugin_reloads_refused_total{pipeline=\"capture\",plugin=\"clean\"} 1"),
+        "{metrics}"
+    );
+
+    // The serving version's file back: ready again, nothing reloaded.
+    std::fs::write(plugins.join("clean.wasm"), &good).unwrap();
+    ready(200).await;
+    let (_, metrics) = sluice::telemetry::get(&address, "/metrics").await.unwrap();
+    assert!(
+        String::from_utf8(metrics)
+            .unwrap()
+            .contains("sluice_plugin_reloads_total{pipeline=\"capture\",plugin=\"clean\"} 0")
+    );
 }

@@ -286,12 +286,14 @@ fn run_redacted(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRea
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    // JSON logs carry the errors too: every line stays a JSON object.
+    let json = cli.log_format == LogFormat::Json;
     let result = match cli.command {
         Command::Plugin(PluginCommand::Test(args)) => plugin_test::run(&args, input, out, err),
         Command::Plugin(PluginCommand::Watch(args)) => watch::run(&args, input, out),
         Command::Plugin(PluginCommand::New { name, path }) => scaffold::run(&name, path, out),
         Command::Check { config, connect } => check::run(&config, connect, out),
-        Command::Run { config, http } => run::run(&config, http.as_ref(), err),
+        Command::Run { config, http } => run::run(&config, http.as_ref(), !json, err),
         Command::Status(args) => status::run(&args, out),
         Command::Tail(args) => tail::run(&args, out),
         Command::Positions(command) => positions::run(&command, out),
@@ -299,6 +301,10 @@ fn run_redacted(args: impl IntoIterator<Item = OsString>, input: &mut dyn BufRea
     };
     match result {
         Ok(code) => code,
+        Err(e) if json => {
+            tracing::error!("{}", explain(&e));
+            1
+        }
         Err(e) => {
             let _ = writeln!(err, "error: {}", explain(&e));
             1

@@ -157,15 +157,19 @@ impl Lines {
             }
             *at = Instant::now();
             *done = finished;
-            let eta = table.eta().map_or_else(String::new, |eta| format!("{}", eta.as_secs()));
+            let percent = if finished {
+                100
+            } else {
+                (100 * table.rows() / table.estimated().max(1)).min(100)
+            };
             tracing::info!(
                 pipeline = %pipeline,
                 table = %table.table,
                 rows = table.rows(),
                 estimated = table.estimated(),
-                percent = %format!("{:.0}", 100.0 * table.rows() as f64 / table.estimated().max(1) as f64),
-                rows_per_sec = %format!("{:.0}", table.rate()),
-                eta_s = %eta,
+                percent,
+                rows_per_sec = table.rate().round() as u64,
+                eta_s = table.eta().map(|eta| eta.as_secs()),
                 "{}",
                 if finished { "snapshot table done" } else { "snapshot progress" }
             );

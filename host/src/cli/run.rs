@@ -22,7 +22,8 @@ const EXIT_AT_ONCE: i32 = 130;
 /// delivered (a restart reads it again); a second signal exits at once. A
 /// pipeline that fails for good is logged at once; the process then stops
 /// the others and exits 1, unless the file says `keep_running`.
-pub fn run(path: &Path, http: Option<&HttpEndpoint>, out: &mut dyn Write) -> anyhow::Result<i32> {
+/// Failures are logged; with `repeat`, also written to `out` at the end.
+pub fn run(path: &Path, http: Option<&HttpEndpoint>, repeat: bool, out: &mut dyn Write) -> anyhow::Result<i32> {
     let file = PipelineFile::load(path)?;
     let http = http.unwrap_or(&file.http).clone();
     let host = PluginHost::open_only(Arc::new(PluginEngine::new()?), &file.plugin_dir, file.plugin_names())
@@ -31,10 +32,18 @@ pub fn run(path: &Path, http: Option<&HttpEndpoint>, out: &mut dyn Write) -> any
     let _watcher = PluginWatcher::start(host.clone())?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let telemetry = Telemetry::new(http.address().is_some());
+    let files = host.subscribe();
+    let reports = telemetry.clone();
+    std::thread::Builder::new()
+        .name("sluice-plugin-files".into())
+        .spawn(move || files.iter().for_each(|event| reports.plugin_file(&event)))?;
     let outcome = runtime.block_on(async {
         if let Some(address) = http.address() {
             let bound = crate::telemetry::serve(address, telemetry.clone()).await.with_context(|| {
-                format!("http {address}: cannot serve metrics and status there; set `http` in the file (or --http) to a free HOST:PORT, or \"off\"")
+                format!(
+                    "http {address}: cannot serve metrics and status there; give a free HOST:PORT, or \"off\", \
+                     in the file's `http`, --http or SLUICE_HTTP"
+                )
             })?;
             tracing::info!(%bound, "serving /metrics, /health, /ready, /status and the status page at http://{bound}/");
         }
@@ -62,15 +71,24 @@ pub fn run(path: &Path, http: Option<&HttpEndpoint>, out: &mut dyn Write) -> any
                 },
                 _ = timed_out.changed() => {
                     drop(display);
-                    return anyhow::Ok(Outcome::TimedOut(undelivered(&telemetry, shutdown)));
+                    let left = format!("not stopped within shutdown_timeout_s ({} s): {}", shutdown.as_secs(), undelivered(&telemetry));
+                    tracing::error!("{left}");
+                    return anyhow::Ok(Outcome::TimedOut(left));
                 }
             };
             let failure = match joined {
                 Ok((_, Ok(()))) => continue,
-                Ok((name, Err(e))) => format!("pipeline `{name}` stopped: {e}"),
-                Err(e) => format!("pipeline task: {e}"),
+                Ok((name, Err(e))) => {
+                    let failure = format!("pipeline `{name}` stopped: {e}");
+                    tracing::error!(pipeline = %name, "{failure}");
+                    failure
+                }
+                Err(e) => {
+                    let failure = format!("pipeline task: {e}");
+                    tracing::error!("{failure}");
+                    failure
+                }
             };
-            tracing::error!("{failure}");
             if !file.keep_running && !*stop_tx.borrow() {
                 tracing::error!("stopping the other pipelines (set `keep_running = true` to keep them running)");
                 let _ = stop_tx.send(true);
@@ -84,13 +102,15 @@ pub fn run(path: &Path, http: Option<&HttpEndpoint>, out: &mut dyn Write) -> any
     runtime.shutdown_background();
     match outcome {
         Outcome::Ended(failures) => {
-            for failure in &failures {
+            for failure in failures.iter().filter(|_| repeat) {
                 writeln!(out, "error: {failure}")?;
             }
             Ok(if failures.is_empty() { 0 } else { 1 })
         }
         Outcome::TimedOut(left) => {
-            writeln!(out, "error: {left}")?;
+            if repeat {
+                writeln!(out, "error: {left}")?;
+            }
             Ok(1)
         }
     }
@@ -123,7 +143,7 @@ async fn on_signals(stop: Arc<watch::Sender<bool>>, telemetry: Arc<Telemetry>, s
     let _ = stop.send(true);
     tokio::select! {
         second = next_signal(&mut interrupt, &mut terminate) => {
-            tracing::error!("{second} again: exiting at once; {}", undelivered(&telemetry, shutdown));
+            tracing::error!("{second} after {first}: exiting at once; {}", undelivered(&telemetry));
             std::process::exit(EXIT_AT_ONCE);
         }
         _ = tokio::time::sleep(shutdown) => {
@@ -142,7 +162,7 @@ async fn next_signal(interrupt: &mut tokio::signal::unix::Signal, terminate: &mu
 /// What a stop cut short: per pipeline still running, the batches read and
 /// not acknowledged. Their positions were not stored, so a restart reads
 /// them again.
-fn undelivered(telemetry: &Telemetry, shutdown: Duration) -> String {
+fn undelivered(telemetry: &Telemetry) -> String {
     let left: Vec<String> = telemetry
         .pipelines()
         .iter()
@@ -157,9 +177,7 @@ fn undelivered(telemetry: &Telemetry, shutdown: Duration) -> String {
         return "every pipeline had stopped".to_owned();
     }
     format!(
-        "not stopped within shutdown_timeout_s ({} s): {}; their stored positions are where a restart resumes, \
-         so what they had not delivered is read again",
-        shutdown.as_secs(),
+        "{}; their stored positions are where a restart resumes, so what they had not delivered is read again",
         left.join(", ")
     )
 }

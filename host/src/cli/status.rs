@@ -9,7 +9,7 @@ use crate::telemetry::{HttpEndpoint, PipelineReport, StatusReport};
 
 pub fn run(args: &StatusArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     let address = match (&args.url, &args.config) {
-        (Some(url), _) => url.trim_start_matches("http://").trim_end_matches('/').to_owned(),
+        (Some(url), _) => address_of(url),
         (None, Some(config)) => {
             let file = PipelineFile::load(config)?;
             file.http
@@ -32,6 +32,16 @@ pub fn run(args: &StatusArgs, out: &mut dyn Write) -> anyhow::Result<i32> {
     let report: StatusReport = serde_json::from_slice(&body).with_context(|| format!("http://{address}/status is not Sluice's status"))?;
     write_table(&report, out)?;
     Ok(0)
+}
+
+/// `HOST:PORT` of `--url`: `http://` and a trailing `/` dropped, a host
+/// alone asked on the default port.
+fn address_of(url: &str) -> String {
+    let address = url.trim_start_matches("http://").trim_end_matches('/');
+    match address.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_ok() => address.to_owned(),
+        _ => format!("{address}:{}", HttpEndpoint::DEFAULT.rsplit_once(':').expect("host:port").1),
+    }
 }
 
 fn write_table(report: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
@@ -91,4 +101,15 @@ fn row(p: &PipelineReport) -> [String; 8] {
         p.position.clone().unwrap_or_else(|| "-".into()),
         if plugins.is_empty() { "-".into() } else { plugins.join(", ") },
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_url_is_host_and_port_with_the_default_port_when_none_is_given() {
+        assert_eq!(super::address_of("http://10.0.0.5:9500/"), "10.0.0.5:9500");
+        assert_eq!(super::address_of("localhost"), "localhost:9464");
+        assert_eq!(super::address_of("127.0.0.1:0"), "127.0.0.1:0");
+        assert_eq!(super::address_of("[::1]"), "[::1]:9464");
+    }
 }

@@ -39,6 +39,9 @@ pub struct PluginHost {
     slots: RwLock<BTreeMap<String, Arc<PluginSlot>>>,
     /// Why a file present at start-up was not loaded, to explain `runner` errors.
     refused: RwLock<BTreeMap<String, String>>,
+    /// Plugins a new file of which was refused while their version served:
+    /// the serving version's file coming back is news to subscribers.
+    contested: Mutex<std::collections::BTreeSet<String>>,
     subscribers: Mutex<Vec<mpsc::Sender<ReloadEvent>>>,
     /// The plugins loaded and reloaded, when not every file of the directory.
     only: Option<BTreeSet<String>>,
@@ -51,6 +54,7 @@ impl PluginHost {
             dir: None,
             slots: RwLock::default(),
             refused: RwLock::default(),
+            contested: Mutex::default(),
             subscribers: Mutex::default(),
             only: None,
         })
@@ -78,6 +82,7 @@ impl PluginHost {
             dir: Some(dir.clone()),
             slots: RwLock::default(),
             refused: RwLock::default(),
+            contested: Mutex::default(),
             subscribers: Mutex::default(),
             only,
         });
@@ -183,15 +188,20 @@ impl PluginHost {
                 tracing::warn!(plugin = %name, "plugin file removed; running pipelines keep its last version");
                 ReloadEvent::Removed { name }
             }
-            Err(e) => self.refuse(&name, "unreadable", format!("cannot read {}: {e}", path.display())),
+            Err(e) => self.refuse(&name, format!("cannot read {}: {e}", path.display())),
             Ok(bytes) => {
                 let previous = self.slot(&name).map(|s| s.current().hash.clone());
                 if previous.as_deref() == Some(content_hash(&bytes).as_str()) {
-                    return Some(ReloadEvent::Unchanged { name });
+                    let restored = self.contested.lock().expect("contested lock").remove(&name);
+                    let event = ReloadEvent::Unchanged { name };
+                    if restored {
+                        self.publish(&event);
+                    }
+                    return Some(event);
                 }
                 let started = Instant::now();
                 match PluginVersion::compile(&self.engine, &name, &bytes) {
-                    Err(e) => self.refuse(&name, &content_hash(&bytes), e.to_string()),
+                    Err(e) => self.refuse(&name, e.to_string()),
                     Ok(version) => {
                         let hash = self.install(version).hash.clone();
                         tracing::info!(plugin = %name, version = %hash, previous = previous.as_deref().unwrap_or("none"),
@@ -210,11 +220,12 @@ impl PluginHost {
         Some(event)
     }
 
-    fn refuse(&self, name: &str, version: &str, reason: String) -> ReloadEvent {
-        match self.slot(name) {
-            Some(slot) => {
-                tracing::error!(plugin = %name, "{reason}; version {} keeps serving", slot.current().hash);
-                slot.refuse(version.to_owned(), reason.clone());
+    fn refuse(&self, name: &str, reason: String) -> ReloadEvent {
+        let serving = self.slot(name).map(|s| s.current().hash.clone());
+        match &serving {
+            Some(hash) => {
+                tracing::error!(plugin = %name, "{reason}; version {hash} keeps serving");
+                self.contested.lock().expect("contested lock").insert(name.to_owned());
             }
             None => tracing::error!(plugin = %name, "{reason}"),
         }
@@ -229,6 +240,7 @@ impl PluginHost {
         let version = Arc::new(version);
         let name = version.name.to_string();
         self.refused.write().expect("refused lock").remove(&name);
+        self.contested.lock().expect("contested lock").remove(&name);
         let mut slots = self.slots.write().expect("slots lock");
         match slots.get(&name) {
             Some(slot) => slot.serve(version.clone()),

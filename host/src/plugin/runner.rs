@@ -46,8 +46,6 @@ pub struct PluginRunner {
     refused: Option<String>,
     warned_batch: Option<Instant>,
     telemetry: Option<PluginTelemetry>,
-    /// The slot's refusals already reported.
-    refusals_seen: u64,
 }
 
 const BATCH_WARNING_EVERY: Duration = Duration::from_secs(60);
@@ -85,7 +83,6 @@ impl PluginRunner {
             refused: None,
             warned_batch: None,
             telemetry: None,
-            refusals_seen: 0,
         };
         let version = runner.slot.current();
         runner.live = Some(runner.instantiate(&version).map_err(|reason| PluginError::Refused {
@@ -109,7 +106,6 @@ impl PluginRunner {
         if let Some(live) = &self.live {
             telemetry.serving(&live.version.hash);
         }
-        self.refusals_seen = self.slot.refusals();
         self.telemetry = Some(telemetry);
     }
 
@@ -242,14 +238,6 @@ impl PluginRunner {
     /// Moves to the slot's current version if it changed and starts cleanly
     /// with this runner's config; otherwise keeps the old one serving.
     fn ensure_live(&mut self) {
-        if let Some(telemetry) = &self.telemetry
-            && self.slot.refusals() != self.refusals_seen
-        {
-            self.refusals_seen = self.slot.refusals();
-            if let Some((version, reason)) = self.slot.last_refusal() {
-                telemetry.refused(&version, &reason);
-            }
-        }
         let current = self.slot.current();
         let up_to_date = self.live.as_ref().is_some_and(|l| Arc::ptr_eq(&l.version, &current));
         if up_to_date || self.refused.as_deref() == Some(current.hash.as_str()) {

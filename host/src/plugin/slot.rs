@@ -1,7 +1,6 @@
 //! The serving version of one named plugin: what the directory swaps on a
 //! reload and runners read between batches.
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
@@ -12,10 +11,6 @@ use super::version::PluginVersion;
 pub struct PluginSlot {
     name: Arc<str>,
     current: ArcSwap<PluginVersion>,
-    /// New files refused while this version served, and the last one's
-    /// version (when it could be read) and reason, for the pipelines' status.
-    refusals: AtomicU64,
-    refusal: Mutex<Option<(String, String)>>,
 }
 
 impl PluginSlot {
@@ -23,8 +18,6 @@ impl PluginSlot {
         PluginSlot {
             name: version.name.clone(),
             current: ArcSwap::new(version),
-            refusals: AtomicU64::new(0),
-            refusal: Mutex::new(None),
         }
     }
 
@@ -38,20 +31,5 @@ impl PluginSlot {
 
     pub(super) fn serve(&self, version: Arc<PluginVersion>) {
         self.current.store(version);
-    }
-
-    pub(super) fn refuse(&self, version: String, reason: String) {
-        *self.refusal.lock().expect("refusal lock") = Some((version, reason));
-        self.refusals.fetch_add(1, Ordering::Release);
-    }
-
-    /// How many new files were refused so far.
-    pub(super) fn refusals(&self) -> u64 {
-        self.refusals.load(Ordering::Acquire)
-    }
-
-    /// The last refused file's version and reason.
-    pub(super) fn last_refusal(&self) -> Option<(String, String)> {
-        self.refusal.lock().expect("refusal lock").clone()
     }
 }

@@ -37,9 +37,9 @@ impl MysqlCapture {
             (Some(SourcePosition::Binlog(at)), _) => {
                 Phase::Stream(Box::new(BinlogSource::start(conn, flavor, config, at, pipeline).await?))
             }
-            (Some(SourcePosition::Snapshot(progress)), _) => {
-                Phase::Snapshot(Box::new(SnapshotReader::open(conn, flavor, &filter, Some(progress)).await?))
-            }
+            (Some(SourcePosition::Snapshot(progress)), _) => Phase::Snapshot(Box::new(
+                SnapshotReader::open(conn, flavor, &filter, Some(progress), pipeline).await?,
+            )),
             (Some(SourcePosition::Polling(_)), _) => {
                 return Err(SourceError::setup(
                     "the stored position belongs to a polling source; delete the pipeline's position file to start over",
@@ -49,7 +49,7 @@ impl MysqlCapture {
                 let at = current_position(&mut conn).await.map_err(privilege_hint)?;
                 Phase::Stream(Box::new(BinlogSource::start(conn, flavor, config, at, pipeline).await?))
             }
-            (None, _) => Phase::Snapshot(Box::new(SnapshotReader::open(conn, flavor, &filter, None).await?)),
+            (None, _) => Phase::Snapshot(Box::new(SnapshotReader::open(conn, flavor, &filter, None, pipeline).await?)),
         };
         Ok(MysqlCapture {
             config: config.clone(),
@@ -92,7 +92,7 @@ impl MysqlCapture {
                     // Every table read: the binlog position of the snapshot is
                     // where the stream starts, with no gap and no overlap.
                     let handover = reader.handover().clone();
-                    tracing::info!(file = %handover.file, pos = handover.pos, "snapshot complete");
+                    tracing::info!(pipeline = %self.pipeline, file = %handover.file, pos = handover.pos, "snapshot complete");
                     let checkpoint = Some(SourcePosition::Binlog(handover.clone()));
                     self.phase = if self.config.snapshot == SnapshotMode::SnapshotOnly {
                         Phase::Finished

@@ -127,6 +127,7 @@ impl SnapshotReader {
         flavor: ServerFlavor,
         filter: &TableFilter,
         resume: Option<SnapshotProgress>,
+        pipeline: &str,
     ) -> Result<Self, SourceError> {
         conn.query_drop("SET SESSION time_zone = '+00:00'").await?;
         let view = flavor.begin_snapshot(&mut conn).await?;
@@ -142,6 +143,7 @@ impl SnapshotReader {
             .filter(|t| !progress.completed.contains(&t.qualified()))
             .collect();
         tracing::info!(
+            pipeline,
             tables = pending.len(),
             estimated_rows = total,
             handover = %format!("{}:{}", progress.handover.file, progress.handover.pos),

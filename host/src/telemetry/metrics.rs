@@ -12,7 +12,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::plugin::Counters;
@@ -94,6 +93,7 @@ pub(super) struct Families {
     records_written: Family<PipelineLabel, Counter>,
     records_dropped: Family<PipelineLabel, Counter>,
     records_echo: Family<PipelineLabel, Counter>,
+    records_superseded: Family<PipelineLabel, Counter>,
     dead_lettered: Family<KindLabels, Counter>,
     batches: Family<PipelineLabel, Counter>,
     batch_latency: Histograms<PipelineLabel>,
@@ -155,6 +155,10 @@ impl Families {
                 "records_echo_filtered",
                 "Changes dropped before the plugins as echoes of a site's own changes"
             ),
+            records_superseded: family!(
+                "records_superseded",
+                "Changes of a key a later change of it in the same batch replaced (one write applies both)"
+            ),
             dead_lettered: family!("records_dead_lettered", "Records handed to the dead-letter queue, by kind"),
             batches: family!("batches", "Batches acknowledged by the sink"),
             batch_latency: family!(
@@ -208,13 +212,14 @@ impl Families {
         );
         registry.register("pipelines_open", "Pipelines running or retrying", families.pipelines_open.clone());
         registry.register_with_unit("uptime", "Time since the process started", Unit::Seconds, families.uptime.clone());
-        registry.register(
-            "build",
-            "The running build",
-            Info::new(BuildLabels {
+        // A gauge of 1, as Prometheus's own `*_build_info` series are.
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
                 version: env!("CARGO_PKG_VERSION").to_owned(),
-            }),
-        );
+            })
+            .set(1);
+        registry.register("build_info", "The running build", build);
         Families { registry, ..families }
     }
 
@@ -247,7 +252,8 @@ impl Families {
     }
 }
 
-/// One pipeline's series, bound to its label once.
+/// One pipeline's series, bound to its label once; those of a source or
+/// sink the pipeline has not, absent.
 pub(super) struct PipelineMetrics {
     families: Arc<Families>,
     pipeline: String,
@@ -258,20 +264,30 @@ pub(super) struct PipelineMetrics {
     pub(super) batches: Counter,
     pub(super) latency: Histogram,
     pub(super) lag: FloatGauge,
-    pub(super) binlog_behind: Gauge,
     pub(super) ready: Gauge,
-    pub(super) statements: Counter,
-    pub(super) rows: Counter,
-    pub(super) retries: Counter,
-    pub(super) reconnects: Counter,
-    pub(super) queue: Gauge,
-    pub(super) delivery_errors: Counter,
+    pub(super) binlog_behind: Option<Gauge>,
+    pub(super) mysql: Option<MysqlSinkMetrics>,
+    pub(super) kafka: Option<KafkaSinkMetrics>,
     /// The partitions whose consumer lag was last reported.
     partitions: Mutex<Vec<PartitionLabels>>,
 }
 
+pub(super) struct MysqlSinkMetrics {
+    pub(super) statements: Counter,
+    pub(super) rows: Counter,
+    pub(super) retries: Counter,
+    pub(super) reconnects: Counter,
+    pub(super) superseded: Counter,
+}
+
+pub(super) struct KafkaSinkMetrics {
+    pub(super) queue: Gauge,
+    pub(super) delivery_errors: Counter,
+}
+
 impl PipelineMetrics {
-    pub(super) fn new(families: Arc<Families>, pipeline: &str) -> Self {
+    /// `source` and `sink` are the kinds the pipeline file names.
+    pub(super) fn new(families: Arc<Families>, pipeline: &str, source: &str, sink: &str) -> Self {
         let label = PipelineLabel {
             pipeline: pipeline.to_owned(),
         };
@@ -284,14 +300,19 @@ impl PipelineMetrics {
             batches: f.batches.get_or_create_owned(&label),
             latency: f.batch_latency.get_or_create_owned(&label),
             lag: f.lag_seconds.get_or_create_owned(&label),
-            binlog_behind: f.binlog_behind.get_or_create_owned(&label),
             ready: f.ready.get_or_create_owned(&label),
-            statements: f.mysql_statements.get_or_create_owned(&label),
-            rows: f.mysql_rows.get_or_create_owned(&label),
-            retries: f.mysql_retries.get_or_create_owned(&label),
-            reconnects: f.mysql_reconnects.get_or_create_owned(&label),
-            queue: f.kafka_queue.get_or_create_owned(&label),
-            delivery_errors: f.kafka_errors.get_or_create_owned(&label),
+            binlog_behind: (source == "mysql-binlog").then(|| f.binlog_behind.get_or_create_owned(&label)),
+            mysql: (sink == "mysql").then(|| MysqlSinkMetrics {
+                statements: f.mysql_statements.get_or_create_owned(&label),
+                rows: f.mysql_rows.get_or_create_owned(&label),
+                retries: f.mysql_retries.get_or_create_owned(&label),
+                reconnects: f.mysql_reconnects.get_or_create_owned(&label),
+                superseded: f.records_superseded.get_or_create_owned(&label),
+            }),
+            kafka: (sink == "kafka").then(|| KafkaSinkMetrics {
+                queue: f.kafka_queue.get_or_create_owned(&label),
+                delivery_errors: f.kafka_errors.get_or_create_owned(&label),
+            }),
             partitions: Mutex::new(Vec::new()),
             pipeline: pipeline.to_owned(),
             families,
@@ -336,6 +357,15 @@ impl PipelineMetrics {
             family.remove(gone);
         }
         *before = reported;
+    }
+
+    /// A new file of `plugin` was refused.
+    pub(super) fn plugin_refused(&self, plugin: &str) {
+        let labels = PluginLabels {
+            pipeline: self.pipeline.clone(),
+            plugin: plugin.to_owned(),
+        };
+        self.families.plugin_refused.get_or_create(&labels).inc();
     }
 
     pub(super) fn plugin(&self, plugin: &str, counters: &Counters) -> PluginMetrics {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::plugin::Counters;
+use crate::plugin::{Counters, ReloadEvent};
 use crate::rejected::Rejected;
 use metrics::{Families, PipelineMetrics};
 
@@ -51,7 +51,10 @@ impl Telemetry {
     pub fn pipeline(&self, name: &str, source: &'static str, sink: &'static str) -> PipelineTelemetry {
         let telemetry = PipelineTelemetry {
             status: Arc::new(PipelineStatus::new(name, source, sink)),
-            metrics: self.families.as_ref().map(|f| Arc::new(PipelineMetrics::new(f.clone(), name))),
+            metrics: self
+                .families
+                .as_ref()
+                .map(|f| Arc::new(PipelineMetrics::new(f.clone(), name, source, sink))),
         };
         self.pipelines.lock().expect("pipelines lock").push(telemetry.clone());
         telemetry
@@ -83,6 +86,23 @@ impl Telemetry {
             families.resident.set(memory.physical_mem as i64);
         }
         Some(families.encode())
+    }
+
+    /// A plugin file changed: a refused one shows, in the status of every
+    /// pipeline running the plugin, until a good file is loaded or the
+    /// serving version's file is back.
+    pub fn plugin_file(&self, event: &ReloadEvent) {
+        let (name, refused) = match event {
+            ReloadEvent::Refused { name, reason, .. } => (name, Some(format!("a new file: {reason}"))),
+            ReloadEvent::Loaded { name, .. } | ReloadEvent::Unchanged { name } => (name, None),
+            ReloadEvent::Removed { .. } => return,
+        };
+        for pipeline in self.pipelines().iter().filter(|p| p.status.runs_plugin(name)) {
+            if let (Some(metrics), true) = (&pipeline.metrics, refused.is_some()) {
+                metrics.plugin_refused(name);
+            }
+            pipeline.status.plugin_refused(name, refused.clone());
+        }
     }
 
     pub fn report(&self) -> StatusReport {
@@ -128,7 +148,7 @@ impl PipelineTelemetry {
         if let Some(m) = &self.metrics {
             m.read.inc_by(records as u64);
         }
-        self.status.ticket(oldest_commit_ms)
+        self.status.ticket(records, oldest_commit_ms)
     }
 
     /// The sink acknowledged the batch of `ticket`, `written` records of it.
@@ -137,8 +157,11 @@ impl PipelineTelemetry {
         self.status.acknowledged(ticket);
         if let Some(m) = &self.metrics {
             m.written.inc_by(written as u64);
-            m.batches.inc();
-            m.latency.observe(ticket.read_at.elapsed().as_secs_f64());
+            // A batch that only moves the position (an idle source's) is no batch of records.
+            if ticket.records > 0 {
+                m.batches.inc();
+                m.latency.observe(ticket.read_at.elapsed().as_secs_f64());
+            }
         }
     }
 
@@ -147,6 +170,13 @@ impl PipelineTelemetry {
         if let Some(m) = &self.metrics {
             m.echoes.inc_by(echoes as u64);
             m.dropped.inc_by(dropped as u64);
+        }
+    }
+
+    /// Changes of a key that a later change of it in the same batch replaced.
+    pub fn superseded(&self, changes: usize) {
+        if let Some(m) = self.mysql() {
+            m.superseded.inc_by(changes as u64);
         }
     }
 
@@ -181,14 +211,14 @@ impl PipelineTelemetry {
 
     /// Row-writing statements of the MySQL sink, and the rows they wrote.
     pub fn mysql_statements(&self, statements: usize, rows: usize) {
-        if let Some(m) = &self.metrics {
+        if let Some(m) = self.mysql() {
             m.statements.inc_by(statements as u64);
             m.rows.inc_by(rows as u64);
         }
     }
 
     pub fn mysql_retry(&self, reconnected: bool) {
-        if let Some(m) = &self.metrics {
+        if let Some(m) = self.mysql() {
             m.retries.inc();
             if reconnected {
                 m.reconnects.inc();
@@ -197,13 +227,13 @@ impl PipelineTelemetry {
     }
 
     pub fn kafka_queue(&self, depth: i64) {
-        if let Some(m) = &self.metrics {
+        if let Some(m) = self.metrics.as_ref().and_then(|m| m.kafka.as_ref()) {
             m.queue.set(depth);
         }
     }
 
     pub fn kafka_delivery_errors(&self, n: usize) {
-        if let Some(m) = &self.metrics {
+        if let Some(m) = self.metrics.as_ref().and_then(|m| m.kafka.as_ref()) {
             m.delivery_errors.inc_by(n as u64);
         }
     }
@@ -216,9 +246,13 @@ impl PipelineTelemetry {
     }
 
     pub fn binlog_bytes_behind(&self, bytes: u64) {
-        if let Some(m) = &self.metrics {
-            m.binlog_behind.set(bytes as i64);
+        if let Some(behind) = self.metrics.as_ref().and_then(|m| m.binlog_behind.as_ref()) {
+            behind.set(bytes as i64);
         }
+    }
+
+    fn mysql(&self) -> Option<&metrics::MysqlSinkMetrics> {
+        self.metrics.as_ref().and_then(|m| m.mysql.as_ref())
     }
 
     /// Whether metrics are recorded: work done only for them is skipped otherwise.
@@ -247,8 +281,9 @@ impl PluginTelemetry {
         self.serving = Some(version.to_owned());
     }
 
+    /// The serving version stays: `version` could not start.
     pub fn refused(&self, version: &str, reason: &str) {
-        self.status.plugin_refused(&self.name, version, reason);
+        self.status.plugin_refused(&self.name, Some(format!("version {version}: {reason}")));
         if let Some(m) = &self.metrics {
             m.refused();
         }
@@ -292,7 +327,10 @@ mod tests {
         let text = telemetry.metrics_text().unwrap();
         assert!(text.contains("sluice_records_read_total{pipeline=\"p\"} 15\n"), "{text}");
         assert!(text.contains("sluice_records_written_total{pipeline=\"p\"} 15\n"), "{text}");
-        assert!(text.contains("sluice_batches_total{pipeline=\"p\"} 3\n"), "{text}");
+        assert!(
+            text.contains("sluice_batches_total{pipeline=\"p\"} 2\n"),
+            "an empty batch is none: {text}"
+        );
         assert!(text.contains("sluice_source_lag_seconds{pipeline=\"p\"} 0.0\n"), "{text}");
     }
 
@@ -364,6 +402,7 @@ mod tests {
         // A family is declared once it has a series: each gets one.
         let telemetry = Telemetry::new(true);
         let p = telemetry.pipeline("p", "mysql-binlog", "kafka");
+        telemetry.pipeline("q", "kafka", "mysql");
         p.snapshot_table("db.t", 10).update(1, 10);
         p.consumer_lag(&[("t".into(), 0, 5)]);
         let record = crate::record::Record {

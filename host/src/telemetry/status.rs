@@ -96,6 +96,8 @@ impl TableProgress {
 pub struct Ticket {
     seq: u64,
     pub(super) read_at: Instant,
+    /// Records the batch held as read (none: a batch that only moves the position).
+    pub(super) records: usize,
 }
 
 #[derive(Default)]
@@ -188,13 +190,19 @@ impl PipelineStatus {
         }
     }
 
-    pub(super) fn plugin_refused(&self, name: &str, version: &str, reason: &str) {
+    /// Whether the pipeline runs plugin `name`.
+    pub(super) fn runs_plugin(&self, name: &str) -> bool {
+        self.lock().plugins.iter().any(|p| p.name == name)
+    }
+
+    /// `refused` says what was refused and why; None: nothing is (any more).
+    pub(super) fn plugin_refused(&self, name: &str, refused: Option<String>) {
         if let Some(known) = self.lock().plugins.iter_mut().find(|p| p.name == name) {
-            known.refused = Some(format!("version {version}: {reason}"));
+            known.refused = refused;
         }
     }
 
-    pub(super) fn ticket(&self, oldest_commit_ms: Option<i64>) -> Ticket {
+    pub(super) fn ticket(&self, records: usize, oldest_commit_ms: Option<i64>) -> Ticket {
         let seq = self.next_ticket.fetch_add(1, Ordering::Relaxed);
         if let Some(ms) = oldest_commit_ms {
             self.unacknowledged.lock().expect("lag lock").push_back((seq, ms));
@@ -202,6 +210,7 @@ impl PipelineStatus {
         Ticket {
             seq,
             read_at: Instant::now(),
+            records,
         }
     }
 

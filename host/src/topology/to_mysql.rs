@@ -96,6 +96,7 @@ pub async fn run(
                 .map(|(record, reason)| Rejected::undecodable(record, "source:kafka", reason)),
         );
         let plan = planner.plan(batch.out.records).await?;
+        telemetry.superseded(plan.superseded);
         let write = Write {
             plan,
             dead,

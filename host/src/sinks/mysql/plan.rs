@@ -33,6 +33,8 @@ pub struct RowPlanner {
 pub struct Plan {
     pub(super) groups: Vec<Group>,
     pub(super) rejected: Vec<Rejected>,
+    /// Changes a later change of the same key in the batch replaced.
+    pub superseded: usize,
 }
 
 /// Changes of one table, kind and column list: one multi-row statement per
@@ -86,6 +88,7 @@ impl RowPlanner {
                 Ok((key, change)) => changes.push(((table, key), (table, Planned { change, record }))),
             }
         }
+        let planned = changes.len();
         let kept: Vec<(usize, Planned)> = if accumulate {
             changes.into_iter().map(|(_, change)| change).collect()
         } else if self.config.conflict == ConflictRule::TargetWins {
@@ -93,6 +96,7 @@ impl RowPlanner {
         } else {
             last_per_key(changes)
         };
+        plan.superseded = planned - kept.len();
         let mut group_of: HashMap<GroupKey, usize> = HashMap::new();
         for (table, planned) in kept {
             let origin = origin_of(&planned.record).map(str::to_owned);

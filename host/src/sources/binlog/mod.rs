@@ -149,8 +149,8 @@ impl BinlogSource {
         // A heartbeat each second carries the position while the server is idle.
         conn.query_drop("SET @master_heartbeat_period = 1000000000").await?;
         match resume_at {
-            Some(state) => tracing::info!(gtid = %state, "binlog stream starting from GTID state"),
-            None => tracing::info!(file = %start.file, pos = start.pos, "binlog stream starting"),
+            Some(state) => tracing::info!(pipeline, gtid = %state, "binlog stream starting from GTID state"),
+            None => tracing::info!(pipeline, file = %start.file, pos = start.pos, "binlog stream starting"),
         }
         let stream = conn.get_binlog_stream(request).await.map_err(privilege_hint)?;
         let file = if by_gtid { "".into() } else { start.file.as_str().into() };
