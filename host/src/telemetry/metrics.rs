@@ -395,7 +395,7 @@ impl PipelineMetrics {
 
 /// One plugin of one pipeline; its call series are bound to the version
 /// that serves.
-pub struct PluginMetrics {
+pub(super) struct PluginMetrics {
     families: Arc<Families>,
     labels: PluginLabels,
     reloads: Counter,

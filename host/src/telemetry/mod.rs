@@ -8,7 +8,6 @@ mod metrics;
 mod status;
 
 pub use http::{HttpEndpoint, HttpError, get, serve};
-pub use metrics::PluginMetrics;
 pub use status::{PipelineReport, PipelineStatus, PluginStatus, SnapshotReport, State, TableProgress, Ticket};
 
 use std::sync::{Arc, Mutex};
@@ -18,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plugin::{Counters, ReloadEvent};
 use crate::rejected::Rejected;
-use metrics::{Families, PipelineMetrics};
+use metrics::{Families, PipelineMetrics, PluginMetrics};
 
 /// The process's telemetry: every pipeline's status, and the metrics when
 /// they are served.
