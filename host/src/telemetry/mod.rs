@@ -140,6 +140,12 @@ impl PipelineTelemetry {
         self.status.set_state(state, reason);
     }
 
+    /// A run starts from the stored position: batches an earlier run read
+    /// and never had acknowledged no longer count towards the lag.
+    pub fn new_run(&self) {
+        self.status.new_run();
+    }
+
     /// A batch of `records` read; `oldest_commit_ms` is the commit (or
     /// message) time of its oldest change.
     pub fn read(&self, records: usize, oldest_commit_ms: Option<i64>) -> Ticket {
@@ -340,7 +346,7 @@ mod tests {
         p.read(10, Some(chrono::Utc::now().timestamp_millis() - 60_000));
         assert!(p.status().lag_seconds() > 59.0);
         assert_eq!(telemetry.metrics_text(), None, "metrics off: nothing served");
-        p.set_state(State::Running, None);
+        p.new_run();
         assert_eq!(p.status().lag_seconds(), 0.0);
     }
 

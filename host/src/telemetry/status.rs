@@ -164,13 +164,14 @@ impl PipelineStatus {
 
     pub(super) fn set_state(&self, state: State, reason: Option<String>) {
         let mut mutable = self.lock();
-        if matches!(state, State::Connecting | State::Snapshot | State::Running) {
-            // A new run reads again from its stored position: what the last
-            // one held unacknowledged is not waited for any more.
-            self.unacknowledged.lock().expect("lag lock").clear();
-        }
         mutable.state = Some(state);
         mutable.reason = reason;
+    }
+
+    /// A new run reads again from its stored position: what the last one
+    /// held unacknowledged is not waited for any more.
+    pub(super) fn new_run(&self) {
+        self.unacknowledged.lock().expect("lag lock").clear();
     }
 
     pub(super) fn set_position(&self, position: String) {

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::pipeline::PipelineConfig;
 use crate::plugin::PluginHost;
+use crate::record::Record;
 use crate::sinks::SinkConfig;
 use crate::sources::SourceConfig;
 use crate::sources::SourceError;
@@ -90,8 +91,8 @@ trait BatchSource: Send + 'static {
     fn is_last(_batch: &Self::Batch) -> bool {
         false
     }
-    /// The records of a batch, and the commit (or message) time of its oldest.
-    fn measure(batch: &Self::Batch) -> (usize, Option<i64>);
+    /// The records of a batch, and those it could not decode.
+    fn contents(batch: &Self::Batch) -> (&[Record], &[(Record, String)]);
 }
 
 /// Runs `work` on every batch of `input`, in order, on a thread of its own,
@@ -136,8 +137,9 @@ fn read_ahead<S: BatchSource>(
     tokio::spawn(async move {
         loop {
             let batch = source.next_batch().await.map(|batch| {
-                let (records, oldest) = S::measure(&batch);
-                let ticket = telemetry.read(records, oldest);
+                let (records, undecodable) = S::contents(&batch);
+                let all = records.iter().chain(undecodable.iter().map(|(r, _)| r));
+                let ticket = telemetry.read(records.len() + undecodable.len(), all.map(|r| r.ts_ms).min());
                 (batch, ticket)
             });
             let last = batch.as_ref().map_or(true, |(batch, _)| S::is_last(batch));

@@ -36,6 +36,7 @@ pub async fn supervise(
         if attempt == 0 {
             telemetry.set_state(State::Connecting, None);
         }
+        telemetry.new_run();
         let error = match run_once(config, host.clone(), state_dir, stop.clone(), &ran, telemetry).await {
             Ok(()) => {
                 telemetry.set_state(if *stop.borrow() { State::Stopped } else { State::Finished }, None);

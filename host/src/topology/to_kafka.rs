@@ -14,6 +14,7 @@ use crate::origin::EchoFilter;
 use crate::pipeline::PipelineConfig;
 use crate::plugin::PluginHost;
 use crate::positions::PositionStore;
+use crate::record::Record;
 use crate::rejected::Rejected;
 use crate::sinks::SinkError;
 use crate::sinks::dead_letter::DeadLetterQueue;
@@ -229,9 +230,8 @@ impl BatchSource for Source {
         batch.finished
     }
 
-    fn measure(batch: &SourceBatch) -> (usize, Option<i64>) {
-        let records = batch.records.iter().chain(batch.undecodable.iter().map(|(r, _)| r));
-        (batch.records.len() + batch.undecodable.len(), records.map(|r| r.ts_ms).min())
+    fn contents(batch: &SourceBatch) -> (&[Record], &[(Record, String)]) {
+        (&batch.records, &batch.undecodable)
     }
 }
 

@@ -181,8 +181,7 @@ impl BatchSource for KafkaSource {
         KafkaSource::next_batch(self, BATCH_RECORDS, BATCH_WAIT).await
     }
 
-    fn measure(batch: &KafkaBatch) -> (usize, Option<i64>) {
-        let records = batch.records.iter().chain(batch.undecodable.iter().map(|(r, _)| r));
-        (batch.records.len() + batch.undecodable.len(), records.map(|r| r.ts_ms).min())
+    fn contents(batch: &KafkaBatch) -> (&[Record], &[(Record, String)]) {
+        (&batch.records, &batch.undecodable)
     }
 }

@@ -186,7 +186,6 @@ pub struct MysqlSink {
     offsets: OffsetsTable,
     markers: MarkerTable,
     site: Option<String>,
-    telemetry: PipelineTelemetry,
 }
 
 /// What one batch did besides writing rows.
@@ -214,7 +213,6 @@ impl MysqlSink {
             offsets,
             markers,
             site: site.map(str::to_owned),
-            telemetry: PipelineTelemetry::detached(pipeline),
         })
     }
 
@@ -222,7 +220,6 @@ impl MysqlSink {
     /// through `telemetry`; while the sink retries, the pipeline's state
     /// says so.
     pub fn observed(mut self, telemetry: &PipelineTelemetry) -> Self {
-        self.telemetry = telemetry.clone();
         self.conn.telemetry = telemetry.clone();
         self
     }
@@ -256,7 +253,7 @@ impl MysqlSink {
             match self.try_apply(plan, next_offsets, dead, dead_letters).await {
                 Ok(applied) => {
                     if attempt > 0 {
-                        self.telemetry.set_state(State::Running, None);
+                        self.conn.telemetry.set_state(State::Running, None);
                     }
                     return Ok(applied);
                 }
@@ -325,7 +322,7 @@ impl MysqlSink {
                 let statements = write_chunk(&mut tx, &self.config, &group.table, &chunk, &mut rejected).await?;
                 let rows = chunk.len() - (rejected.len() - refused);
                 written += rows;
-                self.telemetry.mysql_statements(statements, rows);
+                self.conn.telemetry.mysql_statements(statements, rows);
             }
         }
         self.offsets.store(&mut tx, next_offsets).await?;
